@@ -1,0 +1,1 @@
+//! The ixgbe apps (work in progress).

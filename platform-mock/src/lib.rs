@@ -1,0 +1,2 @@
+//! platform-mock (work in progress).
+#![deny(missing_docs, unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
