@@ -23,7 +23,11 @@ pub struct DeviceInfo {
 }
 
 const fn intel(device: u16, name: &'static str) -> DeviceInfo {
-    DeviceInfo { vendor: INTEL_VENDOR_ID, device, name }
+    DeviceInfo {
+        vendor: INTEL_VENDOR_ID,
+        device,
+        name,
+    }
 }
 
 /// Every physical-function device ID of the 82599 family (VFs need a different driver).
@@ -49,7 +53,9 @@ pub const SUPPORTED_DEVICES: &[DeviceInfo] = &[
 
 /// Looks up a PCI identity; `None` means the driver must not take the device over.
 pub fn supported_device(vendor: u16, device: u16) -> Option<&'static DeviceInfo> {
-    SUPPORTED_DEVICES.iter().find(|d| d.vendor == vendor && d.device == device)
+    SUPPORTED_DEVICES
+        .iter()
+        .find(|d| d.vendor == vendor && d.device == device)
 }
 
 #[cfg(test)]
@@ -58,7 +64,10 @@ mod tests {
 
     #[test]
     fn x520_is_supported_and_others_are_not() {
-        assert_eq!(supported_device(0x8086, 0x10FB).map(|d| d.device), Some(0x10FB));
+        assert_eq!(
+            supported_device(0x8086, 0x10FB).map(|d| d.device),
+            Some(0x10FB)
+        );
         // X540-T (same vendor, not handled), an 82576 (igb) and a virtio NIC.
         assert!(supported_device(0x8086, 0x1528).is_none());
         assert!(supported_device(0x8086, 0x10C9).is_none());

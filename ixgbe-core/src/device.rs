@@ -1,0 +1,303 @@
+//! The device: configuration, bring-up, statistics, link, MAC address and filtering.
+
+use core::time::Duration;
+
+use crate::error::Error;
+use crate::init::{self, poll};
+use crate::mempool::Mempool;
+use crate::platform::Platform;
+use crate::regs::{self, Regs};
+use crate::rx::RxQueue;
+use crate::tx::TxQueue;
+
+/// Most receive queues: RSS spreads over 16 (MRQC.MRQE = 0001b, §8.2.3.7.12).
+pub const MAX_RX_QUEUES: usize = 16;
+/// Most transmit queues: 64 with MTQC = 0 (§8.2.3.9.15).
+pub const MAX_TX_QUEUES: usize = 64;
+/// Default ring size in descriptors.
+pub const DEFAULT_RING_SIZE: u16 = 512;
+/// Largest ring the datasheet validated: 8K descriptors, 128 KB (§8.2.3.8.3).
+pub const MAX_RING_SIZE: u16 = 8192;
+
+/// How to bring a device up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Receive queues, 1..=16. With more than one, RSS spreads flows over them.
+    pub rx_queues: u16,
+    /// Transmit queues, 1..=64.
+    pub tx_queues: u16,
+    /// Descriptors per receive ring: a power of two from 8 to 8192.
+    pub rx_ring_size: u16,
+    /// Descriptors per transmit ring: a power of two from 8 to 8192.
+    pub tx_ring_size: u16,
+    /// Accept every unicast and multicast frame, not only ours and broadcast.
+    pub promiscuous: bool,
+    /// Drop frames for a queue whose ring is full instead of holding them in the shared packet
+    /// buffer, where one stalled queue would block all others (SRRCTL.Drop_En).
+    pub rx_drop_when_full: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_ring_size: DEFAULT_RING_SIZE,
+            tx_ring_size: DEFAULT_RING_SIZE,
+            promiscuous: true,
+            rx_drop_when_full: true,
+        }
+    }
+}
+
+impl Config {
+    pub(crate) fn validate(&self, pools: usize) -> Result<(), Error> {
+        let ring_ok = |n: u16| n.is_power_of_two() && (8..=MAX_RING_SIZE).contains(&n);
+        if self.rx_queues == 0 || usize::from(self.rx_queues) > MAX_RX_QUEUES {
+            return Err(Error::InvalidConfig {
+                what: "rx_queues must be from 1 to 16",
+            });
+        }
+        if self.tx_queues == 0 || usize::from(self.tx_queues) > MAX_TX_QUEUES {
+            return Err(Error::InvalidConfig {
+                what: "tx_queues must be from 1 to 64",
+            });
+        }
+        if !ring_ok(self.rx_ring_size) || !ring_ok(self.tx_ring_size) {
+            return Err(Error::InvalidConfig {
+                what: "ring sizes must be powers of two from 8 to 8192",
+            });
+        }
+        if pools != 1 && pools != usize::from(self.rx_queues) {
+            return Err(Error::InvalidConfig {
+                what: "give one pool shared by all Rx queues, or one pool per Rx queue",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Link speed as LINKS reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkSpeed {
+    /// 100 Mb/s.
+    Mbps100,
+    /// 1 Gb/s.
+    Gbps1,
+    /// 10 Gb/s.
+    Gbps10,
+}
+
+impl LinkSpeed {
+    /// Speed in Mbit/s.
+    pub fn mbit(self) -> u32 {
+        match self {
+            LinkSpeed::Mbps100 => 100,
+            LinkSpeed::Gbps1 => 1_000,
+            LinkSpeed::Gbps10 => 10_000,
+        }
+    }
+}
+
+/// Link state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkStatus {
+    /// Link is up (LINKS bit 30).
+    pub up: bool,
+    /// Negotiated speed, when up and known.
+    pub speed: Option<LinkSpeed>,
+}
+
+/// Device counters, accumulated in software from the clear-on-read registers (§8.2.3.23).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames received into host memory (Σ QPRC; GPRC also counts frames later missed).
+    pub rx_packets: u64,
+    /// Bytes received into host memory (Σ QBRC).
+    pub rx_bytes: u64,
+    /// Frames transmitted (GPTC).
+    pub tx_packets: u64,
+    /// Bytes transmitted, DA through CRC (GOTC).
+    pub tx_bytes: u64,
+    /// Frames lost because the Rx packet buffer overflowed (Σ RXMPC).
+    pub rx_missed: u64,
+    /// Frames dropped because their queue had no free descriptor or was disabled (Σ QPRDC).
+    pub rx_dropped: u64,
+    /// Frames with a CRC error (CRCERRS).
+    pub rx_crc_errors: u64,
+}
+
+/// A running device: the control side. Queues are separate values (see [`Started`]), so they
+/// can move to other threads while this one reads statistics.
+pub struct Device<P: Platform> {
+    regs: Regs<P>,
+    totals: spin::Mutex<Stats>,
+    /// Serialises read-modify-writes of shared control registers (RXCTRL, FCTRL, RAR0).
+    control: spin::Mutex<()>,
+    rx_queues: u16,
+}
+
+/// What [`Device::init`] returns: the device and its queues, ready for traffic.
+pub struct Started<'a, P: Platform> {
+    /// The control side.
+    pub device: Device<P>,
+    /// Receive queues 0..rx_queues.
+    pub rx: heapless::Vec<RxQueue<'a, P>, MAX_RX_QUEUES>,
+    /// Transmit queues 0..tx_queues.
+    pub tx: heapless::Vec<TxQueue<'a, P>, MAX_TX_QUEUES>,
+}
+
+impl<P: Platform> Device<P> {
+    /// Resets and initialises the device in the datasheet's order and starts its queues.
+    ///
+    /// `pools` gives the Rx buffers: one pool shared by every Rx queue, or one per queue. The
+    /// pools must outlive the queues. Does not wait for link: see [`Device::wait_for_link`].
+    pub fn init<'a>(
+        platform: P,
+        config: &Config,
+        pools: &'a [Mempool<P>],
+    ) -> Result<Started<'a, P>, Error> {
+        init::init(platform, config, pools)
+    }
+
+    pub(crate) fn new(regs: Regs<P>, config: &Config) -> Self {
+        Device {
+            regs,
+            totals: spin::Mutex::new(Stats::default()),
+            control: spin::Mutex::new(()),
+            rx_queues: config.rx_queues,
+        }
+    }
+
+    /// Reads every counter once to clear it and zeroes the totals.
+    pub(crate) fn reset_stats(&self) {
+        let mut totals = self.totals.lock();
+        let _ = self.read_counters();
+        *totals = Stats::default();
+    }
+
+    fn read_counters(&self) -> Stats {
+        let r = &self.regs;
+        let mut s = Stats::default();
+        let slots = u32::from(self.rx_queues).max(1);
+        for k in 0..16 {
+            // Reading every slot keeps the clear-on-read counters from saturating; only the
+            // slots in use can be non-zero.
+            let packets = u64::from(r.read(regs::qprc(k)));
+            let bytes = read36(r, regs::qbrc_l(k), regs::qbrc_h(k));
+            let dropped = u64::from(r.read(regs::qprdc(k)));
+            if k < slots {
+                s.rx_packets += packets;
+                s.rx_bytes += bytes;
+                s.rx_dropped += dropped;
+            }
+        }
+        for n in 0..8 {
+            s.rx_missed += u64::from(r.read(regs::rxmpc(n)));
+        }
+        s.tx_packets = u64::from(r.read(regs::GPTC));
+        s.tx_bytes = read36(r, regs::GOTCL, regs::GOTCH);
+        s.rx_crc_errors = u64::from(r.read(regs::CRCERRS));
+        // GPRC and GORC are read so that they do not saturate; the per-queue counters above are
+        // the better measure of what reached the host.
+        let _ = r.read(regs::GPRC);
+        let _ = read36(r, regs::GORCL, regs::GORCH);
+        s
+    }
+
+    /// Accumulated statistics since init. Reads (and thereby clears) the device counters.
+    pub fn stats(&self) -> Stats {
+        let mut totals = self.totals.lock();
+        let d = self.read_counters();
+        totals.rx_packets += d.rx_packets;
+        totals.rx_bytes += d.rx_bytes;
+        totals.tx_packets += d.tx_packets;
+        totals.tx_bytes += d.tx_bytes;
+        totals.rx_missed += d.rx_missed;
+        totals.rx_dropped += d.rx_dropped;
+        totals.rx_crc_errors += d.rx_crc_errors;
+        *totals
+    }
+
+    /// Current link state (LINKS, §8.2.3.22.20).
+    pub fn link(&self) -> LinkStatus {
+        let links = self.regs.get(regs::LINKS);
+        let up = links.is_set(regs::LINKS::LINK_UP);
+        let speed = match links.read_as_enum(regs::LINKS::LINK_SPEED) {
+            Some(regs::LINKS::LINK_SPEED::Value::Speed100M) => Some(LinkSpeed::Mbps100),
+            Some(regs::LINKS::LINK_SPEED::Value::Speed1G) => Some(LinkSpeed::Gbps1),
+            Some(regs::LINKS::LINK_SPEED::Value::Speed10G) => Some(LinkSpeed::Gbps10),
+            None => None,
+        };
+        LinkStatus {
+            up,
+            speed: if up { speed } else { None },
+        }
+    }
+
+    /// Waits up to `timeout` for the link to come up (Intel drivers wait up to 9 s, ixy 10 s).
+    pub fn wait_for_link(&self, timeout: Duration) -> Result<LinkStatus, Error> {
+        poll(
+            self.regs.platform(),
+            timeout,
+            "LINKS.LINK_UP (link up)",
+            || self.link().up,
+        )?;
+        Ok(self.link())
+    }
+
+    /// The MAC address in receive address register 0 (loaded from the EEPROM at reset).
+    pub fn mac(&self) -> [u8; 6] {
+        let low = self.regs.read(regs::ral(0)).to_le_bytes();
+        let high = self.regs.read(regs::rah(0)).to_le_bytes();
+        [low[0], low[1], low[2], low[3], high[0], high[1]]
+    }
+
+    /// Sets the MAC address the device accepts unicast frames for (RAR0, address valid).
+    pub fn set_mac(&self, mac: [u8; 6]) {
+        let _guard = self.control.lock();
+        let low = u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]);
+        let high = u32::from(u16::from_le_bytes([mac[4], mac[5]]));
+        self.regs.write(regs::ral(0), low);
+        self.regs
+            .write_fields(regs::rah(0), regs::RAH::RAH.val(high) + regs::RAH::AV::SET);
+    }
+
+    /// Switches unicast and multicast promiscuous mode. FCTRL may only change while
+    /// RXCTRL.RXEN = 0 (§8.2.3.7.1), so receive is paused around the change.
+    pub fn set_promiscuous(&self, on: bool) -> Result<(), Error> {
+        let _guard = self.control.lock();
+        let was_enabled = self.regs.is_set(regs::RXCTRL, regs::RXCTRL::RXEN);
+        self.regs.modify(regs::RXCTRL, regs::RXCTRL::RXEN::CLEAR);
+        self.regs.modify(regs::FCTRL, init::fctrl_value(on));
+        if was_enabled {
+            init::enable_rx(&self.regs)?;
+        }
+        Ok(())
+    }
+
+    /// True when unicast promiscuous mode is on.
+    pub fn promiscuous(&self) -> bool {
+        self.regs.is_set(regs::FCTRL, regs::FCTRL::UPE)
+    }
+
+    /// The platform this device runs on.
+    pub fn platform(&self) -> &P {
+        self.regs.platform()
+    }
+}
+
+impl<P: Platform> Drop for Device<P> {
+    fn drop(&mut self) {
+        // Hand the port back to firmware (§8.2.3.1.3).
+        self.regs
+            .modify(regs::CTRL_EXT, regs::CTRL_EXT::DRV_LOAD::CLEAR);
+    }
+}
+
+/// Reads a 36-bit counter: low register first (§8.2.3.23), then bits 3:0 of the high one.
+fn read36<P: Platform>(r: &Regs<P>, low: regs::Reg, high: regs::Reg) -> u64 {
+    let l = u64::from(r.read(low));
+    let h = u64::from(r.read(high) & 0xF);
+    (h << 32) | l
+}

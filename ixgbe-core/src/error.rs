@@ -1,0 +1,51 @@
+//! Errors of the driver core.
+
+use core::fmt;
+
+use crate::platform::DmaError;
+
+/// Everything that can go wrong while bringing up or running a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// A bounded poll of the device ran out of time; names the register and what was awaited.
+    Timeout {
+        /// What the driver was waiting for (e.g. "CTRL.RST to self-clear").
+        what: &'static str,
+    },
+    /// The platform could not provide DMA memory.
+    Dma(DmaError),
+    /// A platform handed out DMA memory whose bus address cannot be found or breaks the contract.
+    Translation {
+        /// What was being translated.
+        what: &'static str,
+    },
+    /// A configuration value is out of range.
+    InvalidConfig {
+        /// What is wrong, in one phrase.
+        what: &'static str,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Timeout { what } => write!(f, "timed out waiting for {what}"),
+            Error::Dma(e) => write!(f, "DMA allocation failed: {e}"),
+            Error::Translation { what } => {
+                write!(
+                    f,
+                    "no bus address for {what}: the platform broke its contract"
+                )
+            }
+            Error::InvalidConfig { what } => write!(f, "invalid configuration: {what}"),
+        }
+    }
+}
+
+impl From<DmaError> for Error {
+    fn from(e: DmaError) -> Self {
+        Error::Dma(e)
+    }
+}
+
+impl core::error::Error for Error {}

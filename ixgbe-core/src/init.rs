@@ -1,0 +1,280 @@
+//! Bringing the device up, in the datasheet's order (§4.6.3–§4.6.8), with every wait bounded.
+
+use core::time::Duration;
+
+use crate::device::{Config, Device, Started};
+use crate::error::Error;
+use crate::mempool::Mempool;
+use crate::platform::Platform;
+use crate::regs::{self, Regs};
+use crate::rx::RxQueue;
+use crate::tx::TxQueue;
+
+/// Polls `done` every 10 µs (or timeout/100, whichever is larger) until it holds or `timeout`
+/// of delays have passed; the typed error names what was awaited.
+pub(crate) fn poll<P: Platform>(
+    platform: &P,
+    timeout: Duration,
+    what: &'static str,
+    mut done: impl FnMut() -> bool,
+) -> Result<(), Error> {
+    let step = (timeout / 100).max(Duration::from_micros(10));
+    let mut waited = Duration::ZERO;
+    loop {
+        if done() {
+            return Ok(());
+        }
+        if waited >= timeout {
+            return Err(Error::Timeout { what });
+        }
+        platform.delay(step);
+        waited += step;
+    }
+}
+
+/// How long the waits of the init sequence may take.
+const RESET_SETTLE: Duration = Duration::from_millis(10);
+const RESET_TIMEOUT: Duration = Duration::from_millis(50);
+const EEPROM_TIMEOUT: Duration = Duration::from_secs(1);
+const DMA_INIT_TIMEOUT: Duration = Duration::from_secs(1);
+const MASTER_DISABLE_TIMEOUT: Duration = Duration::from_millis(80);
+const SECRX_TIMEOUT: Duration = Duration::from_millis(40);
+
+/// The RSS key (any 40 bytes work; this is the datasheet's verification key, §7.1.2.8.3).
+const RSS_KEY: [u8; 40] = [
+    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3, 0x8f, 0xb0,
+    0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30, 0xf2, 0x0c,
+    0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+];
+
+pub(crate) fn init<'a, P: Platform>(
+    platform: P,
+    config: &Config,
+    pools: &'a [Mempool<P>],
+) -> Result<Started<'a, P>, Error> {
+    config.validate(pools.len())?;
+    let regs = Regs::new(platform);
+
+    // §4.6.3.1: disable interrupts.
+    mask_interrupts(&regs);
+    // §4.6.3.2: global reset (software + link reset), preceded by the master-disable flow of
+    // §5.2.5.3.2 so no DMA is in flight when the reset hits.
+    let master_stopped = master_disable(&regs);
+    reset(&regs)?;
+    if !master_stopped {
+        // §5.2.5.3.2: when master disable does not complete, issue a second reset.
+        regs.platform().delay(Duration::from_micros(10));
+        reset(&regs)?;
+    }
+    // §4.6.3.1 again: the datasheet orders disable, reset, disable.
+    mask_interrupts(&regs);
+
+    // §4.6.3 steps 3–4: EEPROM auto-read and DMA init must be done before anything else.
+    poll(
+        regs.platform(),
+        EEPROM_TIMEOUT,
+        "EEC.AUTO_RD (EEPROM auto-read done)",
+        || regs.is_set(regs::EEC, regs::EEC::AUTO_RD),
+    )?;
+    poll(
+        regs.platform(),
+        DMA_INIT_TIMEOUT,
+        "RDRXCTL.DMAIDONE (DMA init done)",
+        || regs.is_set(regs::RDRXCTL, regs::RDRXCTL::DMAIDONE),
+    )?;
+    // Tell firmware a driver owns the port (§8.2.3.1.3).
+    regs.modify(regs::CTRL_EXT, regs::CTRL_EXT::DRV_LOAD::SET);
+
+    // §4.6.4 link setup: keep the link mode the EEPROM configured for this board and restart
+    // auto-negotiation so it applies; waiting for link is `Device::wait_for_link`.
+    regs.modify(regs::AUTOC, regs::AUTOC::RESTART_AN::SET);
+
+    let device = Device::new(regs.clone(), config);
+    // §4.6.5: statistics registers are clear-on-read: read them once so totals start at zero.
+    device.reset_stats();
+
+    // §4.6.7: receive.
+    init_rx_global(&regs, config);
+    let mut rx = heapless::Vec::new();
+    for q in 0..config.rx_queues {
+        let pool = if pools.len() == 1 {
+            &pools[0]
+        } else {
+            &pools[usize::from(q)]
+        };
+        let queue = RxQueue::setup(
+            &regs,
+            q,
+            config.rx_ring_size,
+            pool.core(),
+            config.rx_drop_when_full,
+        )?;
+        // Capacity MAX_RX_QUEUES was checked by validate.
+        let _ = rx.push(queue);
+    }
+    for queue in rx.iter_mut() {
+        queue.enable()?;
+    }
+    enable_rx(&regs)?;
+
+    // §4.6.8: transmit.
+    init_tx_global(&regs, config);
+    let mut tx = heapless::Vec::new();
+    for q in 0..config.tx_queues {
+        let _ = tx.push(TxQueue::setup(&regs, q, config.tx_ring_size)?);
+    }
+    // Step 8: DMATXCTL.TE once, before the queues are enabled (it also enables queue 0).
+    regs.modify(regs::DMATXCTL, regs::DMATXCTL::TE::SET);
+    for queue in tx.iter_mut() {
+        queue.enable()?;
+    }
+    Ok(Started { device, rx, tx })
+}
+
+/// EIMC = 0x7FFFFFFF (bit 31 is reserved: ixy.rs #29), then the two extended banks.
+fn mask_interrupts<P: Platform>(regs: &Regs<P>) {
+    regs.write(regs::EIMC, regs::EIMC_ALL);
+    regs.write(regs::eimc_ex(0), u32::MAX);
+    regs.write(regs::eimc_ex(1), u32::MAX);
+}
+
+/// §5.2.5.3.2: set CTRL.PCIe Master Disable and wait for STATUS.PCIe Master Enable Status to
+/// clear. Returns false when it does not (the caller then resets twice, as the datasheet says).
+fn master_disable<P: Platform>(regs: &Regs<P>) -> bool {
+    regs.modify(regs::CTRL, regs::CTRL::MASTER_DISABLE::SET);
+    poll(
+        regs.platform(),
+        MASTER_DISABLE_TIMEOUT,
+        "STATUS.PCIe Master Enable Status to clear",
+        || !regs.is_set(regs::STATUS, regs::STATUS::MASTER_ENABLE_STATUS),
+    )
+    .is_ok()
+}
+
+/// §4.6.3.2: CTRL.RST | CTRL.LRST, wait 1 ms before polling (§8.2.3.1.1), poll both clear, then
+/// wait at least 10 ms.
+fn reset<P: Platform>(regs: &Regs<P>) -> Result<(), Error> {
+    regs.modify(regs::CTRL, regs::CTRL::RST::SET + regs::CTRL::LRST::SET);
+    regs.platform().delay(Duration::from_millis(1));
+    poll(
+        regs.platform(),
+        RESET_TIMEOUT,
+        "CTRL.RST and CTRL.LRST to self-clear",
+        || {
+            let ctrl = regs.get(regs::CTRL);
+            !ctrl.is_set(regs::CTRL::RST) && !ctrl.is_set(regs::CTRL::LRST)
+        },
+    )?;
+    regs.platform().delay(RESET_SETTLE);
+    Ok(())
+}
+
+/// §4.6.7 global part, with RXCTRL.RXEN = 0 throughout.
+fn init_rx_global<P: Platform>(regs: &Regs<P>, config: &Config) {
+    regs.write(regs::RXCTRL, 0);
+    // Step 1: RAR0 comes from the EEPROM (and reset cleared every other AV); clear the
+    // multicast table, which is undefined after reset.
+    for n in 0..128 {
+        regs.write(regs::mta(n), 0);
+    }
+    // Step 2: CRC stripping in both places (they must agree, and their defaults do not), and
+    // the RDRXCTL corrections of ixy.rs #29: RSCFRSTSIZE = 0, RSCACKC = 1, FCOE_WRFIX = 1.
+    regs.modify(
+        regs::HLREG0,
+        regs::HLREG0::RXCRCSTRP::SET + regs::HLREG0::TXCRCEN::SET + regs::HLREG0::TXPADEN::SET,
+    );
+    regs.modify(
+        regs::RDRXCTL,
+        regs::RDRXCTL::CRC_STRIP::SET
+            + regs::RDRXCTL::RSCFRSTSIZE::CLEAR
+            + regs::RDRXCTL::RSCACKC::SET
+            + regs::RDRXCTL::FCOE_WRFIX::SET,
+    );
+    // FCTRL only while RXEN = 0 (ixy.rs #29): broadcast always, unicast/multicast promiscuous
+    // on request.
+    regs.write_fields(regs::FCTRL, fctrl_value(config.promiscuous));
+    // Spread queues over the statistics slots: queue q counts in slot q (q < 16).
+    for n in 0..4 {
+        let map = (0..4u32).fold(0, |acc, k| acc | ((n * 4 + k) << (8 * k)));
+        regs.write(regs::rqsmr(n), map);
+        regs.write(regs::tqsm(n), map);
+    }
+    // RSS over the Rx queues when there is more than one (§7.1.2.8).
+    if config.rx_queues > 1 {
+        for n in 0..10 {
+            let k = n as usize * 4;
+            let word =
+                u32::from_le_bytes([RSS_KEY[k], RSS_KEY[k + 1], RSS_KEY[k + 2], RSS_KEY[k + 3]]);
+            regs.write(regs::rssrk(n), word);
+        }
+        let queues = u32::from(config.rx_queues);
+        for n in 0..32 {
+            let entries = (0..4u32).fold(0, |acc, k| acc | (((n * 4 + k) % queues) << (8 * k)));
+            regs.write(regs::reta(n), entries);
+        }
+        regs.write_fields(regs::RXCSUM, regs::RXCSUM::PCSD::SET);
+        regs.write_fields(
+            regs::MRQC,
+            regs::MRQC::MRQE::Rss
+                + regs::MRQC::IPV4::SET
+                + regs::MRQC::TCP_IPV4::SET
+                + regs::MRQC::UDP_IPV4::SET
+                + regs::MRQC::IPV6::SET
+                + regs::MRQC::TCP_IPV6::SET
+                + regs::MRQC::UDP_IPV6::SET,
+        );
+    }
+    // Step 3, DCB off (§4.6.11.3.4): the whole 512 KB packet buffer to PB0. FCRTH.RTH must be
+    // set even without flow control: buffer size − 0x6000 bytes, FCEN = 0.
+    regs.write_fields(regs::rxpbsize(0), regs::PBSIZE::SIZE.val(0x200));
+    for n in 1..8 {
+        regs.write(regs::rxpbsize(n), 0);
+    }
+    regs.write(regs::fcrth(0), (0x200 << 10) - 0x6000);
+    // Step 12: no snoop disable.
+    regs.modify(regs::CTRL_EXT, regs::CTRL_EXT::NS_DIS::SET);
+}
+
+pub(crate) fn fctrl_value(
+    promiscuous: bool,
+) -> tock_registers::fields::FieldValue<u32, regs::FCTRL::Register> {
+    if promiscuous {
+        regs::FCTRL::BAM::SET + regs::FCTRL::UPE::SET + regs::FCTRL::MPE::SET
+    } else {
+        regs::FCTRL::BAM::SET + regs::FCTRL::UPE::CLEAR + regs::FCTRL::MPE::CLEAR
+    }
+}
+
+/// §4.6.7 step 11: stop the security Rx path, wait until it is empty, set RXEN, restart it
+/// (a silicon erratum workaround in Intel's drivers).
+pub(crate) fn enable_rx<P: Platform>(regs: &Regs<P>) -> Result<(), Error> {
+    regs.modify(regs::SECRXCTRL, regs::SECRXCTRL::RX_DIS::SET);
+    poll(
+        regs.platform(),
+        SECRX_TIMEOUT,
+        "SECRXSTAT.SECRX_RDY",
+        || regs.is_set(regs::SECRXSTAT, regs::SECRXSTAT::SECRX_RDY),
+    )?;
+    regs.modify(regs::RXCTRL, regs::RXCTRL::RXEN::SET);
+    regs.modify(regs::SECRXCTRL, regs::SECRXCTRL::RX_DIS::CLEAR);
+    Ok(())
+}
+
+/// §4.6.8 steps 1–4 for DCB and virtualisation off.
+fn init_tx_global<P: Platform>(regs: &Regs<P>, _config: &Config) {
+    // Step 1 (HLREG0 TXCRCEN | TXPADEN) was done with the Rx CRC settings.
+    regs.modify(regs::RTTDCS, regs::RTTDCS::ARBDIS::SET);
+    // Step 3: 160 KB Tx buffer in PB0, threshold = size − max frame (10 KB margin, the reset
+    // value), MTQC = 0 (64 queues), DTXMXSZRQ = 0xFFF (bits 31:12 are reserved, ixy.rs #29).
+    regs.write_fields(regs::txpbsize(0), regs::PBSIZE::SIZE.val(0xA0));
+    for n in 1..8 {
+        regs.write(regs::txpbsize(n), 0);
+    }
+    regs.write(regs::txpbthresh(0), 0xA0 - 0xA);
+    regs.write(regs::MTQC, 0);
+    regs.write_fields(
+        regs::DTXMXSZRQ,
+        regs::DTXMXSZRQ::MAX_BYTES_NUM_REQ.val(0xFFF),
+    );
+    regs.modify(regs::RTTDCS, regs::RTTDCS::ARBDIS::CLEAR);
+}

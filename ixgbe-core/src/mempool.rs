@@ -1,0 +1,377 @@
+//! Memory pools of fixed-size packet buffers in DMA memory, and the owned [`Packet`] type.
+//!
+//! A pool is one DMA region laid out as
+//! `[ buffers: entries × buf_size | free stack: entries × u32 | bus addresses: entries × u64 ]`.
+//! Buffer sizes are powers of two that divide [`DMA_PAGE_SIZE`], so no buffer crosses a 2 MiB
+//! chunk and each buffer is contiguous in bus-address space, even when the region spans several
+//! hugepages that are not (see `anchors.md`). Every buffer's bus address is translated once, when
+//! the pool is created, so the data path never calls `virt_to_phys`.
+//!
+//! The free stack sits behind a `spin::Mutex`, but the data path takes it once per *batch*
+//! (`alloc_indices` / `free_indices`), never per packet. A [`Packet`] dropped by the user returns
+//! its one buffer through the same lock: that is the slow path.
+
+use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::error::Error;
+use crate::platform::{DmaRegion, Platform, DMA_PAGE_SIZE};
+
+/// Default buffer size: 2 KiB, one 1518-byte frame plus room (SRRCTL.BSIZEPACKET = 2).
+pub const DEFAULT_BUF_SIZE: u32 = 2048;
+
+/// The part of a pool that packets and queues point to; not generic over the platform.
+pub struct PoolCore {
+    /// First byte of buffer 0.
+    base: NonNull<u8>,
+    /// log2 of the buffer size.
+    buf_shift: u32,
+    entries: u32,
+    /// Bus address of each buffer, `entries` of them.
+    phys: NonNull<u64>,
+    free: spin::Mutex<FreeStack>,
+    /// Set when a queue could not stop the device from using our buffers: never free the memory.
+    leak: AtomicBool,
+}
+
+struct FreeStack {
+    /// `entries` slots; `stack[..top]` are free buffer indices.
+    stack: NonNull<u32>,
+    top: u32,
+}
+
+// SAFETY: PoolCore's raw pointers point into the pool's DMA region, which lives as long as the
+// pool. The free stack is only touched under its mutex; a buffer's bytes are only touched by the
+// single owner of its index (a Packet, an Rx or Tx ring slot), which the stack hands out once.
+unsafe impl Send for PoolCore {}
+// SAFETY: see Send; shared access goes through the mutex or through exclusively owned indices.
+unsafe impl Sync for PoolCore {}
+
+impl PoolCore {
+    /// Buffer size in bytes.
+    #[inline(always)]
+    pub fn buf_size(&self) -> u32 {
+        1 << self.buf_shift
+    }
+
+    /// Number of buffers.
+    pub fn entries(&self) -> u32 {
+        self.entries
+    }
+
+    /// Number of buffers currently free.
+    pub fn free_count(&self) -> usize {
+        self.free.lock().top as usize
+    }
+
+    /// Address of buffer `index`. The caller must own the index or not dereference the result.
+    #[inline(always)]
+    pub(crate) fn buf_ptr(&self, index: u32) -> NonNull<u8> {
+        debug_assert!(index < self.entries);
+        let offset = (index as usize) << self.buf_shift;
+        // SAFETY: every index handed out is below `entries`, so the offset lies inside the buffer
+        // area of the region (entries << buf_shift bytes).
+        unsafe { NonNull::new_unchecked(self.base.as_ptr().add(offset)) }
+    }
+
+    /// Bus address of buffer `index`.
+    #[inline(always)]
+    pub(crate) fn phys(&self, index: u32) -> u64 {
+        debug_assert!(index < self.entries);
+        // SAFETY: the table has `entries` initialised u64s and indices are below `entries`.
+        unsafe { self.phys.as_ptr().add(index as usize).read() }
+    }
+
+    /// Pops up to `out.len()` free buffer indices into `out`; returns how many. One lock per call.
+    #[inline]
+    pub(crate) fn alloc_indices(&self, out: &mut [u32]) -> usize {
+        let mut free = self.free.lock();
+        let n = out.len().min(free.top as usize);
+        let top = free.top as usize;
+        for (k, slot) in out[..n].iter_mut().enumerate() {
+            // SAFETY: top - 1 - k < top <= entries: a valid stack slot.
+            *slot = unsafe { free.stack.as_ptr().add(top - 1 - k).read() };
+        }
+        free.top = (top - n) as u32;
+        n
+    }
+
+    /// Returns buffer indices to the pool. One lock per call.
+    #[inline]
+    pub(crate) fn free_indices(&self, indices: &[u32]) {
+        let mut free = self.free.lock();
+        let top = free.top as usize;
+        // Indices come only from alloc_indices and each has one owner, so the stack cannot
+        // overflow; check anyway rather than write out of bounds.
+        let n = indices.len().min(self.entries as usize - top);
+        for (k, &index) in indices[..n].iter().enumerate() {
+            // SAFETY: top + k < entries: a valid stack slot.
+            unsafe { free.stack.as_ptr().add(top + k).write(index) };
+        }
+        free.top = (top + n) as u32;
+    }
+
+    pub(crate) fn mark_leaked(&self) {
+        self.leak.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A pool of packet buffers in DMA memory.
+pub struct Mempool<P: Platform> {
+    core: PoolCore,
+    platform: P,
+    region: Option<DmaRegion>,
+}
+
+impl<P: Platform> Mempool<P> {
+    /// Allocates a pool of `entries` buffers of `buf_size` bytes each.
+    ///
+    /// `buf_size` must be a power of two from 1 KiB to 16 KiB (the Rx buffer size is programmed
+    /// in 1 KiB units, §8.2.3.8.7); `entries` must be at least 1.
+    pub fn new(platform: &P, entries: u32, buf_size: u32) -> Result<Self, Error> {
+        if !(1024..=16 * 1024).contains(&buf_size) || !buf_size.is_power_of_two() {
+            return Err(Error::InvalidConfig {
+                what: "buffer size must be a power of two from 1024 to 16384",
+            });
+        }
+        if entries == 0 || entries > (1 << 24) {
+            return Err(Error::InvalidConfig {
+                what: "pool entries must be from 1 to 2^24",
+            });
+        }
+        let n = entries as usize;
+        let buffers = n * buf_size as usize;
+        let stack_off = buffers;
+        let phys_off = stack_off + (n * 4).next_multiple_of(8);
+        let size = phys_off + n * 8;
+        let region = platform.dma_alloc(size)?;
+        if region.len() < size {
+            return Err(Error::Translation {
+                what: "a DMA region shorter than requested",
+            });
+        }
+        let base = region.virt();
+        // SAFETY: both offsets lie inside the region (size computed above), which is 4096-byte
+        // aligned, so the u32 stack and the u64 table are aligned too.
+        let (stack, phys) = unsafe {
+            (
+                base.add(stack_off).cast::<u32>(),
+                base.add(phys_off).cast::<u64>(),
+            )
+        };
+        let mut pool = Mempool {
+            core: PoolCore {
+                base,
+                buf_shift: buf_size.trailing_zeros(),
+                entries,
+                phys,
+                free: spin::Mutex::new(FreeStack { stack, top: 0 }),
+                leak: AtomicBool::new(false),
+            },
+            platform: platform.clone(),
+            region: Some(region),
+        };
+        debug_assert!(DMA_PAGE_SIZE % buf_size as usize == 0);
+        for i in 0..entries {
+            let start = pool.core.buf_ptr(i).as_ptr();
+            // SAFETY-free arithmetic: the last byte of buffer i, still inside the region.
+            let last = start.wrapping_add(buf_size as usize - 1);
+            let (Some(a), Some(b)) = (platform.virt_to_phys(start), platform.virt_to_phys(last))
+            else {
+                return Err(Error::Translation {
+                    what: "a pool buffer",
+                });
+            };
+            if b != a + u64::from(buf_size) - 1 {
+                return Err(Error::Translation {
+                    what: "a pool buffer that is not contiguous",
+                });
+            }
+            // SAFETY: i < entries: inside the table, which only this constructor writes.
+            unsafe { phys.as_ptr().add(i as usize).write(a) };
+            // Stack order: index 0 on top, so buffers are handed out in address order.
+            // SAFETY: entries - 1 - i < entries.
+            unsafe { stack.as_ptr().add((entries - 1 - i) as usize).write(i) };
+        }
+        pool.core.free.get_mut().top = entries;
+        Ok(pool)
+    }
+
+    /// Allocates one buffer as an empty packet (length 0), or `None` when the pool is empty.
+    pub fn alloc(&self) -> Option<Packet<'_>> {
+        let mut index = [0u32];
+        (self.core.alloc_indices(&mut index) == 1)
+            .then(|| Packet::from_raw(&self.core, index[0], 0))
+    }
+
+    /// Fills `out` with up to `n` packets of length `len` (clamped to the buffer size); returns
+    /// how many were added. Takes the pool lock once.
+    pub fn alloc_batch<'a, const N: usize>(
+        &'a self,
+        out: &mut heapless::Vec<Packet<'a>, N>,
+        n: usize,
+        len: usize,
+    ) -> usize {
+        let mut indices = [0u32; 64];
+        let want = n.min(N - out.len());
+        let len = len.min(self.core.buf_size() as usize) as u32;
+        let mut added = 0;
+        while added < want {
+            let chunk = (want - added).min(indices.len());
+            let got = self.core.alloc_indices(&mut indices[..chunk]);
+            for &index in &indices[..got] {
+                // Capacity was checked above (want <= N - len), so push cannot fail.
+                let _ = out.push(Packet::from_raw(&self.core, index, len));
+            }
+            added += got;
+            if got < chunk {
+                break;
+            }
+        }
+        added
+    }
+
+    /// Number of free buffers.
+    pub fn free_count(&self) -> usize {
+        self.core.free_count()
+    }
+
+    /// Number of buffers in the pool.
+    pub fn capacity(&self) -> usize {
+        self.core.entries as usize
+    }
+
+    /// Buffer size in bytes.
+    pub fn buf_size(&self) -> u32 {
+        self.core.buf_size()
+    }
+
+    pub(crate) fn core(&self) -> &PoolCore {
+        &self.core
+    }
+}
+
+impl<P: Platform> Drop for Mempool<P> {
+    fn drop(&mut self) {
+        if let Some(region) = self.region.take() {
+            if self.core.leak.load(Ordering::Relaxed) {
+                // A queue failed to stop the device: it may still write here. Leak it.
+                let _leaked = region; // never passed to dma_free
+                return;
+            }
+            // SAFETY: the region came from this platform; no Packet or queue can outlive the
+            // pool (they borrow it), so neither the CPU nor the device uses it any more.
+            unsafe { self.platform.dma_free(region) };
+        }
+    }
+}
+
+/// A packet buffer owned by the program: derefs to the frame bytes, goes back to its pool on drop.
+///
+/// It is `Send`: a packet received on one core can be dropped or sent on another.
+pub struct Packet<'a> {
+    data: NonNull<u8>,
+    pool: &'a PoolCore,
+    index: u32,
+    len: u32,
+}
+
+// SAFETY: a Packet exclusively owns its buffer (its index was handed out once by the pool), and
+// returning it goes through the pool's mutex, so moving it to another thread is sound.
+unsafe impl Send for Packet<'_> {}
+// SAFETY: `&Packet` only gives shared access to the bytes.
+unsafe impl Sync for Packet<'_> {}
+
+/// Asked for a packet length larger than its buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLong;
+
+impl core::fmt::Display for TooLong {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("packet length exceeds the buffer size")
+    }
+}
+
+impl<'a> Packet<'a> {
+    #[inline(always)]
+    pub(crate) fn from_raw(pool: &'a PoolCore, index: u32, len: u32) -> Self {
+        Packet {
+            data: pool.buf_ptr(index),
+            pool,
+            index,
+            len,
+        }
+    }
+
+    /// Gives up ownership without returning the buffer: the caller now owns `index`.
+    #[inline(always)]
+    pub(crate) fn into_raw(self) -> (&'a PoolCore, u32, u32) {
+        let me = core::mem::ManuallyDrop::new(self);
+        (me.pool, me.index, me.len)
+    }
+
+    /// Frame length in bytes.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// True for a zero-length packet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Size of the underlying buffer: the largest length this packet can have.
+    pub fn capacity(&self) -> usize {
+        self.pool.buf_size() as usize
+    }
+
+    /// Sets the frame length (bytes beyond the old length keep whatever the buffer held).
+    pub fn set_len(&mut self, len: usize) -> Result<(), TooLong> {
+        if len > self.capacity() {
+            return Err(TooLong);
+        }
+        self.len = len as u32;
+        Ok(())
+    }
+
+    /// Bus address of the frame's first byte (what a descriptor carries).
+    pub fn phys(&self) -> u64 {
+        self.pool.phys(self.index)
+    }
+}
+
+impl Deref for Packet<'_> {
+    type Target = [u8];
+    #[inline(always)]
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `data` points to this packet's buffer of `buf_size >= len` bytes, initialised
+        // (the region is zeroed at allocation), owned exclusively by this packet, and the device
+        // does not write it while it is not in a ring.
+        unsafe { core::slice::from_raw_parts(self.data.as_ptr(), self.len as usize) }
+    }
+}
+
+impl DerefMut for Packet<'_> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`, and `&mut self` makes the access unique.
+        unsafe { core::slice::from_raw_parts_mut(self.data.as_ptr(), self.len as usize) }
+    }
+}
+
+impl Drop for Packet<'_> {
+    fn drop(&mut self) {
+        self.pool.free_indices(&[self.index]);
+    }
+}
+
+impl core::fmt::Debug for Packet<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Packet")
+            .field("index", &self.index)
+            .field("len", &self.len)
+            .finish()
+    }
+}

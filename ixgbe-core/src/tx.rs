@@ -1,0 +1,272 @@
+//! Transmit queues: an advanced-descriptor ring, the packets in flight, batched transmit and
+//! cleaning (datasheet §4.6.8 for setup, §7.2 for the transmit path).
+
+use core::ptr::NonNull;
+use core::time::Duration;
+
+use crate::descriptors::{tx_done, tx_word1, DescRing, DESC_SIZE};
+use crate::error::Error;
+use crate::init::poll;
+use crate::mempool::{Packet, PoolCore};
+use crate::platform::{DmaRegion, Platform};
+use crate::regs::{self, Regs, TXDCTL};
+
+/// Descriptors checked and freed per step of cleaning: one DD read and one pool lock per step.
+const CLEAN_BATCH: u16 = 32;
+
+/// What the driver keeps for each descriptor in flight: whose buffer it is.
+#[derive(Clone, Copy)]
+struct Slot {
+    pool: *const PoolCore,
+    index: u32,
+}
+
+/// What one transmit queue has done, counted by the driver.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TxCounters {
+    /// Frames handed to the device.
+    pub packets: u64,
+    /// Bytes handed to the device (without CRC).
+    pub bytes: u64,
+    /// Frames the device reported done and whose buffers went back to their pool.
+    pub completed: u64,
+}
+
+/// One transmit queue. Owns its ring and the packets in flight on it.
+pub struct TxQueue<'a, P: Platform> {
+    regs: Regs<P>,
+    id: u16,
+    ring: DescRing,
+    slots: NonNull<Slot>,
+    /// Next descriptor to fill (the software copy of TDT).
+    tail: u16,
+    /// Oldest descriptor not yet cleaned.
+    clean: u16,
+    counters: TxCounters,
+    region: Option<DmaRegion>,
+    _pools: core::marker::PhantomData<&'a PoolCore>,
+}
+
+// SAFETY: the queue exclusively owns its ring and the buffers in flight (their pools are Sync);
+// the platform handle is Send + Sync by the Platform contract.
+unsafe impl<P: Platform> Send for TxQueue<'_, P> {}
+
+impl<'a, P: Platform> TxQueue<'a, P> {
+    /// Allocates the ring and programs base, length and thresholds (§4.6.8 steps 5–6). The queue
+    /// is not enabled yet.
+    pub(crate) fn setup(regs: &Regs<P>, id: u16, len: u16) -> Result<Self, Error> {
+        let n = usize::from(len);
+        let region = regs
+            .platform()
+            .dma_alloc(n * DESC_SIZE + n * core::mem::size_of::<Slot>())?;
+        let base = region.virt();
+        let Some(phys) = regs.platform().virt_to_phys(base.as_ptr()) else {
+            // SAFETY: never programmed into the device.
+            unsafe { regs.platform().dma_free(region) };
+            return Err(Error::Translation {
+                what: "a Tx descriptor ring",
+            });
+        };
+        // SAFETY: the region holds n descriptors (4096-byte aligned) followed by n slots.
+        let ring = unsafe { DescRing::new(base, len) };
+        // SAFETY: offset n * 16 is inside the region and aligned for Slot (8 bytes).
+        let slots = unsafe { base.add(n * DESC_SIZE).cast::<Slot>() };
+        let q = u32::from(id);
+        regs.write(regs::tdbal(q), phys as u32);
+        regs.write(regs::tdbah(q), (phys >> 32) as u32);
+        regs.write(regs::tdlen(q), (n * DESC_SIZE) as u32);
+        // Descriptor write-back must not be reordered against head updates (DPDK clears it too).
+        regs.modify(
+            regs::dca_txctrl(q),
+            regs::DCA_TXCTRL::TX_DESC_WB_RO_EN::CLEAR,
+        );
+        // Step 6: prefetch 32 when fewer than that are cached, HTHRESH non-zero whenever PTHRESH
+        // is used, WTHRESH 0: descriptors with RS are written back as soon as they are done.
+        regs.write_fields(
+            regs::txdctl(q),
+            TXDCTL::PTHRESH.val(32) + TXDCTL::HTHRESH.val(1) + TXDCTL::WTHRESH.val(0),
+        );
+        Ok(TxQueue {
+            regs: regs.clone(),
+            id,
+            ring,
+            slots,
+            tail: 0,
+            clean: 0,
+            counters: TxCounters::default(),
+            region: Some(region),
+            _pools: core::marker::PhantomData,
+        })
+    }
+
+    /// Sets TXDCTL.ENABLE and waits for it to read back (§4.6.8 step 9); TDT stays untouched
+    /// until then.
+    pub(crate) fn enable(&mut self) -> Result<(), Error> {
+        let q = u32::from(self.id);
+        self.regs.modify(regs::txdctl(q), TXDCTL::ENABLE::SET);
+        poll(
+            self.regs.platform(),
+            Duration::from_millis(10),
+            "TXDCTL.ENABLE to read back 1",
+            || self.regs.is_set(regs::txdctl(q), TXDCTL::ENABLE),
+        )
+    }
+
+    #[inline(always)]
+    fn slot(&self, i: u16) -> *mut Slot {
+        // SAFETY: `i & mask` < ring length, the length of the slot array.
+        unsafe { self.slots.as_ptr().add(usize::from(i & self.ring.mask())) }
+    }
+
+    /// Descriptors handed to the device and not yet cleaned.
+    #[inline(always)]
+    pub fn in_flight(&self) -> usize {
+        usize::from(self.tail.wrapping_sub(self.clean) & self.ring.mask())
+    }
+
+    /// Frees the buffers of every descriptor the device has finished; returns how many.
+    ///
+    /// Works in steps of up to 32 descriptors, checking DD of the last one in each step (every
+    /// descriptor carries RS, so DD on the last means all before it are done). A step shorter
+    /// than 32 is taken when fewer are in flight, so buffers never get stuck when traffic stops.
+    #[inline]
+    pub fn clean(&mut self) -> usize {
+        let mut cleaned = 0;
+        loop {
+            let in_flight = self.in_flight() as u16;
+            if in_flight == 0 {
+                break;
+            }
+            let n = in_flight.min(CLEAN_BATCH);
+            let last = self.clean.wrapping_add(n - 1) & self.ring.mask();
+            if !tx_done(self.ring.read_word1(last)) {
+                break;
+            }
+            self.free_slots(self.clean, n);
+            self.clean = last.wrapping_add(1) & self.ring.mask();
+            cleaned += usize::from(n);
+        }
+        self.counters.completed += cleaned as u64;
+        cleaned
+    }
+
+    /// Returns the buffers of descriptors `start..start + n` to their pools, one lock per run of
+    /// buffers from the same pool.
+    #[inline]
+    fn free_slots(&mut self, start: u16, n: u16) {
+        let mut run = [0u32; CLEAN_BATCH as usize];
+        let mut run_len = 0;
+        let mut run_pool: *const PoolCore = core::ptr::null();
+        for k in 0..n {
+            // SAFETY: slot pointers are in bounds (see `slot`); slots in flight were written by
+            // tx_batch before the descriptor was handed to the device.
+            let Slot { pool, index } = unsafe { self.slot(start.wrapping_add(k)).read() };
+            if pool != run_pool && run_len > 0 {
+                // SAFETY: `run_pool` came from a live `&'a PoolCore` (see tx_batch).
+                unsafe { &*run_pool }.free_indices(&run[..run_len]);
+                run_len = 0;
+            }
+            run_pool = pool;
+            run[run_len] = index;
+            run_len += 1;
+        }
+        if run_len > 0 {
+            // SAFETY: as above.
+            unsafe { &*run_pool }.free_indices(&run[..run_len]);
+        }
+    }
+
+    /// Sends packets from the front of `packets` and removes those it sent; returns how many.
+    ///
+    /// Cleans first. Sends as many as there are free descriptors (one slot always stays empty,
+    /// so a full ring and an empty one differ); whatever does not fit stays in `packets` for the
+    /// caller to retry or drop. The tail register is written once, after a release fence.
+    #[inline]
+    pub fn tx_batch<const N: usize>(
+        &mut self,
+        packets: &mut heapless::Vec<Packet<'a>, N>,
+    ) -> usize {
+        self.clean();
+        let free = usize::from(self.ring.mask()) - self.in_flight();
+        let n = packets.len().min(free);
+        if n == 0 {
+            return 0;
+        }
+        let mut t = self.tail;
+        let mut bytes = 0u64;
+        for packet in packets.drain(..n) {
+            let (pool, index, len) = packet.into_raw();
+            self.ring.write(t, pool.phys(index), tx_word1(len as u16));
+            // SAFETY: slot in bounds (see `slot`); the descriptor is not in flight.
+            unsafe { self.slot(t).write(Slot { pool, index }) };
+            bytes += u64::from(len);
+            t = t.wrapping_add(1) & self.ring.mask();
+        }
+        self.tail = t;
+        core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+        self.regs.write(regs::tdt(u32::from(self.id)), u32::from(t));
+        self.counters.packets += n as u64;
+        self.counters.bytes += bytes;
+        n
+    }
+
+    /// This queue's number.
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// Ring size in descriptors.
+    pub fn ring_size(&self) -> usize {
+        usize::from(self.ring.mask()) + 1
+    }
+
+    /// What the driver counted on this queue.
+    pub fn counters(&self) -> TxCounters {
+        self.counters
+    }
+}
+
+impl<P: Platform> Drop for TxQueue<'_, P> {
+    fn drop(&mut self) {
+        let Some(region) = self.region.take() else {
+            return;
+        };
+        // Let what is in flight go out (bounded), then disable the queue: TXDCTL.ENABLE reads 0
+        // only once the queue is idle (§8.2.3.9.10).
+        let platform = self.regs.platform().clone();
+        let _ = poll(
+            &platform,
+            Duration::from_millis(10),
+            "Tx ring to drain",
+            || {
+                self.clean();
+                self.in_flight() == 0
+            },
+        );
+        let q = u32::from(self.id);
+        self.regs.modify(regs::txdctl(q), TXDCTL::ENABLE::CLEAR);
+        let stopped = poll(
+            self.regs.platform(),
+            Duration::from_millis(10),
+            "TXDCTL.ENABLE to clear",
+            || !self.regs.is_set(regs::txdctl(q), TXDCTL::ENABLE),
+        )
+        .is_ok();
+        if !stopped {
+            // The device may still read these buffers and the ring: leak them.
+            for k in 0..self.in_flight() as u16 {
+                // SAFETY: in-bounds slot of a descriptor in flight.
+                let slot = unsafe { self.slot(self.clean.wrapping_add(k)).read() };
+                // SAFETY: the pool outlives this queue ('a).
+                unsafe { &*slot.pool }.mark_leaked();
+            }
+            let _leaked = region; // never passed to dma_free
+            return;
+        }
+        let n = self.in_flight() as u16;
+        self.free_slots(self.clean, n);
+        self.clean = self.tail;
+        // SAFETY: the queue is disabled; nothing uses the ring any more.
+        unsafe { self.regs.platform().dma_free(region) };
+    }
+}
