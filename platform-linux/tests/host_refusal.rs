@@ -19,7 +19,7 @@ fn sys_mount_options() -> Vec<String> {
     let line = info
         .lines()
         .filter(|l| l.split(' ').nth(4) == Some("/sys"))
-        .last()
+        .next_back()
         .expect("/sys is mounted");
     line.split(' ')
         .nth(5)
