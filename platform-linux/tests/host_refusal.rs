@@ -18,8 +18,7 @@ fn sys_mount_options() -> Vec<String> {
     let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
     let line = info
         .lines()
-        .filter(|l| l.split(' ').nth(4) == Some("/sys"))
-        .next_back()
+        .rfind(|l| l.split(' ').nth(4) == Some("/sys"))
         .expect("/sys is mounted");
     line.split(' ')
         .nth(5)
