@@ -258,6 +258,22 @@ impl LinuxPlatform {
                 ),
             });
         }
+        if let Some(group) = pci::iommu_group(dev_dir) {
+            let kind = opts
+                .sysfs_root
+                .join(format!("kernel/iommu_groups/{group}/type"));
+            let kind = fs::read_to_string(kind).unwrap_or_default();
+            if kind.trim().starts_with("DMA") {
+                return Err(Error::PermissionDenied {
+                    what: format!(
+                        "DMA to physical addresses (the IOMMU translates DMA for group {group})"
+                    ),
+                    fix: format!(
+                        "use VFIO: scripts/bind-vfio.sh {addr} $USER, or boot with iommu=pt"
+                    ),
+                });
+            }
+        }
         if free_hugepages(&opts.sysfs_root) == 0 {
             return Err(Error::NoHugepages {
                 fix: HUGEPAGE_FIX.into(),

@@ -374,6 +374,37 @@ fn uses_sysfs_when_the_vfio_group_node_is_missing_or_driver_differs() {
 }
 
 #[test]
+fn refuses_physical_dma_when_the_iommu_translates() {
+    for kind in ["DMA", "DMA-FQ"] {
+        let fake = Fake::new(Spec {
+            iommu_group: Some(5),
+            iommu_type: kind,
+            ..Spec::default()
+        });
+        let before = fake.snapshot();
+        let err = LinuxPlatform::open(&fake.addr, &fake.opts).unwrap_err();
+        match &err {
+            Error::PermissionDenied { what, fix } => {
+                assert!(what.contains("IOMMU"), "{what}");
+                assert!(
+                    fix.contains("bind-vfio.sh") && fix.contains("iommu=pt"),
+                    "{fix}"
+                );
+            }
+            other => panic!("expected PermissionDenied, got {other:?}"),
+        }
+        assert_eq!(fake.snapshot(), before);
+    }
+    // Passthrough ("identity") groups work with physical addresses.
+    let fake = Fake::new(Spec {
+        iommu_group: Some(5),
+        ..Spec::default()
+    });
+    let p = LinuxPlatform::open(&fake.addr, &fake.opts).unwrap();
+    assert_eq!(p.access_path(), AccessPath::Sysfs);
+}
+
+#[test]
 fn errors_are_std_errors_with_actionable_messages() {
     fn is_error<E: std::error::Error + Send + Sync + 'static>(_: &E) {}
     let e = Error::NoHugepages {

@@ -25,6 +25,8 @@ pub struct Spec {
     pub iommu_group: Option<u32>,
     /// Create `/dev/vfio/<group>` and `/dev/vfio/vfio` (as regular files).
     pub dev_vfio: bool,
+    /// Contents of `/sys/kernel/iommu_groups/<group>/type` ("identity", "DMA", "DMA-FQ").
+    pub iommu_type: &'static str,
 }
 
 impl Default for Spec {
@@ -40,6 +42,7 @@ impl Default for Spec {
             cap_eff: 0x0000_01ff_ffff_ffff,
             iommu_group: None,
             dev_vfio: false,
+            iommu_type: "identity",
         }
     }
 }
@@ -92,6 +95,7 @@ impl Fake {
         if let Some(group) = spec.iommu_group {
             let g = sys.join("kernel/iommu_groups").join(group.to_string());
             fs::create_dir_all(&g).unwrap();
+            fs::write(g.join("type"), format!("{}\n", spec.iommu_type)).unwrap();
             symlink(&g, dev_dir.join("iommu_group")).unwrap();
         }
         let huge = sys.join("kernel/mm/hugepages/hugepages-2048kB");
