@@ -1,2 +1,440 @@
-//! platform-mock (work in progress).
-#![deny(missing_docs, unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+//! `platform-mock`: a simulated Intel 82599 for host-side tests of the `ixgbe-core` driver.
+//!
+//! A [`Sim`] is a small simulated world with a virtual clock. It holds any number of NICs
+//! ([`Sim::add_nic`]); each NIC is reached by the driver through a [`SimPlatform`], which
+//! implements [`ixgbe_core::Platform`]. The model follows the datasheet facts in
+//! `shared/reference/82599.md`: register reset values, self-clearing reset, EEPROM auto-read and
+//! DMA-init flags, link training, queue enable lag, advanced RX/TX descriptors, the packet buffer,
+//! the L2 filter, RSS, statistics, and a log of protocol [`Violation`]s.
+//!
+//! The model works only inside MMIO calls of a [`SimPlatform`], inside [`Platform::delay`]
+//! (which advances virtual time) and inside the [`Sim`] methods.
+//!
+//! DMA memory comes from the host heap. Each 2 MiB chunk of a region gets its own bus address,
+//! with gaps and reversed order between chunks, so code that assumes bus contiguity across
+//! [`DMA_PAGE_SIZE`](ixgbe_core::DMA_PAGE_SIZE) fails visibly (DMA violation).
+//!
+//! Dropping the last handle to a [`Sim`] (every `Sim` and `SimPlatform` clone) frees all DMA
+//! memory that is still allocated: keep a handle alive while regions are in use.
+#![deny(
+    missing_docs,
+    unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks
+)]
+
+mod dma;
+mod model;
+mod regs;
+pub mod rss;
+pub mod traffic;
+
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use ixgbe_core::{DmaError, DmaRegion, Platform};
+
+pub use rss::toeplitz_hash;
+
+/// Identifies a NIC inside a [`Sim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NicId(pub usize);
+
+/// Configuration of a simulated NIC.
+#[derive(Debug, Clone)]
+pub struct NicConfig {
+    /// MAC address loaded into RAR0 (with AV = 1) on every reset, as if from the EEPROM.
+    pub mac: [u8; 6],
+    /// PCI device ID (informational; the model behaves as an 82599ES, 0x10FB).
+    pub device_id: u16,
+    /// Virtual time from a reset or AUTOC.Restart_AN to link up.
+    pub link_up_delay: Duration,
+}
+
+impl Default for NicConfig {
+    fn default() -> Self {
+        NicConfig {
+            mac: [0x02, 0x00, 0x00, 0x00, 0x00, 0x01],
+            device_id: 0x10FB,
+            link_up_delay: Duration::from_millis(20),
+        }
+    }
+}
+
+/// Emits frames that arrive on a NIC's wire.
+pub trait TrafficSource: Send {
+    /// Emits (through `out`) every frame due by virtual time `now`. Frames exclude the FCS.
+    ///
+    /// Called with the simulator locked: must not call back into the [`Sim`].
+    fn poll(&mut self, now: Duration, out: &mut dyn FnMut(&[u8]));
+}
+
+/// Receives what a NIC transmits.
+pub trait TrafficSink: Send {
+    /// One frame (without FCS, padded if TXPADEN) left the NIC at virtual time `now`.
+    ///
+    /// Called with the simulator locked: must not call back into the [`Sim`].
+    fn receive(&mut self, now: Duration, frame: &[u8]);
+}
+
+/// Categories of protocol violations (for tests that look for a specific one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ViolationKind {
+    /// The device was made to access a bus address outside every live DMA region (or a range
+    /// crossing a 2 MiB chunk boundary, which is not contiguous in bus space).
+    DmaOutsideRegion,
+    /// `dma_free` of a region that an enabled queue still uses.
+    DmaFreeInUse,
+    /// `dma_free` of something that is not a live region of this simulation.
+    BadDmaFree,
+    /// RDT/TDT written with a value ≥ the ring length.
+    TailOutOfRange,
+    /// RDBAL/H, RDLEN, SRRCTL, TDBAL/H or TDLEN written while the queue is enabled.
+    RingReprogrammedWhileEnabled,
+    /// FCTRL changed while RXCTRL.RXEN = 1.
+    FctrlChangedWhileRxEnabled,
+    /// Reserved bits written as 1 (or fields that must hold a fixed value written otherwise).
+    ReservedBits,
+    /// A tail register bumped before the queue's ENABLE reads 1.
+    TailBeforeEnable,
+    /// A write to an offset the model does not know.
+    UnknownRegister,
+    /// A write to a read-only register.
+    ReadOnlyRegister,
+    /// An MMIO access at an offset that is not a multiple of 4.
+    UnalignedAccess,
+    /// A ring base not 128-byte aligned.
+    RingAlignment,
+    /// RDLEN/TDLEN zero or not a multiple of 128.
+    RingLength,
+    /// RXCTRL.RXEN set without the SECRXCTRL.RX_DIS handshake.
+    RxEnableWithoutHandshake,
+    /// A TX descriptor that is not an advanced data descriptor (DTYP 0011b, DEXT 1).
+    TxDescriptorFormat,
+    /// A TX data length of 0 or more than 16 KiB.
+    TxDataLength,
+    /// An RX queue receiving with SRRCTL.DESCTYPE other than advanced one-buffer.
+    RxDescriptorType,
+    /// HLREG0.RXCRCSTRP and RDRXCTL.CRCStrip disagree when a frame is received.
+    CrcStripMismatch,
+    /// RDH/TDH written while the queue is enabled.
+    HeadWrite,
+    /// Another invalid configuration (e.g. SRRCTL.BSIZEPACKET = 0).
+    InvalidConfig,
+}
+
+/// A protocol violation recorded by the model (it never panics on driver mistakes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The NIC concerned.
+    pub nic: NicId,
+    /// Virtual time of the violation.
+    pub time: Duration,
+    /// Category.
+    pub kind: ViolationKind,
+    /// Human-readable description.
+    pub what: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "[{:?}] NIC {}: {:?}: {}",
+            self.time, self.nic.0, self.kind, self.what
+        )
+    }
+}
+
+/// How an RX write-back is corrupted by [`Fault::RxWriteback`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxCorruption {
+    /// PKT_LEN larger than the buffer.
+    LengthTooLong,
+    /// RXE error bit (status_error bit 29, descriptor bit 93) set.
+    ErrorBit,
+    /// EOP cleared.
+    NoEop,
+    /// PKT_LEN = 0.
+    ZeroLength,
+}
+
+/// Injected device misbehaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// CTRL.RST / LRST never self-clear.
+    ResetNeverCompletes,
+    /// EEC.Auto_RD never gets set after a reset.
+    EepromAutoReadNeverDone,
+    /// RDRXCTL.DMAIDONE never gets set after a reset.
+    DmaInitNeverDone,
+    /// RXDCTL/TXDCTL.ENABLE never read 1 after being set.
+    QueueEnableStuck,
+    /// The link never comes up.
+    LinkNeverUp,
+    /// TX queue `queue` stops fetching descriptors (the tail moves, the head does not).
+    StallTx {
+        /// Queue index.
+        queue: u16,
+    },
+    /// The next `count` RX descriptor write-backs are corrupted.
+    RxWriteback {
+        /// Kind of corruption.
+        corruption: RxCorruption,
+        /// Number of write-backs to corrupt.
+        count: u32,
+    },
+    /// DD gets written on TX descriptors that were not processed (at and beyond TDT).
+    TxSpuriousDone {
+        /// Queue index.
+        queue: u16,
+    },
+}
+
+/// What happened on a NIC's wire (independent of the register statistics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WireCounters {
+    /// Frames offered to RX (inject, cable, source).
+    pub rx_frames: u64,
+    /// Bytes offered to RX (without FCS).
+    pub rx_bytes: u64,
+    /// Frames written to host memory.
+    pub rx_delivered: u64,
+    /// Frames dropped for lack of a descriptor with Drop_En, for a disabled queue, or for an
+    /// invalid queue configuration.
+    pub rx_dropped: u64,
+    /// Frames dropped because the RX packet buffer overflowed (RXMPC).
+    pub rx_missed: u64,
+    /// Frames rejected by the L2 filter.
+    pub rx_filtered: u64,
+    /// Frames dropped because RXCTRL.RXEN = 0.
+    pub rx_disabled: u64,
+    /// Frames dropped because the link was down.
+    pub rx_link_down: u64,
+    /// Frames dropped for a bad length (runt / oversize).
+    pub rx_errors: u64,
+    /// Frames put on the wire.
+    pub tx_frames: u64,
+    /// Bytes put on the wire (without FCS, after padding).
+    pub tx_bytes: u64,
+    /// TX packets dropped because of invalid descriptors or DMA faults.
+    pub tx_bad: u64,
+}
+
+/// The simulated world: NICs, cables, DMA memory and a virtual clock.
+///
+/// Cheap to clone (a shared handle); `Send + Sync`.
+#[derive(Clone)]
+pub struct Sim {
+    inner: Arc<Mutex<model::World>>,
+}
+
+impl Default for Sim {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Sim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let w = self.lock();
+        f.debug_struct("Sim")
+            .field("now", &w.core.now)
+            .field("nics", &w.nics.len())
+            .finish()
+    }
+}
+
+impl Sim {
+    /// An empty world at virtual time 0.
+    pub fn new() -> Sim {
+        Sim {
+            inner: Arc::new(Mutex::new(model::World::new())),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, model::World> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a NIC in its power-on state (EEPROM read done, link up after `link_up_delay`).
+    pub fn add_nic(&self, cfg: NicConfig) -> NicId {
+        NicId(self.lock().add_nic(cfg))
+    }
+
+    /// A platform handle for the driver of `nic`.
+    pub fn platform(&self, nic: NicId) -> SimPlatform {
+        assert!(nic.0 < self.lock().nics.len(), "no such NIC {nic:?}");
+        SimPlatform {
+            sim: self.clone(),
+            nic: nic.0,
+        }
+    }
+
+    /// Connects two NICs: what `a` sends, `b` receives, and vice versa.
+    pub fn cable(&self, a: NicId, b: NicId) {
+        let mut w = self.lock();
+        w.cables[a.0] = Some(b.0);
+        w.cables[b.0] = Some(a.0);
+    }
+
+    /// A frame (without FCS) arrives on `nic`'s wire.
+    pub fn inject(&self, nic: NicId, frame: &[u8]) {
+        self.lock().inject(nic.0, frame);
+    }
+
+    /// Frames `nic` put on the wire that no cable or sink consumed (oldest first).
+    pub fn take_transmitted(&self, nic: NicId) -> Vec<Vec<u8>> {
+        self.lock().nics[nic.0].transmitted.drain(..).collect()
+    }
+
+    /// Advances virtual time, running timed events, sources, TX and held RX frames.
+    pub fn advance(&self, d: Duration) {
+        self.lock().advance(d);
+    }
+
+    /// Current virtual time.
+    pub fn now(&self) -> Duration {
+        self.lock().core.now
+    }
+
+    /// Every violation recorded so far (all NICs). Exact duplicates are recorded once.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.lock().core.violations.clone()
+    }
+
+    /// Injects a fault into `nic`.
+    pub fn set_fault(&self, nic: NicId, fault: Fault) {
+        self.lock().set_fault(nic.0, fault);
+    }
+
+    /// Removes every fault of `nic`.
+    pub fn clear_faults(&self, nic: NicId) {
+        self.lock().clear_faults(nic.0);
+    }
+
+    /// Plugs (`up`) or unplugs the cable of `nic` (and of its cabled peer).
+    pub fn set_link(&self, nic: NicId, up: bool) {
+        self.lock().set_link(nic.0, up);
+    }
+
+    /// Attaches a source of frames arriving on `nic`'s wire (replaces any previous one).
+    pub fn attach_source(&self, nic: NicId, src: Box<dyn TrafficSource>) {
+        self.lock().sources[nic.0] = Some(src);
+    }
+
+    /// Attaches a sink for what `nic` transmits (used when `nic` has no cable).
+    pub fn attach_sink(&self, nic: NicId, sink: Box<dyn TrafficSink>) {
+        self.lock().sinks[nic.0] = Some(sink);
+    }
+
+    /// Wire-level counters of `nic`.
+    pub fn wire_counters(&self, nic: NicId) -> WireCounters {
+        self.lock().nics[nic.0].wire
+    }
+
+    /// The configured PCI device ID of `nic`.
+    pub fn device_id(&self, nic: NicId) -> u16 {
+        self.lock().nics[nic.0].cfg.device_id
+    }
+
+    /// Number of violations not recorded because they duplicated an earlier one (or the log
+    /// was full).
+    pub fn suppressed_violations(&self) -> u64 {
+        self.lock().core.suppressed
+    }
+}
+
+/// The [`Platform`] of one simulated NIC. Cheap to clone; `Send + Sync`.
+#[derive(Clone)]
+pub struct SimPlatform {
+    sim: Sim,
+    nic: usize,
+}
+
+impl fmt::Debug for SimPlatform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimPlatform")
+            .field("nic", &self.nic)
+            .finish()
+    }
+}
+
+impl SimPlatform {
+    /// The simulation this platform belongs to.
+    pub fn sim(&self) -> &Sim {
+        &self.sim
+    }
+
+    /// The NIC this platform drives.
+    pub fn nic(&self) -> NicId {
+        NicId(self.nic)
+    }
+}
+
+// SAFETY: `read32`/`write32` only touch the model's register file (never host memory other than
+// DMA regions the device is allowed to reach), every call takes the simulator lock, so accesses
+// are in program order and synchronised with other threads (the mutex provides the release /
+// acquire ordering the contract asks for). `dma_alloc` returns zeroed, 4096-aligned heap memory
+// that stays allocated until `dma_free` (or until the whole simulation is dropped, documented on
+// the crate), with per-2-MiB-chunk bus addresses that `virt_to_phys` reports and that the model
+// translates back. All handles cloned from one platform share one simulation.
+unsafe impl Platform for SimPlatform {
+    #[inline(never)]
+    fn read32(&self, offset: u32) -> u32 {
+        self.sim.lock().mmio_read(self.nic, offset)
+    }
+
+    #[inline(never)]
+    unsafe fn write32(&self, offset: u32, value: u32) {
+        self.sim.lock().mmio_write(self.nic, offset, value);
+    }
+
+    fn dma_alloc(&self, size: usize) -> Result<DmaRegion, DmaError> {
+        let mut w = self.sim.lock();
+        let (ptr, id) = w.core.dma.alloc(size).ok_or(DmaError::Unsupported)?;
+        // SAFETY: `ptr` is a fresh zeroed allocation of at least `size` bytes, 4096-aligned, kept
+        // alive until `dma_free`; each 2 MiB chunk has one contiguous bus range starting at a
+        // 2 MiB-aligned (so 4096-aligned) bus address.
+        Ok(unsafe { DmaRegion::new(ptr, size, id) })
+    }
+
+    unsafe fn dma_free(&self, region: DmaRegion) {
+        let mut w = self.sim.lock();
+        let id = region.cookie();
+        if let Some(user) = w.region_in_use(id) {
+            w.core.violate(
+                self.nic,
+                ViolationKind::DmaFreeInUse,
+                format!("dma_free of region {id} still used by {user}"),
+            );
+        }
+        let virt: *const u8 = region.virt().as_ptr();
+        if !w.core.dma.free(id, virt) {
+            w.core.violate(
+                self.nic,
+                ViolationKind::BadDmaFree,
+                format!("dma_free of region {id} at {virt:p}, which is not a live region"),
+            );
+        }
+    }
+
+    fn virt_to_phys(&self, virt: *const u8) -> Option<u64> {
+        self.sim.lock().core.dma.virt_to_bus(virt)
+    }
+
+    #[inline(never)]
+    fn delay(&self, duration: Duration) {
+        self.sim.advance(duration);
+    }
+}
+
+/// Returns a host pointer for a DMA region's byte at `offset` (test helper).
+///
+/// Useful for tests that build rings by hand. Panics if `offset >= region.len()`.
+pub fn region_ptr(region: &DmaRegion, offset: usize) -> NonNull<u8> {
+    assert!(offset < region.len(), "offset outside the region");
+    // SAFETY: `offset < len`, so the result stays inside the region's allocation.
+    unsafe { NonNull::new_unchecked(region.virt().as_ptr().add(offset)) }
+}

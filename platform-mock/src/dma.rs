@@ -1,0 +1,228 @@
+//! Simulated DMA memory: host-heap allocations with scattered, non-contiguous bus addresses.
+//!
+//! Every [`DMA_PAGE_SIZE`] chunk of a region gets its own bus "slot" (2 MiB aligned). Slots of one
+//! region are handed out in reverse order with a free slot between neighbours, so a buffer that
+//! crosses a 2 MiB boundary in virtual memory is never contiguous in bus space.
+//!
+//! All device-side accesses go through raw pointers that keep the provenance of the original
+//! allocation; no reference into DMA memory is ever created here.
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::collections::BTreeMap;
+use std::ptr::NonNull;
+
+use ixgbe_core::DMA_PAGE_SIZE;
+
+/// First bus slot (slot * 2 MiB = 0x40_0000_0000): far from typical heap addresses.
+const FIRST_SLOT: u64 = 0x2_0000;
+const SLOT_SHIFT: u32 = 21;
+
+/// One live allocation.
+struct Region {
+    /// Pointer returned by the allocator (keeps the allocation's provenance).
+    host: *mut u8,
+    len: usize,
+    layout: Layout,
+    /// Bus slot of each chunk.
+    slots: Vec<u64>,
+}
+
+/// A cached bus-to-host translation for one chunk.
+#[derive(Clone, Copy)]
+struct Chunk {
+    bus: u64,
+    len: u64,
+    host: *mut u8,
+}
+
+/// The DMA address space of a simulation.
+pub(crate) struct DmaSpace {
+    regions: Vec<Option<Region>>,
+    /// bus slot -> (region id, chunk index)
+    by_slot: BTreeMap<u64, (usize, usize)>,
+    /// host start address -> region id
+    by_host: BTreeMap<usize, usize>,
+    next_slot: u64,
+    cache: [Option<Chunk>; 2],
+    cache_next: usize,
+}
+
+// SAFETY: the raw pointers are owned allocations that only this struct (behind the simulator's
+// mutex) dereferences on the device side; they are not tied to any thread.
+unsafe impl Send for DmaSpace {}
+
+/// Why a device-side access failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DmaFault {
+    pub bus: u64,
+    pub len: usize,
+}
+
+impl DmaSpace {
+    pub fn new() -> Self {
+        Self {
+            regions: Vec::new(),
+            by_slot: BTreeMap::new(),
+            by_host: BTreeMap::new(),
+            next_slot: FIRST_SLOT,
+            cache: [None; 2],
+            cache_next: 0,
+        }
+    }
+
+    /// Allocates `size` zeroed bytes; returns (host pointer, region id).
+    pub fn alloc(&mut self, size: usize) -> Option<(NonNull<u8>, usize)> {
+        if size == 0 {
+            return None;
+        }
+        let len = size.checked_add(4095)? & !4095;
+        let layout = Layout::from_size_align(len, 4096).ok()?;
+        // SAFETY: `layout` has a non-zero size.
+        let host = unsafe { alloc_zeroed(layout) };
+        let nn = NonNull::new(host)?;
+        let chunks = len.div_ceil(DMA_PAGE_SIZE);
+        // Reverse order with a gap slot between consecutive chunks.
+        let base = self.next_slot;
+        let slots: Vec<u64> = (0..chunks as u64)
+            .map(|i| base + 2 * (chunks as u64 - 1 - i))
+            .collect();
+        self.next_slot += 2 * chunks as u64 + 1;
+        let id = self.regions.len();
+        for (i, s) in slots.iter().enumerate() {
+            self.by_slot.insert(*s, (id, i));
+        }
+        self.by_host.insert(host as usize, id);
+        self.regions.push(Some(Region {
+            host,
+            len,
+            layout,
+            slots,
+        }));
+        Some((nn, id))
+    }
+
+    /// Frees region `id` if `virt` is its start. Returns false if it was not live.
+    pub fn free(&mut self, id: usize, virt: *const u8) -> bool {
+        let Some(slot) = self.regions.get_mut(id) else {
+            return false;
+        };
+        match slot {
+            Some(r) if r.host as *const u8 == virt => {}
+            _ => return false,
+        }
+        let r = slot.take().expect("checked above");
+        for s in &r.slots {
+            self.by_slot.remove(s);
+        }
+        self.by_host.remove(&(r.host as usize));
+        self.cache = [None; 2];
+        // SAFETY: `r.host` was allocated with `r.layout` by `alloc` and is freed only once
+        // (the region entry has just been taken out).
+        unsafe { dealloc(r.host, r.layout) };
+        true
+    }
+
+    /// Host virtual address -> bus address.
+    pub fn virt_to_bus(&self, virt: *const u8) -> Option<u64> {
+        let addr = virt as usize;
+        let (&start, &id) = self.by_host.range(..=addr).next_back()?;
+        let r = self.regions.get(id)?.as_ref()?;
+        let off = addr - start;
+        if off >= r.len {
+            return None;
+        }
+        let chunk = off / DMA_PAGE_SIZE;
+        Some((r.slots[chunk] << SLOT_SHIFT) + (off % DMA_PAGE_SIZE) as u64)
+    }
+
+    /// Translates `[bus, bus + len)` to a host pointer; the range must lie in one chunk.
+    #[inline(never)]
+    fn translate(&mut self, bus: u64, len: usize) -> Result<*mut u8, DmaFault> {
+        let fault = DmaFault { bus, len };
+        for c in self.cache.iter().flatten() {
+            if bus >= c.bus && bus - c.bus + len as u64 <= c.len {
+                // SAFETY: the offset is inside the chunk, which lies inside the allocation.
+                return Ok(unsafe { c.host.add((bus - c.bus) as usize) });
+            }
+        }
+        let slot = bus >> SLOT_SHIFT;
+        let &(id, ci) = self.by_slot.get(&slot).ok_or(fault)?;
+        let r = self.regions[id].as_ref().ok_or(fault)?;
+        let clen = (r.len - ci * DMA_PAGE_SIZE).min(DMA_PAGE_SIZE);
+        // SAFETY: `ci * DMA_PAGE_SIZE < r.len`, so the chunk start is inside the allocation.
+        let chost = unsafe { r.host.add(ci * DMA_PAGE_SIZE) };
+        let chunk = Chunk {
+            bus: slot << SLOT_SHIFT,
+            len: clen as u64,
+            host: chost,
+        };
+        self.cache[self.cache_next] = Some(chunk);
+        self.cache_next ^= 1;
+        let off = bus - chunk.bus;
+        if off + len as u64 > chunk.len {
+            return Err(fault);
+        }
+        // SAFETY: `off + len <= clen`, so the pointer stays inside the chunk.
+        Ok(unsafe { chost.add(off as usize) })
+    }
+
+    /// Device read of `dst.len()` bytes at `bus`.
+    #[inline(never)]
+    pub fn read(&mut self, bus: u64, dst: &mut [u8]) -> Result<(), DmaFault> {
+        let p = self.translate(bus, dst.len())?;
+        // SAFETY: `p` is valid for `dst.len()` bytes inside a live allocation (checked by
+        // `translate`); `dst` is a distinct Rust buffer, so the ranges do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(p as *const u8, dst.as_mut_ptr(), dst.len()) };
+        Ok(())
+    }
+
+    /// Device write of `src` at `bus`.
+    #[inline(never)]
+    pub fn write(&mut self, bus: u64, src: &[u8]) -> Result<(), DmaFault> {
+        let p = self.translate(bus, src.len())?;
+        // SAFETY: `p` is valid for `src.len()` bytes inside a live allocation; `src` is not DMA
+        // memory handed out by this space to the device path, so the ranges do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), p, src.len()) };
+        Ok(())
+    }
+
+    /// Device read of a little-endian u64.
+    pub fn read_u64(&mut self, bus: u64) -> Result<u64, DmaFault> {
+        let p = self.translate(bus, 8)?;
+        // SAFETY: 8 valid bytes at `p`; unaligned volatile read of plain bytes.
+        let v = unsafe { std::ptr::read_volatile(p as *const [u8; 8]) };
+        Ok(u64::from_le_bytes(v))
+    }
+
+    /// Device write of a little-endian u32.
+    pub fn write_u32(&mut self, bus: u64, val: u32) -> Result<(), DmaFault> {
+        let p = self.translate(bus, 4)?;
+        // SAFETY: 4 valid bytes at `p`; byte-array volatile write has no alignment requirement.
+        unsafe { std::ptr::write_volatile(p as *mut [u8; 4], val.to_le_bytes()) };
+        Ok(())
+    }
+
+    /// Device write of a little-endian u64.
+    pub fn write_u64(&mut self, bus: u64, val: u64) -> Result<(), DmaFault> {
+        let p = self.translate(bus, 8)?;
+        // SAFETY: 8 valid bytes at `p`; byte-array volatile write has no alignment requirement.
+        unsafe { std::ptr::write_volatile(p as *mut [u8; 8], val.to_le_bytes()) };
+        Ok(())
+    }
+
+    /// Does `[bus, bus+len)` touch region `id`?
+    pub fn bus_in_region(&self, bus: u64, id: usize) -> bool {
+        self.by_slot
+            .get(&(bus >> SLOT_SHIFT))
+            .is_some_and(|&(rid, _)| rid == id)
+    }
+}
+
+impl Drop for DmaSpace {
+    fn drop(&mut self) {
+        for r in self.regions.iter_mut().filter_map(Option::take) {
+            // SAFETY: every live region was allocated with its layout and is freed once here.
+            unsafe { dealloc(r.host, r.layout) };
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! Register offsets and bits of the simulated 82599, taken from the datasheet fact sheet
+//! (`shared/reference/82599.md` §2). Private to the mock: the driver has its own definitions.
+
+#![allow(dead_code)]
+
+// §2.1 general
+pub const CTRL: u32 = 0x00000;
+pub const CTRL_ALIAS: u32 = 0x00004;
+pub const STATUS: u32 = 0x00008;
+pub const CTRL_EXT: u32 = 0x00018;
+pub const ESDP: u32 = 0x00020;
+pub const LEDCTL: u32 = 0x00200;
+pub const EEC: u32 = 0x10010;
+pub const EERD: u32 = 0x10014;
+pub const SWSM: u32 = 0x10140;
+pub const FWSM: u32 = 0x10148;
+pub const SW_FW_SYNC: u32 = 0x10160;
+pub const GCR_EXT: u32 = 0x11050;
+
+pub const CTRL_MASTER_DISABLE: u32 = 1 << 2;
+pub const CTRL_LRST: u32 = 1 << 3;
+pub const CTRL_RST: u32 = 1 << 26;
+/// Bits of CTRL that are not reserved.
+pub const CTRL_VALID: u32 = CTRL_MASTER_DISABLE | CTRL_LRST | CTRL_RST;
+pub const STATUS_MASTER_ENABLE: u32 = 1 << 19;
+pub const EEC_EE_PRES: u32 = 1 << 8;
+pub const EEC_AUTO_RD: u32 = 1 << 9;
+/// EEC bit 10 (reserved, reads 1) plus FWE = 01b.
+pub const EEC_FIXED: u32 = (1 << 10) | (1 << 4);
+/// EEC *_DONE bits 21:15, set when the auto-read completes.
+pub const EEC_DONE_BITS: u32 = 0x7F << 15;
+/// EEC bits software may write: EE_SK, EE_CS, EE_DI, FWE, EE_REQ.
+pub const EEC_SW_BITS: u32 = 0b111 | (0b11 << 4) | (1 << 6);
+
+// §2.2 interrupts
+pub const EICR: u32 = 0x00800;
+pub const EICS: u32 = 0x00808;
+pub const EIAC: u32 = 0x00810;
+pub const EIMS: u32 = 0x00880;
+pub const EIMC: u32 = 0x00888;
+pub const EIAM: u32 = 0x00890;
+pub const GPIE: u32 = 0x00898;
+pub const IVAR_MISC: u32 = 0x00A00;
+pub const EICS_EX: u32 = 0x00A90;
+pub const EIMS_EX: u32 = 0x00AA0;
+pub const EIMC_EX: u32 = 0x00AB0;
+pub const EIAM_EX: u32 = 0x00AD0;
+pub const GPIE_OCD: u32 = 1 << 5;
+pub const EICR_RX_MISS: u32 = 1 << 17;
+pub const EICR_LSC: u32 = 1 << 20;
+
+// §2.3 receive global
+pub const RXCTRL: u32 = 0x03000;
+pub const RXCTRL_RXEN: u32 = 1;
+pub const RDRXCTL: u32 = 0x02F00;
+pub const RDRXCTL_CRCSTRIP: u32 = 1 << 1;
+pub const RDRXCTL_DMAIDONE: u32 = 1 << 3;
+pub const RDRXCTL_RSCFRSTSIZE: u32 = 0x1F << 17;
+pub const RDRXCTL_INIT: u32 = 0x0010_8800;
+pub const RXPBSIZE: u32 = 0x03C00;
+pub const FCTRL: u32 = 0x05080;
+pub const FCTRL_SBP: u32 = 1 << 1;
+pub const FCTRL_MPE: u32 = 1 << 8;
+pub const FCTRL_UPE: u32 = 1 << 9;
+pub const FCTRL_BAM: u32 = 1 << 10;
+pub const FCTRL_VALID: u32 = FCTRL_SBP | FCTRL_MPE | FCTRL_UPE | FCTRL_BAM;
+pub const VLNCTRL: u32 = 0x05088;
+pub const MCSTCTRL: u32 = 0x05090;
+pub const MTA: u32 = 0x05200;
+pub const RAL: u32 = 0x0A200;
+pub const RAL_ALIAS: u32 = 0x05400;
+pub const RAH_AV: u32 = 1 << 31;
+pub const MPSAR: u32 = 0x0A600;
+pub const VFTA: u32 = 0x0A000;
+pub const RXCSUM: u32 = 0x05000;
+pub const RXCSUM_PCSD: u32 = 1 << 13;
+pub const RFCTL: u32 = 0x05008;
+pub const MRQC: u32 = 0x0EC80;
+pub const MRQC_ALIAS: u32 = 0x05818;
+pub const RSSRK: u32 = 0x0EB80;
+pub const RSSRK_ALIAS: u32 = 0x05C80;
+pub const RETA: u32 = 0x0EB00;
+pub const RETA_ALIAS: u32 = 0x05C00;
+pub const RQSMR: u32 = 0x02300;
+pub const TQSM: u32 = 0x08600;
+pub const RXDSTATCTRL: u32 = 0x02F40;
+pub const MRQC_TCP_IPV4: u32 = 1 << 16;
+pub const MRQC_IPV4: u32 = 1 << 17;
+pub const MRQC_IPV6: u32 = 1 << 20;
+pub const MRQC_TCP_IPV6: u32 = 1 << 21;
+pub const MRQC_UDP_IPV4: u32 = 1 << 22;
+pub const MRQC_UDP_IPV6: u32 = 1 << 23;
+
+// §2.4 receive queues
+pub const RX_BLOCK_LO: u32 = 0x01000;
+pub const RX_BLOCK_HI: u32 = 0x0D000;
+pub const SRRCTL_ALIAS: u32 = 0x02100;
+pub const DCA_RXCTRL_ALIAS: u32 = 0x02200;
+pub const Q_BAL: u32 = 0x00;
+pub const Q_BAH: u32 = 0x04;
+pub const Q_LEN: u32 = 0x08;
+pub const Q_DCA: u32 = 0x0C;
+pub const Q_HEAD: u32 = 0x10;
+pub const Q_SRRCTL: u32 = 0x14;
+pub const Q_TAIL: u32 = 0x18;
+pub const Q_DCTL: u32 = 0x28;
+pub const Q_RSCCTL: u32 = 0x2C;
+pub const Q_WBAL: u32 = 0x38;
+pub const Q_WBAH: u32 = 0x3C;
+pub const DCTL_ENABLE: u32 = 1 << 25;
+pub const SRRCTL_INIT: u32 = 0x402;
+pub const SRRCTL_RESERVED: u32 = 0b111 << 5;
+pub const SRRCTL_DROP_EN: u32 = 1 << 28;
+pub const DCA_RXCTRL_INIT: u32 = 0xB200;
+pub const QPRC: u32 = 0x01030;
+pub const QBRC_L: u32 = 0x01034;
+pub const QPRDC: u32 = 0x01430;
+
+// §2.5 transmit
+pub const DMATXCTL: u32 = 0x04A80;
+pub const DMATXCTL_TE: u32 = 1;
+pub const DMATXCTL_INIT: u32 = 0x8100_0004;
+pub const DTXMXSZRQ: u32 = 0x08100;
+pub const TX_BLOCK: u32 = 0x06000;
+pub const QPTC_ALIAS: u32 = 0x06030;
+pub const DCA_TXCTRL_INIT: u32 = 0x2A00;
+pub const TXDCTL_RESERVED: u32 = (1 << 7) | (1 << 15) | (0b11 << 23) | (0x1F << 27);
+pub const TXDCTL_SWFLSH: u32 = 1 << 26;
+pub const TXPBSIZE: u32 = 0x0CC00;
+pub const TXPBTHRESH: u32 = 0x04950;
+pub const MTQC: u32 = 0x08120;
+pub const RTTDCS: u32 = 0x04900;
+pub const QPTC: u32 = 0x08680;
+pub const QBTC_L: u32 = 0x08700;
+
+// §2.6 MAC and link
+pub const HLREG0: u32 = 0x04240;
+pub const HLREG0_TXCRCEN: u32 = 1;
+pub const HLREG0_RXCRCSTRP: u32 = 1 << 1;
+pub const HLREG0_JUMBOEN: u32 = 1 << 2;
+pub const HLREG0_FIXED_MASK: u32 = 0x7F << 3;
+pub const HLREG0_FIXED_VAL: u32 = 1 << 3;
+pub const HLREG0_TXPADEN: u32 = 1 << 10;
+pub const HLREG0_LPBK: u32 = 1 << 15;
+pub const HLREG0_INIT: u32 = 0x0801_2C0B;
+pub const MAXFRS: u32 = 0x04268;
+pub const MFLCN: u32 = 0x04294;
+pub const FCCFG: u32 = 0x03D00;
+pub const FCTTV: u32 = 0x03200;
+pub const FCRTL: u32 = 0x03220;
+pub const FCRTH: u32 = 0x03260;
+pub const FCRTV: u32 = 0x032A0;
+pub const AUTOC: u32 = 0x042A0;
+pub const AUTOC_INIT: u32 = 0xC19D_8284;
+pub const AUTOC_RESTART_AN: u32 = 1 << 12;
+pub const LINKS: u32 = 0x042A4;
+pub const LINKS_UP: u32 = 1 << 30;
+pub const LINKS_SPEED_10G: u32 = 0b11 << 28;
+pub const LINKS_AN_DONE: u32 = 1 << 31;
+pub const AUTOC2: u32 = 0x042A8;
+pub const ANLP1: u32 = 0x042B0;
+pub const SECRXCTRL: u32 = 0x08D00;
+pub const SECRXCTRL_RX_DIS: u32 = 1 << 1;
+pub const SECRXSTAT: u32 = 0x08D04;
+
+// Other configuration registers a driver may program during init (stored, no behaviour).
+pub const PFQDE: u32 = 0x02F04;
+pub const RTRUP2TC: u32 = 0x03020;
+pub const RSCDBU: u32 = 0x03028;
+pub const RTRPT4C: u32 = 0x02140;
+pub const RTRPCS: u32 = 0x02430;
+pub const RTTDQSEL: u32 = 0x04904;
+pub const RTTDT1C: u32 = 0x04908;
+pub const RTTDT2C: u32 = 0x04910;
+pub const DTXTCPFLGL: u32 = 0x04A88;
+pub const DTXTCPFLGH: u32 = 0x04A8C;
+pub const ETQF: u32 = 0x05128;
+pub const RXFECCERR0: u32 = 0x051B8;
+pub const RTTPCS: u32 = 0x0CD00;
+pub const MNGTXMAP: u32 = 0x0CD10;
+pub const RTTPT2C: u32 = 0x0CD20;
+pub const SAQF: u32 = 0x0E000;
+pub const DAQF: u32 = 0x0E200;
+pub const SDPQF: u32 = 0x0E400;
+pub const FTQF: u32 = 0x0E600;
+pub const PSRTYPE: u32 = 0x0EA00;
+pub const ETQS: u32 = 0x0EC00;
+pub const SYNQF: u32 = 0x0EC30;
+pub const RQTC: u32 = 0x0EC70;
+pub const PFVLVF: u32 = 0x0F100;
+pub const PFVLVFB: u32 = 0x0F200;
+pub const PFUTA: u32 = 0x0F400;
+
+// §2.7 statistics (clear on read)
+pub const CRCERRS: u32 = 0x04000;
+pub const RXMPC: u32 = 0x03FA0;
+pub const PRC64: u32 = 0x0405C;
+pub const GPRC: u32 = 0x04074;
+pub const BPRC: u32 = 0x04078;
+pub const MPRC: u32 = 0x0407C;
+pub const GPTC: u32 = 0x04080;
+pub const GORCL: u32 = 0x04088;
+pub const GOTCL: u32 = 0x04090;
+pub const RUC: u32 = 0x040A4;
+pub const ROC: u32 = 0x040AC;
+pub const TORL: u32 = 0x040C0;
+pub const TPR: u32 = 0x040D0;
+pub const TPT: u32 = 0x040D4;
+pub const PTC64: u32 = 0x040D8;
+pub const MPTC: u32 = 0x040F0;
+pub const BPTC: u32 = 0x040F4;
+pub const RXNFGPC: u32 = 0x041B0;
+pub const RXNFGBCL: u32 = 0x041B4;
+pub const RXDGPC: u32 = 0x02F50;
+pub const RXDGBCL: u32 = 0x02F54;
+pub const TXDGPC: u32 = 0x087A0;
+pub const TXDGBCL: u32 = 0x087A4;
+
+/// 32-bit clear-on-read counters (documented; those the model never counts read 0).
+pub fn is_stat32(off: u32) -> bool {
+    matches!(off,
+        0x04000 | 0x04004 | 0x04008 | 0x04010 | 0x04034 | 0x04038 | 0x04040
+        | 0x0405C..=0x04080 // PRC64..PRC1522, GPRC, BPRC, MPRC, GPTC
+        | 0x040A4..=0x040B8 // RUC RFC ROC RJC MNGPRC MNGPDC
+        | 0x040D0 | 0x040D4
+        | 0x040D8..=0x040F4 // PTC64..PTC1522, MPTC, BPTC
+        | 0x04120 | 0x041A4 | 0x041A8 | 0x041B0
+        | 0x02F50 | 0x087A0
+        | 0x03F60 | 0x03F68
+        | 0x03FA0..=0x03FBC // RXMPC[0..7]
+        | 0x03F00..=0x03F1C | 0x03F20..=0x03F3C // PXONTXC / PXOFFTXC
+        | 0x04140..=0x0417C // PXONRXCNT / PXOFFRXCNT
+        | 0x08680..=0x086BC // QPTC[0..15]
+        | 0x0CF90 | 0x08780)
+        && off % 4 == 0
+}
+
+/// Low halves of 36-bit clear-on-read byte counters (the high half is at `+4`).
+pub fn is_stat36_low(off: u32) -> bool {
+    matches!(off, GORCL | GOTCL | TORL | RXNFGBCL | RXDGBCL | TXDGBCL)
+        || (QBTC_L..QBTC_L + 16 * 8).contains(&off) && (off - QBTC_L) % 8 == 0
+}
+
+/// Base offset of RX queue `n`'s register block.
+pub fn rx_base(n: u32) -> u32 {
+    if n < 64 {
+        RX_BLOCK_LO + 0x40 * n
+    } else {
+        RX_BLOCK_HI + 0x40 * (n - 64)
+    }
+}
+
+/// Base offset of TX queue `n`'s register block.
+pub fn tx_base(n: u32) -> u32 {
+    TX_BLOCK + 0x40 * n
+}
+
+/// `off` lies in `[base, base + 4 * count)` and is 4-aligned.
+pub fn in_array(off: u32, base: u32, count: u32) -> bool {
+    off >= base && off < base + 4 * count && (off - base) % 4 == 0
+}
+
+/// Plain configuration registers: stored and read back, no behaviour in the model.
+pub fn is_plain(off: u32) -> bool {
+    matches!(
+        off,
+        CTRL_EXT
+            | ESDP
+            | LEDCTL
+            | FWSM
+            | SW_FW_SYNC
+            | GCR_EXT
+            | EIAC
+            | EIAM
+            | GPIE
+            | IVAR_MISC
+            | VLNCTRL
+            | MCSTCTRL
+            | RXCSUM
+            | RFCTL
+            | MRQC
+            | RXDSTATCTRL
+            | MTQC
+            | RTTDCS
+            | MAXFRS
+            | MFLCN
+            | FCCFG
+            | FCRTV
+            | AUTOC2
+            | PFQDE
+            | RTRUP2TC
+            | RSCDBU
+            | RTRPCS
+            | RTTDQSEL
+            | RTTDT1C
+            | DTXTCPFLGL
+            | DTXTCPFLGH
+            | RXFECCERR0
+            | RTTPCS
+            | MNGTXMAP
+            | SYNQF
+            | RQTC
+    ) || in_array(off, 0x00820, 24) // EITR 0..23
+        || in_array(off, 0x12300, 104) // EITR 24..127
+        || in_array(off, 0x00900, 64) // IVAR
+        || in_array(off, EIAM_EX, 2)
+        || in_array(off, RXPBSIZE, 8)
+        || in_array(off, MTA, 128)
+        || in_array(off, RAL, 256) // RAL/RAH 0..127
+        || in_array(off, MPSAR, 256)
+        || in_array(off, VFTA, 128)
+        || in_array(off, RSSRK, 10)
+        || in_array(off, RETA, 32)
+        || in_array(off, RQSMR, 32)
+        || in_array(off, TQSM, 32)
+        || in_array(off, TXPBSIZE, 8)
+        || in_array(off, TXPBTHRESH, 8)
+        || in_array(off, FCTTV, 4)
+        || in_array(off, FCRTL, 8)
+        || in_array(off, FCRTH, 8)
+        || in_array(off, RTRPT4C, 8)
+        || in_array(off, RTTDT2C, 8)
+        || in_array(off, RTTPT2C, 8)
+        || in_array(off, ETQF, 8)
+        || in_array(off, ETQS, 8)
+        || in_array(off, SAQF, 128)
+        || in_array(off, DAQF, 128)
+        || in_array(off, SDPQF, 128)
+        || in_array(off, FTQF, 128)
+        || in_array(off, PSRTYPE, 64)
+        || in_array(off, PFVLVF, 64)
+        || in_array(off, PFVLVFB, 128)
+        || in_array(off, PFUTA, 128)
+}
+
+/// Maps 82598-compatible aliases of plain registers to their primary 82599 offset.
+pub fn unalias(off: u32) -> u32 {
+    if in_array(off, RAL_ALIAS, 32) {
+        RAL + (off - RAL_ALIAS)
+    } else if off == MRQC_ALIAS {
+        MRQC
+    } else if in_array(off, RSSRK_ALIAS, 10) {
+        RSSRK + (off - RSSRK_ALIAS)
+    } else if in_array(off, RETA_ALIAS, 32) {
+        RETA + (off - RETA_ALIAS)
+    } else if off == CTRL_ALIAS {
+        CTRL
+    } else {
+        off
+    }
+}

@@ -1,0 +1,145 @@
+//! Receive-side scaling: the Toeplitz hash and the packet parser that feeds it (datasheet §7).
+
+/// Toeplitz hash of `input` with a 40-byte key (key byte 0 leftmost, most significant bit first).
+///
+/// For every set input bit `i` (bit 0 = MSB of byte 0) the 32-bit window of the key starting at
+/// bit `i` is XORed into the result.
+#[inline(never)]
+pub fn toeplitz_hash(key: &[u8; 40], input: &[u8]) -> u32 {
+    let mut result = 0u32;
+    // Window = key bits [i, i + 32); kept in the top of a u64 and shifted one bit per input bit.
+    let mut window: u64 = u64::from(u32::from_be_bytes([key[0], key[1], key[2], key[3]])) << 32
+        | u64::from(u32::from_be_bytes([key[4], key[5], key[6], key[7]]));
+    let mut next_key = 8usize;
+    for &byte in input {
+        for bit in 0..8 {
+            if byte & (0x80 >> bit) != 0 {
+                result ^= (window >> 32) as u32;
+            }
+            window <<= 1;
+        }
+        // After each byte, refill the low 8 bits that were shifted out of the 64-bit window.
+        let kb = key.get(next_key).copied().unwrap_or(0);
+        window |= u64::from(kb);
+        next_key += 1;
+    }
+    result
+}
+
+/// RSS type codes written to the descriptor (bits 3:0).
+pub(crate) mod rss_type {
+    pub const TCP_IPV4: u32 = 1;
+    pub const IPV4: u32 = 2;
+    pub const TCP_IPV6: u32 = 3;
+    pub const IPV6: u32 = 5;
+    pub const UDP_IPV4: u32 = 7;
+    pub const UDP_IPV6: u32 = 8;
+}
+
+/// What the parser found in a frame.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Parsed {
+    /// Descriptor packet-type bits (already shifted to bits 16:4).
+    pub pkt_type: u32,
+    /// 0 = not IP, 4 = IPv4, 6 = IPv6.
+    pub ip: u8,
+    /// Offset of the L3 header.
+    pub l3: usize,
+    /// Offset of the L4 header, when the L4 header can be parsed (not a fragment).
+    pub l4: Option<usize>,
+    /// IP protocol / next header.
+    pub proto: u8,
+}
+
+/// Parses Ethernet (+ one VLAN tag), IPv4/IPv6 and TCP/UDP.
+pub(crate) fn parse(frame: &[u8]) -> Parsed {
+    let mut p = Parsed::default();
+    if frame.len() < 14 {
+        return p;
+    }
+    let mut et = u16::from_be_bytes([frame[12], frame[13]]);
+    let mut l3 = 14;
+    if et == 0x8100 && frame.len() >= 18 {
+        et = u16::from_be_bytes([frame[16], frame[17]]);
+        l3 = 18;
+    }
+    p.l3 = l3;
+    match et {
+        0x0800 if frame.len() >= l3 + 20 => {
+            let ihl = usize::from(frame[l3] & 0xF) * 4;
+            if frame[l3] >> 4 != 4 || ihl < 20 {
+                return p;
+            }
+            p.ip = 4;
+            p.pkt_type |= 1 << 4;
+            p.proto = frame[l3 + 9];
+            let frag = u16::from_be_bytes([frame[l3 + 6], frame[l3 + 7]]) & 0x3FFF;
+            if frag == 0 && frame.len() >= l3 + ihl + 4 {
+                p.l4 = Some(l3 + ihl);
+            }
+        }
+        0x86DD if frame.len() >= l3 + 40 => {
+            p.ip = 6;
+            p.pkt_type |= 1 << 6;
+            p.proto = frame[l3 + 6];
+            if frame.len() >= l3 + 40 + 4 {
+                p.l4 = Some(l3 + 40);
+            }
+        }
+        _ => return p,
+    }
+    if p.l4.is_some() {
+        match p.proto {
+            6 => p.pkt_type |= 1 << 8,
+            17 => p.pkt_type |= 1 << 9,
+            _ => {}
+        }
+    }
+    p
+}
+
+/// Computes (hash, RSS type) for a frame under the MRQC field enables; `None` when no enabled
+/// hash type applies.
+pub(crate) fn rss_hash(key: &[u8; 40], mrqc: u32, frame: &[u8], p: &Parsed) -> Option<(u32, u32)> {
+    use crate::regs::*;
+    let mut input = [0u8; 36];
+    let l3 = p.l3;
+    let (addr_len, tcp_en, udp_en, ip_en, tcp_t, udp_t, ip_t) = match p.ip {
+        4 => (
+            8usize,
+            mrqc & MRQC_TCP_IPV4 != 0,
+            mrqc & MRQC_UDP_IPV4 != 0,
+            mrqc & MRQC_IPV4 != 0,
+            rss_type::TCP_IPV4,
+            rss_type::UDP_IPV4,
+            rss_type::IPV4,
+        ),
+        6 => (
+            32usize,
+            mrqc & MRQC_TCP_IPV6 != 0,
+            mrqc & MRQC_UDP_IPV6 != 0,
+            mrqc & MRQC_IPV6 != 0,
+            rss_type::TCP_IPV6,
+            rss_type::UDP_IPV6,
+            rss_type::IPV6,
+        ),
+        _ => return None,
+    };
+    let addr_off = if p.ip == 4 { l3 + 12 } else { l3 + 8 };
+    input[..addr_len].copy_from_slice(&frame[addr_off..addr_off + addr_len]);
+    if let Some(l4) = p.l4 {
+        let use_l4 = match p.proto {
+            6 if tcp_en => Some(tcp_t),
+            17 if udp_en => Some(udp_t),
+            _ => None,
+        };
+        if let Some(t) = use_l4 {
+            input[addr_len..addr_len + 4].copy_from_slice(&frame[l4..l4 + 4]);
+            return Some((toeplitz_hash(key, &input[..addr_len + 4]), t));
+        }
+    }
+    if ip_en {
+        return Some((toeplitz_hash(key, &input[..addr_len]), ip_t));
+    }
+    None
+}
