@@ -107,7 +107,7 @@ impl DmaSpace {
             return false;
         };
         match slot {
-            Some(r) if r.host as *const u8 == virt => {}
+            Some(r) if std::ptr::eq(r.host, virt) => {}
             _ => return false,
         }
         let r = slot.take().expect("checked above");

@@ -10,8 +10,7 @@ pub fn toeplitz_hash(key: &[u8; 40], input: &[u8]) -> u32 {
     // Window = key bits [i, i + 32); kept in the top of a u64 and shifted one bit per input bit.
     let mut window: u64 = u64::from(u32::from_be_bytes([key[0], key[1], key[2], key[3]])) << 32
         | u64::from(u32::from_be_bytes([key[4], key[5], key[6], key[7]]));
-    let mut next_key = 8usize;
-    for &byte in input {
+    for (next_key, &byte) in (8usize..).zip(input) {
         for bit in 0..8 {
             if byte & (0x80 >> bit) != 0 {
                 result ^= (window >> 32) as u32;
@@ -21,7 +20,6 @@ pub fn toeplitz_hash(key: &[u8; 40], input: &[u8]) -> u32 {
         // After each byte, refill the low 8 bits that were shifted out of the 64-bit window.
         let kb = key.get(next_key).copied().unwrap_or(0);
         window |= u64::from(kb);
-        next_key += 1;
     }
     result
 }
