@@ -1,1 +1,316 @@
-//! The ixgbe apps (work in progress).
+//! Shared code of the ixgbe example programs (`ixgbe-fwd`, `ixgbe-pktgen`, `ixgbe-pcap`):
+//! command-line options, opening devices (a PCI address or `sim`), bring-up, the per-second rate
+//! printer, the JSON summary, and a UDP/IPv4 frame builder and validator.
+//!
+//! A device is either a real 82599 at a PCI address (through `platform-linux`) or `sim`: a
+//! simulated 82599 (`platform-mock`) cabled to a simulated peer that offers and checks traffic.
+//! The programs are generic over [`ixgbe_core::Platform`], so both run the same driver code.
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod frame;
+pub mod sim;
+pub mod stats;
+
+use std::fmt;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ixgbe_core::{Config, Device, Mempool, Platform, Started, Stats, DEFAULT_BUF_SIZE};
+use platform_linux::{LinuxPlatform, OpenOptions};
+use platform_mock::traffic::{CheckingSink, LineRateSource};
+use platform_mock::{NicConfig, NicId, Sim, SimPlatform};
+
+pub use cli::{CommonArgs, DevSpec, SimClock, MAX_BATCH};
+pub use platform_mock::traffic::PeerCounters;
+pub use sim::{peer_totals, Pacer};
+pub use stats::{PeerTotals, RatePrinter};
+
+/// Buffers per memory pool (as ixy): enough for a full Rx ring, a full Tx ring and a batch.
+pub const POOL_ENTRIES: u32 = 4096;
+
+/// How long to wait for link (ixy waits 10 s).
+pub const LINK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An error for the person running the program: one sentence.
+#[derive(Debug)]
+pub struct AppError(pub String);
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl AppError {
+    /// An error with a message.
+    pub fn new(msg: impl Into<String>) -> Self {
+        AppError(msg.into())
+    }
+
+    /// Prefixes the message with `context: `.
+    pub fn context(self, context: &str) -> Self {
+        AppError(format!("{context}: {}", self.0))
+    }
+}
+
+impl From<ixgbe_core::Error> for AppError {
+    fn from(e: ixgbe_core::Error) -> Self {
+        AppError(e.to_string())
+    }
+}
+
+impl From<platform_linux::Error> for AppError {
+    fn from(e: platform_linux::Error) -> Self {
+        AppError(e.to_string())
+    }
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// True once Ctrl-C was pressed (or [`request_stop`] called).
+#[inline(always)]
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+/// Asks every loop to end.
+pub fn request_stop() {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Runs a program's body: sets up logging and the Ctrl-C handler, prints an error as one line
+/// on stderr, and turns the outcome into the exit code (0 on success, 1 on error).
+pub fn run_main(body: impl FnOnce() -> Result<(), AppError>) -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp(None)
+        .init();
+    if let Err(e) = ctrlc::set_handler(request_stop) {
+        log::warn!("cannot install the Ctrl-C handler: {e}");
+    }
+    match body() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The simulated world of sim mode: one simulated 82599 per `sim` device.
+pub struct SimEnv {
+    /// The simulator.
+    pub sim: Sim,
+    /// The simulated NICs, in command-line order.
+    pub nics: Vec<NicId>,
+    /// Their MAC addresses.
+    pub macs: Vec<[u8; 6]>,
+}
+
+impl SimEnv {
+    /// The forwarder's peer: on every port a [`LineRateSource`] offering 64-byte frames (60 +
+    /// FCS) at 10 GbE line rate in `flows` flows, and a [`CheckingSink`] checking what the port
+    /// sends. At most `max_burst` frames are offered per pump: a backlog beyond that (the
+    /// program was slower than line rate) is skipped, not offered late.
+    pub fn attach_forwarding_peer(&self, flows: u16, max_burst: u64) -> Arc<PeerCounters> {
+        let counters = PeerCounters::new();
+        for (&nic, &mac) in self.nics.iter().zip(&self.macs) {
+            let source = LineRateSource::new(mac)
+                .with_flows(flows)
+                .with_max_burst(max_burst)
+                .with_counters(counters.clone());
+            self.sim.attach_source(nic, Box::new(source));
+            self.sim
+                .attach_sink(nic, Box::new(CheckingSink::with_counters(counters.clone())));
+        }
+        counters
+    }
+
+    /// The generator's peer: a [`sim::FrameCheckSink`] on every port.
+    pub fn attach_generator_peer(&self) -> Arc<PeerCounters> {
+        let counters = PeerCounters::new();
+        for &nic in &self.nics {
+            self.sim
+                .attach_sink(nic, Box::new(sim::FrameCheckSink::new(counters.clone())));
+        }
+        counters
+    }
+
+    /// The capture's peer: a [`sim::MixSource`] on every port.
+    pub fn attach_capture_peer(&self) -> Arc<PeerCounters> {
+        let counters = PeerCounters::new();
+        for (&nic, &mac) in self.nics.iter().zip(&self.macs) {
+            self.sim
+                .attach_source(nic, Box::new(sim::MixSource::new(mac, counters.clone())));
+        }
+        counters
+    }
+}
+
+/// Devices opened from the command line, by kind.
+pub enum Opened {
+    /// Every device was `sim`.
+    Sim {
+        /// The simulated world (the program attaches the peer's traffic after bring-up).
+        env: SimEnv,
+        /// One platform per device.
+        platforms: Vec<SimPlatform>,
+        /// Device names for output: `sim0`, `sim1`, ...
+        names: Vec<String>,
+    },
+    /// Every device was a PCI address.
+    Linux {
+        /// One platform per device.
+        platforms: Vec<LinuxPlatform>,
+        /// Device names for output: the PCI addresses.
+        names: Vec<String>,
+    },
+}
+
+/// The MAC address given to simulated NIC `i`.
+pub fn sim_mac(i: usize) -> [u8; 6] {
+    [0x02, 0x82, 0x59, 0x90, 0x00, i as u8]
+}
+
+/// Opens the devices: all `sim` (one simulated world holding them all), or all PCI addresses.
+pub fn open_devices(devs: &[DevSpec]) -> Result<Opened, AppError> {
+    let sims = devs.iter().filter(|d| **d == DevSpec::Sim).count();
+    if sims == devs.len() {
+        let sim = Sim::new();
+        let mut nics = Vec::new();
+        let mut macs = Vec::new();
+        let mut platforms = Vec::new();
+        for i in 0..devs.len() {
+            let mac = sim_mac(i);
+            let nic = sim.add_nic(NicConfig {
+                mac,
+                ..NicConfig::default()
+            });
+            platforms.push(sim.platform(nic));
+            nics.push(nic);
+            macs.push(mac);
+        }
+        let names = (0..devs.len()).map(|i| format!("sim{i}")).collect();
+        return Ok(Opened::Sim {
+            env: SimEnv { sim, nics, macs },
+            platforms,
+            names,
+        });
+    }
+    if sims > 0 {
+        return Err(AppError::new(
+            "cannot mix `sim` with PCI devices: give only PCI addresses or only `sim`",
+        ));
+    }
+    let mut platforms = Vec::new();
+    let mut names = Vec::new();
+    for dev in devs {
+        let DevSpec::Pci(addr) = dev else {
+            unreachable!("checked above");
+        };
+        let platform = LinuxPlatform::open(addr, &OpenOptions::default())?;
+        log::info!(
+            "{addr}: {} via {}",
+            platform.identity(),
+            platform.access_path()
+        );
+        platforms.push(platform);
+        names.push(addr.to_string());
+    }
+    Ok(Opened::Linux { platforms, names })
+}
+
+/// Allocates `per_device` memory pools for each platform (one per Rx queue).
+pub fn make_pools<P: Platform>(
+    platforms: &[P],
+    names: &[String],
+    per_device: usize,
+) -> Result<Vec<Vec<Mempool<P>>>, AppError> {
+    platforms
+        .iter()
+        .zip(names)
+        .map(|(p, name)| {
+            (0..per_device)
+                .map(|_| {
+                    Mempool::new(p, POOL_ENTRIES, DEFAULT_BUF_SIZE)
+                        .map_err(|e| AppError::from(e).context(name))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Brings every device up with `queues` Rx and Tx queues (promiscuous, drop when a ring is
+/// full) and waits for each link.
+pub fn start_devices<'a, P: Platform>(
+    platforms: &[P],
+    names: &[String],
+    pools: &'a [Vec<Mempool<P>>],
+    queues: u16,
+) -> Result<Vec<Started<'a, P>>, AppError> {
+    let config = Config {
+        rx_queues: queues,
+        tx_queues: queues,
+        ..Config::default()
+    };
+    let mut started = Vec::new();
+    for ((platform, name), pools) in platforms.iter().zip(names).zip(pools) {
+        let s = Device::init(platform.clone(), &config, pools)
+            .map_err(|e| AppError::from(e).context(name))?;
+        started.push(s);
+    }
+    for (s, name) in started.iter().zip(names) {
+        let link = s.device.wait_for_link(LINK_TIMEOUT).map_err(|_| {
+            AppError::new(format!(
+                "{name}: no link after {} s: check the cable",
+                LINK_TIMEOUT.as_secs()
+            ))
+        })?;
+        let speed = link.speed.map_or(0, |s| s.mbit());
+        log::info!("{name}: link up at {speed} Mbit/s");
+    }
+    Ok(started)
+}
+
+/// Reads every device's accumulated statistics.
+pub fn all_stats<P: Platform>(devices: &[Device<P>]) -> Vec<Stats> {
+    devices.iter().map(Device::stats).collect()
+}
+
+/// When a run ends: after a time, after a number of packets, or on Ctrl-C.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Elapsed time (virtual with a virtual sim clock) after which to stop.
+    pub seconds: Option<Duration>,
+    /// Packets (forwarded, sent or captured) after which to stop.
+    pub packets: Option<u64>,
+}
+
+impl Limits {
+    /// From the common options.
+    pub fn from_args(args: &CommonArgs) -> Self {
+        Limits {
+            seconds: args.seconds.map(Duration::from_secs_f64),
+            packets: args.packets,
+        }
+    }
+
+    /// True when time is up or Ctrl-C was pressed.
+    #[inline]
+    pub fn time_up(&self, elapsed: Duration) -> bool {
+        stop_requested() || self.seconds.is_some_and(|s| elapsed >= s)
+    }
+
+    /// How many more packets may be handled after `done` (u64::MAX without a limit).
+    #[inline(always)]
+    pub fn remaining(&self, done: u64) -> u64 {
+        self.packets.map_or(u64::MAX, |n| n.saturating_sub(done))
+    }
+}
+
+/// How often (in loop iterations) the single-threaded loops look at the clock.
+pub const CLOCK_CHECK_INTERVAL: u64 = 64;

@@ -1,0 +1,267 @@
+//! `ixgbe-fwd <DEV1> <DEV2>`: forwards everything received on each device out of the other,
+//! incrementing byte 1 of each frame (as ixy's forwarder does).
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use apps::sim::wire_time_ps;
+use apps::stats::print_summary;
+use apps::{
+    all_stats, make_pools, open_devices, peer_totals, run_main, start_devices, AppError,
+    CommonArgs, DevSpec, Limits, Opened, Pacer, RatePrinter, SimEnv, CLOCK_CHECK_INTERVAL,
+    MAX_BATCH,
+};
+use clap::Parser;
+use ixgbe_core::heapless;
+use ixgbe_core::{Device, Packet, Platform, RxQueue, TxQueue};
+
+/// Forward frames between two 82599 ports (or two simulated ones: `sim sim`).
+#[derive(Debug, Parser)]
+#[command(name = "ixgbe-fwd", version)]
+struct Args {
+    /// First device: a PCI address (0000:03:00.0) or `sim`.
+    dev1: DevSpec,
+    /// Second device: a PCI address or `sim`.
+    dev2: DevSpec,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    run_main(|| run(&args))
+}
+
+fn run(args: &Args) -> Result<(), AppError> {
+    if args.dev1 == args.dev2 && args.dev1 != DevSpec::Sim {
+        return Err(AppError::new(
+            "DEV1 and DEV2 are the same device: give two different PCI addresses",
+        ));
+    }
+    match open_devices(&[args.dev1, args.dev2])? {
+        Opened::Sim {
+            env,
+            platforms,
+            names,
+        } => forward(platforms, names, Some(env), &args.common),
+        Opened::Linux { platforms, names } => forward(platforms, names, None, &args.common),
+    }
+}
+
+type Batch<'a> = heapless::Vec<Packet<'a>, MAX_BATCH>;
+
+/// The queues one thread served: Rx and Tx queue of every device.
+type QueueGroup<'a, P> = (Vec<RxQueue<'a, P>>, Vec<TxQueue<'a, P>>);
+
+/// Receives up to `max` frames on `rx`, touches byte 1 of each, sends them on `tx`; frames the
+/// Tx ring has no room for are dropped. Returns how many were sent.
+#[inline(never)]
+fn forward_batch<'a, P: Platform>(
+    rx: &mut RxQueue<'a, P>,
+    tx: &mut TxQueue<'a, P>,
+    batch: &mut Batch<'a>,
+    max: usize,
+) -> usize {
+    if rx.rx_batch(batch, max) == 0 {
+        return 0;
+    }
+    for packet in batch.iter_mut() {
+        if let Some(byte) = packet.get_mut(1) {
+            *byte = byte.wrapping_add(1);
+        }
+    }
+    let sent = tx.tx_batch(batch);
+    batch.clear();
+    sent
+}
+
+fn forward<P: Platform>(
+    platforms: Vec<P>,
+    names: Vec<String>,
+    env: Option<SimEnv>,
+    args: &CommonArgs,
+) -> Result<(), AppError> {
+    let queues = args.queues;
+    let pools = make_pools(&platforms, &names, usize::from(queues))?;
+    let started = start_devices(&platforms, &names, &pools, queues)?;
+    let mut devices = Vec::new();
+    let mut rx_rows: Vec<Vec<RxQueue<'_, P>>> = Vec::new();
+    let mut tx_rows: Vec<Vec<TxQueue<'_, P>>> = Vec::new();
+    for s in started {
+        devices.push(s.device);
+        rx_rows.push(s.rx.into_iter().collect());
+        tx_rows.push(s.tx.into_iter().collect());
+    }
+    let threaded = queues > 1;
+    let peer = env.as_ref().map(|e| {
+        let flows = if threaded { 64 } else { 1 };
+        let burst = if threaded { 256 } else { args.batch as u64 };
+        e.attach_forwarding_peer(flows, burst)
+    });
+    let mut pacer = match &env {
+        Some(e) => Pacer::sim(
+            e.sim.clone(),
+            args.sim_clock,
+            args.batch as u64 * wire_time_ps(60),
+        ),
+        None => Pacer::real(),
+    };
+    let limits = Limits::from_args(args);
+    let mut printer = RatePrinter::new(names.clone(), pacer.elapsed());
+    // The queues come back from the loops and are dropped only after the summary: tearing
+    // them down takes (virtual) time during which the peer keeps sending.
+    let _queues = if threaded {
+        run_threaded(
+            rx_rows,
+            tx_rows,
+            &devices,
+            &mut pacer,
+            &mut printer,
+            limits,
+            args.batch,
+        )
+    } else {
+        let mut rx: Vec<_> = rx_rows.into_iter().flatten().collect();
+        let mut tx: Vec<_> = tx_rows.into_iter().flatten().collect();
+        run_single(
+            &mut rx,
+            &mut tx,
+            &devices,
+            &mut pacer,
+            &mut printer,
+            limits,
+            args.batch,
+        );
+        vec![(rx, tx)]
+    };
+    let stats = all_stats(&devices);
+    print_summary(
+        pacer.elapsed().as_secs_f64(),
+        &names,
+        &stats,
+        peer.as_deref().map(peer_totals),
+        args.json,
+    );
+    Ok(())
+}
+
+/// Everything in one thread: pump the simulator, forward one batch each way, now and then
+/// look at the clock. Deterministic in sim mode with a virtual clock.
+fn run_single<'a, P: Platform>(
+    rx: &mut [RxQueue<'a, P>],
+    tx: &mut [TxQueue<'a, P>],
+    devices: &[Device<P>],
+    pacer: &mut Pacer,
+    printer: &mut RatePrinter,
+    limits: Limits,
+    batch_size: usize,
+) {
+    let mut batch = Batch::new();
+    let mut forwarded = 0u64;
+    let mut iteration = 0u64;
+    loop {
+        pacer.tick();
+        for d in 0..rx.len() {
+            let max = (batch_size as u64).min(limits.remaining(forwarded)) as usize;
+            let out = (d + 1) % tx.len();
+            forwarded += forward_batch(&mut rx[d], &mut tx[out], &mut batch, max) as u64;
+        }
+        iteration += 1;
+        if limits.remaining(forwarded) == 0 {
+            break;
+        }
+        if iteration % CLOCK_CHECK_INTERVAL == 0 {
+            let now = pacer.elapsed();
+            if limits.time_up(now) {
+                break;
+            }
+            if printer.due(now) {
+                printer.print(now, &all_stats(devices));
+            }
+        }
+    }
+}
+
+/// One worker thread per queue index (queue q of every device); this thread pumps the
+/// simulator, prints and decides when to stop.
+fn run_threaded<'a, P: Platform>(
+    rx_rows: Vec<Vec<RxQueue<'a, P>>>,
+    tx_rows: Vec<Vec<TxQueue<'a, P>>>,
+    devices: &[Device<P>],
+    pacer: &mut Pacer,
+    printer: &mut RatePrinter,
+    limits: Limits,
+    batch_size: usize,
+) -> Vec<QueueGroup<'a, P>> {
+    let done = AtomicBool::new(false);
+    // Packets still allowed to be forwarded (only with --packets): workers reserve from it.
+    let budget = AtomicU64::new(limits.packets.unwrap_or(u64::MAX));
+    let forwarded = AtomicU64::new(0);
+    // Transpose: per queue index, that queue of every device.
+    let mut rx_iters: Vec<_> = rx_rows.into_iter().map(Vec::into_iter).collect();
+    let mut tx_iters: Vec<_> = tx_rows.into_iter().map(Vec::into_iter).collect();
+    let mut groups = Vec::new();
+    loop {
+        let rx: Vec<_> = rx_iters.iter_mut().filter_map(Iterator::next).collect();
+        let tx: Vec<_> = tx_iters.iter_mut().filter_map(Iterator::next).collect();
+        if rx.is_empty() {
+            break;
+        }
+        groups.push((rx, tx));
+    }
+    let limited = limits.packets.is_some();
+    std::thread::scope(|scope| {
+        let mut workers = Vec::new();
+        for (mut rx, mut tx) in groups {
+            let (done, budget, forwarded) = (&done, &budget, &forwarded);
+            workers.push(scope.spawn(move || {
+                let mut batch = Batch::new();
+                while !done.load(Ordering::Relaxed) {
+                    for d in 0..rx.len() {
+                        let out = (d + 1) % tx.len();
+                        if !limited {
+                            forward_batch(&mut rx[d], &mut tx[out], &mut batch, batch_size);
+                            continue;
+                        }
+                        let Ok(before) =
+                            budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                                (b > 0).then(|| b - b.min(batch_size as u64))
+                            })
+                        else {
+                            break;
+                        };
+                        let reserved = before.min(batch_size as u64);
+                        let sent =
+                            forward_batch(&mut rx[d], &mut tx[out], &mut batch, reserved as usize)
+                                as u64;
+                        budget.fetch_add(reserved - sent, Ordering::Relaxed);
+                        forwarded.fetch_add(sent, Ordering::Relaxed);
+                    }
+                }
+                (rx, tx)
+            }));
+        }
+        loop {
+            pacer.tick();
+            let now = pacer.elapsed();
+            let enough = limits.remaining(forwarded.load(Ordering::Relaxed)) == 0;
+            if enough || limits.time_up(now) {
+                break;
+            }
+            if printer.due(now) {
+                printer.print(now, &all_stats(devices));
+            }
+            if pacer.is_sim() {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a forwarding thread panicked"))
+            .collect()
+    })
+}
