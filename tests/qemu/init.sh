@@ -83,10 +83,11 @@ sysfs)
         out=$(/bin/ixgbe-fwd "$ADDR" "$ADDR" --seconds 1 2>&1)
         rc=$?
         echo "$out" | sed 's/^/  ixgbe-fwd: /'
-        if [ $rc -ne 0 ] && echo "$out" | grep -qi unsupported; then
-            pass "fwd-refuse (exit $rc, unsupported-device error)"
+        if [ $rc -ne 0 ] && echo "$out" | grep -qiE 'unsupported|not a supported device' &&
+            echo "$out" | grep -qi '8086:10c9'; then
+            pass "fwd-refuse (exit $rc, unsupported-device error naming 8086:10c9)"
         else
-            fail "fwd-refuse: exit $rc, expected non-zero and an unsupported-device message"
+            fail "fwd-refuse: exit $rc, expected non-zero and an unsupported-device message naming 8086:10c9"
         fi
         drv=$(driver_of "$ADDR")
         if [ "$drv" = igb ]; then pass "fwd-still-bound (driver igb)"; else fail "fwd-still-bound: driver is $drv"; fi

@@ -137,6 +137,18 @@ ensure_qemu() {
     local codename
     codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
     [ -n "$codename" ] || die "cannot tell the Debian codename from /etc/os-release"
+    if grep -rqs -- "${codename}-backports" /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; then
+        log "${codename}-backports is configured on this machine: using it"
+        as_root apt-get -q update >"$WORK/apt-update.log" 2>&1 ||
+            { tail -n 20 "$WORK/apt-update.log" >&2; die "apt-get update failed"; }
+        DEBIAN_FRONTEND=noninteractive as_root apt-get -q -y --no-install-recommends \
+            install -t "${codename}-backports" qemu-system-x86 >"$WORK/apt-install.log" 2>&1 ||
+            { tail -n 30 "$WORK/apt-install.log" >&2; die "installing qemu-system-x86 from ${codename}-backports failed"; }
+        major=$(qemu_major)
+        [ "${major:-0}" -ge 8 ] || die "qemu-system-x86_64 is still older than 8.0 after the install"
+        log "installed $(qemu-system-x86_64 --version | head -n1)"
+        return
+    fi
     local aptdir="$CACHE/apt"
     mkdir -p "$aptdir/lists/partial"
     write_backports_sources "$aptdir/sources.list" "$codename"
@@ -433,10 +445,10 @@ expected_markers() {
     sysfs)
         echo "refuse-error refuse-still-bound refuse-config-unchanged"
         [ -n "$FWD_BIN" ] && echo "fwd-refuse fwd-still-bound"
-        echo "guest-open guest-path guest-tx guest-rx guest-done"
+        echo "guest-open guest-path guest-tx guest-rx guest-loopback guest-negative-control guest-done"
         ;;
     vfio)
-        echo "vfio-bind vfio-group guest-open guest-path guest-tx guest-rx guest-done"
+        echo "vfio-bind vfio-group guest-open guest-path guest-tx guest-rx guest-loopback guest-negative-control guest-done"
         ;;
     esac
 }

@@ -66,6 +66,8 @@ pub mod regs {
     pub const RCTL: u32 = 0x0100;
     /// RCTL: receiver enable.
     pub const RCTL_EN: u32 = 1 << 1;
+    /// RCTL: loopback mode "MAC" (bits 7:6 = 01).
+    pub const RCTL_LBM_MAC: u32 = 1 << 6;
     /// RCTL: broadcast accept.
     pub const RCTL_BAM: u32 = 1 << 15;
     /// RCTL: strip Ethernet CRC.
@@ -165,6 +167,21 @@ pub struct BringUp {
     pub buf_page_bus: [u64; 2],
 }
 
+/// Bring-up options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// MAC loopback (RCTL.LBM = MAC): transmitted frames come back on the RX queue and nothing
+    /// reaches the wire.
+    pub loopback: bool,
+    /// Added to the bus address of every RX packet buffer handed to the device. Non-zero only
+    /// for negative controls: a translation that is off by a few bytes must be caught by the
+    /// byte checks. Must stay below 768 KiB so the skewed buffers stay inside the fixture's own
+    /// DMA region.
+    pub rx_buffer_bus_skew: u64,
+    /// The same for TX packet buffers.
+    pub tx_buffer_bus_skew: u64,
+}
+
 /// The test fixture: one RX and one TX queue, polled, no interrupts.
 pub struct Igb<P: Platform> {
     p: P,
@@ -173,6 +190,7 @@ pub struct Igb<P: Platform> {
     rx_next: usize,
     tx_next: usize,
     info: BringUp,
+    opts: Options,
 }
 
 fn timeout_err(what: &str, waited: Duration) -> String {
@@ -185,6 +203,15 @@ impl<P: Platform> Igb<P> {
     /// Buffers live in a 4 MiB DMA region (two hugepages), alternating between the two pages
     /// descriptor by descriptor, so translation is exercised across non-contiguous pages.
     pub fn init(p: P) -> Result<Self, String> {
+        Self::init_with(p, Options::default())
+    }
+
+    /// [`Igb::init`] with [`Options`].
+    pub fn init_with(p: P, opts: Options) -> Result<Self, String> {
+        let limit = (TX_SLOTS_AT - (RING / 2) * BUF) as u64;
+        if opts.rx_buffer_bus_skew >= limit || opts.tx_buffer_bus_skew >= limit {
+            return Err("a buffer bus skew would leave the fixture's DMA region".into());
+        }
         let rings = p
             .dma_alloc(2 * RING * DESC)
             .map_err(|e| format!("dma_alloc(rings): {e}"))?;
@@ -203,6 +230,7 @@ impl<P: Platform> Igb<P> {
             bufs: Some(bufs),
             rx_next: 0,
             tx_next: 0,
+            opts,
             info: BringUp {
                 mac: [0; 6],
                 link_ms: 0,
@@ -366,7 +394,8 @@ impl<P: Platform> Igb<P> {
         self.wait("RXDCTL.ENABLE", Duration::from_secs(1), |s| {
             s.r(RXDCTL0) & XDCTL_ENABLE != 0
         })?;
-        self.w(RCTL, RCTL_EN | RCTL_BAM | RCTL_SECRC);
+        let lbm = if self.opts.loopback { RCTL_LBM_MAC } else { 0 };
+        self.w(RCTL, RCTL_EN | RCTL_BAM | RCTL_SECRC | lbm);
         self.w(RDT0, (RING - 1) as u32);
 
         // TX ring.
@@ -389,7 +418,7 @@ impl<P: Platform> Igb<P> {
 
     /// Gives RX descriptor `i` its buffer (read format: packet address, header address 0).
     fn arm_rx(&self, i: usize) -> Result<(), String> {
-        let bus = self.bus(self.slot_ptr(false, i))?;
+        let bus = self.bus(self.slot_ptr(false, i))? + self.opts.rx_buffer_bus_skew;
         let d = self.ring_ptr(false, i);
         // SAFETY: `d` is a 16-byte, 16-aligned descriptor inside the live ring region; the
         // device does not own it now (not yet handed over, or its DD was seen).
@@ -420,7 +449,7 @@ impl<P: Platform> Igb<P> {
             // SAFETY: the slot is BUF bytes of live DMA memory that the device does not read
             // now (every earlier frame was waited for), and `part` is at most BUF bytes.
             unsafe { std::ptr::copy_nonoverlapping(part.as_ptr(), slot, part.len()) };
-            let bus = self.bus(slot)?;
+            let bus = self.bus(slot)? + self.opts.tx_buffer_bus_skew;
             let eop = n + 1 == parts.len();
             let cmd = part.len() as u32
                 | ADVTXD_DTYP_DATA
