@@ -48,21 +48,26 @@ command_reg() { dd if="/sys/bus/pci/devices/$1/config" bs=1 skip=4 count=2 2>/de
 
 load_modules igb
 
-ADDR=
+# The device under test (its netdev is the host peer's socket) and any other 82576.
+ADDR=$(arg qtest.addr)
+OTHERS=
 for d in /sys/bus/pci/devices/*; do
-    if [ "$(cat "$d/vendor")" = 0x8086 ] && [ "$(cat "$d/device")" = 0x10c9 ]; then
-        ADDR=${d##*/}
+    if [ "$(cat "$d/vendor")" = 0x8086 ] && [ "$(cat "$d/device")" = 0x10c9 ] && [ "${d##*/}" != "$ADDR" ]; then
+        OTHERS="$OTHERS ${d##*/}"
     fi
 done
-if [ -z "$ADDR" ]; then
-    fail "find-device: no 8086:10c9 on the PCI bus"
+if [ -z "$ADDR" ] || [ ! -e "/sys/bus/pci/devices/$ADDR" ]; then
+    fail "find-device: device under test '$ADDR' not on the PCI bus"
     finish
 fi
-say "igb device at $ADDR, driver $(driver_of "$ADDR")"
-if [ "$(driver_of "$ADDR")" != igb ]; then
-    fail "igb-bound: the kernel igb driver did not bind $ADDR"
-    finish
-fi
+[ "$(cat "/sys/bus/pci/devices/$ADDR/device")" = 0x10c9 ] || fail "find-device: $ADDR is not 8086:10c9"
+for a in $ADDR $OTHERS; do
+    say "igb device at $a, driver $(driver_of "$a")"
+    if [ "$(driver_of "$a")" != igb ]; then
+        fail "igb-bound: the kernel igb driver did not bind $a"
+        finish
+    fi
+done
 
 case "$MODE" in
 sysfs)
@@ -80,7 +85,10 @@ sysfs)
         fail "refuse-config-unchanged: command register $before -> $after"
     fi
     if [ -x /bin/ixgbe-fwd ]; then
-        out=$(/bin/ixgbe-fwd "$ADDR" "$ADDR" --seconds 1 2>&1)
+        ADDR2=${OTHERS# }
+        ADDR2=${ADDR2%% *}
+        [ -n "$ADDR2" ] || fail "fwd-refuse: no second 8086:10c9 for ixgbe-fwd"
+        out=$(/bin/ixgbe-fwd "$ADDR" "$ADDR2" --seconds 1 2>&1)
         rc=$?
         echo "$out" | sed 's/^/  ixgbe-fwd: /'
         if [ $rc -ne 0 ] && echo "$out" | grep -qiE 'unsupported|not a supported device' &&
@@ -89,8 +97,12 @@ sysfs)
         else
             fail "fwd-refuse: exit $rc, expected non-zero and an unsupported-device message naming 8086:10c9"
         fi
-        drv=$(driver_of "$ADDR")
-        if [ "$drv" = igb ]; then pass "fwd-still-bound (driver igb)"; else fail "fwd-still-bound: driver is $drv"; fi
+        drv="$(driver_of "$ADDR") $(driver_of "$ADDR2")"
+        if [ "$drv" = "igb igb" ]; then
+            pass "fwd-still-bound (both devices: driver igb)"
+        else
+            fail "fwd-still-bound: drivers are $drv"
+        fi
     fi
     # 2. Take-over through sysfs and the frame exchange.
     /bin/qemu_guest "$ADDR" sysfs "$FRAMES" || fail "guest-exit: qemu_guest exited $?"

@@ -27,6 +27,11 @@ BOOT_TIMEOUT=${BOOT_TIMEOUT:-150}
 FRAMES=${FRAMES:-64}
 TRIPLE=x86_64-unknown-linux-gnu
 GUEST_MAC=52:54:00:12:34:56
+# PCI slots of the igb device under test and of the second one in boot 1 (addresses in the guest).
+# Apart on purpose: QEMU reserves devfn + 0x80 + 2n (n < 8) of each igb for its SR-IOV VFs.
+DEV_SLOT=0x3
+DEV_ADDR=0000:00:03.0
+DEV2_SLOT=0x6
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/qemu-e2e.XXXXXX")
 declare -a STARTED_PIDS=()
 
@@ -376,7 +381,7 @@ run_boot() {
     read -r peer_port qemu_port <"$ports"
 
     local accel_args=(-accel "$ACCEL")
-    local cmdline="console=ttyS0 quiet loglevel=3 panic=-1 hugepages=16 qtest.mode=$mode qtest.frames=$FRAMES"
+    local cmdline="console=ttyS0 quiet loglevel=3 panic=-1 hugepages=16 qtest.mode=$mode qtest.frames=$FRAMES qtest.addr=$DEV_ADDR"
     [ "$mode" = vfio ] && cmdline="$cmdline intel_iommu=on"
     log "boot '$name': qemu ($ACCEL) netdev dgram 127.0.0.1:$qemu_port <-> peer 127.0.0.1:$peer_port"
     local t0 rc=0
@@ -387,7 +392,7 @@ run_boot() {
         -display none -monitor none -serial "file:$console" -no-reboot \
         -nodefaults \
         -netdev "dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port=$qemu_port,remote.type=inet,remote.host=127.0.0.1,remote.port=$peer_port" \
-        -device "igb,netdev=n0,mac=$GUEST_MAC,romfile=" \
+        -device "igb,netdev=n0,mac=$GUEST_MAC,romfile=,addr=$DEV_SLOT" \
         </dev/null >"$WORK/$name.qemu" 2>&1 || rc=$?
     BOOT_SECS[$name]=$(($(date +%s) - t0))
     # Give the peer a moment to read the last frames, then stop it.
@@ -462,7 +467,10 @@ main() {
     build_initramfs
     local t_setup=$(($(date +%s) - T_START))
 
-    run_boot sysfs sysfs -machine q35
+    # Boot 1 has a second igb (on an otherwise empty hub: it reaches no network) so that
+    # ixgbe-fwd gets two different devices to refuse.
+    run_boot sysfs sysfs -machine q35 \
+        -netdev hubport,id=n1,hubid=1 -device "igb,netdev=n1,mac=52:54:00:12:34:57,romfile=,addr=$DEV2_SLOT"
     run_boot vfio vfio -machine q35,kernel-irqchip=split -device intel-iommu,intremap=on,caching-mode=on
 
     local total=$(($(date +%s) - T_START))
