@@ -14,6 +14,26 @@
 //! with gaps and reversed order between chunks, so code that assumes bus contiguity across
 //! [`DMA_PAGE_SIZE`](ixgbe_core::DMA_PAGE_SIZE) fails visibly (DMA violation).
 //!
+//! # Timing (virtual)
+//!
+//! | Event | When |
+//! |---|---|
+//! | CTRL.RST / LRST self-clear | 10 µs after the write |
+//! | EEC.Auto_RD set | 1 ms after the reset completes |
+//! | RDRXCTL.DMAIDONE set | 2 ms after the reset completes |
+//! | Link up (LINKS bit 30, speed 11b) | [`NicConfig::link_up_delay`] (20 ms) after power-on, reset completion, AUTOC.Restart_AN or re-plugging |
+//! | RXDCTL / TXDCTL.ENABLE read-back | after two further reads of the register, or 5 µs |
+//!
+//! Virtual time only moves in [`Sim::advance`] and [`Platform::delay`]. While a
+//! [`TrafficSource`] is attached, time advances in 100 µs slices so sources, RX and TX interleave.
+//!
+//! # Simplifications
+//!
+//! TX write-back with WTHRESH > 0 writes DD on every descriptor at once; IFCS is not required
+//! for padding; EERD reads return 0; only the first packet buffer (RXPBSIZE\[0\]) is modelled and
+//! it is shared by every queue in arrival order (a stalled queue without Drop_En blocks the
+//! others, as on hardware). Exact duplicate violations are recorded once.
+//!
 //! Dropping the last handle to a [`Sim`] (every `Sim` and `SimPlatform` clone) frees all DMA
 //! memory that is still allocated: keep a handle alive while regions are in use.
 #![deny(
@@ -437,4 +457,32 @@ pub fn region_ptr(region: &DmaRegion, offset: usize) -> NonNull<u8> {
     assert!(offset < region.len(), "offset outside the region");
     // SAFETY: `offset < len`, so the result stays inside the region's allocation.
     unsafe { NonNull::new_unchecked(region.virt().as_ptr().add(offset)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
+
+    #[test]
+    fn handles_are_send_sync_clone() {
+        assert_send_sync_clone::<Sim>();
+        assert_send_sync_clone::<SimPlatform>();
+        assert_send_sync_clone::<NicId>();
+    }
+
+    #[test]
+    fn platform_usable_from_another_thread() {
+        let sim = Sim::new();
+        let nic = sim.add_nic(NicConfig::default());
+        let p = sim.platform(nic);
+        let h = std::thread::spawn(move || {
+            p.delay(Duration::from_millis(30));
+            p.read32(0x042A4)
+        });
+        let links = h.join().expect("thread");
+        assert_ne!(links & (1 << 30), 0);
+        assert!(sim.now() >= Duration::from_millis(30));
+    }
 }
