@@ -112,6 +112,16 @@ pub struct SimEnv {
 }
 
 impl SimEnv {
+    /// Logs (at info level) what each simulated wire saw and any protocol violations (warn).
+    pub fn log_diagnostics(&self, names: &[String]) {
+        for (&nic, name) in self.nics.iter().zip(names) {
+            log::info!("{name}: wire {:?}", self.sim.wire_counters(nic));
+        }
+        for v in self.sim.violations() {
+            log::warn!("simulator: {v}");
+        }
+    }
+
     /// The forwarder's peer: on every port a [`LineRateSource`] offering 64-byte frames (60 +
     /// FCS) at 10 GbE line rate in `flows` flows, and a [`CheckingSink`] checking what the port
     /// sends. At most `max_burst` frames are offered per pump: a backlog beyond that (the
@@ -314,3 +324,17 @@ impl Limits {
 
 /// How often (in loop iterations) the single-threaded loops look at the clock.
 pub const CLOCK_CHECK_INTERVAL: u64 = 64;
+
+/// How often the main thread pumps the simulator while worker threads run the queues.
+pub const SIM_PUMP_INTERVAL: Duration = Duration::from_micros(100);
+
+/// Largest step of virtual time per pump with a wall sim clock: 100 µs (the simulator's time
+/// slice, one peer burst) when one thread does everything, 1 ms when worker threads run the
+/// queues and the main thread pumps every [`SIM_PUMP_INTERVAL`].
+pub fn max_sim_step(threaded: bool) -> Duration {
+    if threaded {
+        Duration::from_millis(1)
+    } else {
+        Duration::from_micros(100)
+    }
+}

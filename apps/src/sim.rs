@@ -25,7 +25,7 @@ pub fn wire_time_ps(len: usize) -> u64 {
 /// Moves the simulator's clock (if any) and tells the run's elapsed time.
 ///
 /// Real devices: elapsed wall time. Sim with `--sim-clock wall`: each [`Pacer::tick`] advances
-/// virtual time by the wall time since the previous tick. Sim with `--sim-clock virtual`: each
+/// virtual time by the wall time since the previous tick (capped, see [`Pacer::sim`]). Sim with `--sim-clock virtual`: each
 /// tick advances virtual time by a fixed step, and elapsed time is virtual.
 pub struct Pacer {
     kind: Kind,
@@ -39,6 +39,7 @@ enum Kind {
         sim: Sim,
         start: Instant,
         last: Instant,
+        max_step: Duration,
     },
     SimVirtual {
         sim: Sim,
@@ -60,8 +61,11 @@ impl Pacer {
     }
 
     /// A pacer that drives `sim`. With [`SimClock::Virtual`] every tick advances virtual time by
-    /// `step_ps` picoseconds (the wire time of one batch).
-    pub fn sim(sim: Sim, clock: SimClock, step_ps: u64) -> Self {
+    /// `step_ps` picoseconds (the wire time of one batch). With [`SimClock::Wall`] a tick
+    /// advances it by the wall time since the last tick, but at most `max_step`: after a longer
+    /// stall (the thread was descheduled, or printed) virtual time falls behind instead of
+    /// making the peer offer the whole stall's traffic at once.
+    pub fn sim(sim: Sim, clock: SimClock, step_ps: u64, max_step: Duration) -> Self {
         let kind = match clock {
             SimClock::Wall => {
                 let now = Instant::now();
@@ -69,6 +73,7 @@ impl Pacer {
                     sim,
                     start: now,
                     last: now,
+                    max_step,
                 }
             }
             SimClock::Virtual => {
@@ -95,9 +100,14 @@ impl Pacer {
     pub fn tick(&mut self) {
         match &mut self.kind {
             Kind::Real { .. } => {}
-            Kind::SimWall { sim, last, .. } => {
+            Kind::SimWall {
+                sim,
+                last,
+                max_step,
+                ..
+            } => {
                 let now = Instant::now();
-                let dt = now - *last;
+                let dt = (now - *last).min(*max_step);
                 *last = now;
                 sim.advance(dt);
             }
@@ -284,9 +294,10 @@ mod tests {
         let mut frames = Vec::new();
         src.poll(Duration::from_millis(5), &mut |f| frames.push(f.to_vec()));
         assert_eq!(frames.len(), 1, "only the first frame is due at the start");
-        src.poll(Duration::from_millis(5) + Duration::from_micros(10), &mut |f| {
-            frames.push(f.to_vec())
-        });
+        src.poll(
+            Duration::from_millis(5) + Duration::from_micros(10),
+            &mut |f| frames.push(f.to_vec()),
+        );
         // The first 8 frames take 60+64+128+60+594+1514+100+1024 + 8*24 bytes = 4.4 µs.
         assert!(frames.len() > 8 && frames.len() < 40, "{}", frames.len());
         for (i, f) in frames.iter().enumerate() {

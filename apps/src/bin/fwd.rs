@@ -8,9 +8,9 @@ use std::time::Duration;
 use apps::sim::wire_time_ps;
 use apps::stats::print_summary;
 use apps::{
-    all_stats, make_pools, open_devices, peer_totals, run_main, start_devices, AppError,
-    CommonArgs, DevSpec, Limits, Opened, Pacer, RatePrinter, SimEnv, CLOCK_CHECK_INTERVAL,
-    MAX_BATCH,
+    all_stats, make_pools, max_sim_step, open_devices, peer_totals, run_main, start_devices,
+    AppError, CommonArgs, DevSpec, Limits, Opened, Pacer, RatePrinter, SimEnv,
+    CLOCK_CHECK_INTERVAL, MAX_BATCH, SIM_PUMP_INTERVAL,
 };
 use clap::Parser;
 use ixgbe_core::heapless;
@@ -95,8 +95,12 @@ fn forward<P: Platform>(
     }
     let threaded = queues > 1;
     let peer = env.as_ref().map(|e| {
+        // Single thread: at most one batch per port per pump, so a loop that keeps up loses
+        // nothing. Threads: the main thread pumps every 100 µs of wall time (the simulator's
+        // time slice) and may offer one batch per queue per slice; more would only keep the
+        // simulator busy generating frames that get dropped, holding its lock.
         let flows = if threaded { 64 } else { 1 };
-        let burst = if threaded { 256 } else { args.batch as u64 };
+        let burst = args.batch as u64 * u64::from(queues);
         e.attach_forwarding_peer(flows, burst)
     });
     let mut pacer = match &env {
@@ -104,6 +108,7 @@ fn forward<P: Platform>(
             e.sim.clone(),
             args.sim_clock,
             args.batch as u64 * wire_time_ps(60),
+            max_sim_step(threaded),
         ),
         None => Pacer::real(),
     };
@@ -143,6 +148,9 @@ fn forward<P: Platform>(
         peer.as_deref().map(peer_totals),
         args.json,
     );
+    if let Some(env) = &env {
+        env.log_diagnostics(&names);
+    }
     Ok(())
 }
 
@@ -162,10 +170,10 @@ fn run_single<'a, P: Platform>(
     let mut iteration = 0u64;
     loop {
         pacer.tick();
-        for d in 0..rx.len() {
+        let ports = tx.len();
+        for (d, rx) in rx.iter_mut().enumerate() {
             let max = (batch_size as u64).min(limits.remaining(forwarded)) as usize;
-            let out = (d + 1) % tx.len();
-            forwarded += forward_batch(&mut rx[d], &mut tx[out], &mut batch, max) as u64;
+            forwarded += forward_batch(rx, &mut tx[(d + 1) % ports], &mut batch, max) as u64;
         }
         iteration += 1;
         if limits.remaining(forwarded) == 0 {
@@ -218,10 +226,11 @@ fn run_threaded<'a, P: Platform>(
             workers.push(scope.spawn(move || {
                 let mut batch = Batch::new();
                 while !done.load(Ordering::Relaxed) {
-                    for d in 0..rx.len() {
-                        let out = (d + 1) % tx.len();
+                    let ports = tx.len();
+                    for (d, rx) in rx.iter_mut().enumerate() {
+                        let tx = &mut tx[(d + 1) % ports];
                         if !limited {
-                            forward_batch(&mut rx[d], &mut tx[out], &mut batch, batch_size);
+                            forward_batch(rx, tx, &mut batch, batch_size);
                             continue;
                         }
                         let Ok(before) =
@@ -232,9 +241,7 @@ fn run_threaded<'a, P: Platform>(
                             break;
                         };
                         let reserved = before.min(batch_size as u64);
-                        let sent =
-                            forward_batch(&mut rx[d], &mut tx[out], &mut batch, reserved as usize)
-                                as u64;
+                        let sent = forward_batch(rx, tx, &mut batch, reserved as usize) as u64;
                         budget.fetch_add(reserved - sent, Ordering::Relaxed);
                         forwarded.fetch_add(sent, Ordering::Relaxed);
                     }
@@ -252,11 +259,13 @@ fn run_threaded<'a, P: Platform>(
             if printer.due(now) {
                 printer.print(now, &all_stats(devices));
             }
-            if pacer.is_sim() {
-                std::thread::yield_now();
+            // Pump the simulator about as often as it slices time (100 µs), leaving its lock
+            // and the CPU to the workers in between.
+            std::thread::sleep(if pacer.is_sim() {
+                SIM_PUMP_INTERVAL
             } else {
-                std::thread::sleep(Duration::from_millis(1));
-            }
+                Duration::from_millis(1)
+            });
         }
         done.store(true, Ordering::Relaxed);
         workers

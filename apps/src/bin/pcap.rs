@@ -10,9 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use apps::sim::wire_time_ps;
 use apps::stats::print_summary;
 use apps::{
-    all_stats, make_pools, open_devices, peer_totals, run_main, start_devices, AppError,
-    CommonArgs, DevSpec, Limits, Opened, Pacer, RatePrinter, SimEnv, CLOCK_CHECK_INTERVAL,
-    MAX_BATCH,
+    all_stats, make_pools, max_sim_step, open_devices, peer_totals, run_main, start_devices,
+    AppError, CommonArgs, DevSpec, Limits, Opened, Pacer, RatePrinter, SimEnv,
+    CLOCK_CHECK_INTERVAL, MAX_BATCH,
 };
 use clap::Parser;
 use ixgbe_core::heapless;
@@ -92,6 +92,7 @@ fn capture<P: Platform>(
             e.sim.clone(),
             common.sim_clock,
             common.batch as u64 * wire_time_ps(60),
+            max_sim_step(false),
         ),
         None => Pacer::real(),
     };
@@ -153,5 +154,8 @@ fn capture<P: Platform>(
         peer.as_deref().map(peer_totals),
         common.json,
     );
+    if let Some(env) = &env {
+        env.log_diagnostics(&names);
+    }
     Ok(())
 }

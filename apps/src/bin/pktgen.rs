@@ -9,9 +9,9 @@ use apps::frame::{build_udp_frame, set_seq, Flow, MAX_FRAME, MIN_FRAME};
 use apps::sim::wire_time_ps;
 use apps::stats::print_summary;
 use apps::{
-    all_stats, make_pools, open_devices, peer_totals, run_main, start_devices, AppError,
-    CommonArgs, DevSpec, Limits, Opened, Pacer, RatePrinter, SimEnv, CLOCK_CHECK_INTERVAL,
-    MAX_BATCH, POOL_ENTRIES,
+    all_stats, make_pools, max_sim_step, open_devices, peer_totals, run_main, start_devices,
+    AppError, CommonArgs, DevSpec, Limits, Opened, Pacer, RatePrinter, SimEnv,
+    CLOCK_CHECK_INTERVAL, MAX_BATCH, POOL_ENTRIES, SIM_PUMP_INTERVAL,
 };
 use clap::Parser;
 use ixgbe_core::heapless;
@@ -120,7 +120,8 @@ impl<'a, P: Platform> Sender<'a, P> {
     fn send(&mut self, want: usize) -> usize {
         let have = self.batch.len();
         if want > have {
-            self.pool.alloc_batch(&mut self.batch, want - have, self.size);
+            self.pool
+                .alloc_batch(&mut self.batch, want - have, self.size);
             for packet in self.batch[have..].iter_mut() {
                 set_seq(packet, self.seq);
                 self.seq += 1;
@@ -175,18 +176,20 @@ fn generate<P: Platform>(
             }
         })
         .collect();
+    let threaded = senders.len() > 1;
     let peer = env.as_ref().map(SimEnv::attach_generator_peer);
     let mut pacer = match &env {
         Some(e) => Pacer::sim(
             e.sim.clone(),
             common.sim_clock,
             common.batch as u64 * wire_time_ps(args.size),
+            max_sim_step(threaded),
         ),
         None => Pacer::real(),
     };
     let limits = Limits::from_args(common);
     let mut printer = RatePrinter::new(names.clone(), pacer.elapsed());
-    if senders.len() == 1 {
+    if !threaded {
         run_single(
             &mut senders[0],
             &devices,
@@ -217,6 +220,9 @@ fn generate<P: Platform>(
         peer.as_deref().map(peer_totals),
         common.json,
     );
+    if let Some(env) = &env {
+        env.log_diagnostics(&names);
+    }
     Ok(())
 }
 
@@ -295,11 +301,13 @@ fn run_threaded<P: Platform>(
             if printer.due(now) {
                 printer.print(now, &all_stats(devices));
             }
-            if pacer.is_sim() {
-                std::thread::yield_now();
+            // Pump the simulator about as often as it slices time (100 µs), leaving its lock
+            // and the CPU to the workers in between.
+            std::thread::sleep(if pacer.is_sim() {
+                SIM_PUMP_INTERVAL
             } else {
-                std::thread::sleep(Duration::from_millis(1));
-            }
+                Duration::from_millis(1)
+            });
         }
         done.store(true, Ordering::Relaxed);
     });
