@@ -116,7 +116,7 @@ fn forward<P: Platform>(
     let mut printer = RatePrinter::new(names.clone(), pacer.elapsed());
     // The queues come back from the loops and are dropped only after the summary: tearing
     // them down takes (virtual) time during which the peer keeps sending.
-    let _queues = if threaded {
+    let queues = if threaded {
         run_threaded(
             rx_rows,
             tx_rows,
@@ -148,6 +148,9 @@ fn forward<P: Platform>(
         peer.as_deref().map(peer_totals),
         args.json,
     );
+    // Tear down (queues first), then report what the simulator saw, violations included.
+    drop(queues);
+    drop(devices);
     if let Some(env) = &env {
         env.log_diagnostics(&names);
     }

@@ -154,6 +154,8 @@ fn capture<P: Platform>(
         peer.as_deref().map(peer_totals),
         common.json,
     );
+    drop(rx);
+    drop(devices);
     if let Some(env) = &env {
         env.log_diagnostics(&names);
     }

@@ -189,7 +189,8 @@ fn generate<P: Platform>(
     };
     let limits = Limits::from_args(common);
     let mut printer = RatePrinter::new(names.clone(), pacer.elapsed());
-    if !threaded {
+    // Worker threads drop their senders when they end; a single sender stays until teardown.
+    let senders = if !threaded {
         run_single(
             &mut senders[0],
             &devices,
@@ -198,6 +199,7 @@ fn generate<P: Platform>(
             limits,
             common.batch,
         );
+        senders
     } else {
         run_threaded(
             senders,
@@ -207,7 +209,8 @@ fn generate<P: Platform>(
             limits,
             common.batch,
         );
-    }
+        Vec::new()
+    };
     // Give the device a moment to put the last frames on the wire.
     for _ in 0..4 {
         pacer.tick();
@@ -220,6 +223,8 @@ fn generate<P: Platform>(
         peer.as_deref().map(peer_totals),
         common.json,
     );
+    drop(senders);
+    drop(devices);
     if let Some(env) = &env {
         env.log_diagnostics(&names);
     }

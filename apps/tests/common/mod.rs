@@ -26,6 +26,8 @@ pub fn run_json(bin: &str, args: &[&str]) -> Value {
         out.status
     );
     assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    // The programs log every protocol violation the simulator recorded as a warning.
+    assert!(!stderr.contains("simulator:"), "stderr: {stderr}");
     let last = stdout.lines().last().expect("no output");
     serde_json::from_str(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {last}"))
 }
