@@ -188,6 +188,11 @@ pub fn sim_mac(i: usize) -> [u8; 6] {
 
 /// Opens the devices: all `sim` (one simulated world holding them all), or all PCI addresses.
 pub fn open_devices(devs: &[DevSpec]) -> Result<Opened, AppError> {
+    open_devices_with(devs, &OpenOptions::default())
+}
+
+/// [`open_devices`] with explicit sysfs/dev/proc roots for PCI devices.
+pub fn open_devices_with(devs: &[DevSpec], options: &OpenOptions) -> Result<Opened, AppError> {
     let sims = devs.iter().filter(|d| **d == DevSpec::Sim).count();
     if sims == devs.len() {
         let sim = Sim::new();
@@ -222,7 +227,7 @@ pub fn open_devices(devs: &[DevSpec]) -> Result<Opened, AppError> {
         let DevSpec::Pci(addr) = dev else {
             unreachable!("checked above");
         };
-        let platform = LinuxPlatform::open(addr, &OpenOptions::default())?;
+        let platform = LinuxPlatform::open(addr, options)?;
         log::info!(
             "{addr}: {} via {}",
             platform.identity(),
@@ -336,5 +341,24 @@ pub fn max_sim_step(threaded: bool) -> Duration {
         Duration::from_millis(1)
     } else {
         Duration::from_micros(100)
+    }
+}
+
+/// The pacer of a run: drives the simulator in sim mode (`step_ps`: the wire time of one batch,
+/// for `--sim-clock virtual`), plain wall time for real devices.
+pub fn make_pacer(env: Option<&SimEnv>, args: &CommonArgs, step_ps: u64, threaded: bool) -> Pacer {
+    match env {
+        Some(e) => Pacer::sim(
+            e.sim.clone(),
+            args.sim_clock,
+            step_ps,
+            max_sim_step(threaded),
+        ),
+        None => {
+            if args.sim_clock == SimClock::Virtual {
+                log::warn!("--sim-clock applies only to `sim` devices; ignored");
+            }
+            Pacer::real()
+        }
     }
 }

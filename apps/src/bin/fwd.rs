@@ -8,7 +8,7 @@ use std::time::Duration;
 use apps::sim::wire_time_ps;
 use apps::stats::print_summary;
 use apps::{
-    all_stats, make_pools, max_sim_step, open_devices, peer_totals, run_main, start_devices,
+    all_stats, make_pacer, make_pools, open_devices, peer_totals, run_main, start_devices,
     AppError, CommonArgs, DevSpec, Limits, Opened, Pacer, RatePrinter, SimEnv,
     CLOCK_CHECK_INTERVAL, MAX_BATCH, SIM_PUMP_INTERVAL,
 };
@@ -103,15 +103,12 @@ fn forward<P: Platform>(
         let burst = args.batch as u64 * u64::from(queues);
         e.attach_forwarding_peer(flows, burst)
     });
-    let mut pacer = match &env {
-        Some(e) => Pacer::sim(
-            e.sim.clone(),
-            args.sim_clock,
-            args.batch as u64 * wire_time_ps(60),
-            max_sim_step(threaded),
-        ),
-        None => Pacer::real(),
-    };
+    let mut pacer = make_pacer(
+        env.as_ref(),
+        args,
+        args.batch as u64 * wire_time_ps(60),
+        threaded,
+    );
     let limits = Limits::from_args(args);
     let mut printer = RatePrinter::new(names.clone(), pacer.elapsed());
     // The queues come back from the loops and are dropped only after the summary: tearing

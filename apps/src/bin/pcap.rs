@@ -10,9 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use apps::sim::wire_time_ps;
 use apps::stats::print_summary;
 use apps::{
-    all_stats, make_pools, max_sim_step, open_devices, peer_totals, run_main, start_devices,
-    AppError, CommonArgs, DevSpec, Limits, Opened, Pacer, RatePrinter, SimEnv,
-    CLOCK_CHECK_INTERVAL, MAX_BATCH,
+    all_stats, make_pacer, make_pools, open_devices, peer_totals, run_main, start_devices,
+    AppError, CommonArgs, DevSpec, Limits, Opened, RatePrinter, SimEnv, CLOCK_CHECK_INTERVAL,
+    MAX_BATCH,
 };
 use clap::Parser;
 use ixgbe_core::heapless;
@@ -87,15 +87,12 @@ fn capture<P: Platform>(
         drop(s.tx);
     }
     let peer = env.as_ref().map(SimEnv::attach_capture_peer);
-    let mut pacer = match &env {
-        Some(e) => Pacer::sim(
-            e.sim.clone(),
-            common.sim_clock,
-            common.batch as u64 * wire_time_ps(60),
-            max_sim_step(false),
-        ),
-        None => Pacer::real(),
-    };
+    let mut pacer = make_pacer(
+        env.as_ref(),
+        common,
+        common.batch as u64 * wire_time_ps(60),
+        false,
+    );
     let mut limits = Limits::from_args(common);
     limits.packets = match (limits.packets, args.count) {
         (Some(a), Some(b)) => Some(a.min(b)),

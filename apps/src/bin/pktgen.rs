@@ -9,7 +9,7 @@ use apps::frame::{build_udp_frame, set_seq, Flow, MAX_FRAME, MIN_FRAME};
 use apps::sim::wire_time_ps;
 use apps::stats::print_summary;
 use apps::{
-    all_stats, make_pools, max_sim_step, open_devices, peer_totals, run_main, start_devices,
+    all_stats, make_pacer, make_pools, open_devices, peer_totals, run_main, start_devices,
     AppError, CommonArgs, DevSpec, Limits, Opened, Pacer, RatePrinter, SimEnv,
     CLOCK_CHECK_INTERVAL, MAX_BATCH, POOL_ENTRIES, SIM_PUMP_INTERVAL,
 };
@@ -178,15 +178,12 @@ fn generate<P: Platform>(
         .collect();
     let threaded = senders.len() > 1;
     let peer = env.as_ref().map(SimEnv::attach_generator_peer);
-    let mut pacer = match &env {
-        Some(e) => Pacer::sim(
-            e.sim.clone(),
-            common.sim_clock,
-            common.batch as u64 * wire_time_ps(args.size),
-            max_sim_step(threaded),
-        ),
-        None => Pacer::real(),
-    };
+    let mut pacer = make_pacer(
+        env.as_ref(),
+        common,
+        common.batch as u64 * wire_time_ps(args.size),
+        threaded,
+    );
     let limits = Limits::from_args(common);
     let mut printer = RatePrinter::new(names.clone(), pacer.elapsed());
     // Worker threads drop their senders when they end; a single sender stays until teardown.
