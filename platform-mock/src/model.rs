@@ -1294,9 +1294,9 @@ fn tx_one(
     }
     n.inc(TPT, 1);
     n.inc(PTC64 + 4 * size_bucket(wlen), 1);
-    if scratch[..6] == [0xFF; 6] {
+    if flen >= 6 && scratch[..6] == [0xFF; 6] {
         n.inc(BPTC, 1);
-    } else if scratch[0] & 1 != 0 {
+    } else if flen >= 6 && scratch[0] & 1 != 0 {
         n.inc(MPTC, 1);
     }
     let slot = n.stat_slot(TQSM, q);
@@ -1444,7 +1444,7 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
         }
     }
     if !n.held.is_empty() || n.r(CTRL) & CTRL_MASTER_DISABLE != 0 {
-        hold(n, i, core, queue, hash, info, frame);
+        hold(n, queue, hash, info, frame);
         return;
     }
     match deliver(n, i, core, queue as usize, hash, info, frame) {
@@ -1454,7 +1454,7 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
             if n.r(rx_base(u32::from(queue)) + Q_SRRCTL) & SRRCTL_DROP_EN != 0 {
                 drop_qprdc(n, queue as usize);
             } else {
-                hold(n, i, core, queue, hash, info, frame);
+                hold(n, queue, hash, info, frame);
             }
         }
     }
@@ -1466,8 +1466,7 @@ fn drop_qprdc(n: &mut Nic, q: usize) {
     n.wire.rx_dropped += 1;
 }
 
-fn hold(n: &mut Nic, _i: usize, core: &mut Core, queue: u16, hash: u32, info: u32, frame: &[u8]) {
-    let _ = core;
+fn hold(n: &mut Nic, queue: u16, hash: u32, info: u32, frame: &[u8]) {
     let cap = (((n.r(RXPBSIZE) >> 10) & 0x3FF) as usize) * 1024;
     let need = frame.len() + 4;
     if n.held_bytes + need > cap {
