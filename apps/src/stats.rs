@@ -1,5 +1,6 @@
 //! Per-second rate lines (like ixy's) and the JSON summary.
 
+use std::io::Write;
 use std::time::Duration;
 
 use ixgbe_core::Stats;
@@ -16,6 +17,14 @@ pub struct PeerTotals {
     pub corrupted: u64,
     /// Frames missing from the peer's received sequences (gaps).
     pub lost: u64,
+}
+
+/// Writes a line to stdout. A closed stdout (e.g. piped into `head`) is not an error worth
+/// a panic: the run goes on and the line is lost.
+pub fn out(line: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
 }
 
 /// Mbit/s on the wire for `packets` frames of `bytes` bytes in `secs` seconds, counting the
@@ -85,7 +94,7 @@ impl RatePrinter {
         let secs = now.saturating_sub(self.last_time).as_secs_f64();
         let mut tx_total = 0;
         for ((name, old), new) in self.names.iter().zip(&self.last).zip(stats) {
-            println!("{}", rate_line(name, old, new, secs));
+            out(&rate_line(name, old, new, secs));
             tx_total += new.tx_packets - old.tx_packets;
         }
         self.peak_tx_mpps = self.peak_tx_mpps.max(mpps(tx_total, secs));
@@ -138,20 +147,20 @@ pub fn print_summary(
     json: bool,
 ) {
     for (name, s) in names.iter().zip(stats) {
-        println!(
+        out(&format!(
             "[{name}] total: RX {} packets ({} bytes), TX {} packets ({} bytes), \
              RX dropped {}, missed {} in {seconds:.3} s",
             s.rx_packets, s.rx_bytes, s.tx_packets, s.tx_bytes, s.rx_dropped, s.rx_missed
-        );
+        ));
     }
     if let Some(p) = peer {
-        println!(
+        out(&format!(
             "[peer] sent {}, received {}, corrupted {}, lost {}",
             p.sent, p.received, p.corrupted, p.lost
-        );
+        ));
     }
     if json {
-        println!("{}", summary_json(seconds, names, stats, peer));
+        out(&summary_json(seconds, names, stats, peer).to_string());
     }
 }
 

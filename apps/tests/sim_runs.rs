@@ -274,3 +274,18 @@ fn pcap_packets_option_and_multi_queue() {
     seqs.dedup();
     assert_eq!(seqs.len(), 300);
 }
+
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    let mut child = Command::new(FWD)
+        .args(["sim", "sim", "--seconds", "1.2", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // like `| head -0`
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
