@@ -375,8 +375,7 @@ run_boot() {
         --timeout "$BOOT_TIMEOUT" >"$peerlog" 2>&1 &
     local peer_pid=$!
     STARTED_PIDS+=("$peer_pid")
-    local i
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
         [ -s "$ports" ] && break
         sleep 0.1
     done
@@ -400,7 +399,7 @@ run_boot() {
         </dev/null >"$WORK/$name.qemu" 2>&1 || rc=$?
     BOOT_SECS[$name]=$(($(date +%s) - t0))
     # Give the peer a moment to read the last frames, then stop it.
-    for i in $(seq 1 30); do
+    for _ in $(seq 1 30); do
         kill -0 "$peer_pid" 2>/dev/null || break
         sleep 0.1
     done
