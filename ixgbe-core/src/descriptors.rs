@@ -75,8 +75,27 @@ pub(crate) enum RxWriteback {
 
 /// Decodes the second word of an advanced Rx descriptor (§4.2: status_error in bits 31:0,
 /// PKT_LEN in bits 47:32).
+///
+/// The common case, a complete good frame, costs one mask-and-compare of the status and one
+/// unsigned compare of the length; everything else is decided out of line.
 #[inline(always)]
 pub(crate) fn decode_rx(word1: u64, buf_size: u32) -> RxWriteback {
+    let status = word1 as u32;
+    let len = (word1 >> 32) as u16;
+    let checked = (RX_STATUS::DD::SET + RX_STATUS::EOP::SET + RX_STATUS::RXE::SET).value;
+    let good = (RX_STATUS::DD::SET + RX_STATUS::EOP::SET).value;
+    // `len - 1 < buf_size` is `0 < len <= buf_size` (len 0 wraps to u32::MAX).
+    if status & checked == good && u32::from(len).wrapping_sub(1) < buf_size {
+        RxWriteback::Frame(len)
+    } else {
+        decode_rx_slow(word1, buf_size)
+    }
+}
+
+/// Everything but a good frame: not done yet, or a write-back the driver rejects.
+#[cold]
+#[inline(never)]
+fn decode_rx_slow(word1: u64, buf_size: u32) -> RxWriteback {
     let status = LocalRegisterCopy::<u32, RX_STATUS::Register>::new(word1 as u32);
     if !status.is_set(RX_STATUS::DD) {
         return RxWriteback::NotDone;
@@ -92,6 +111,12 @@ pub(crate) fn decode_rx(word1: u64, buf_size: u32) -> RxWriteback {
         return RxWriteback::BadLength;
     }
     RxWriteback::Frame(len)
+}
+
+/// True when the device wrote back an Rx descriptor (DD set), whatever it says.
+#[inline(always)]
+pub(crate) fn rx_done(word1: u64) -> bool {
+    LocalRegisterCopy::<u32, RX_STATUS::Register>::new(word1 as u32).is_set(RX_STATUS::DD)
 }
 
 /// The second word of an advanced Tx data descriptor for a one-buffer frame of `len` bytes:
@@ -114,26 +139,52 @@ pub(crate) fn tx_done(word1: u64) -> bool {
     LocalRegisterCopy::<u32, TX_STATUS::Register>::new((word1 >> 32) as u32).is_set(TX_STATUS::DD)
 }
 
-/// A ring of `mask + 1` descriptors (a power of two) at `base` in DMA memory.
+/// A ring of `mask + 1` descriptors (a power of two) at `base` in DMA memory, followed by a
+/// CPU-only side array with one `S` per descriptor (which buffer the descriptor holds).
 ///
-/// Invariant: `base` points to `mask + 1` descriptors of valid, 16-byte aligned DMA memory that
-/// stays allocated as long as this value exists (the owning queue frees it after dropping us),
-/// and only this ring and the device access it.
-pub(crate) struct DescRing {
+/// Invariant: `base` points to `mask + 1` descriptors of valid, 16-byte aligned DMA memory,
+/// followed directly by `mask + 1` values of `S` (valid for reads and writes, aligned), that stay
+/// allocated as long as this value exists (the owning queue frees them after dropping us); only
+/// this ring and the device access the descriptors, only this ring the side array.
+///
+/// `Copy` so that a queue's data path can keep base and mask in registers for one call: a copy
+/// is a view of the queue's own ring, used only while the queue is borrowed by that call.
+pub(crate) struct DescRing<S: Copy> {
     base: NonNull<[u64; 2]>,
+    side: NonNull<S>,
     mask: u16,
 }
 
-// SAFETY: the ring is plain memory owned by one queue; moving it between threads is sound.
-unsafe impl Send for DescRing {}
+impl<S: Copy> Clone for DescRing<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
 
-impl DescRing {
+impl<S: Copy> Copy for DescRing<S> {}
+
+// SAFETY: the ring is plain memory owned by one queue; moving it between threads is sound as
+// long as the side values may move (S: Send).
+unsafe impl<S: Copy + Send> Send for DescRing<S> {}
+
+impl<S: Copy> DescRing<S> {
+    /// Bytes a ring of `len` descriptors and its side array take.
+    pub(crate) const fn bytes(len: usize) -> usize {
+        len * DESC_SIZE + len * core::mem::size_of::<S>()
+    }
+
     /// # Safety
-    /// `base` must satisfy the invariant on [`DescRing`] for `len` (a power of two) descriptors.
+    /// `base` must be 4096-byte aligned and satisfy the invariant on [`DescRing`] for `len` (a
+    /// power of two) descriptors, i.e. point to [`DescRing::bytes`]`(len)` bytes of DMA memory;
+    /// the side array must be initialised before it is read.
     pub(crate) unsafe fn new(base: NonNull<u8>, len: u16) -> Self {
         debug_assert!(len.is_power_of_two());
+        const { assert!(core::mem::align_of::<S>() <= DESC_SIZE) };
         Self {
             base: base.cast(),
+            // SAFETY: `len * 16` bytes in lies the side array, inside the region (contract);
+            // it is aligned for S because the base is 4096-aligned and align_of::<S>() <= 16.
+            side: unsafe { base.add(usize::from(len) * DESC_SIZE).cast() },
             mask: len - 1,
         }
     }
@@ -148,6 +199,28 @@ impl DescRing {
         let i = usize::from(i & self.mask);
         // SAFETY: `i <= mask`, so the offset stays inside the ring (type invariant).
         unsafe { self.base.as_ptr().add(i) }
+    }
+
+    #[inline(always)]
+    fn side_slot(&self, i: u16) -> *mut S {
+        let i = usize::from(i & self.mask);
+        // SAFETY: `i <= mask`, so the offset stays inside the side array (type invariant).
+        unsafe { self.side.as_ptr().add(i) }
+    }
+
+    /// The side value of descriptor `i` (set with [`DescRing::set_side`] before).
+    #[inline(always)]
+    pub(crate) fn side(&self, i: u16) -> S {
+        // SAFETY: in bounds and aligned (side_slot); only this ring touches the side array, and
+        // the owning queue sets a descriptor's value before it reads it.
+        unsafe { self.side_slot(i).read() }
+    }
+
+    /// Sets the side value of descriptor `i`.
+    #[inline(always)]
+    pub(crate) fn set_side(&self, i: u16, value: S) {
+        // SAFETY: in bounds and aligned (side_slot); only this ring touches the side array.
+        unsafe { self.side_slot(i).write(value) }
     }
 
     /// Reads the device-written second word of descriptor `i`; acquire-ordered before any later
@@ -193,6 +266,36 @@ mod tests {
         assert_eq!(decode_rx(wb(0b11, 0), 2048), RxWriteback::BadLength);
         assert_eq!(decode_rx(wb(0b11, 2049), 2048), RxWriteback::BadLength);
         assert_eq!(decode_rx(wb(0b11, 2048), 2048), RxWriteback::Frame(2048));
+    }
+
+    #[test]
+    fn fast_rx_decoding_agrees_with_the_field_by_field_one() {
+        let statuses = [
+            0u32,
+            1,
+            2,
+            3,
+            1 << 29,
+            3 | 1 << 29,
+            1 | 1 << 29,
+            3 | 0xF0,
+            0xFFFF_FFFF,
+        ];
+        let lens = [
+            0u16, 1, 59, 60, 1023, 1024, 1025, 2047, 2048, 2049, 16384, 65535,
+        ];
+        for buf_size in [1024, 2048, 16384] {
+            for status in statuses {
+                for len in lens {
+                    let w = wb(status, len) | 0xABCD << 48;
+                    assert_eq!(
+                        decode_rx(w, buf_size),
+                        decode_rx_slow(w, buf_size),
+                        "{w:#x}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

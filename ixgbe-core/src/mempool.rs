@@ -21,8 +21,11 @@ use crate::platform::{DmaRegion, Platform, DMA_PAGE_SIZE};
 /// Default buffer size: 2 KiB, one 1518-byte frame plus room (SRRCTL.BSIZEPACKET = 2).
 pub const DEFAULT_BUF_SIZE: u32 = 2048;
 
-/// The part of a pool that packets and queues point to; not generic over the platform.
-pub struct PoolCore {
+/// Where a pool's buffers are: fixed when the pool is built, copied into registers by the data
+/// path (a `PoolCore` holds a lock, so the compiler would otherwise reload these fields after
+/// every store).
+#[derive(Clone, Copy)]
+pub(crate) struct BufLayout {
     /// First byte of buffer 0.
     base: NonNull<u8>,
     /// log2 of the buffer size.
@@ -30,39 +33,13 @@ pub struct PoolCore {
     entries: u32,
     /// Bus address of each buffer, `entries` of them.
     phys: NonNull<u64>,
-    free: spin::Mutex<FreeStack>,
-    /// Set when a queue could not stop the device from using our buffers: never free the memory.
-    leak: AtomicBool,
 }
 
-struct FreeStack {
-    /// `entries` slots; `stack[..top]` are free buffer indices.
-    stack: NonNull<u32>,
-    top: u32,
-}
-
-// SAFETY: PoolCore's raw pointers point into the pool's DMA region, which lives as long as the
-// pool. The free stack is only touched under its mutex; a buffer's bytes are only touched by the
-// single owner of its index (a Packet, an Rx or Tx ring slot), which the stack hands out once.
-unsafe impl Send for PoolCore {}
-// SAFETY: see Send; shared access goes through the mutex or through exclusively owned indices.
-unsafe impl Sync for PoolCore {}
-
-impl PoolCore {
+impl BufLayout {
     /// Buffer size in bytes.
     #[inline(always)]
-    pub fn buf_size(&self) -> u32 {
+    pub(crate) fn buf_size(&self) -> u32 {
         1 << self.buf_shift
-    }
-
-    /// Number of buffers.
-    pub fn entries(&self) -> u32 {
-        self.entries
-    }
-
-    /// Number of buffers currently free.
-    pub fn free_count(&self) -> usize {
-        self.free.lock().top as usize
     }
 
     /// Address of buffer `index`. The caller must own the index or not dereference the result.
@@ -82,34 +59,138 @@ impl PoolCore {
         // SAFETY: the table has `entries` initialised u64s and indices are below `entries`.
         unsafe { self.phys.as_ptr().add(index as usize).read() }
     }
+}
+
+/// The part of a pool that packets and queues point to; not generic over the platform.
+pub struct PoolCore {
+    layout: BufLayout,
+    free: spin::Mutex<FreeStack>,
+    /// Set when a queue could not stop the device from using our buffers: never free the memory.
+    leak: AtomicBool,
+}
+
+/// The stack of free buffer indices (behind the pool's mutex).
+pub(crate) struct FreeStack {
+    /// `cap` slots; `stack[..top]` are free buffer indices.
+    stack: NonNull<u32>,
+    top: u32,
+    /// Number of slots (the pool's entries).
+    cap: u32,
+}
+
+/// The free stack, locked for a batch: pops and pushes work on a copy of the top (in a
+/// register), written back when the batch is dropped, before the lock is released.
+pub(crate) struct FreeBatch<'p> {
+    guard: spin::MutexGuard<'p, FreeStack>,
+    stack: NonNull<u32>,
+    top: u32,
+    cap: u32,
+}
+
+impl FreeBatch<'_> {
+    /// Takes a free buffer index, or `None` when the pool is empty.
+    #[inline(always)]
+    pub(crate) fn pop(&mut self) -> Option<u32> {
+        if self.top == 0 {
+            return None;
+        }
+        self.top -= 1;
+        // SAFETY: top < cap: a valid, initialised stack slot, and the stack is ours while the
+        // guard is held.
+        Some(unsafe { self.stack.as_ptr().add(self.top as usize).read() })
+    }
+
+    /// Returns a buffer index. Indices have one owner each, so the stack never overflows; if it
+    /// would (a bug), the index is dropped rather than written out of bounds.
+    #[inline(always)]
+    pub(crate) fn push(&mut self, index: u32) {
+        if self.top < self.cap {
+            // SAFETY: top < cap: a valid stack slot, ours while the guard is held.
+            unsafe { self.stack.as_ptr().add(self.top as usize).write(index) };
+            self.top += 1;
+        }
+    }
+}
+
+impl Drop for FreeBatch<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.guard.top = self.top;
+    }
+}
+
+// SAFETY: PoolCore's raw pointers point into the pool's DMA region, which lives as long as the
+// pool. The free stack is only touched under its mutex; a buffer's bytes are only touched by the
+// single owner of its index (a Packet, an Rx or Tx ring slot), which the stack hands out once.
+unsafe impl Send for PoolCore {}
+// SAFETY: see Send; shared access goes through the mutex or through exclusively owned indices.
+unsafe impl Sync for PoolCore {}
+// SAFETY: the stack pointer points into the pool's DMA region (see PoolCore), and a FreeStack is
+// only reached through its mutex.
+unsafe impl Send for FreeStack {}
+
+impl PoolCore {
+    /// Buffer size in bytes.
+    #[inline(always)]
+    pub fn buf_size(&self) -> u32 {
+        self.layout.buf_size()
+    }
+
+    /// Number of buffers.
+    pub fn entries(&self) -> u32 {
+        self.layout.entries
+    }
+
+    /// Number of buffers currently free.
+    pub fn free_count(&self) -> usize {
+        self.free.lock().top as usize
+    }
+
+    /// Where the buffers are (a copy, for the data path's registers).
+    #[inline(always)]
+    pub(crate) fn layout(&self) -> BufLayout {
+        self.layout
+    }
+
+    /// Bus address of buffer `index`.
+    #[inline(always)]
+    pub(crate) fn phys(&self, index: u32) -> u64 {
+        self.layout.phys(index)
+    }
+
+    /// Locks the free stack for a batch of pops or pushes (once per batch on the data path).
+    #[inline(always)]
+    pub(crate) fn lock_free(&self) -> FreeBatch<'_> {
+        let guard = self.free.lock();
+        let (stack, top, cap) = (guard.stack, guard.top, guard.cap);
+        FreeBatch {
+            guard,
+            stack,
+            top,
+            cap,
+        }
+    }
 
     /// Pops up to `out.len()` free buffer indices into `out`; returns how many. One lock per call.
     #[inline]
     pub(crate) fn alloc_indices(&self, out: &mut [u32]) -> usize {
-        let mut free = self.free.lock();
-        let n = out.len().min(free.top as usize);
-        let top = free.top as usize;
-        for (k, slot) in out[..n].iter_mut().enumerate() {
-            // SAFETY: top - 1 - k < top <= entries: a valid stack slot.
-            *slot = unsafe { free.stack.as_ptr().add(top - 1 - k).read() };
+        let mut free = self.lock_free();
+        let mut n = 0;
+        for slot in out.iter_mut() {
+            let Some(index) = free.pop() else { break };
+            *slot = index;
+            n += 1;
         }
-        free.top = (top - n) as u32;
         n
     }
 
     /// Returns buffer indices to the pool. One lock per call.
     #[inline]
     pub(crate) fn free_indices(&self, indices: &[u32]) {
-        let mut free = self.free.lock();
-        let top = free.top as usize;
-        // Indices come only from alloc_indices and each has one owner, so the stack cannot
-        // overflow; check anyway rather than write out of bounds.
-        let n = indices.len().min(self.entries as usize - top);
-        for (k, &index) in indices[..n].iter().enumerate() {
-            // SAFETY: top + k < entries: a valid stack slot.
-            unsafe { free.stack.as_ptr().add(top + k).write(index) };
+        let mut free = self.lock_free();
+        for &index in indices {
+            free.push(index);
         }
-        free.top = (top + n) as u32;
     }
 
     pub(crate) fn mark_leaked(&self) {
@@ -162,11 +243,17 @@ impl<P: Platform> Mempool<P> {
         };
         let mut pool = Mempool {
             core: PoolCore {
-                base,
-                buf_shift: buf_size.trailing_zeros(),
-                entries,
-                phys,
-                free: spin::Mutex::new(FreeStack { stack, top: 0 }),
+                layout: BufLayout {
+                    base,
+                    buf_shift: buf_size.trailing_zeros(),
+                    entries,
+                    phys,
+                },
+                free: spin::Mutex::new(FreeStack {
+                    stack,
+                    top: 0,
+                    cap: entries,
+                }),
                 leak: AtomicBool::new(false),
             },
             platform: platform.clone(),
@@ -174,7 +261,7 @@ impl<P: Platform> Mempool<P> {
         };
         debug_assert!(DMA_PAGE_SIZE % buf_size as usize == 0);
         for i in 0..entries {
-            let start = pool.core.buf_ptr(i).as_ptr();
+            let start = pool.core.layout.buf_ptr(i).as_ptr();
             // SAFETY-free arithmetic: the last byte of buffer i, still inside the region.
             let last = start.wrapping_add(buf_size as usize - 1);
             let (Some(a), Some(b)) = (platform.virt_to_phys(start), platform.virt_to_phys(last))
@@ -239,7 +326,7 @@ impl<P: Platform> Mempool<P> {
 
     /// Number of buffers in the pool.
     pub fn capacity(&self) -> usize {
-        self.core.entries as usize
+        self.core.layout.entries as usize
     }
 
     /// Buffer size in bytes.
@@ -296,19 +383,26 @@ impl core::fmt::Display for TooLong {
 impl<'a> Packet<'a> {
     #[inline(always)]
     pub(crate) fn from_raw(pool: &'a PoolCore, index: u32, len: u32) -> Self {
+        Self::from_parts(pool, pool.layout.buf_ptr(index), index, len)
+    }
+
+    /// A packet for buffer `index` of `pool` whose first byte is at `data` (the caller computed
+    /// it with the pool's [`BufLayout::buf_ptr`]) and that now owns the index.
+    #[inline(always)]
+    pub(crate) fn from_parts(pool: &'a PoolCore, data: NonNull<u8>, index: u32, len: u32) -> Self {
+        debug_assert_eq!(data, pool.layout.buf_ptr(index));
         Packet {
-            data: pool.buf_ptr(index),
+            data,
             pool,
             index,
             len,
         }
     }
 
-    /// Gives up ownership without returning the buffer: the caller now owns `index`.
+    /// The pool, buffer index and length, without giving up ownership.
     #[inline(always)]
-    pub(crate) fn into_raw(self) -> (&'a PoolCore, u32, u32) {
-        let me = core::mem::ManuallyDrop::new(self);
-        (me.pool, me.index, me.len)
+    pub(crate) fn raw_parts(&self) -> (&'a PoolCore, u32, u32) {
+        (self.pool, self.index, self.len)
     }
 
     /// Frame length in bytes.
@@ -373,5 +467,74 @@ impl core::fmt::Debug for Packet<'_> {
             .field("index", &self.index)
             .field("len", &self.len)
             .finish()
+    }
+}
+
+/// A platform for the data path's unit tests: registers in a map (a read returns the last value
+/// written), DMA memory from the heap with bus address = virtual address, no device behind it.
+/// Tests play the device by writing descriptors themselves.
+#[cfg(test)]
+pub(crate) mod fake {
+    extern crate std;
+
+    use std::alloc::{alloc_zeroed, dealloc, Layout};
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    use std::vec::Vec;
+
+    use core::ptr::NonNull;
+    use core::time::Duration;
+
+    use crate::platform::{DmaError, DmaRegion, Platform};
+
+    #[derive(Clone, Default)]
+    pub(crate) struct FakePlatform {
+        regs: Arc<Mutex<BTreeMap<u32, u32>>>,
+        /// Writes seen, in order.
+        writes: Arc<Mutex<Vec<(u32, u32)>>>,
+    }
+
+    impl FakePlatform {
+        /// Every register write so far, in order.
+        pub(crate) fn writes(&self) -> Vec<(u32, u32)> {
+            self.writes.lock().unwrap().clone()
+        }
+    }
+
+    fn layout(size: usize) -> Layout {
+        Layout::from_size_align(size.max(1), 4096).unwrap()
+    }
+
+    // SAFETY: MMIO touches only the map; DMA regions are fresh zeroed heap blocks, 4096-aligned,
+    // freed only in dma_free, and the identity bus address is contiguous everywhere. No device
+    // ever accesses them (the tests write descriptors themselves).
+    unsafe impl Platform for FakePlatform {
+        fn read32(&self, offset: u32) -> u32 {
+            self.regs.lock().unwrap().get(&offset).copied().unwrap_or(0)
+        }
+
+        unsafe fn write32(&self, offset: u32, value: u32) {
+            self.regs.lock().unwrap().insert(offset, value);
+            self.writes.lock().unwrap().push((offset, value));
+        }
+
+        fn dma_alloc(&self, size: usize) -> Result<DmaRegion, DmaError> {
+            // SAFETY: the layout has a non-zero size.
+            let ptr = unsafe { alloc_zeroed(layout(size)) };
+            let ptr = NonNull::new(ptr).ok_or(DmaError::OutOfMemory)?;
+            // SAFETY: fresh zeroed block of `size` bytes, 4096-aligned, ours until dma_free.
+            Ok(unsafe { DmaRegion::new(ptr, size, 0) })
+        }
+
+        unsafe fn dma_free(&self, region: DmaRegion) {
+            // SAFETY: allocated in dma_alloc with this very layout (caller contract).
+            unsafe { dealloc(region.virt().as_ptr(), layout(region.len())) };
+        }
+
+        fn virt_to_phys(&self, virt: *const u8) -> Option<u64> {
+            Some(virt as u64)
+        }
+
+        fn delay(&self, _duration: Duration) {}
     }
 }

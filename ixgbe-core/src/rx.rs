@@ -1,17 +1,16 @@
 //! Receive queues: an advanced-descriptor ring, the buffers it holds, and batched receive
 //! (datasheet §4.6.7 for setup, §7.1 for the receive path).
 
-use core::ptr::NonNull;
 use core::time::Duration;
 
-use crate::descriptors::{decode_rx, DescRing, RxWriteback, DESC_SIZE};
+use crate::descriptors::{decode_rx, rx_done, DescRing, RxWriteback, DESC_SIZE};
 use crate::error::Error;
 use crate::init::poll;
 use crate::mempool::{Packet, PoolCore};
 use crate::platform::{DmaRegion, Platform};
 use crate::regs::{self, Regs, RXDCTL};
 
-/// Most frames `rx_batch` refills per pool lock; larger batches take the lock again.
+/// Buffers taken from the pool per lock when a ring is first filled.
 const REFILL_CHUNK: usize = 64;
 
 /// What one receive queue has seen, counted by the driver (the device's own counters are in
@@ -36,9 +35,8 @@ pub struct RxCounters {
 pub struct RxQueue<'a, P: Platform> {
     regs: Regs<P>,
     id: u16,
-    ring: DescRing,
-    /// Buffer index held by each descriptor (CPU-only memory after the descriptors).
-    bufs: NonNull<u32>,
+    /// The descriptors, and the buffer index each one holds.
+    ring: DescRing<u32>,
     pool: &'a PoolCore,
     /// Next descriptor the driver looks at.
     next: u16,
@@ -61,7 +59,7 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         drop_when_full: bool,
     ) -> Result<Self, Error> {
         let n = usize::from(len);
-        let region = regs.platform().dma_alloc(n * DESC_SIZE + n * 4)?;
+        let region = regs.platform().dma_alloc(DescRing::<u32>::bytes(n))?;
         let base = region.virt();
         let phys = regs
             .platform()
@@ -69,16 +67,13 @@ impl<'a, P: Platform> RxQueue<'a, P> {
             .ok_or(Error::Translation {
                 what: "an Rx descriptor ring",
             })?;
-        // SAFETY: the region holds n descriptors (4096-byte aligned) followed by n u32s; it is
-        // owned by this queue until drop.
+        // SAFETY: the region (4096-byte aligned) holds n descriptors followed by n u32s; it is
+        // owned by this queue until drop. Every side value is set (arm) before it is read.
         let ring = unsafe { DescRing::new(base, len) };
-        // SAFETY: offset n * 16 is inside the region and 4-byte aligned.
-        let bufs = unsafe { base.add(n * DESC_SIZE).cast::<u32>() };
         let mut q = RxQueue {
             regs: regs.clone(),
             id,
             ring,
-            bufs,
             pool,
             next: 0,
             counters: RxCounters::default(),
@@ -146,103 +141,86 @@ impl<'a, P: Platform> RxQueue<'a, P> {
     #[inline(always)]
     fn arm(&mut self, i: u16, index: u32) {
         self.ring.write(i, self.pool.phys(index), 0);
-        self.set_buf(i, index);
-    }
-
-    #[inline(always)]
-    fn buf(&self, i: u16) -> u32 {
-        // SAFETY: `i & mask` < ring length, the length of the bufs array.
-        unsafe {
-            self.bufs
-                .as_ptr()
-                .add(usize::from(i & self.ring.mask()))
-                .read()
-        }
-    }
-
-    #[inline(always)]
-    fn set_buf(&mut self, i: u16, index: u32) {
-        // SAFETY: as in `buf`.
-        unsafe {
-            self.bufs
-                .as_ptr()
-                .add(usize::from(i & self.ring.mask()))
-                .write(index)
-        }
+        self.ring.set_side(i, index);
     }
 
     /// Receives up to `max` frames into `out` (stopping early when `out` is full); returns how
     /// many were added.
     ///
     /// Write-backs the driver cannot trust (no EOP, an error bit, a bad length) are counted and
-    /// their buffer goes straight back to the device. The tail register is written once per
-    /// call, after a release fence.
+    /// their buffer goes straight back to the device. The pool is locked once per call that
+    /// finds a frame (its free stack gives one fresh buffer per frame received); the tail
+    /// register is written once per call, after a release fence.
     #[inline]
     pub fn rx_batch<const N: usize>(
         &mut self,
         out: &mut heapless::Vec<Packet<'a>, N>,
         max: usize,
     ) -> usize {
-        let want = max.min(N - out.len());
-        let buf_size = self.pool.buf_size();
-        let mut received = 0;
-        let mut i = self.next;
-        let mut fresh = [0u32; REFILL_CHUNK];
-        while received < want {
-            // Refill buffers are taken from the pool in chunks: one lock per chunk.
-            let chunk = (want - received).min(REFILL_CHUNK);
-            let mut got = 0;
-            let mut used = 0;
-            let mut taken = false;
-            while used < chunk {
-                let word1 = self.ring.read_word1(i);
-                let frame_len = match decode_rx(word1, buf_size) {
-                    RxWriteback::NotDone => break,
-                    RxWriteback::Frame(len) => len,
+        // Everything the loop needs, in locals: the stores it makes (descriptors, packets)
+        // would otherwise make the compiler reload these fields every time.
+        let ring = self.ring;
+        let pool = self.pool;
+        let layout = pool.layout();
+        let buf_size = layout.buf_size();
+        let start = self.next;
+        let mut i = start;
+        let old_len = out.len();
+        let spare = out.spare_capacity_mut();
+        let want = max.min(spare.len());
+        if want == 0 || !rx_done(ring.read_word1(i)) {
+            return 0; // nothing received: no lock, no tail write
+        }
+        let mut bytes = 0u64;
+        let mut free = pool.lock_free();
+        let mut dsts = spare[..want].iter_mut();
+        // Each round looks at a descriptor first and takes an output slot only for a frame, so
+        // the number received is `want - dsts.len()` and needs no counter of its own.
+        'frames: while dsts.len() > 0 {
+            let frame_len = loop {
+                match decode_rx(ring.read_word1(i), buf_size) {
+                    RxWriteback::Frame(len) => break len,
+                    RxWriteback::NotDone => break 'frames,
                     bad => {
                         self.count_bad(bad);
                         // Recycle: same buffer, read format again.
-                        let index = self.buf(i);
-                        self.arm(i, index);
-                        i = i.wrapping_add(1) & self.ring.mask();
-                        continue;
+                        ring.write(i, layout.phys(ring.side(i)), 0);
+                        i = i.wrapping_add(1);
                     }
-                };
-                if !taken {
-                    got = self.pool.alloc_indices(&mut fresh[..chunk]);
-                    taken = true;
                 }
-                if used == got {
-                    self.counters.pool_empty += 1;
-                    break;
-                }
-                let index = self.buf(i);
-                let packet = Packet::from_raw(self.pool, index, u32::from(frame_len));
-                // `used < chunk <= want <= N - out.len()` at entry, so there is room.
-                let _ = out.push(packet);
-                self.counters.bytes += u64::from(frame_len);
-                self.arm(i, fresh[used]);
-                used += 1;
-                i = i.wrapping_add(1) & self.ring.mask();
-            }
-            if used < got {
-                self.pool.free_indices(&fresh[used..got]);
-            }
-            received += used;
-            if used < chunk {
+            };
+            let Some(fresh) = free.pop() else {
+                self.counters.pool_empty += 1;
                 break;
-            }
+            };
+            let Some(dst) = dsts.next() else { break };
+            let index = ring.side(i);
+            let len = u32::from(frame_len);
+            dst.write(Packet::from_parts(pool, layout.buf_ptr(index), index, len));
+            ring.write(i, layout.phys(fresh), 0);
+            ring.set_side(i, fresh);
+            bytes += u64::from(len);
+            // Free-running: every access masks (one AND shared by the accesses of a frame).
+            i = i.wrapping_add(1);
         }
-        if i != self.next {
-            self.next = i;
+        let received = want - dsts.len();
+        drop(free);
+        // SAFETY: `received <= want <= spare.len()`, and the loop wrote each of the first
+        // `received` elements of the spare capacity (`dsts` hands them out in order, and every
+        // one it handed out was written), so elements `old_len..old_len + received` are
+        // initialised Packets that nobody else owns.
+        unsafe { out.set_len(old_len + received) };
+        if i != start {
+            self.next = i & ring.mask();
             // Tail = one past the last descriptor handed back = the descriptor just before
             // `next`: the device owns [RDH, RDT), so it stops one short of what we still read.
             core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
-            let tail = i.wrapping_sub(1) & self.ring.mask();
+            let tail = i.wrapping_sub(1) & ring.mask();
             self.regs
                 .write(regs::rdt(u32::from(self.id)), u32::from(tail));
         }
         self.counters.packets += received as u64;
+        self.counters.bytes += bytes;
         received
     }
 
@@ -273,7 +251,7 @@ impl<'a, P: Platform> RxQueue<'a, P> {
     /// Gives the first `n` descriptors' buffers back to the pool.
     fn release_buffers(&mut self, n: u16) {
         for i in 0..n {
-            let index = self.buf(i);
+            let index = self.ring.side(i);
             self.pool.free_indices(&[index]);
         }
     }
@@ -306,5 +284,68 @@ impl<P: Platform> Drop for RxQueue<'_, P> {
         // SAFETY: the queue is disabled, so the device no longer reads the ring, and the CPU
         // side (this queue) is going away.
         unsafe { self.regs.platform().dma_free(region) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mempool::fake::FakePlatform;
+    use crate::mempool::Mempool;
+
+    /// Plays the device: writes back descriptor `i` with status bits and a length, and puts a
+    /// marker byte into the buffer it holds.
+    fn write_back<P: Platform>(q: &RxQueue<'_, P>, i: u16, status: u64, len: u16) {
+        let index = q.ring.side(i);
+        let data = q.pool.layout().buf_ptr(index);
+        // SAFETY: the buffer belongs to descriptor i, which the test plays the device for.
+        unsafe { data.as_ptr().write(0xA0 + i as u8) };
+        q.ring.write(i, 0, status | u64::from(len) << 32);
+    }
+
+    const GOOD: u64 = 0b11; // DD | EOP
+    const NO_EOP: u64 = 0b01;
+
+    #[test]
+    fn rx_batch_appends_skips_bad_write_backs_and_waits_for_buffers() {
+        let p = FakePlatform::default();
+        // A ring of 8 and 2 spare buffers.
+        let pool = Mempool::new(&p, 10, 2048).unwrap();
+        let regs = Regs::new(p.clone());
+        let mut q = RxQueue::setup(&regs, 0, 8, pool.core(), true).unwrap();
+        q.enable().unwrap();
+        assert_eq!(q.rx_batch(&mut heapless::Vec::<Packet<'_>, 4>::new(), 4), 0);
+        write_back(&q, 0, GOOD, 60);
+        write_back(&q, 1, NO_EOP, 61);
+        write_back(&q, 2, GOOD, 62);
+        write_back(&q, 3, GOOD, 63);
+        write_back(&q, 4, GOOD, 64);
+        let mut out = heapless::Vec::<Packet<'_>, 3>::new();
+        out.push(pool.alloc().unwrap()).unwrap(); // the last spare buffer
+                                                  // Room for 2, but only one fresh buffer: descriptor 0 is received, 1 is dropped and
+                                                  // recycled, 2 waits for a buffer.
+        assert_eq!(q.rx_batch(&mut out, 32), 1);
+        assert_eq!(out.len(), 2);
+        assert_eq!((out[1].len(), out[1][0]), (60, 0xA0));
+        let c = q.counters();
+        assert_eq!((c.packets, c.bytes, c.no_eop, c.pool_empty), (1, 60, 1, 1));
+        assert_eq!(p.writes().last(), Some(&(regs::rdt(0).offset(), 1)));
+        assert_eq!(pool.free_count(), 0);
+        drop(out);
+        let mut out = heapless::Vec::<Packet<'_>, 3>::new();
+        assert_eq!(q.rx_batch(&mut out, 32), 2);
+        let got: heapless::Vec<(usize, u8), 3> = out.iter().map(|p| (p.len(), p[0])).collect();
+        assert_eq!(&got[..], &[(62, 0xA2), (63, 0xA3)]);
+        assert_eq!(q.counters().pool_empty, 2);
+        assert_eq!(p.writes().last(), Some(&(regs::rdt(0).offset(), 3)));
+        drop(out);
+        // `max` limits too, and the recycled descriptor 1 comes back as not done.
+        let mut out = heapless::Vec::<Packet<'_>, 3>::new();
+        assert_eq!(q.rx_batch(&mut out, 1), 1);
+        assert_eq!((out[0].len(), out[0][0]), (64, 0xA4));
+        assert_eq!(q.rx_batch(&mut out, 3), 0);
+        drop(out);
+        drop(q);
+        assert_eq!(pool.free_count(), 10);
     }
 }

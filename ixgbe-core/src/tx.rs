@@ -1,7 +1,6 @@
 //! Transmit queues: an advanced-descriptor ring, the packets in flight, batched transmit and
 //! cleaning (datasheet §4.6.8 for setup, §7.2 for the transmit path).
 
-use core::ptr::NonNull;
 use core::time::Duration;
 
 use crate::descriptors::{tx_done, tx_word1, DescRing, DESC_SIZE};
@@ -36,8 +35,8 @@ pub struct TxCounters {
 pub struct TxQueue<'a, P: Platform> {
     regs: Regs<P>,
     id: u16,
-    ring: DescRing,
-    slots: NonNull<Slot>,
+    /// The descriptors, and whose buffer each one in flight holds.
+    ring: DescRing<Slot>,
     /// Next descriptor to fill (the software copy of TDT).
     tail: u16,
     /// Oldest descriptor not yet cleaned.
@@ -56,9 +55,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     /// is not enabled yet.
     pub(crate) fn setup(regs: &Regs<P>, id: u16, len: u16) -> Result<Self, Error> {
         let n = usize::from(len);
-        let region = regs
-            .platform()
-            .dma_alloc(n * DESC_SIZE + n * core::mem::size_of::<Slot>())?;
+        let region = regs.platform().dma_alloc(DescRing::<Slot>::bytes(n))?;
         let base = region.virt();
         let Some(phys) = regs.platform().virt_to_phys(base.as_ptr()) else {
             // SAFETY: never programmed into the device.
@@ -67,10 +64,9 @@ impl<'a, P: Platform> TxQueue<'a, P> {
                 what: "a Tx descriptor ring",
             });
         };
-        // SAFETY: the region holds n descriptors (4096-byte aligned) followed by n slots.
+        // SAFETY: the region (4096-byte aligned) holds n descriptors followed by n slots. A slot
+        // is read only for descriptors in flight, whose slots tx_batch set.
         let ring = unsafe { DescRing::new(base, len) };
-        // SAFETY: offset n * 16 is inside the region and aligned for Slot (8 bytes).
-        let slots = unsafe { base.add(n * DESC_SIZE).cast::<Slot>() };
         let q = u32::from(id);
         regs.write(regs::tdbal(q), phys as u32);
         regs.write(regs::tdbah(q), (phys >> 32) as u32);
@@ -90,7 +86,6 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             regs: regs.clone(),
             id,
             ring,
-            slots,
             tail: 0,
             clean: 0,
             counters: TxCounters::default(),
@@ -110,12 +105,6 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             "TXDCTL.ENABLE to read back 1",
             || self.regs.is_set(regs::txdctl(q), TXDCTL::ENABLE),
         )
-    }
-
-    #[inline(always)]
-    fn slot(&self, i: u16) -> *mut Slot {
-        // SAFETY: `i & mask` < ring length, the length of the slot array.
-        unsafe { self.slots.as_ptr().add(usize::from(i & self.ring.mask())) }
     }
 
     /// Descriptors handed to the device and not yet cleaned.
@@ -150,29 +139,25 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         cleaned
     }
 
-    /// Returns the buffers of descriptors `start..start + n` to their pools, one lock per run of
-    /// buffers from the same pool.
+    /// Returns the buffers of descriptors `start..start + n` to their pools, locking each pool
+    /// once per run of consecutive buffers from it.
     #[inline]
     fn free_slots(&mut self, start: u16, n: u16) {
-        let mut run = [0u32; CLEAN_BATCH as usize];
-        let mut run_len = 0;
-        let mut run_pool: *const PoolCore = core::ptr::null();
-        for k in 0..n {
-            // SAFETY: slot pointers are in bounds (see `slot`); slots in flight were written by
-            // tx_batch before the descriptor was handed to the device.
-            let Slot { pool, index } = unsafe { self.slot(start.wrapping_add(k)).read() };
-            if pool != run_pool && run_len > 0 {
-                // SAFETY: `run_pool` came from a live `&'a PoolCore` (see tx_batch).
-                unsafe { &*run_pool }.free_indices(&run[..run_len]);
-                run_len = 0;
+        let ring = self.ring;
+        let read = |k: u16| ring.side(start.wrapping_add(k));
+        let mut k = 0;
+        while k < n {
+            let pool = read(k).pool;
+            // SAFETY: `pool` came from a live `&'a PoolCore` (see tx_batch).
+            let mut free = unsafe { &*pool }.lock_free();
+            while k < n {
+                let slot = read(k);
+                if slot.pool != pool {
+                    break;
+                }
+                free.push(slot.index);
+                k += 1;
             }
-            run_pool = pool;
-            run[run_len] = index;
-            run_len += 1;
-        }
-        if run_len > 0 {
-            // SAFETY: as above.
-            unsafe { &*run_pool }.free_indices(&run[..run_len]);
         }
     }
 
@@ -187,21 +172,35 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         packets: &mut heapless::Vec<Packet<'a>, N>,
     ) -> usize {
         self.clean();
-        let free = usize::from(self.ring.mask()) - self.in_flight();
+        let ring = self.ring;
+        let free = usize::from(ring.mask()) - self.in_flight();
         let n = packets.len().min(free);
         if n == 0 {
             return 0;
         }
         let mut t = self.tail;
         let mut bytes = 0u64;
-        for packet in packets.drain(..n) {
-            let (pool, index, len) = packet.into_raw();
-            self.ring.write(t, pool.phys(index), tx_word1(len as u16));
-            // SAFETY: slot in bounds (see `slot`); the descriptor is not in flight.
-            unsafe { self.slot(t).write(Slot { pool, index }) };
+        for packet in &packets[..n] {
+            let (pool, index, len) = packet.raw_parts();
+            ring.write(t, pool.phys(index), tx_word1(len as u16));
+            ring.set_side(t, Slot { pool, index });
             bytes += u64::from(len);
-            t = t.wrapping_add(1) & self.ring.mask();
+            // Free-running: every access masks.
+            t = t.wrapping_add(1);
         }
+        // The ring's slots own these n buffers now: take the packets out without dropping them.
+        let rest = packets.len() - n;
+        let p = packets.as_mut_ptr();
+        // SAFETY: `n <= packets.len()`. Packets 0..n gave their buffers to the ring (their
+        // slots hold pool and index), so they must be forgotten, not dropped; packets n..len
+        // are moved down to 0..rest (`copy` allows overlap) and the length becomes `rest`, so
+        // exactly the initialised, still-owned packets remain, each once. Nothing between the
+        // loop above and this can panic.
+        unsafe {
+            core::ptr::copy(p.add(n), p, rest);
+            packets.set_len(rest);
+        }
+        let t = t & ring.mask();
         self.tail = t;
         core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
         self.regs.write(regs::tdt(u32::from(self.id)), u32::from(t));
@@ -255,8 +254,7 @@ impl<P: Platform> Drop for TxQueue<'_, P> {
         if !stopped {
             // The device may still read these buffers and the ring: leak them.
             for k in 0..self.in_flight() as u16 {
-                // SAFETY: in-bounds slot of a descriptor in flight.
-                let slot = unsafe { self.slot(self.clean.wrapping_add(k)).read() };
+                let slot = self.ring.side(self.clean.wrapping_add(k));
                 // SAFETY: the pool outlives this queue ('a).
                 unsafe { &*slot.pool }.mark_leaked();
             }
@@ -268,5 +266,89 @@ impl<P: Platform> Drop for TxQueue<'_, P> {
         self.clean = self.tail;
         // SAFETY: the queue is disabled; nothing uses the ring any more.
         unsafe { self.regs.platform().dma_free(region) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mempool::fake::FakePlatform;
+    use crate::mempool::Mempool;
+
+    const DD: u64 = 1 << 32;
+
+    /// Plays the device: marks descriptors `0..n` done.
+    fn complete<P: Platform>(q: &TxQueue<'_, P>, n: u16) {
+        for i in 0..n {
+            q.ring.write(i, 0, q.ring.read_word1(i) | DD);
+        }
+    }
+
+    #[test]
+    fn tx_batch_sends_what_fits_and_keeps_the_rest_in_order() {
+        let p = FakePlatform::default();
+        let pool = Mempool::new(&p, 64, 2048).unwrap();
+        let regs = Regs::new(p.clone());
+        let mut q = TxQueue::setup(&regs, 0, 8).unwrap();
+        q.enable().unwrap();
+        let mut batch = heapless::Vec::<Packet<'_>, 16>::new();
+        assert_eq!(pool.alloc_batch(&mut batch, 10, 0), 10);
+        for (k, packet) in batch.iter_mut().enumerate() {
+            packet.set_len(60 + k).unwrap();
+            packet[0] = k as u8;
+        }
+        // A ring of 8 takes 7 (one slot stays empty); the other 3 stay, in order, intact.
+        assert_eq!(q.tx_batch(&mut batch), 7);
+        assert_eq!(batch.len(), 3);
+        for (k, packet) in batch.iter().enumerate() {
+            assert_eq!(packet.len(), 67 + k);
+            assert_eq!(packet[0], 7 + k as u8);
+        }
+        for i in 0..7u16 {
+            let w1 = q.ring.read_word1(i);
+            assert_eq!(w1, tx_word1(60 + i));
+        }
+        assert_eq!(p.writes().last(), Some(&(regs::tdt(0).offset(), 7)));
+        assert_eq!(pool.free_count(), 64 - 10);
+        // Nothing is done yet: a full ring sends nothing and keeps everything.
+        assert_eq!(q.tx_batch(&mut batch), 0);
+        assert_eq!(batch.len(), 3);
+        complete(&q, 7);
+        assert_eq!(q.clean(), 7);
+        assert_eq!(pool.free_count(), 64 - 3);
+        assert_eq!(q.counters().completed, 7);
+        drop(batch);
+        assert_eq!(pool.free_count(), 64);
+        drop(q);
+    }
+
+    #[test]
+    fn cleaning_returns_each_buffer_to_its_own_pool() {
+        let p = FakePlatform::default();
+        let a = Mempool::new(&p, 16, 2048).unwrap();
+        let b = Mempool::new(&p, 16, 2048).unwrap();
+        let regs = Regs::new(p.clone());
+        let mut q = TxQueue::setup(&regs, 0, 64).unwrap();
+        q.enable().unwrap();
+        let mut sent = 0;
+        // Runs of one pool, alternating, across the ring's wrap-around (64 descriptors).
+        for round in 0..12 {
+            let mut batch = heapless::Vec::<Packet<'_>, 8>::new();
+            for k in 0..7 {
+                let pool = if (round + k) % 3 == 0 { &b } else { &a };
+                let mut packet = pool.alloc().unwrap();
+                packet.set_len(60).unwrap();
+                batch.push(packet).unwrap();
+            }
+            assert_eq!(q.tx_batch(&mut batch), 7);
+            sent += 7;
+            assert!(a.free_count() + b.free_count() >= 32 - 14);
+            // Mark everything in flight done (all 64 descriptors: DD on free ones is ignored).
+            complete(&q, 64);
+        }
+        assert_eq!(q.clean(), 7);
+        assert_eq!((a.free_count(), b.free_count()), (16, 16));
+        assert_eq!(q.counters().packets, sent);
+        assert_eq!(q.counters().completed, sent);
     }
 }
