@@ -121,16 +121,20 @@ pub(crate) fn rx_done(word1: u64) -> bool {
 
 /// The second word of an advanced Tx data descriptor for a one-buffer frame of `len` bytes:
 /// `cmd_type_len` = EOP | IFCS | RS | DEXT | DTYP_DATA | len, `olinfo_status` = PAYLEN = len.
+///
+/// `len` must fit DTALEN (16 bits); a [`Packet`](crate::Packet) is at most one buffer, 16 KiB.
 #[inline(always)]
-pub(crate) fn tx_word1(len: u16) -> u64 {
-    let cmd = TX_CMD::DTALEN.val(u32::from(len))
-        + TX_CMD::DTYP::Data
+pub(crate) fn tx_word1(len: u32) -> u64 {
+    debug_assert!(len <= 0xFFFF);
+    let cmd = TX_CMD::DTYP::Data
         + TX_CMD::EOP::SET
         + TX_CMD::IFCS::SET
         + TX_CMD::RS::SET
         + TX_CMD::DEXT::SET;
-    let olinfo = TX_STATUS::PAYLEN.val(u32::from(len));
-    u64::from(cmd.value) | (u64::from(olinfo.value) << 32)
+    // DTALEN is bits 15:0 and PAYLEN bits 63:46 of the word: one multiplication puts the length
+    // into both (len < 2^16, so the two copies and the command bits never overlap).
+    let both = TX_CMD::DTALEN.val(1).value as u64 | (TX_STATUS::PAYLEN.val(1).value as u64) << 32;
+    u64::from(len) * both | u64::from(cmd.value)
 }
 
 /// True when the device wrote back DD into the second word of a Tx descriptor.
@@ -152,7 +156,7 @@ pub(crate) fn tx_done(word1: u64) -> bool {
 pub(crate) struct DescRing<S: Copy> {
     base: NonNull<[u64; 2]>,
     side: NonNull<S>,
-    mask: u16,
+    mask: usize,
 }
 
 impl<S: Copy> Clone for DescRing<S> {
@@ -185,32 +189,34 @@ impl<S: Copy> DescRing<S> {
             // SAFETY: `len * 16` bytes in lies the side array, inside the region (contract);
             // it is aligned for S because the base is 4096-aligned and align_of::<S>() <= 16.
             side: unsafe { base.add(usize::from(len) * DESC_SIZE).cast() },
-            mask: len - 1,
+            mask: usize::from(len - 1),
         }
     }
 
+    /// Ring length - 1. Positions (`i` below) are free-running counters: each access uses
+    /// `i & mask`.
     #[inline(always)]
-    pub(crate) fn mask(&self) -> u16 {
+    pub(crate) fn mask(&self) -> usize {
         self.mask
     }
 
     #[inline(always)]
-    fn slot(&self, i: u16) -> *mut [u64; 2] {
-        let i = usize::from(i & self.mask);
+    fn slot(&self, i: usize) -> *mut [u64; 2] {
+        let i = i & self.mask;
         // SAFETY: `i <= mask`, so the offset stays inside the ring (type invariant).
         unsafe { self.base.as_ptr().add(i) }
     }
 
     #[inline(always)]
-    fn side_slot(&self, i: u16) -> *mut S {
-        let i = usize::from(i & self.mask);
+    fn side_slot(&self, i: usize) -> *mut S {
+        let i = i & self.mask;
         // SAFETY: `i <= mask`, so the offset stays inside the side array (type invariant).
         unsafe { self.side.as_ptr().add(i) }
     }
 
     /// The side value of descriptor `i` (set with [`DescRing::set_side`] before).
     #[inline(always)]
-    pub(crate) fn side(&self, i: u16) -> S {
+    pub(crate) fn side(&self, i: usize) -> S {
         // SAFETY: in bounds and aligned (side_slot); only this ring touches the side array, and
         // the owning queue sets a descriptor's value before it reads it.
         unsafe { self.side_slot(i).read() }
@@ -218,7 +224,7 @@ impl<S: Copy> DescRing<S> {
 
     /// Sets the side value of descriptor `i`.
     #[inline(always)]
-    pub(crate) fn set_side(&self, i: u16, value: S) {
+    pub(crate) fn set_side(&self, i: usize, value: S) {
         // SAFETY: in bounds and aligned (side_slot); only this ring touches the side array.
         unsafe { self.side_slot(i).write(value) }
     }
@@ -226,7 +232,7 @@ impl<S: Copy> DescRing<S> {
     /// Reads the device-written second word of descriptor `i`; acquire-ordered before any later
     /// read of the memory it describes.
     #[inline(always)]
-    pub(crate) fn read_word1(&self, i: u16) -> u64 {
+    pub(crate) fn read_word1(&self, i: usize) -> u64 {
         let p = self.slot(i);
         // SAFETY: `p` is an aligned descriptor inside the ring (slot); the device may write it
         // concurrently, which is why this is one volatile 64-bit load and never a reference.
@@ -237,7 +243,7 @@ impl<S: Copy> DescRing<S> {
 
     /// Writes both words of descriptor `i` (first word, then second).
     #[inline(always)]
-    pub(crate) fn write(&self, i: u16, word0: u64, word1: u64) {
+    pub(crate) fn write(&self, i: usize, word0: u64, word1: u64) {
         let p = self.slot(i);
         // SAFETY: as in `read_word1`; the CPU owns this descriptor while it writes it (it is not
         // between head and tail), and volatile stores keep the compiler from merging or

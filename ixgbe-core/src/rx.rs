@@ -86,11 +86,11 @@ impl<'a, P: Platform> RxQueue<'a, P> {
             let want = (n - filled).min(REFILL_CHUNK);
             let got = pool.alloc_indices(&mut indices[..want]);
             for &index in &indices[..got] {
-                q.arm(filled as u16, index);
+                q.arm(filled, index);
                 filled += 1;
             }
             if got < want {
-                q.release_buffers(filled as u16);
+                q.release_buffers(filled);
                 if let Some(region) = q.region.take() {
                     // SAFETY: the ring was never programmed into the device.
                     unsafe { regs.platform().dma_free(region) };
@@ -132,14 +132,14 @@ impl<'a, P: Platform> RxQueue<'a, P> {
             "RXDCTL.ENABLE to read back 1",
             || self.regs.is_set(regs::rxdctl(q), RXDCTL::ENABLE),
         )?;
-        self.regs.write(regs::rdt(q), u32::from(self.ring.mask()));
+        self.regs.write(regs::rdt(q), self.ring.mask() as u32);
         Ok(())
     }
 
     /// Puts buffer `index` into descriptor `i` in read format (buffer address, header address 0,
     /// which also clears DD).
     #[inline(always)]
-    fn arm(&mut self, i: u16, index: u32) {
+    fn arm(&mut self, i: usize, index: u32) {
         self.ring.write(i, self.pool.phys(index), 0);
         self.ring.set_side(i, index);
     }
@@ -163,7 +163,7 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         let pool = self.pool;
         let layout = pool.layout();
         let buf_size = layout.buf_size();
-        let start = self.next;
+        let start = usize::from(self.next);
         let mut i = start;
         let old_len = out.len();
         let spare = out.spare_capacity_mut();
@@ -211,13 +211,12 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         // initialised Packets that nobody else owns.
         unsafe { out.set_len(old_len + received) };
         if i != start {
-            self.next = i & ring.mask();
+            self.next = (i & ring.mask()) as u16;
             // Tail = one past the last descriptor handed back = the descriptor just before
             // `next`: the device owns [RDH, RDT), so it stops one short of what we still read.
             core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
             let tail = i.wrapping_sub(1) & ring.mask();
-            self.regs
-                .write(regs::rdt(u32::from(self.id)), u32::from(tail));
+            self.regs.write(regs::rdt(u32::from(self.id)), tail as u32);
         }
         self.counters.packets += received as u64;
         self.counters.bytes += bytes;
@@ -240,7 +239,7 @@ impl<'a, P: Platform> RxQueue<'a, P> {
 
     /// Ring size in descriptors.
     pub fn ring_size(&self) -> usize {
-        usize::from(self.ring.mask()) + 1
+        self.ring.mask() + 1
     }
 
     /// What the driver counted on this queue.
@@ -249,7 +248,7 @@ impl<'a, P: Platform> RxQueue<'a, P> {
     }
 
     /// Gives the first `n` descriptors' buffers back to the pool.
-    fn release_buffers(&mut self, n: u16) {
+    fn release_buffers(&mut self, n: usize) {
         for i in 0..n {
             let index = self.ring.side(i);
             self.pool.free_indices(&[index]);
@@ -295,7 +294,7 @@ mod tests {
 
     /// Plays the device: writes back descriptor `i` with status bits and a length, and puts a
     /// marker byte into the buffer it holds.
-    fn write_back<P: Platform>(q: &RxQueue<'_, P>, i: u16, status: u64, len: u16) {
+    fn write_back<P: Platform>(q: &RxQueue<'_, P>, i: usize, status: u64, len: u16) {
         let index = q.ring.side(i);
         let data = q.pool.layout().buf_ptr(index);
         // SAFETY: the buffer belongs to descriptor i, which the test plays the device for.

@@ -11,7 +11,7 @@ use crate::platform::{DmaRegion, Platform};
 use crate::regs::{self, Regs, TXDCTL};
 
 /// Descriptors checked and freed per step of cleaning: one DD read and one pool lock per step.
-const CLEAN_BATCH: u16 = 32;
+const CLEAN_BATCH: usize = 32;
 
 /// What the driver keeps for each descriptor in flight: whose buffer it is.
 #[derive(Clone, Copy)]
@@ -110,7 +110,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     /// Descriptors handed to the device and not yet cleaned.
     #[inline(always)]
     pub fn in_flight(&self) -> usize {
-        usize::from(self.tail.wrapping_sub(self.clean) & self.ring.mask())
+        usize::from(self.tail.wrapping_sub(self.clean)) & self.ring.mask()
     }
 
     /// Frees the buffers of every descriptor the device has finished; returns how many.
@@ -122,18 +122,18 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     pub fn clean(&mut self) -> usize {
         let mut cleaned = 0;
         loop {
-            let in_flight = self.in_flight() as u16;
+            let in_flight = self.in_flight();
             if in_flight == 0 {
                 break;
             }
             let n = in_flight.min(CLEAN_BATCH);
-            let last = self.clean.wrapping_add(n - 1) & self.ring.mask();
-            if !tx_done(self.ring.read_word1(last)) {
+            let first = usize::from(self.clean);
+            if !tx_done(self.ring.read_word1(first + n - 1)) {
                 break;
             }
-            self.free_slots(self.clean, n);
-            self.clean = last.wrapping_add(1) & self.ring.mask();
-            cleaned += usize::from(n);
+            self.free_slots(first, n);
+            self.clean = ((first + n) & self.ring.mask()) as u16;
+            cleaned += n;
         }
         self.counters.completed += cleaned as u64;
         cleaned
@@ -142,9 +142,9 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     /// Returns the buffers of descriptors `start..start + n` to their pools, locking each pool
     /// once per run of consecutive buffers from it.
     #[inline]
-    fn free_slots(&mut self, start: u16, n: u16) {
+    fn free_slots(&mut self, start: usize, n: usize) {
         let ring = self.ring;
-        let read = |k: u16| ring.side(start.wrapping_add(k));
+        let read = |k: usize| ring.side(start + k);
         let mut k = 0;
         while k < n {
             let pool = read(k).pool;
@@ -173,16 +173,16 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     ) -> usize {
         self.clean();
         let ring = self.ring;
-        let free = usize::from(ring.mask()) - self.in_flight();
+        let free = ring.mask() - self.in_flight();
         let n = packets.len().min(free);
         if n == 0 {
             return 0;
         }
-        let mut t = self.tail;
+        let mut t = usize::from(self.tail);
         let mut bytes = 0u64;
         for packet in &packets[..n] {
             let (pool, index, len) = packet.raw_parts();
-            ring.write(t, pool.phys(index), tx_word1(len as u16));
+            ring.write(t, pool.phys(index), tx_word1(len));
             ring.set_side(t, Slot { pool, index });
             bytes += u64::from(len);
             // Free-running: every access masks.
@@ -197,13 +197,15 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         // exactly the initialised, still-owned packets remain, each once. Nothing between the
         // loop above and this can panic.
         unsafe {
-            core::ptr::copy(p.add(n), p, rest);
+            if rest > 0 {
+                core::ptr::copy(p.add(n), p, rest);
+            }
             packets.set_len(rest);
         }
         let t = t & ring.mask();
-        self.tail = t;
+        self.tail = t as u16;
         core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
-        self.regs.write(regs::tdt(u32::from(self.id)), u32::from(t));
+        self.regs.write(regs::tdt(u32::from(self.id)), t as u32);
         self.counters.packets += n as u64;
         self.counters.bytes += bytes;
         n
@@ -216,7 +218,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
 
     /// Ring size in descriptors.
     pub fn ring_size(&self) -> usize {
-        usize::from(self.ring.mask()) + 1
+        self.ring.mask() + 1
     }
 
     /// What the driver counted on this queue.
@@ -253,16 +255,16 @@ impl<P: Platform> Drop for TxQueue<'_, P> {
         .is_ok();
         if !stopped {
             // The device may still read these buffers and the ring: leak them.
-            for k in 0..self.in_flight() as u16 {
-                let slot = self.ring.side(self.clean.wrapping_add(k));
+            for k in 0..self.in_flight() {
+                let slot = self.ring.side(usize::from(self.clean) + k);
                 // SAFETY: the pool outlives this queue ('a).
                 unsafe { &*slot.pool }.mark_leaked();
             }
             let _leaked = region; // never passed to dma_free
             return;
         }
-        let n = self.in_flight() as u16;
-        self.free_slots(self.clean, n);
+        let n = self.in_flight();
+        self.free_slots(usize::from(self.clean), n);
         self.clean = self.tail;
         // SAFETY: the queue is disabled; nothing uses the ring any more.
         unsafe { self.regs.platform().dma_free(region) };
@@ -278,7 +280,7 @@ mod tests {
     const DD: u64 = 1 << 32;
 
     /// Plays the device: marks descriptors `0..n` done.
-    fn complete<P: Platform>(q: &TxQueue<'_, P>, n: u16) {
+    fn complete<P: Platform>(q: &TxQueue<'_, P>, n: usize) {
         for i in 0..n {
             q.ring.write(i, 0, q.ring.read_word1(i) | DD);
         }
@@ -304,9 +306,9 @@ mod tests {
             assert_eq!(packet.len(), 67 + k);
             assert_eq!(packet[0], 7 + k as u8);
         }
-        for i in 0..7u16 {
+        for i in 0..7 {
             let w1 = q.ring.read_word1(i);
-            assert_eq!(w1, tx_word1(60 + i));
+            assert_eq!(w1, tx_word1(60 + i as u32));
         }
         assert_eq!(p.writes().last(), Some(&(regs::tdt(0).offset(), 7)));
         assert_eq!(pool.free_count(), 64 - 10);
