@@ -134,7 +134,7 @@ pub(crate) fn tx_word1(len: u32) -> u64 {
     // DTALEN is bits 15:0 and PAYLEN bits 63:46 of the word: one multiplication puts the length
     // into both (len < 2^16, so the two copies and the command bits never overlap).
     let both = TX_CMD::DTALEN.val(1).value as u64 | (TX_STATUS::PAYLEN.val(1).value as u64) << 32;
-    u64::from(len) * both | u64::from(cmd.value)
+    (u64::from(len) * both) | u64::from(cmd.value)
 }
 
 /// True when the device wrote back DD into the second word of a Tx descriptor.
