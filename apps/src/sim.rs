@@ -120,8 +120,12 @@ impl Pacer {
             } => {
                 let total = *carry_ps + *step_ps;
                 let ns = total / 1000;
-                *carry_ps = total % 1000;
-                let dt = Duration::from_nanos(ns);
+                *carry_ps = total - ns * 1000;
+                // A step is one batch's wire time (under 1 s): no normalisation needed.
+                let dt = match u32::try_from(ns) {
+                    Ok(ns) if ns < 1_000_000_000 => Duration::new(0, ns),
+                    _ => Duration::from_nanos(ns),
+                };
                 *now += dt;
                 sim.advance(dt);
             }

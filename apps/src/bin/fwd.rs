@@ -168,12 +168,14 @@ fn run_single<'a, P: Platform>(
     let mut batch = Batch::new();
     let mut forwarded = 0u64;
     let mut iteration = 0u64;
+    // Device d forwards to device d + 1: rotate the Tx queues once so that pairs line up and
+    // the loop needs no division per batch (rotated back below).
+    tx.rotate_left(1);
     loop {
         pacer.tick();
-        let ports = tx.len();
-        for (d, rx) in rx.iter_mut().enumerate() {
+        for (rx, tx) in rx.iter_mut().zip(tx.iter_mut()) {
             let max = (batch_size as u64).min(limits.remaining(forwarded)) as usize;
-            forwarded += forward_batch(rx, &mut tx[(d + 1) % ports], &mut batch, max) as u64;
+            forwarded += forward_batch(rx, tx, &mut batch, max) as u64;
         }
         iteration += 1;
         if limits.remaining(forwarded) == 0 {
@@ -189,6 +191,7 @@ fn run_single<'a, P: Platform>(
             }
         }
     }
+    tx.rotate_right(1);
 }
 
 /// One worker thread per queue index (queue q of every device); this thread pumps the
