@@ -100,6 +100,24 @@ impl FreeBatch<'_> {
         Some(unsafe { self.stack.as_ptr().add(self.top as usize).read() })
     }
 
+    /// Number of free buffers.
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.top as usize
+    }
+
+    /// Takes the `n` (at most [`FreeBatch::len`]) buffer indices on top of the stack; in pop
+    /// order when iterated in reverse.
+    #[inline(always)]
+    pub(crate) fn take(&mut self, n: usize) -> &[u32] {
+        let n = n.min(self.top as usize);
+        self.top -= n as u32;
+        // SAFETY: slots top..top + n (the old top) are initialised slots of the stack array,
+        // ours while the guard is held; the slice borrows `self`, so nothing pushes over them
+        // while it lives.
+        unsafe { core::slice::from_raw_parts(self.stack.as_ptr().add(self.top as usize), n) }
+    }
+
     /// Returns a buffer index. Indices have one owner each, so the stack never overflows; if it
     /// would (a bug), the index is dropped rather than written out of bounds.
     #[inline(always)]

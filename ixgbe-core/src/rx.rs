@@ -31,6 +31,26 @@ pub struct RxCounters {
     pub pool_empty: u64,
 }
 
+/// Asks the CPU to bring the first cache line of a received frame (its headers) into the L1
+/// cache while the rest of the batch is received, so that whoever looks at the headers next does
+/// not wait for memory: on real hardware the NIC's DMA write left the line in the last-level
+/// cache at best (DDIO), in DRAM at worst. One instruction per frame; the simulator cannot show
+/// the gain (its frames are written by the same core, and instruction counts do not see cache
+/// misses). A no-op on other architectures and under Miri.
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: SSE is part of the x86_64 baseline, so the intrinsic's target feature is
+        // always present; a prefetch is a hint that never faults and has no architectural
+        // effect, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) };
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = p;
+}
+
 /// One receive queue. Owns its ring; borrows the pool its buffers come from.
 pub struct RxQueue<'a, P: Platform> {
     regs: Regs<P>,
@@ -164,51 +184,66 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         let layout = pool.layout();
         let buf_size = layout.buf_size();
         let start = usize::from(self.next);
-        let mut i = start;
         let old_len = out.len();
         let spare = out.spare_capacity_mut();
         let want = max.min(spare.len());
-        if want == 0 || !rx_done(ring.read_word1(i)) {
+        if want == 0 || !rx_done(ring.read_word1(start)) {
             return 0; // nothing received: no lock, no tail write
         }
-        let mut bytes = 0u64;
         let mut free = pool.lock_free();
-        let mut dsts = spare[..want].iter_mut();
-        // Each round looks at a descriptor first and takes an output slot only for a frame, so
-        // the number received is `want - dsts.len()` and needs no counter of its own.
-        'frames: while dsts.len() > 0 {
-            let frame_len = loop {
-                match decode_rx(ring.read_word1(i), buf_size) {
-                    RxWriteback::Frame(len) => break len,
-                    RxWriteback::NotDone => break 'frames,
-                    bad => {
-                        self.count_bad(bad);
-                        // Recycle: same buffer, read format again.
-                        ring.write(i, layout.phys(ring.side(i)), 0);
-                        i = i.wrapping_add(1);
-                    }
-                }
-            };
-            let Some(fresh) = free.pop() else {
-                self.counters.pool_empty += 1;
+        let mut i = start;
+        let mut received = 0;
+        let mut bytes = 0u64;
+        // Two tight loops per round rather than one with everything live at once: the first
+        // hands out good frames (as many as there is room for and fresh buffers to replace
+        // them), the second gives those descriptors their fresh buffers. A round ends at the
+        // first descriptor that is not a good frame; only a bad write-back starts another.
+        loop {
+            let first = i;
+            let room = (want - received).min(free.len());
+            for dst in &mut spare[received..received + room] {
+                let RxWriteback::Frame(frame_len) = decode_rx(ring.read_word1(i), buf_size) else {
+                    break;
+                };
+                let index = ring.side(i);
+                let len = u32::from(frame_len);
+                let data = layout.buf_ptr(index);
+                prefetch(data.as_ptr());
+                dst.write(Packet::from_parts(pool, data, index, len));
+                bytes += u64::from(len);
+                // Free-running: every access masks (one AND shared by the accesses of a frame).
+                i = i.wrapping_add(1);
+            }
+            let got = i.wrapping_sub(first);
+            received += got;
+            for (k, &fresh) in free.take(got).iter().rev().enumerate() {
+                let d = first.wrapping_add(k);
+                ring.write(d, layout.phys(fresh), 0);
+                ring.set_side(d, fresh);
+            }
+            if received == want {
                 break;
-            };
-            let Some(dst) = dsts.next() else { break };
-            let index = ring.side(i);
-            let len = u32::from(frame_len);
-            dst.write(Packet::from_parts(pool, layout.buf_ptr(index), index, len));
-            ring.write(i, layout.phys(fresh), 0);
-            ring.set_side(i, fresh);
-            bytes += u64::from(len);
-            // Free-running: every access masks (one AND shared by the accesses of a frame).
-            i = i.wrapping_add(1);
+            }
+            match decode_rx(ring.read_word1(i), buf_size) {
+                RxWriteback::NotDone => break,
+                RxWriteback::Frame(_) => {
+                    // A frame, but no buffer to put in its place: it waits.
+                    self.counters.pool_empty += 1;
+                    break;
+                }
+                bad => {
+                    self.count_bad(bad);
+                    // Recycle: same buffer, read format again.
+                    ring.write(i, layout.phys(ring.side(i)), 0);
+                    i = i.wrapping_add(1);
+                }
+            }
         }
-        let received = want - dsts.len();
         drop(free);
-        // SAFETY: `received <= want <= spare.len()`, and the loop wrote each of the first
-        // `received` elements of the spare capacity (`dsts` hands them out in order, and every
-        // one it handed out was written), so elements `old_len..old_len + received` are
-        // initialised Packets that nobody else owns.
+        // SAFETY: `received <= want <= spare.len()`, and the first loop wrote each of the
+        // first `received` elements of the spare capacity (it writes one element per
+        // descriptor it consumes, in order, and `received` adds up what it consumed), so
+        // elements `old_len..old_len + received` are initialised Packets nobody else owns.
         unsafe { out.set_len(old_len + received) };
         if i != start {
             self.next = (i & ring.mask()) as u16;
@@ -320,9 +355,9 @@ mod tests {
         write_back(&q, 3, GOOD, 63);
         write_back(&q, 4, GOOD, 64);
         let mut out = heapless::Vec::<Packet<'_>, 3>::new();
-        out.push(pool.alloc().unwrap()).unwrap(); // the last spare buffer
-                                                  // Room for 2, but only one fresh buffer: descriptor 0 is received, 1 is dropped and
-                                                  // recycled, 2 waits for a buffer.
+        // The last spare buffer goes into `out`. Then there is room for 2 but only one fresh
+        // buffer: descriptor 0 is received, 1 is dropped and recycled, 2 waits for a buffer.
+        out.push(pool.alloc().unwrap()).unwrap();
         assert_eq!(q.rx_batch(&mut out, 32), 1);
         assert_eq!(out.len(), 2);
         assert_eq!((out[1].len(), out[1][0]), (60, 0xA0));
