@@ -259,7 +259,7 @@ for b in batches:
           f"(RX {d.get('rx', 0):.1f}, TX {d.get('tx', 0):.1f}, mempool {d.get('mempool', 0):.1f}, "
           f"forwarder {d.get('fwd', 0):.1f})  simulator {d.get('sim', 0):.1f}  "
           f"other {d['other']:.1f}  total {d['total']:.1f}")
-    libs = {k[4:]: v for k, v in d.items() if k.startswith("lib:") and abs(v) >= 0.05}
+    libs = {k[4:]: v for k, v in d.items() if k.startswith("lib:") and abs(v) >= 0.5}
     for name, v in sorted(libs.items(), key=lambda kv: -kv[1]):
         print(f"           (of which in library calls from our code: {name}: {v:.1f})")
 if tsv:
