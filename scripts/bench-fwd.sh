@@ -84,7 +84,8 @@ for b in $BATCHES; do
   wait "$p1"
 done
 
-python3 - "$BIN" "$WORK" "$N1" "$N2" "$SYMBOLIZER" "$TSV" $BATCHES <<'PY'
+read -ra BATCH_LIST <<<"$BATCHES"
+python3 - "$BIN" "$WORK" "$N1" "$N2" "$SYMBOLIZER" "$TSV" "${BATCH_LIST[@]}" <<'PY'
 import collections, json, re, subprocess, sys
 
 binary, work, n1, n2, symbolizer, tsv = sys.argv[1:7]
