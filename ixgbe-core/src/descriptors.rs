@@ -229,19 +229,19 @@ impl<S: Copy> DescRing<S> {
         unsafe { self.side_slot(i).write(value) }
     }
 
-    /// The side values of descriptors `first..first + len` in order, where `first <= mask` and
-    /// the range does not wrap (`first + len <= mask + 1`; panics otherwise). Walks the side
-    /// array with a pointer instead of masking every position.
+    /// The side values of descriptors `first..first + len`, where `first <= mask` and the range
+    /// does not wrap (`first + len <= mask + 1`; panics otherwise), as a slice: walked with a
+    /// pointer instead of masking every position.
+    ///
+    /// # Safety
+    /// No copy of this ring may write the side array ([`DescRing::set_side`]) while the slice
+    /// lives, and every value in the range must have been set.
     #[inline(always)]
-    pub(crate) fn side_run(&self, first: usize, len: usize) -> SideRun<S> {
+    pub(crate) unsafe fn side_run(&self, first: usize, len: usize) -> &[S] {
         assert!(first <= self.mask && len <= self.mask + 1 - first);
-        // SAFETY: `first + len <= mask + 1`: both pointers are inside the side array or one
-        // past its end (type invariant).
-        let (p, end) = unsafe {
-            let p = self.side.as_ptr().add(first);
-            (p, p.add(len))
-        };
-        SideRun { p, end }
+        // SAFETY: `first + len <= mask + 1`: inside the side array (type invariant), aligned,
+        // initialised (caller), and not written while the slice lives (caller).
+        unsafe { core::slice::from_raw_parts(self.side.as_ptr().add(first), len) }
     }
 
     /// Reads the device-written second word of descriptor `i`; acquire-ordered before any later
@@ -266,34 +266,6 @@ impl<S: Copy> DescRing<S> {
         unsafe {
             core::ptr::addr_of_mut!((*p)[0]).write_volatile(word0.to_le());
             core::ptr::addr_of_mut!((*p)[1]).write_volatile(word1.to_le());
-        }
-    }
-}
-
-/// Iterator over a run of a ring's side values (see [`DescRing::side_run`]).
-///
-/// Invariant: `p..end` lies inside the side array of a live ring, whose values are initialised;
-/// it is used only while the owning queue is borrowed, and reads by value (no references into
-/// the array are created).
-pub(crate) struct SideRun<S> {
-    p: *const S,
-    end: *const S,
-}
-
-impl<S: Copy> Iterator for SideRun<S> {
-    type Item = S;
-
-    #[inline(always)]
-    fn next(&mut self) -> Option<S> {
-        if self.p == self.end {
-            return None;
-        }
-        // SAFETY: p < end: an initialised value inside the side array (type invariant); p + 1
-        // is at most `end`.
-        unsafe {
-            let value = self.p.read();
-            self.p = self.p.add(1);
-            Some(value)
         }
     }
 }

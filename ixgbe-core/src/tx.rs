@@ -3,7 +3,7 @@
 
 use core::time::Duration;
 
-use crate::descriptors::{tx_done, tx_word1, DescRing, SideRun, DESC_SIZE};
+use crate::descriptors::{tx_done, tx_word1, DescRing, DESC_SIZE};
 use crate::error::Error;
 use crate::init::poll;
 use crate::mempool::{Packet, PoolCore};
@@ -146,23 +146,30 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         let ring = self.ring;
         let first = start & ring.mask();
         let to_end = (ring.mask() + 1 - first).min(n);
-        Self::free_run(ring.side_run(first, to_end));
+        // SAFETY: `&mut self` keeps tx_batch, the only writer of the side array, away while
+        // the run lives; the slots of descriptors in flight (from `clean` on, which is where
+        // callers start) were set by tx_batch before their descriptors went to the device.
+        let run = unsafe { ring.side_run(first, to_end) };
+        Self::free_run(run);
         if to_end < n {
-            Self::free_run(ring.side_run(0, n - to_end));
+            // SAFETY: as above, for the part after the wrap-around.
+            let run = unsafe { ring.side_run(0, n - to_end) };
+            Self::free_run(run);
         }
     }
 
     /// Returns the buffers of one run of slots (no wrap-around) to their pools.
     #[inline(always)]
-    fn free_run(mut run: SideRun<Slot>) {
-        let Some(mut slot) = run.next() else { return };
+    fn free_run(run: &[Slot]) {
+        let mut slots = run.iter();
+        let Some(mut slot) = slots.next() else { return };
         loop {
             let pool = slot.pool;
             // SAFETY: `pool` came from a live `&'a PoolCore` (see tx_batch).
             let mut free = unsafe { &*pool }.lock_free();
             free.push(slot.index);
             loop {
-                match run.next() {
+                match slots.next() {
                     None => return,
                     Some(next) if next.pool == pool => free.push(next.index),
                     Some(next) => {
