@@ -29,7 +29,13 @@ pub struct TxCounters {
     pub bytes: u64,
     /// Frames the device reported done and whose buffers went back to their pool.
     pub completed: u64,
+    /// Packets shorter than an Ethernet header, which the device must not be given: dropped.
+    pub runts: u64,
 }
+
+/// Shortest packet `tx_batch` hands to the device: an Ethernet header (DPDK's
+/// `IXGBE_TX_MIN_PKT_LEN`); the device pads anything shorter than 60 bytes (HLREG0.TXPADEN).
+pub const MIN_TX_LEN: u32 = 14;
 
 /// One transmit queue. Owns its ring and the packets in flight on it.
 pub struct TxQueue<'a, P: Platform> {
@@ -206,16 +212,22 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         if n == 0 {
             return 0;
         }
-        let mut t = usize::from(self.tail);
+        let start = usize::from(self.tail);
+        let mut t = start;
         let mut bytes = 0u64;
         for packet in &packets[..n] {
             let (pool, index, len) = packet.raw_parts();
+            if len < MIN_TX_LEN {
+                break; // a runt: stop here, it is dropped below
+            }
             ring.write(t, pool.phys(index), tx_word1(len));
             ring.set_side(t, Slot { pool, index });
             bytes += u64::from(len);
             // Free-running: every access masks.
             t = t.wrapping_add(1);
         }
+        let runt = t.wrapping_sub(start) < n;
+        let n = t.wrapping_sub(start);
         // The ring's slots own these n buffers now: take the packets out without dropping them.
         let rest = packets.len() - n;
         let p = packets.as_mut_ptr();
@@ -230,13 +242,27 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             }
             packets.set_len(rest);
         }
-        let t = t & ring.mask();
-        self.tail = t as u16;
-        core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
-        self.regs.write(regs::tdt(u32::from(self.id)), t as u32);
+        if n > 0 {
+            let t = t & ring.mask();
+            self.tail = t as u16;
+            core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+            self.regs.write(regs::tdt(u32::from(self.id)), t as u32);
+        }
         self.counters.packets += n as u64;
         self.counters.bytes += bytes;
+        if runt {
+            self.drop_runt(packets);
+        }
         n
+    }
+
+    /// Drops the packet at the front of `packets`, too short to send, returning its buffer.
+    #[cold]
+    fn drop_runt<const N: usize>(&mut self, packets: &mut heapless::Vec<Packet<'a>, N>) {
+        if !packets.is_empty() {
+            drop(packets.remove(0));
+            self.counters.runts += 1;
+        }
     }
 
     /// This queue's number.

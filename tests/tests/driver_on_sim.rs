@@ -681,3 +681,31 @@ fn pool_buffers_spanning_several_dma_pages_translate_per_buffer() {
     }
     assert_clean(&sim);
 }
+
+#[test]
+fn packets_too_short_to_send_are_dropped_and_counted() {
+    let (sim, nic, platform) = sim_nic();
+    let pools = [Mempool::new(&platform, 128, DEFAULT_BUF_SIZE).unwrap()];
+    let Started { mut tx, .. } = start(&platform, &small_config(), &pools);
+    let mut batch: HVec<Packet, 8> = HVec::new();
+    pools[0].alloc_batch(&mut batch, 1, 60);
+    pools[0].alloc_batch(&mut batch, 1, 0); // a zero-length packet
+    pools[0].alloc_batch(&mut batch, 1, 13); // shorter than an Ethernet header
+    pools[0].alloc_batch(&mut batch, 1, 14); // the shortest the device is given (padded)
+    assert_eq!(tx[0].tx_batch(&mut batch), 1, "sending stops at the runt");
+    assert_eq!(batch.len(), 2, "the runt was dropped, the rest kept");
+    assert_eq!(tx[0].tx_batch(&mut batch), 0);
+    assert_eq!(batch.len(), 1);
+    assert_eq!(tx[0].tx_batch(&mut batch), 1);
+    assert_eq!(tx[0].counters().runts, 2);
+    sim.advance(Duration::from_micros(10));
+    tx[0].clean();
+    assert_eq!(
+        pools[0].free_count(),
+        128,
+        "runts' buffers went back to the pool"
+    );
+    let out = sim.take_transmitted(nic);
+    assert_eq!(out.iter().map(Vec::len).collect::<Vec<_>>(), [60, 60]);
+    assert_clean(&sim);
+}

@@ -64,6 +64,9 @@ fn forward_batch<'a, P: Platform>(
     max: usize,
 ) -> usize {
     if rx.rx_batch(batch, max) == 0 {
+        // Idle: let the Tx side return what the device finished, so no buffer waits in the
+        // ring for traffic that may never come.
+        tx.clean();
         return 0;
     }
     for packet in batch.iter_mut() {
