@@ -14,7 +14,7 @@ pub mod stats;
 
 use std::fmt;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -361,4 +361,50 @@ pub fn make_pacer(env: Option<&SimEnv>, args: &CommonArgs, step_ps: u64, threade
             Pacer::real()
         }
     }
+}
+
+/// The main thread of a threaded run: pumps the simulator (on real devices it only waits) and
+/// prints the per-second lines until `done` reaches the packet limit, time is up or Ctrl-C.
+pub fn supervise<P: Platform>(
+    pacer: &mut Pacer,
+    limits: &Limits,
+    printer: &mut RatePrinter,
+    devices: &[Device<P>],
+    done: &AtomicU64,
+) {
+    loop {
+        pacer.tick();
+        let now = pacer.elapsed();
+        let enough = limits.remaining(done.load(Ordering::Relaxed)) == 0;
+        if enough || limits.time_up(now) {
+            break;
+        }
+        if printer.due(now) {
+            printer.print(now, &all_stats(devices));
+        }
+        // Pump the simulator about as often as it slices time (100 µs), leaving its lock
+        // and the CPU to the workers in between.
+        std::thread::sleep(if pacer.is_sim() {
+            SIM_PUMP_INTERVAL
+        } else {
+            Duration::from_millis(1)
+        });
+    }
+}
+
+/// Prints a run's final summary: every device's totals and, in sim mode, the peer's checks.
+pub fn report<P: Platform>(
+    pacer: &Pacer,
+    names: &[String],
+    devices: &[Device<P>],
+    peer: Option<&PeerCounters>,
+    json: bool,
+) {
+    stats::print_summary(
+        pacer.elapsed().as_secs_f64(),
+        names,
+        &all_stats(devices),
+        peer.map(peer_totals),
+        json,
+    );
 }

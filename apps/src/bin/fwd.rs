@@ -3,14 +3,12 @@
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 use apps::sim::wire_time_ps;
-use apps::stats::print_summary;
 use apps::{
-    all_stats, make_pacer, make_pools, open_devices, peer_totals, run_main, start_devices,
+    all_stats, make_pacer, make_pools, open_devices, report, run_main, start_devices, supervise,
     AppError, CommonArgs, DevSpec, Limits, Opened, Pacer, RatePrinter, SimEnv,
-    CLOCK_CHECK_INTERVAL, MAX_BATCH, SIM_PUMP_INTERVAL,
+    CLOCK_CHECK_INTERVAL, MAX_BATCH,
 };
 use clap::Parser;
 use ixgbe_core::heapless;
@@ -140,14 +138,7 @@ fn forward<P: Platform>(
         );
         vec![(rx, tx)]
     };
-    let stats = all_stats(&devices);
-    print_summary(
-        pacer.elapsed().as_secs_f64(),
-        &names,
-        &stats,
-        peer.as_deref().map(peer_totals),
-        args.json,
-    );
+    report(&pacer, &names, &devices, peer.as_deref(), args.json);
     // Tear down (queues first), then report what the simulator saw, violations included.
     drop(queues);
     drop(devices);
@@ -255,24 +246,7 @@ fn run_threaded<'a, P: Platform>(
                 (rx, tx)
             }));
         }
-        loop {
-            pacer.tick();
-            let now = pacer.elapsed();
-            let enough = limits.remaining(forwarded.load(Ordering::Relaxed)) == 0;
-            if enough || limits.time_up(now) {
-                break;
-            }
-            if printer.due(now) {
-                printer.print(now, &all_stats(devices));
-            }
-            // Pump the simulator about as often as it slices time (100 µs), leaving its lock
-            // and the CPU to the workers in between.
-            std::thread::sleep(if pacer.is_sim() {
-                SIM_PUMP_INTERVAL
-            } else {
-                Duration::from_millis(1)
-            });
-        }
+        supervise(pacer, &limits, printer, devices, &forwarded);
         done.store(true, Ordering::Relaxed);
         workers
             .into_iter()

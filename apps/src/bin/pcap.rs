@@ -8,11 +8,9 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use apps::sim::wire_time_ps;
-use apps::stats::print_summary;
 use apps::{
-    all_stats, make_pacer, make_pools, open_devices, peer_totals, run_main, start_devices,
-    AppError, CommonArgs, DevSpec, Limits, Opened, RatePrinter, SimEnv, CLOCK_CHECK_INTERVAL,
-    MAX_BATCH,
+    all_stats, make_pacer, make_pools, open_devices, report, run_main, start_devices, AppError,
+    CommonArgs, DevSpec, Limits, Opened, RatePrinter, SimEnv, CLOCK_CHECK_INTERVAL, MAX_BATCH,
 };
 use clap::Parser;
 use ixgbe_core::heapless;
@@ -143,14 +141,7 @@ fn capture<P: Platform>(
         .into_writer()
         .flush()
         .map_err(|e| AppError::new(format!("writing {}: {e}", args.file.display())))?;
-    let stats = all_stats(&devices);
-    print_summary(
-        pacer.elapsed().as_secs_f64(),
-        &names,
-        &stats,
-        peer.as_deref().map(peer_totals),
-        common.json,
-    );
+    report(&pacer, &names, &devices, peer.as_deref(), common.json);
     drop(rx);
     drop(devices);
     if let Some(env) = &env {

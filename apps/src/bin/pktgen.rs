@@ -3,15 +3,13 @@
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 use apps::frame::{build_udp_frame, set_seq, Flow, MAX_FRAME, MIN_FRAME};
 use apps::sim::wire_time_ps;
-use apps::stats::print_summary;
 use apps::{
-    all_stats, make_pacer, make_pools, open_devices, peer_totals, run_main, start_devices,
+    all_stats, make_pacer, make_pools, open_devices, report, run_main, start_devices, supervise,
     AppError, CommonArgs, DevSpec, Limits, Opened, Pacer, RatePrinter, SimEnv,
-    CLOCK_CHECK_INTERVAL, MAX_BATCH, POOL_ENTRIES, SIM_PUMP_INTERVAL,
+    CLOCK_CHECK_INTERVAL, MAX_BATCH, POOL_ENTRIES,
 };
 use clap::Parser;
 use ixgbe_core::heapless;
@@ -212,14 +210,7 @@ fn generate<P: Platform>(
     for _ in 0..4 {
         pacer.tick();
     }
-    let stats = all_stats(&devices);
-    print_summary(
-        pacer.elapsed().as_secs_f64(),
-        &names,
-        &stats,
-        peer.as_deref().map(peer_totals),
-        common.json,
-    );
+    report(&pacer, &names, &devices, peer.as_deref(), common.json);
     drop(senders);
     drop(devices);
     if let Some(env) = &env {
@@ -293,24 +284,7 @@ fn run_threaded<P: Platform>(
                 }
             });
         }
-        loop {
-            pacer.tick();
-            let now = pacer.elapsed();
-            let enough = limits.remaining(sent_total.load(Ordering::Relaxed)) == 0;
-            if enough || limits.time_up(now) {
-                break;
-            }
-            if printer.due(now) {
-                printer.print(now, &all_stats(devices));
-            }
-            // Pump the simulator about as often as it slices time (100 µs), leaving its lock
-            // and the CPU to the workers in between.
-            std::thread::sleep(if pacer.is_sim() {
-                SIM_PUMP_INTERVAL
-            } else {
-                Duration::from_millis(1)
-            });
-        }
+        supervise(pacer, &limits, printer, devices, &sent_total);
         done.store(true, Ordering::Relaxed);
     });
 }
