@@ -408,3 +408,21 @@ pub fn report<P: Platform>(
         json,
     );
 }
+
+/// The periodic check of a single-threaded loop: prints the per-second lines when they are
+/// due, and says whether the run's time is up (or Ctrl-C was pressed).
+pub fn time_up_after_printing<P: Platform>(
+    pacer: &Pacer,
+    limits: &Limits,
+    printer: &mut RatePrinter,
+    devices: &[Device<P>],
+) -> bool {
+    let now = pacer.elapsed();
+    if limits.time_up(now) {
+        return true;
+    }
+    if printer.due(now) {
+        printer.print(now, &all_stats(devices));
+    }
+    false
+}

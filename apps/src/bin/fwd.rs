@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use apps::sim::wire_time_ps;
 use apps::{
-    all_stats, make_pacer, make_pools, open_devices, report, run_main, start_devices, supervise,
-    AppError, CommonArgs, DevSpec, Limits, Opened, Pacer, RatePrinter, SimEnv,
-    CLOCK_CHECK_INTERVAL, MAX_BATCH,
+    make_pacer, make_pools, open_devices, report, run_main, start_devices, supervise,
+    time_up_after_printing, AppError, CommonArgs, DevSpec, Limits, Opened, Pacer, RatePrinter,
+    SimEnv, CLOCK_CHECK_INTERVAL, MAX_BATCH,
 };
 use clap::Parser;
 use ixgbe_core::heapless;
@@ -175,14 +175,10 @@ fn run_single<'a, P: Platform>(
         if limits.remaining(forwarded) == 0 {
             break;
         }
-        if iteration % CLOCK_CHECK_INTERVAL == 0 {
-            let now = pacer.elapsed();
-            if limits.time_up(now) {
-                break;
-            }
-            if printer.due(now) {
-                printer.print(now, &all_stats(devices));
-            }
+        if iteration % CLOCK_CHECK_INTERVAL == 0
+            && time_up_after_printing(pacer, &limits, printer, devices)
+        {
+            break;
         }
     }
     tx.rotate_right(1);

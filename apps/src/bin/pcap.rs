@@ -9,8 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use apps::sim::wire_time_ps;
 use apps::{
-    all_stats, make_pacer, make_pools, open_devices, report, run_main, start_devices, AppError,
-    CommonArgs, DevSpec, Limits, Opened, RatePrinter, SimEnv, CLOCK_CHECK_INTERVAL, MAX_BATCH,
+    make_pacer, make_pools, open_devices, report, run_main, start_devices, time_up_after_printing,
+    AppError, CommonArgs, DevSpec, Limits, Opened, RatePrinter, SimEnv, CLOCK_CHECK_INTERVAL,
+    MAX_BATCH,
 };
 use clap::Parser;
 use ixgbe_core::heapless;
@@ -127,14 +128,10 @@ fn capture<P: Platform>(
             }
         }
         iteration += 1;
-        if iteration % CLOCK_CHECK_INTERVAL == 0 {
-            let now = pacer.elapsed();
-            if limits.time_up(now) {
-                break;
-            }
-            if printer.due(now) {
-                printer.print(now, &all_stats(&devices));
-            }
+        if iteration % CLOCK_CHECK_INTERVAL == 0
+            && time_up_after_printing(&pacer, &limits, &mut printer, &devices)
+        {
+            break;
         }
     }
     writer

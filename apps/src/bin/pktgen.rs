@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use apps::frame::{build_udp_frame, set_seq, Flow, MAX_FRAME, MIN_FRAME};
 use apps::sim::wire_time_ps;
 use apps::{
-    all_stats, make_pacer, make_pools, open_devices, report, run_main, start_devices, supervise,
-    AppError, CommonArgs, DevSpec, Limits, Opened, Pacer, RatePrinter, SimEnv,
-    CLOCK_CHECK_INTERVAL, MAX_BATCH, POOL_ENTRIES,
+    make_pacer, make_pools, open_devices, report, run_main, start_devices, supervise,
+    time_up_after_printing, AppError, CommonArgs, DevSpec, Limits, Opened, Pacer, RatePrinter,
+    SimEnv, CLOCK_CHECK_INTERVAL, MAX_BATCH, POOL_ENTRIES,
 };
 use clap::Parser;
 use ixgbe_core::heapless;
@@ -239,14 +239,10 @@ fn run_single<P: Platform>(
         if limits.remaining(sent) == 0 {
             break;
         }
-        if iteration % CLOCK_CHECK_INTERVAL == 0 {
-            let now = pacer.elapsed();
-            if limits.time_up(now) {
-                break;
-            }
-            if printer.due(now) {
-                printer.print(now, &all_stats(devices));
-            }
+        if iteration % CLOCK_CHECK_INTERVAL == 0
+            && time_up_after_printing(pacer, &limits, printer, devices)
+        {
+            break;
         }
     }
 }
