@@ -58,6 +58,22 @@ fn assert_clean(sim: &Sim) {
     );
 }
 
+/// `queues` Rx and Tx queues, each Rx queue with a pool of its own.
+fn queues_with_own_pools(
+    platform: &SimPlatform,
+    queues: u16,
+) -> (Vec<Mempool<SimPlatform>>, Config) {
+    let pools = (0..queues)
+        .map(|_| Mempool::new(platform, 128, DEFAULT_BUF_SIZE).unwrap())
+        .collect();
+    let config = Config {
+        rx_queues: queues,
+        tx_queues: queues,
+        ..small_config()
+    };
+    (pools, config)
+}
+
 fn start<'a>(
     platform: &SimPlatform,
     config: &Config,
@@ -386,14 +402,7 @@ fn statistics_accumulate_and_count_drops() {
 #[test]
 fn eight_queues_receive_and_transmit_at_once() {
     let (sim, nic, platform) = sim_nic();
-    let pools: Vec<Mempool<SimPlatform>> = (0..8)
-        .map(|_| Mempool::new(&platform, 128, DEFAULT_BUF_SIZE).unwrap())
-        .collect();
-    let config = Config {
-        rx_queues: 8,
-        tx_queues: 8,
-        ..small_config()
-    };
+    let (pools, config) = queues_with_own_pools(&platform, 8);
     let Started {
         device,
         mut rx,
@@ -435,14 +444,7 @@ fn eight_queues_receive_and_transmit_at_once() {
 #[test]
 fn queues_move_to_threads() {
     let (sim, nic, platform) = sim_nic();
-    let pools: Vec<Mempool<SimPlatform>> = (0..2)
-        .map(|_| Mempool::new(&platform, 128, DEFAULT_BUF_SIZE).unwrap())
-        .collect();
-    let config = Config {
-        rx_queues: 2,
-        tx_queues: 2,
-        ..small_config()
-    };
+    let (pools, config) = queues_with_own_pools(&platform, 2);
     let Started { mut tx, .. } = start(&platform, &config, &pools);
     std::thread::scope(|s| {
         for (q, txq) in tx.iter_mut().enumerate() {
