@@ -118,7 +118,7 @@ pub(crate) fn init<'a, P: Platform>(
     enable_rx(&regs)?;
 
     // §4.6.8: transmit.
-    init_tx_global(&regs, config);
+    init_tx_global(&regs);
     let mut tx = heapless::Vec::new();
     for q in 0..config.tx_queues {
         let _ = tx.push(TxQueue::setup(&regs, q, config.tx_ring_size)?);
@@ -261,7 +261,7 @@ pub(crate) fn enable_rx<P: Platform>(regs: &Regs<P>) -> Result<(), Error> {
 }
 
 /// §4.6.8 steps 1–4 for DCB and virtualisation off.
-fn init_tx_global<P: Platform>(regs: &Regs<P>, _config: &Config) {
+fn init_tx_global<P: Platform>(regs: &Regs<P>) {
     // Step 1 (HLREG0 TXCRCEN | TXPADEN) was done with the Rx CRC settings.
     regs.modify(regs::RTTDCS, regs::RTTDCS::ARBDIS::SET);
     // Step 3: 160 KB Tx buffer in PB0, threshold = size − max frame (10 KB margin, the reset
