@@ -374,13 +374,9 @@ pub fn supervise<P: Platform>(
 ) {
     loop {
         pacer.tick();
-        let now = pacer.elapsed();
         let enough = limits.remaining(done.load(Ordering::Relaxed)) == 0;
-        if enough || limits.time_up(now) {
+        if enough || time_up_after_printing(pacer, limits, printer, devices) {
             break;
-        }
-        if printer.due(now) {
-            printer.print(now, &all_stats(devices));
         }
         // Pump the simulator about as often as it slices time (100 µs), leaving its lock
         // and the CPU to the workers in between.
