@@ -1,0 +1,187 @@
+//! The behavioural model of one 82599 port and of the simulated world around it.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::dma::DmaSpace;
+use crate::regs::*;
+use crate::rss;
+use crate::{
+    Fault, NicConfig, NicId, RxCorruption, TrafficSink, TrafficSource, Violation, ViolationKind,
+    WireCounters,
+};
+
+mod filter;
+mod mmio;
+mod nic;
+mod rx;
+mod tx;
+
+use nic::{bit_get, bit_set, Faults};
+pub(crate) use nic::{Core, Nic};
+use rx::{drain_held, rx_frame};
+use tx::TxDesc;
+
+/// Size of the modelled register file (everything a minimal driver touches lies below 128 KiB).
+const REG_SPACE: u32 = 0x20000;
+const RESET_TIME: Duration = Duration::from_micros(10);
+const AUTO_RD_TIME: Duration = Duration::from_millis(1);
+const DMAIDONE_TIME: Duration = Duration::from_millis(2);
+const ENABLE_LAG_TIME: Duration = Duration::from_micros(5);
+const ENABLE_LAG_READS: u8 = 2;
+const MAX_TRANSMITTED: usize = 1 << 20;
+const MAX_VIOLATIONS: usize = 10_000;
+const RX_DESC_DD: u32 = 1;
+const RX_DESC_EOP: u32 = 1 << 1;
+const RX_DESC_RXE: u32 = 1 << 29;
+
+pub(crate) struct World {
+    pub core: Core,
+    pub nics: Vec<Nic>,
+    pub cables: Vec<Option<usize>>,
+    pub sources: Vec<Option<Box<dyn TrafficSource>>>,
+    pub sinks: Vec<Option<Box<dyn TrafficSink>>>,
+    pub(crate) tx_scratch: Vec<u8>,
+    pub(crate) tx_descs: Vec<TxDesc>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// World
+
+impl World {
+    pub fn new() -> Self {
+        World {
+            core: Core {
+                now: Duration::ZERO,
+                dma: DmaSpace::new(),
+                violations: Vec::new(),
+                seen: HashSet::new(),
+                suppressed: 0,
+                rx_scratch: Vec::with_capacity(16 * 1024),
+            },
+            nics: Vec::new(),
+            cables: Vec::new(),
+            sources: Vec::new(),
+            sinks: Vec::new(),
+            tx_scratch: Vec::with_capacity(16 * 1024),
+            tx_descs: Vec::with_capacity(64),
+        }
+    }
+
+    pub fn add_nic(&mut self, cfg: NicConfig) -> usize {
+        let nic = Nic::new(cfg, self.core.now);
+        self.nics.push(nic);
+        self.cables.push(None);
+        self.sources.push(None);
+        self.sinks.push(None);
+        self.nics.len() - 1
+    }
+
+    pub fn set_fault(&mut self, i: usize, fault: Fault) {
+        let f = &mut self.nics[i].faults;
+        match fault {
+            Fault::ResetNeverCompletes => f.reset_never = true,
+            Fault::EepromAutoReadNeverDone => f.autord_never = true,
+            Fault::DmaInitNeverDone => f.dmainit_never = true,
+            Fault::QueueEnableStuck => f.queue_stuck = true,
+            Fault::LinkNeverUp => f.link_never = true,
+            Fault::StallTx { queue } => bit_set(&mut f.stall_tx, queue as usize),
+            Fault::RxWriteback { corruption, count } => f.rx_wb = Some((corruption, count)),
+            Fault::TxSpuriousDone { queue } => bit_set(&mut f.spurious_tx, queue as usize),
+        }
+    }
+
+    pub fn clear_faults(&mut self, i: usize) {
+        self.nics[i].faults = Faults::default();
+        let now = self.core.now;
+        self.nics[i].run_events(now);
+    }
+
+    pub fn set_link(&mut self, i: usize, up: bool) {
+        let now = self.core.now;
+        let ends = [Some(i), self.cables[i]];
+        for j in ends.into_iter().flatten() {
+            let n = &mut self.nics[j];
+            n.plugged = up;
+            if up {
+                if !n.link_up && n.link_at.is_none() && n.reset_until.is_none() {
+                    n.link_at = Some(now + n.cfg.link_up_delay);
+                }
+            } else {
+                n.set_link_down();
+            }
+        }
+    }
+
+    /// Advances virtual time by `d`, running events, sources, TX and held RX frames.
+    #[inline(never)]
+    pub fn advance(&mut self, d: Duration) {
+        let target = self.core.now + d;
+        let slice = Duration::from_micros(100);
+        loop {
+            let have_sources = self.sources.iter().any(Option::is_some);
+            let step = if have_sources {
+                slice.min(target - self.core.now)
+            } else {
+                target - self.core.now
+            };
+            self.core.now += step;
+            self.tick();
+            if self.core.now >= target {
+                break;
+            }
+        }
+    }
+
+    #[inline(never)]
+    pub(crate) fn tick(&mut self) {
+        let now = self.core.now;
+        for n in &mut self.nics {
+            n.run_events(now);
+        }
+        for i in 0..self.nics.len() {
+            if let Some(src) = self.sources[i].as_mut() {
+                let nic = &mut self.nics[i];
+                let core = &mut self.core;
+                src.poll(now, &mut |f| rx_frame(nic, i, core, f));
+            }
+        }
+        for i in 0..self.nics.len() {
+            for q in 0..128 {
+                let n = &self.nics[i];
+                let qs = &n.tx[q];
+                if qs.en && (qs.head != qs.tail || bit_get(&n.faults.spurious_tx, q)) {
+                    self.tx_process(i, q);
+                }
+            }
+            let core = &mut self.core;
+            drain_held(&mut self.nics[i], i, core);
+        }
+    }
+
+    /// Receives a frame from the wire of NIC `i`.
+    pub fn inject(&mut self, i: usize, frame: &[u8]) {
+        rx_frame(&mut self.nics[i], i, &mut self.core, frame);
+    }
+}
+
+impl World {
+    /// Is DMA region `id` in use by an enabled queue of any NIC?
+    pub fn region_in_use(&self, id: usize) -> Option<String> {
+        for (i, n) in self.nics.iter().enumerate() {
+            for q in 0..128 {
+                for tx in [false, true] {
+                    let qs = if tx { &n.tx[q] } else { &n.rx[q] };
+                    if (qs.en || qs.en_target) && n.ring_len(tx, q) > 0 {
+                        let b = n.ring_base(tx, q);
+                        if self.core.dma.bus_in_region(b, id) {
+                            let kind = if tx { "TX" } else { "RX" };
+                            return Some(format!("NIC {i} {kind} queue {q} ring"));
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,411 @@
+//! One port's state: register file, queues, reset, timed events, and the shared core.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
+
+use super::*;
+use crate::dma::{DmaFault, DmaSpace};
+
+/// Pending change of a queue's ENABLE state (the read-back lags the write).
+#[derive(Clone, Copy)]
+pub(crate) struct Pending {
+    pub(crate) value: bool,
+    pub(crate) reads_left: u8,
+    pub(crate) deadline: Duration,
+}
+
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Queue {
+    pub(crate) head: u32,
+    pub(crate) tail: u32,
+    /// Last ENABLE value written by software.
+    pub(crate) en_target: bool,
+    /// Real state.
+    pub(crate) en: bool,
+    pub(crate) pending: Option<Pending>,
+}
+
+/// A frame waiting in the RX packet buffer.
+pub(crate) struct Held {
+    pub(crate) queue: u16,
+    pub(crate) hash: u32,
+    pub(crate) info: u32,
+    pub(crate) len: usize,
+    pub(crate) buf: Vec<u8>,
+}
+
+#[derive(Default)]
+pub(crate) struct Faults {
+    pub(crate) reset_never: bool,
+    pub(crate) autord_never: bool,
+    pub(crate) dmainit_never: bool,
+    pub(crate) queue_stuck: bool,
+    pub(crate) link_never: bool,
+    pub(crate) stall_tx: [u64; 2],
+    pub(crate) spurious_tx: [u64; 2],
+    pub(crate) rx_wb: Option<(RxCorruption, u32)>,
+}
+
+pub(crate) fn bit_get(m: &[u64; 2], q: usize) -> bool {
+    q < 128 && m[q / 64] & (1 << (q % 64)) != 0
+}
+
+pub(crate) fn bit_set(m: &mut [u64; 2], q: usize) {
+    if q < 128 {
+        m[q / 64] |= 1 << (q % 64);
+    }
+}
+
+pub(crate) struct Nic {
+    pub cfg: NicConfig,
+    pub(crate) regs: Box<[u32]>,
+    pub(crate) rx: Box<[Queue]>,
+    pub(crate) tx: Box<[Queue]>,
+    pub(crate) eicr: u32,
+    pub(crate) eims: u32,
+    pub(crate) eims_ex: [u32; 2],
+    pub(crate) reset_until: Option<Duration>,
+    pub(crate) autord_at: Option<Duration>,
+    pub(crate) dmaidone_at: Option<Duration>,
+    pub(crate) link_at: Option<Duration>,
+    pub(crate) link_up: bool,
+    pub(crate) plugged: bool,
+    pub(crate) pending_q: Vec<(bool, u16)>,
+    pub faults: Faults,
+    pub(crate) held: VecDeque<Held>,
+    pub(crate) held_bytes: usize,
+    pub(crate) pool: Vec<Vec<u8>>,
+    pub wire: WireCounters,
+    pub transmitted: VecDeque<Vec<u8>>,
+    pub(crate) once: HashSet<(ViolationKind, u32)>,
+    pub(crate) rar_cache: Vec<[u8; 6]>,
+    pub(crate) rar_dirty: bool,
+}
+
+/// Shared non-NIC state: clock, DMA space, violation log, scratch buffers.
+pub(crate) struct Core {
+    pub now: Duration,
+    pub dma: DmaSpace,
+    pub violations: Vec<Violation>,
+    pub(crate) seen: HashSet<(usize, String)>,
+    pub suppressed: u64,
+    pub(crate) rx_scratch: Vec<u8>,
+}
+
+impl Core {
+    #[inline(never)]
+    pub fn violate(&mut self, nic: usize, kind: ViolationKind, what: String) {
+        if self.violations.len() >= MAX_VIOLATIONS || !self.seen.insert((nic, what.clone())) {
+            self.suppressed += 1;
+            return;
+        }
+        self.violations.push(Violation {
+            nic: NicId(nic),
+            time: self.now,
+            kind,
+            what,
+        });
+    }
+
+    pub(crate) fn dma_fault(&mut self, nic: usize, ctx: &str, f: DmaFault) {
+        self.violate(
+            nic,
+            ViolationKind::DmaOutsideRegion,
+            format!(
+                "{ctx}: DMA of {} bytes at bus {:#x} is outside every live DMA region (or crosses a 2 MiB chunk)",
+                f.len, f.bus
+            ),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// NIC: registers, reset, events
+
+impl Nic {
+    pub(crate) fn new(cfg: NicConfig, now: Duration) -> Self {
+        let mut n = Nic {
+            cfg,
+            regs: vec![0u32; (REG_SPACE / 4) as usize].into_boxed_slice(),
+            rx: vec![Queue::default(); 128].into_boxed_slice(),
+            tx: vec![Queue::default(); 128].into_boxed_slice(),
+            eicr: 0,
+            eims: 0,
+            eims_ex: [0; 2],
+            reset_until: None,
+            autord_at: None,
+            dmaidone_at: None,
+            link_at: None,
+            link_up: false,
+            plugged: true,
+            pending_q: Vec::new(),
+            faults: Faults::default(),
+            held: VecDeque::new(),
+            held_bytes: 0,
+            pool: Vec::new(),
+            wire: WireCounters::default(),
+            transmitted: VecDeque::new(),
+            once: HashSet::new(),
+            rar_cache: Vec::new(),
+            rar_dirty: true,
+        };
+        n.reset_state();
+        // Power-on: the EEPROM auto-read and DMA init are done, the link trains.
+        n.regs[(EEC / 4) as usize] |= EEC_AUTO_RD | EEC_DONE_BITS;
+        n.regs[(RDRXCTL / 4) as usize] |= RDRXCTL_DMAIDONE;
+        n.link_at = Some(now + n.cfg.link_up_delay);
+        n
+    }
+
+    #[inline(always)]
+    pub(crate) fn r(&self, off: u32) -> u32 {
+        self.regs[(off / 4) as usize]
+    }
+
+    #[inline(always)]
+    pub(crate) fn set(&mut self, off: u32, v: u32) {
+        self.regs[(off / 4) as usize] = v;
+    }
+
+    /// Power-on values of everything CTRL.RST resets.
+    #[inline(never)]
+    pub(crate) fn reset_state(&mut self) {
+        let keep = [SWSM, FWSM, SW_FW_SYNC, ESDP];
+        let saved: Vec<u32> = keep.iter().map(|&o| self.r(o)).collect();
+        self.regs.fill(0);
+        for (o, v) in keep.iter().zip(saved) {
+            self.set(*o, v);
+        }
+        self.set(EEC, EEC_EE_PRES | EEC_FIXED);
+        self.set(IVAR_MISC, 1 << 15);
+        self.set(RDRXCTL, RDRXCTL_INIT);
+        for n in 0..8 {
+            self.set(RXPBSIZE + 4 * n, 0x0008_0000);
+            self.set(TXPBSIZE + 4 * n, 0x0002_8000);
+        }
+        self.set(TXPBTHRESH, 0x96);
+        self.set(VLNCTRL, 0x8100);
+        self.set(DMATXCTL, DMATXCTL_INIT);
+        self.set(DTXMXSZRQ, 0x10);
+        self.set(RTTDCS, 0x00C0_0000);
+        self.set(HLREG0, HLREG0_INIT);
+        self.set(MAXFRS, 0x05EE_0000);
+        self.set(AUTOC, AUTOC_INIT);
+        self.set(SECRXCTRL, 1);
+        for q in 0..128 {
+            let rb = rx_base(q);
+            self.set(rb + Q_SRRCTL, SRRCTL_INIT);
+            self.set(rb + Q_DCA, DCA_RXCTRL_INIT);
+            self.set(tx_base(q) + Q_DCA, DCA_TXCTRL_INIT);
+        }
+        let m = self.cfg.mac;
+        self.set(RAL, u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
+        self.set(RAL + 4, u32::from(m[4]) | u32::from(m[5]) << 8 | RAH_AV);
+        self.rar_dirty = true;
+        self.rx.fill(Queue::default());
+        self.tx.fill(Queue::default());
+        self.pending_q.clear();
+        self.eicr = 0;
+        self.eims = 0;
+        self.eims_ex = [0; 2];
+        while let Some(h) = self.held.pop_front() {
+            self.pool.push(h.buf);
+        }
+        self.held_bytes = 0;
+    }
+
+    pub(crate) fn set_link_down(&mut self) {
+        if self.link_up {
+            self.link_up = false;
+            self.eicr |= EICR_LSC;
+        }
+        self.link_at = None;
+    }
+
+    /// Runs every timed event that is due at `now`.
+    #[inline(never)]
+    pub(crate) fn run_events(&mut self, now: Duration) {
+        if let Some(t) = self.reset_until {
+            if t <= now && !self.faults.reset_never {
+                self.reset_until = None;
+                self.autord_at = Some(t + AUTO_RD_TIME);
+                self.dmaidone_at = Some(t + DMAIDONE_TIME);
+                if self.plugged {
+                    self.link_at = Some(t + self.cfg.link_up_delay);
+                }
+            }
+        }
+        if let Some(t) = self.autord_at {
+            if t <= now && !self.faults.autord_never {
+                self.autord_at = None;
+                self.regs[(EEC / 4) as usize] |= EEC_AUTO_RD | EEC_DONE_BITS;
+            }
+        }
+        if let Some(t) = self.dmaidone_at {
+            if t <= now && !self.faults.dmainit_never {
+                self.dmaidone_at = None;
+                self.regs[(RDRXCTL / 4) as usize] |= RDRXCTL_DMAIDONE;
+            }
+        }
+        if let Some(t) = self.link_at {
+            if t <= now && self.plugged && !self.faults.link_never && self.reset_until.is_none() {
+                self.link_at = None;
+                if !self.link_up {
+                    self.link_up = true;
+                    self.eicr |= EICR_LSC;
+                }
+            }
+        }
+        if !self.pending_q.is_empty() {
+            let mut i = 0;
+            while i < self.pending_q.len() {
+                let (tx, q) = self.pending_q[i];
+                let due = {
+                    let qs = if tx {
+                        &self.tx[q as usize]
+                    } else {
+                        &self.rx[q as usize]
+                    };
+                    qs.pending.is_some_and(|p| p.deadline <= now)
+                };
+                if due && self.try_apply_enable(tx, q as usize) {
+                    self.pending_q.swap_remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    /// Applies a pending ENABLE change unless a fault blocks it. True when applied.
+    pub(crate) fn try_apply_enable(&mut self, tx: bool, q: usize) -> bool {
+        let stuck = self.faults.queue_stuck;
+        let qs = if tx { &mut self.tx[q] } else { &mut self.rx[q] };
+        let Some(p) = qs.pending else { return true };
+        if p.value && stuck {
+            return false;
+        }
+        qs.pending = None;
+        qs.en = p.value;
+        true
+    }
+
+    pub(crate) fn link_is_up(&self) -> bool {
+        self.link_up
+    }
+
+    pub(crate) fn ring_len(&self, tx: bool, q: usize) -> u32 {
+        let base = if tx {
+            tx_base(q as u32)
+        } else {
+            rx_base(q as u32)
+        };
+        self.r(base + Q_LEN) / 16
+    }
+
+    pub(crate) fn ring_base(&self, tx: bool, q: usize) -> u64 {
+        let base = if tx {
+            tx_base(q as u32)
+        } else {
+            rx_base(q as u32)
+        };
+        u64::from(self.r(base + Q_BAH)) << 32 | u64::from(self.r(base + Q_BAL) & !0x7F)
+    }
+
+    pub(crate) fn inc(&mut self, off: u32, n: u32) {
+        let r = &mut self.regs[(off / 4) as usize];
+        *r = r.saturating_add(n);
+    }
+
+    pub(crate) fn add36(&mut self, low: u32, n: u64) {
+        let l = u64::from(self.r(low));
+        let h = u64::from(self.r(low + 4) & 0xF);
+        let v = ((h << 32) | l).saturating_add(n).min((1 << 36) - 1);
+        self.set(low, v as u32);
+        self.set(low + 4, (v >> 32) as u32);
+    }
+
+    pub(crate) fn rar_list(&mut self) -> &[[u8; 6]] {
+        if self.rar_dirty {
+            self.rar_dirty = false;
+            self.rar_cache.clear();
+            for n in 0..128 {
+                let l = self.r(RAL + 8 * n);
+                let h = self.r(RAL + 8 * n + 4);
+                if h & RAH_AV != 0 {
+                    let b = l.to_le_bytes();
+                    self.rar_cache
+                        .push([b[0], b[1], b[2], b[3], h as u8, (h >> 8) as u8]);
+                }
+            }
+        }
+        &self.rar_cache
+    }
+
+    pub(crate) fn stat_slot(&self, map_base: u32, q: usize) -> u32 {
+        (self.r(map_base + 4 * (q as u32 / 4)) >> (8 * (q % 4))) & 0xF
+    }
+}
+
+impl Nic {
+    pub(crate) fn start_enable(&mut self, tx: bool, q: usize, value: bool, now: Duration) {
+        let qs = if tx { &mut self.tx[q] } else { &mut self.rx[q] };
+        qs.en_target = value;
+        if qs.en == value {
+            qs.pending = None;
+            return;
+        }
+        qs.pending = Some(Pending {
+            value,
+            reads_left: ENABLE_LAG_READS,
+            deadline: now + ENABLE_LAG_TIME,
+        });
+        if !self.pending_q.contains(&(tx, q as u16)) {
+            self.pending_q.push((tx, q as u16));
+        }
+    }
+
+    pub(crate) fn read_queue(&mut self, tx: bool, q: usize, f: u32) -> u32 {
+        let base = if tx {
+            tx_base(q as u32)
+        } else {
+            rx_base(q as u32)
+        };
+        match f {
+            Q_HEAD => {
+                if tx {
+                    self.tx[q].head
+                } else {
+                    self.rx[q].head
+                }
+            }
+            Q_TAIL => {
+                if tx {
+                    self.tx[q].tail
+                } else {
+                    self.rx[q].tail
+                }
+            }
+            Q_DCTL => {
+                let qs = if tx { &mut self.tx[q] } else { &mut self.rx[q] };
+                if let Some(p) = qs.pending.as_mut() {
+                    if p.reads_left == 0 {
+                        if self.try_apply_enable(tx, q) {
+                            self.pending_q.retain(|&e| e != (tx, q as u16));
+                        }
+                    } else {
+                        p.reads_left -= 1;
+                    }
+                }
+                let en = if tx { self.tx[q].en } else { self.rx[q].en };
+                let v = self.r(base + Q_DCTL) & !DCTL_ENABLE;
+                if en {
+                    v | DCTL_ENABLE
+                } else {
+                    v
+                }
+            }
+            _ => self.r(base + f),
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! Receive: the wire side, the packet buffer, queue selection and descriptor write-back.
+
+use super::filter::l2_accept;
+use super::nic::Held;
+use super::tx::size_bucket;
+use super::*;
+use crate::dma::DmaFault;
+
+pub(crate) enum Deliver {
+    Done,
+    NoDesc,
+    Disabled,
+    Invalid,
+}
+
+// ---------------------------------------------------------------------------------------------
+// RX
+
+/// Standard Ethernet CRC-32 (reflected, polynomial 0xEDB88320).
+pub(crate) fn crc32(data: &[u8]) -> u32 {
+    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
+    let t = TABLE.get_or_init(|| {
+        let mut t = [0u32; 256];
+        for (i, e) in t.iter_mut().enumerate() {
+            let mut c = i as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+            *e = c;
+        }
+        t
+    });
+    let mut c = !0u32;
+    for &b in data {
+        c = t[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
+    }
+    !c
+}
+
+/// A frame (without FCS) arrives on NIC `n`'s wire.
+#[inline(never)]
+pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
+    n.wire.rx_frames += 1;
+    n.wire.rx_bytes += frame.len() as u64;
+    if !n.link_is_up() {
+        n.wire.rx_link_down += 1;
+        return;
+    }
+    let wlen = frame.len() as u32 + 4;
+    n.inc(TPR, 1);
+    n.add36(TORL, u64::from(wlen));
+    let vlan = frame.len() >= 14 && frame[12] == 0x81 && frame[13] == 0x00;
+    let mut max = if n.r(HLREG0) & HLREG0_JUMBOEN != 0 {
+        n.r(MAXFRS) >> 16
+    } else {
+        1518
+    };
+    if vlan {
+        max += 4;
+    }
+    if wlen < 64 {
+        n.inc(RUC, 1);
+        n.wire.rx_errors += 1;
+        return;
+    }
+    if wlen > max {
+        n.inc(ROC, 1);
+        n.wire.rx_errors += 1;
+        return;
+    }
+    n.inc(RXNFGPC, 1);
+    n.add36(RXNFGBCL, u64::from(wlen));
+    if !l2_accept(n, &frame[..6]) {
+        n.wire.rx_filtered += 1;
+        return;
+    }
+    n.inc(GPRC, 1);
+    n.add36(GORCL, u64::from(wlen));
+    if frame[..6] == [0xFF; 6] {
+        n.inc(BPRC, 1);
+    } else if frame[0] & 1 != 0 {
+        n.inc(MPRC, 1);
+    }
+    n.inc(PRC64 + 4 * size_bucket(wlen), 1);
+    if n.r(RXCTRL) & RXCTRL_RXEN == 0 {
+        n.wire.rx_disabled += 1;
+        return;
+    }
+    // Queue selection.
+    let p = rss::parse(frame);
+    let mut info = p.pkt_type;
+    let mut hash = 0;
+    let mut queue = 0u16;
+    let mrqc = n.r(MRQC);
+    if mrqc & 0xF == 1 {
+        let mut key = [0u8; 40];
+        for k in 0..10 {
+            key[4 * k..4 * k + 4].copy_from_slice(&n.r(RSSRK + 4 * k as u32).to_le_bytes());
+        }
+        if let Some((h, t)) = rss::rss_hash(&key, mrqc, frame, &p) {
+            hash = h;
+            info |= t;
+            let e = h & 0x7F;
+            queue = ((n.r(RETA + 4 * (e / 4)) >> (8 * (e % 4))) & 0xF) as u16;
+        }
+    }
+    if !n.held.is_empty() || n.r(CTRL) & CTRL_MASTER_DISABLE != 0 {
+        hold(n, queue, hash, info, frame);
+        return;
+    }
+    match deliver(n, i, core, queue as usize, hash, info, frame) {
+        Deliver::Done | Deliver::Invalid => {}
+        Deliver::Disabled => drop_qprdc(n, queue as usize),
+        Deliver::NoDesc => {
+            if n.r(rx_base(u32::from(queue)) + Q_SRRCTL) & SRRCTL_DROP_EN != 0 {
+                drop_qprdc(n, queue as usize);
+            } else {
+                hold(n, queue, hash, info, frame);
+            }
+        }
+    }
+}
+
+pub(crate) fn drop_qprdc(n: &mut Nic, q: usize) {
+    let slot = n.stat_slot(RQSMR, q);
+    n.inc(QPRDC + 0x40 * slot, 1);
+    n.wire.rx_dropped += 1;
+}
+
+pub(crate) fn hold(n: &mut Nic, queue: u16, hash: u32, info: u32, frame: &[u8]) {
+    let cap = (((n.r(RXPBSIZE) >> 10) & 0x3FF) as usize) * 1024;
+    let need = frame.len() + 4;
+    if n.held_bytes + need > cap {
+        n.inc(RXMPC, 1);
+        n.eicr |= EICR_RX_MISS;
+        n.wire.rx_missed += 1;
+        return;
+    }
+    let mut buf = n.pool.pop().unwrap_or_default();
+    buf.clear();
+    buf.extend_from_slice(frame);
+    n.held_bytes += need;
+    n.held.push_back(Held {
+        queue,
+        hash,
+        info,
+        len: frame.len(),
+        buf,
+    });
+}
+
+/// Moves frames from the packet buffer to their queues while descriptors are available.
+#[inline(never)]
+pub(crate) fn drain_held(n: &mut Nic, i: usize, core: &mut Core) {
+    if n.r(CTRL) & CTRL_MASTER_DISABLE != 0 {
+        return;
+    }
+    while let Some(h) = n.held.pop_front() {
+        let q = h.queue as usize;
+        let r = deliver(n, i, core, q, h.hash, h.info, &h.buf[..h.len]);
+        let consumed = match r {
+            Deliver::Done | Deliver::Invalid => true,
+            Deliver::Disabled => {
+                drop_qprdc(n, q);
+                true
+            }
+            Deliver::NoDesc => {
+                if n.r(rx_base(q as u32) + Q_SRRCTL) & SRRCTL_DROP_EN != 0 {
+                    drop_qprdc(n, q);
+                    true
+                } else {
+                    false
+                }
+            }
+        };
+        if consumed {
+            n.held_bytes -= h.len + 4;
+            n.pool.push(h.buf);
+        } else {
+            n.held.push_front(h);
+            break;
+        }
+    }
+}
+
+/// DMAs a frame into RX queue `q` and writes back its descriptor(s).
+#[inline(never)]
+pub(crate) fn deliver(
+    n: &mut Nic,
+    i: usize,
+    core: &mut Core,
+    q: usize,
+    hash: u32,
+    info: u32,
+    frame: &[u8],
+) -> Deliver {
+    if q >= 128 || !n.rx[q].en {
+        return Deliver::Disabled;
+    }
+    let base = rx_base(q as u32);
+    let srrctl = n.r(base + Q_SRRCTL);
+    let desctype = (srrctl >> 25) & 7;
+    if desctype != 1 {
+        if n.once.insert((ViolationKind::RxDescriptorType, q as u32)) {
+            core.violate(
+                i,
+                ViolationKind::RxDescriptorType,
+                format!("RX queue {q}: SRRCTL.DESCTYPE = {desctype:#b}; only advanced one-buffer (001b) is supported"),
+            );
+        }
+        n.wire.rx_dropped += 1;
+        return Deliver::Invalid;
+    }
+    let bsize = ((srrctl & 0x1F) as usize) * 1024;
+    if bsize == 0 {
+        n.wire.rx_dropped += 1;
+        return Deliver::Invalid;
+    }
+    let hl = n.r(HLREG0) & HLREG0_RXCRCSTRP != 0;
+    let rd = n.r(RDRXCTL) & RDRXCTL_CRCSTRIP != 0;
+    if hl != rd && n.once.insert((ViolationKind::CrcStripMismatch, 0)) {
+        core.violate(
+            i,
+            ViolationKind::CrcStripMismatch,
+            format!("HLREG0.RXCRCSTRP = {hl} but RDRXCTL.CRCStrip = {rd}; they must be equal"),
+        );
+    }
+    let Core {
+        dma, rx_scratch, ..
+    } = core;
+    let data: &[u8] = if hl && rd {
+        frame
+    } else {
+        rx_scratch.clear();
+        rx_scratch.extend_from_slice(frame);
+        rx_scratch.extend_from_slice(&crc32(frame).to_le_bytes());
+        &rx_scratch[..]
+    };
+    let len = n.ring_len(false, q);
+    let (head, tail) = (n.rx[q].head, n.rx[q].tail);
+    if len == 0 || head >= len {
+        return Deliver::NoDesc;
+    }
+    let free = (tail + len - head) % len;
+    let need = data.len().div_ceil(bsize).max(1) as u32;
+    if free < need {
+        return Deliver::NoDesc;
+    }
+    let ring = n.ring_base(false, q);
+    let pcsd = n.r(RXCSUM) & RXCSUM_PCSD != 0;
+    let mut h = head;
+    let mut faults: [Option<DmaFault>; 2] = [None, None];
+    for k in 0..need as usize {
+        let d = ring + 16 * u64::from(h);
+        let chunk = &data[k * bsize..data.len().min((k + 1) * bsize)];
+        let buf = match dma.read_u64(d) {
+            Ok(b) => b,
+            Err(f) => {
+                faults[0] = Some(f);
+                break;
+            }
+        };
+        if let Err(f) = dma.write(buf, chunk) {
+            faults[1] = Some(f);
+        }
+        let last = k + 1 == need as usize;
+        let mut status = RX_DESC_DD | if last { RX_DESC_EOP } else { 0 };
+        let mut plen = chunk.len() as u32;
+        if let Some((c, cnt)) = n.faults.rx_wb.as_mut() {
+            match c {
+                RxCorruption::LengthTooLong => plen = (bsize as u32 + 512).min(0xFFFF),
+                RxCorruption::ErrorBit => status |= RX_DESC_RXE,
+                RxCorruption::NoEop => status &= !RX_DESC_EOP,
+                RxCorruption::ZeroLength => plen = 0,
+            }
+            *cnt -= 1;
+            if *cnt == 0 {
+                n.faults.rx_wb = None;
+            }
+        }
+        let lo = u64::from(info) | u64::from(if pcsd { hash } else { 0 }) << 32;
+        let hi = u64::from(status) | u64::from(plen) << 32;
+        let _ = dma.write_u64(d, lo);
+        let _ = dma.write_u64(d + 8, hi);
+        h = (h + 1) % len;
+    }
+    let dlen = data.len();
+    if let Some(f) = faults[0] {
+        core.dma_fault(i, &format!("RX queue {q} descriptor read"), f);
+        n.wire.rx_dropped += 1;
+        return Deliver::Invalid;
+    }
+    if let Some(f) = faults[1] {
+        core.dma_fault(i, &format!("RX queue {q} buffer write"), f);
+    }
+    n.rx[q].head = h;
+    let slot = n.stat_slot(RQSMR, q);
+    n.inc(QPRC + 0x40 * slot, 1);
+    n.add36(QBRC_L + 0x40 * slot, dlen as u64);
+    let qsel = n.r(RXDSTATCTRL) & 0x1F;
+    if qsel == 0x10 || qsel == slot {
+        n.inc(RXDGPC, 1);
+        n.add36(RXDGBCL, dlen as u64);
+    }
+    n.wire.rx_delivered += 1;
+    Deliver::Done
+}

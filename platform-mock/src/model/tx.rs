@@ -1,0 +1,213 @@
+//! Transmit: descriptor fetch, frame assembly, write-back, statistics and the wire.
+
+use super::*;
+
+/// TX descriptor as fetched.
+#[derive(Clone, Copy)]
+pub(crate) struct TxDesc {
+    pub(crate) addr: u64,
+    pub(crate) cmd: u32,
+}
+
+pub(crate) enum TxStep {
+    Idle,
+    Frame,
+    Dropped,
+}
+
+impl World {
+    #[inline(never)]
+    pub fn tx_process(&mut self, i: usize, q: usize) {
+        loop {
+            let step = tx_one(
+                &mut self.nics[i],
+                i,
+                q,
+                &mut self.core,
+                &mut self.tx_scratch,
+                &mut self.tx_descs,
+            );
+            match step {
+                TxStep::Idle => break,
+                TxStep::Dropped => continue,
+                TxStep::Frame => {}
+            }
+            let frame = &self.tx_scratch[..];
+            if self.nics[i].r(HLREG0) & HLREG0_LPBK != 0 {
+                rx_frame(&mut self.nics[i], i, &mut self.core, frame);
+            } else if let Some(j) = self.cables[i] {
+                rx_frame(&mut self.nics[j], j, &mut self.core, frame);
+            } else if let Some(s) = self.sinks[i].as_mut() {
+                s.receive(self.core.now, frame);
+            } else {
+                let n = &mut self.nics[i];
+                let mut buf = if n.transmitted.len() >= MAX_TRANSMITTED {
+                    n.transmitted.pop_front().unwrap_or_default()
+                } else {
+                    Vec::with_capacity(frame.len())
+                };
+                buf.clear();
+                buf.extend_from_slice(frame);
+                n.transmitted.push_back(buf);
+            }
+        }
+        let n = &mut self.nics[i];
+        if bit_get(&n.faults.spurious_tx, q) && n.tx[q].en {
+            let len = n.ring_len(true, q);
+            if len > 0 {
+                let base = n.ring_base(true, q);
+                let t = n.tx[q].tail;
+                for k in 0..2.min(len) {
+                    let idx = (t + k) % len;
+                    if idx == n.tx[q].head && k > 0 {
+                        break;
+                    }
+                    let _ = self.core.dma.write_u32(base + 16 * u64::from(idx) + 12, 1);
+                }
+            }
+        }
+    }
+}
+
+/// Fetches and sends one packet from TX queue `q`; the frame is left in `scratch`.
+#[inline(never)]
+pub(crate) fn tx_one(
+    n: &mut Nic,
+    i: usize,
+    q: usize,
+    core: &mut Core,
+    scratch: &mut Vec<u8>,
+    descs: &mut Vec<TxDesc>,
+) -> TxStep {
+    let qs = n.tx[q];
+    if !qs.en
+        || qs.head == qs.tail
+        || n.r(DMATXCTL) & DMATXCTL_TE == 0
+        || !n.link_is_up()
+        || n.r(CTRL) & CTRL_MASTER_DISABLE != 0
+        || bit_get(&n.faults.stall_tx, q)
+    {
+        return TxStep::Idle;
+    }
+    let len = n.ring_len(true, q);
+    if len == 0 || qs.head >= len {
+        return TxStep::Idle;
+    }
+    let base = n.ring_base(true, q);
+    descs.clear();
+    let mut idx = qs.head;
+    let mut eop = false;
+    while idx != qs.tail {
+        let a = base + 16 * u64::from(idx);
+        let (addr, hi) = match (core.dma.read_u64(a), core.dma.read_u64(a + 8)) {
+            (Ok(x), Ok(y)) => (x, y),
+            (Err(f), _) | (_, Err(f)) => {
+                core.dma_fault(i, &format!("TX queue {q} descriptor fetch"), f);
+                return TxStep::Idle;
+            }
+        };
+        let cmd = hi as u32;
+        descs.push(TxDesc { addr, cmd });
+        idx = (idx + 1) % len;
+        if cmd & (1 << 24) != 0 {
+            eop = true;
+            break;
+        }
+    }
+    if !eop {
+        return TxStep::Idle;
+    }
+    scratch.clear();
+    let mut bad = false;
+    for d in descs.iter() {
+        let dtyp = (d.cmd >> 20) & 0xF;
+        let dext = d.cmd & (1 << 29) != 0;
+        if dtyp != 0b0011 || !dext {
+            core.violate(
+                i,
+                ViolationKind::TxDescriptorFormat,
+                format!("TX queue {q}: descriptor with DTYP {dtyp:#b}, DEXT {dext} (only advanced data descriptors are supported)"),
+            );
+            bad = true;
+            continue;
+        }
+        let dlen = (d.cmd & 0xFFFF) as usize;
+        if dlen == 0 || dlen > 16 * 1024 {
+            core.violate(
+                i,
+                ViolationKind::TxDataLength,
+                format!("TX queue {q}: data length {dlen} (must be 1..=16384)"),
+            );
+            bad = true;
+            continue;
+        }
+        if !bad {
+            let old = scratch.len();
+            scratch.resize(old + dlen, 0);
+            if let Err(f) = core.dma.read(d.addr, &mut scratch[old..]) {
+                core.dma_fault(i, &format!("TX queue {q} buffer read"), f);
+                bad = true;
+            }
+        }
+    }
+    // Write-back and head update.
+    let dctl = n.r(tx_base(q as u32) + Q_DCTL);
+    let wthresh = (dctl >> 16) & 0x7F;
+    let wbal = n.r(tx_base(q as u32) + Q_WBAL);
+    let head_wb = wbal & 1 != 0;
+    for (k, d) in descs.iter().enumerate() {
+        let rs = d.cmd & (1 << 27) != 0;
+        if !head_wb && (rs || wthresh > 0) {
+            let di = (qs.head + k as u32) % len;
+            if let Err(f) = core.dma.write_u32(base + 16 * u64::from(di) + 12, 1) {
+                core.dma_fault(i, &format!("TX queue {q} write-back"), f);
+            }
+        }
+    }
+    n.tx[q].head = idx;
+    if head_wb {
+        let wb = u64::from(n.r(tx_base(q as u32) + Q_WBAH)) << 32 | u64::from(wbal & !3);
+        if let Err(f) = core.dma.write_u32(wb, idx) {
+            core.dma_fault(i, &format!("TX queue {q} head write-back"), f);
+        }
+    }
+    if bad {
+        n.wire.tx_bad += 1;
+        return TxStep::Dropped;
+    }
+    if n.r(HLREG0) & HLREG0_TXPADEN != 0 && scratch.len() < 60 {
+        scratch.resize(60, 0);
+    }
+    let flen = scratch.len();
+    let wlen = flen as u32 + 4;
+    if wlen >= 64 {
+        n.inc(GPTC, 1);
+        n.add36(GOTCL, u64::from(wlen));
+    }
+    n.inc(TPT, 1);
+    n.inc(PTC64 + 4 * size_bucket(wlen), 1);
+    if flen >= 6 && scratch[..6] == [0xFF; 6] {
+        n.inc(BPTC, 1);
+    } else if flen >= 6 && scratch[0] & 1 != 0 {
+        n.inc(MPTC, 1);
+    }
+    let slot = n.stat_slot(TQSM, q);
+    n.inc(QPTC + 4 * slot, 1);
+    n.add36(QBTC_L + 8 * slot, u64::from(wlen));
+    n.inc(TXDGPC, 1);
+    n.add36(TXDGBCL, u64::from(wlen));
+    n.wire.tx_frames += 1;
+    n.wire.tx_bytes += flen as u64;
+    TxStep::Frame
+}
+
+pub(crate) fn size_bucket(wlen: u32) -> u32 {
+    match wlen {
+        0..=64 => 0,
+        65..=127 => 1,
+        128..=255 => 2,
+        256..=511 => 3,
+        512..=1023 => 4,
+        _ => 5,
+    }
+}
