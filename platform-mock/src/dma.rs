@@ -45,6 +45,8 @@ pub(crate) struct DmaSpace {
     next_slot: u64,
     cache: [Option<Chunk>; 2],
     cache_next: usize,
+    /// Foreign memory mapped at fixed bus addresses (a VM's RAM under vfio-user), by bus start.
+    windows: BTreeMap<u64, Chunk>,
 }
 
 // SAFETY: the raw pointers are owned allocations that only this struct (behind the simulator's
@@ -67,7 +69,55 @@ impl DmaSpace {
             next_slot: FIRST_SLOT,
             cache: [None; 2],
             cache_next: 0,
+            windows: BTreeMap::new(),
         }
+    }
+
+    /// Maps `len` bytes of foreign memory at `host` to bus addresses `[bus, bus + len)`.
+    ///
+    /// Fails (false) if the range is empty, wraps, or overlaps a window already mapped.
+    ///
+    /// # Safety
+    ///
+    /// `host` must be valid for reads and writes of `len` bytes until [`Self::unmap_window`]
+    /// removes the window (or the space is dropped), and nothing else may hold a Rust reference
+    /// to those bytes meanwhile (the device side writes them through raw pointers).
+    pub unsafe fn map_window(&mut self, bus: u64, len: usize, host: *mut u8) -> bool {
+        let Some(end) = bus.checked_add(len as u64).filter(|_| len > 0) else {
+            return false;
+        };
+        if let Some((&b, c)) = self.windows.range(..end).next_back() {
+            if b + c.len > bus {
+                return false;
+            }
+        }
+        self.windows.insert(
+            bus,
+            Chunk {
+                bus,
+                len: len as u64,
+                host,
+            },
+        );
+        self.cache = [None; 2];
+        true
+    }
+
+    /// Removes every window that starts inside `[bus, bus + len)`; returns how many.
+    pub fn unmap_window(&mut self, bus: u64, len: u64) -> usize {
+        let end = bus.saturating_add(len);
+        let starts: Vec<u64> = self.windows.range(bus..end).map(|(&b, _)| b).collect();
+        for b in &starts {
+            self.windows.remove(b);
+        }
+        self.cache = [None; 2];
+        starts.len()
+    }
+
+    /// Removes every window (the client went away).
+    pub fn unmap_all_windows(&mut self) {
+        self.windows.clear();
+        self.cache = [None; 2];
     }
 
     /// Allocates `size` zeroed bytes; returns (host pointer, region id).
@@ -143,6 +193,19 @@ impl DmaSpace {
             if bus >= c.bus && bus - c.bus + len as u64 <= c.len {
                 // SAFETY: the offset is inside the chunk, which lies inside the allocation.
                 return Ok(unsafe { c.host.add((bus - c.bus) as usize) });
+            }
+        }
+        if let Some((_, w)) = self.windows.range(..=bus).next_back() {
+            let w = *w;
+            if bus - w.bus < w.len {
+                self.cache[self.cache_next] = Some(w);
+                self.cache_next ^= 1;
+                if bus - w.bus + len as u64 > w.len {
+                    return Err(fault);
+                }
+                // SAFETY: `bus - w.bus + len <= w.len`: inside the window `map_window`'s caller
+                // promised valid.
+                return Ok(unsafe { w.host.add((bus - w.bus) as usize) });
             }
         }
         let slot = bus >> SLOT_SHIFT;

@@ -44,6 +44,7 @@
 
 mod dma;
 mod model;
+pub mod pci;
 mod regs;
 pub mod rss;
 pub mod traffic;
@@ -96,6 +97,18 @@ pub trait TrafficSink: Send {
     ///
     /// Called with the simulator locked: must not call back into the [`Sim`].
     fn receive(&mut self, now: Duration, frame: &[u8]);
+}
+
+/// Where a simulated function's interrupt messages go (the vfio-user front end's eventfds).
+///
+/// The model decides when an interrupt is due from its interrupt registers (datasheet §7.3);
+/// the sink only delivers it.
+pub trait InterruptSink: Send {
+    /// MSI-X message for `vector` (GPIE.Multiple_MSIX = 1 and MSI-X enabled in config space).
+    fn msix(&mut self, vector: u16);
+    /// The single interrupt (MSI, or INTx) changes level: `true` when an enabled cause becomes
+    /// pending, `false` when none is left. MSI is sent on each rising edge.
+    fn legacy(&mut self, asserted: bool);
 }
 
 /// Categories of protocol violations (for tests that look for a specific one).
@@ -352,6 +365,62 @@ impl Sim {
     /// Wire-level counters of `nic`.
     pub fn wire_counters(&self, nic: NicId) -> WireCounters {
         self.lock().nics[nic.0].wire
+    }
+
+    /// Attaches the sink of `nic`'s interrupt messages (replaces any previous one).
+    pub fn attach_interrupts(&self, nic: NicId, sink: Box<dyn InterruptSink>) {
+        self.lock().irq_sinks[nic.0] = Some(sink);
+    }
+
+    /// Reads `nic`'s PCI configuration space at `offset`.
+    pub fn config_read(&self, nic: NicId, offset: u16, data: &mut [u8]) {
+        self.lock().nics[nic.0]
+            .config
+            .read(usize::from(offset), data);
+    }
+
+    /// Writes `nic`'s PCI configuration space at `offset` (read-only bits are kept).
+    pub fn config_write(&self, nic: NicId, offset: u16, data: &[u8]) {
+        self.lock().config_write(nic.0, usize::from(offset), data);
+    }
+
+    /// A 32-bit read of `nic`'s BAR0 at `offset` (as [`Platform::read32`]).
+    pub fn bar0_read(&self, nic: NicId, offset: u32) -> u32 {
+        self.lock().mmio_read(nic.0, offset)
+    }
+
+    /// A 32-bit write to `nic`'s BAR0 at `offset` (as [`Platform::write32`]).
+    ///
+    /// # Safety
+    ///
+    /// The write may start DMA into memory the device may reach: its simulated DMA regions and
+    /// the windows mapped by [`Sim::map_bus_window`]. The caller must hold no Rust reference to
+    /// bytes the device may write meanwhile.
+    pub unsafe fn bar0_write(&self, nic: NicId, offset: u32, value: u32) {
+        self.lock().mmio_write(nic.0, offset, value);
+    }
+
+    /// Maps `len` bytes of foreign memory at `host` at bus addresses `[bus, bus + len)` (a VM's
+    /// RAM under vfio-user, or its IOVAs). False if the range is empty or overlaps a window.
+    ///
+    /// # Safety
+    ///
+    /// `host` must stay valid for reads and writes of `len` bytes until the window is unmapped
+    /// ([`Sim::unmap_bus_window`], [`Sim::unmap_all_bus_windows`]) or the last handle to the
+    /// simulation is dropped, and no Rust reference to those bytes may exist meanwhile.
+    pub unsafe fn map_bus_window(&self, bus: u64, len: usize, host: NonNull<u8>) -> bool {
+        // SAFETY: forwarded contract.
+        unsafe { self.lock().core.dma.map_window(bus, len, host.as_ptr()) }
+    }
+
+    /// Unmaps every window starting in `[bus, bus + len)`; returns how many.
+    pub fn unmap_bus_window(&self, bus: u64, len: u64) -> usize {
+        self.lock().core.dma.unmap_window(bus, len)
+    }
+
+    /// Unmaps every window.
+    pub fn unmap_all_bus_windows(&self) {
+        self.lock().core.dma.unmap_all_windows();
     }
 
     /// The configured PCI device ID of `nic`.

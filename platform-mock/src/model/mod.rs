@@ -7,8 +7,8 @@ use crate::dma::DmaSpace;
 use crate::regs::*;
 use crate::rss;
 use crate::{
-    Fault, NicConfig, NicId, RxCorruption, TrafficSink, TrafficSource, Violation, ViolationKind,
-    WireCounters,
+    Fault, InterruptSink, NicConfig, NicId, RxCorruption, TrafficSink, TrafficSource, Violation,
+    ViolationKind, WireCounters,
 };
 
 mod filter;
@@ -41,6 +41,7 @@ pub(crate) struct World {
     pub cables: Vec<Option<usize>>,
     pub sources: Vec<Option<Box<dyn TrafficSource>>>,
     pub sinks: Vec<Option<Box<dyn TrafficSink>>>,
+    pub irq_sinks: Vec<Option<Box<dyn InterruptSink>>>,
     pub(crate) tx_scratch: Vec<u8>,
     pub(crate) tx_descs: Vec<TxDesc>,
 }
@@ -63,6 +64,7 @@ impl World {
             cables: Vec::new(),
             sources: Vec::new(),
             sinks: Vec::new(),
+            irq_sinks: Vec::new(),
             tx_scratch: Vec::with_capacity(16 * 1024),
             tx_descs: Vec::with_capacity(64),
         }
@@ -74,6 +76,7 @@ impl World {
         self.cables.push(None);
         self.sources.push(None);
         self.sinks.push(None);
+        self.irq_sinks.push(None);
         self.nics.len() - 1
     }
 
@@ -157,6 +160,11 @@ impl World {
             let core = &mut self.core;
             drain_held(&mut self.nics[i], i, core);
         }
+    }
+
+    /// Writes PCI configuration space of NIC `i`.
+    pub fn config_write(&mut self, i: usize, off: usize, data: &[u8]) {
+        self.nics[i].config.write(off, data);
     }
 
     /// Receives a frame from the wire of NIC `i`.

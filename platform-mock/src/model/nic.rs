@@ -58,6 +58,7 @@ pub(crate) fn bit_set(m: &mut [u64; 2], q: usize) {
 
 pub(crate) struct Nic {
     pub cfg: NicConfig,
+    pub(crate) config: crate::pci::ConfigSpace,
     pub(crate) regs: Box<[u32]>,
     pub(crate) rx: Box<[Queue]>,
     pub(crate) tx: Box<[Queue]>,
@@ -125,6 +126,7 @@ impl Core {
 impl Nic {
     pub(crate) fn new(cfg: NicConfig, now: Duration) -> Self {
         let mut n = Nic {
+            config: crate::pci::ConfigSpace::new(cfg.device_id, 0),
             cfg,
             regs: vec![0u32; (REG_SPACE / 4) as usize].into_boxed_slice(),
             rx: vec![Queue::default(); 128].into_boxed_slice(),
