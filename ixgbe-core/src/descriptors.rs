@@ -143,13 +143,14 @@ pub(crate) fn tx_done(word1: u64) -> bool {
     LocalRegisterCopy::<u32, TX_STATUS::Register>::new((word1 >> 32) as u32).is_set(TX_STATUS::DD)
 }
 
-/// A ring of `mask + 1` descriptors (a power of two) at `base` in DMA memory, followed by a
-/// CPU-only side array with one `S` per descriptor (which buffer the descriptor holds).
+/// A ring of `mask + 1` descriptors (a power of two) at `base` in DMA memory, and a side array
+/// with one `S` per descriptor (which buffer the descriptor holds) in private memory, which the
+/// device cannot reach: the driver trusts the side array, never the descriptors.
 ///
-/// Invariant: `base` points to `mask + 1` descriptors of valid, 16-byte aligned DMA memory,
-/// followed directly by `mask + 1` values of `S` (valid for reads and writes, aligned), that stay
-/// allocated as long as this value exists (the owning queue frees them after dropping us); only
-/// this ring and the device access the descriptors, only this ring the side array.
+/// Invariant: `base` points to `mask + 1` descriptors of valid, 16-byte aligned DMA memory, and
+/// `side` to `mask + 1` values of `S` (valid for reads and writes, aligned) in private memory;
+/// both stay allocated as long as this value exists (the owning queue frees them after dropping
+/// us); only this ring and the device access the descriptors, only this ring the side array.
 ///
 /// `Copy` so that a queue's data path can keep base and mask in registers for one call: a copy
 /// is a view of the queue's own ring, used only while the queue is borrowed by that call.
@@ -172,23 +173,27 @@ impl<S: Copy> Copy for DescRing<S> {}
 unsafe impl<S: Copy + Send> Send for DescRing<S> {}
 
 impl<S: Copy> DescRing<S> {
-    /// Bytes a ring of `len` descriptors and its side array take.
-    pub(crate) const fn bytes(len: usize) -> usize {
-        len * DESC_SIZE + len * core::mem::size_of::<S>()
+    /// Bytes of DMA memory a ring of `len` descriptors takes.
+    pub(crate) const fn ring_bytes(len: usize) -> usize {
+        len * DESC_SIZE
+    }
+
+    /// Bytes of private memory its side array takes.
+    pub(crate) const fn side_bytes(len: usize) -> usize {
+        len * core::mem::size_of::<S>()
     }
 
     /// # Safety
-    /// `base` must be 4096-byte aligned and satisfy the invariant on [`DescRing`] for `len` (a
-    /// power of two) descriptors, i.e. point to [`DescRing::bytes`]`(len)` bytes of DMA memory;
-    /// the side array must be initialised before it is read.
-    pub(crate) unsafe fn new(base: NonNull<u8>, len: u16) -> Self {
+    /// `base` and `side` must satisfy the invariant on [`DescRing`] for `len` (a power of two)
+    /// descriptors: `base` points to [`DescRing::ring_bytes`]`(len)` bytes of DMA memory, `side`
+    /// to [`DescRing::side_bytes`]`(len)` bytes of private memory, both 16-byte aligned; the
+    /// side array must be initialised before it is read.
+    pub(crate) unsafe fn new(base: NonNull<u8>, side: NonNull<u8>, len: u16) -> Self {
         debug_assert!(len.is_power_of_two());
         const { assert!(core::mem::align_of::<S>() <= DESC_SIZE) };
         Self {
             base: base.cast(),
-            // SAFETY: `len * 16` bytes in lies the side array, inside the region (contract);
-            // it is aligned for S because the base is 4096-aligned and align_of::<S>() <= 16.
-            side: unsafe { base.add(usize::from(len) * DESC_SIZE).cast() },
+            side: side.cast(),
             mask: usize::from(len - 1),
         }
     }

@@ -187,13 +187,15 @@ impl<P: Platform> Device<P> {
             let bytes = read36(r, regs::qbrc_l(k), regs::qbrc_h(k));
             let dropped = u64::from(r.read(regs::qprdc(k)));
             if k < slots {
-                s.rx_packets += packets;
-                s.rx_bytes += bytes;
-                s.rx_dropped += dropped;
+                s.rx_packets = s.rx_packets.saturating_add(packets);
+                s.rx_bytes = s.rx_bytes.saturating_add(bytes);
+                s.rx_dropped = s.rx_dropped.saturating_add(dropped);
             }
         }
         for n in 0..8 {
-            s.rx_missed += u64::from(r.read(regs::rxmpc(n)));
+            s.rx_missed = s
+                .rx_missed
+                .saturating_add(u64::from(r.read(regs::rxmpc(n))));
         }
         s.tx_packets = u64::from(r.read(regs::GPTC));
         s.tx_bytes = read36(r, regs::GOTCL, regs::GOTCH);
@@ -206,16 +208,17 @@ impl<P: Platform> Device<P> {
     }
 
     /// Accumulated statistics since init. Reads (and thereby clears) the device counters.
+    /// Totals saturate rather than wrap (whatever the device's registers read).
     pub fn stats(&self) -> Stats {
         let mut totals = self.totals.lock();
         let d = self.read_counters();
-        totals.rx_packets += d.rx_packets;
-        totals.rx_bytes += d.rx_bytes;
-        totals.tx_packets += d.tx_packets;
-        totals.tx_bytes += d.tx_bytes;
-        totals.rx_missed += d.rx_missed;
-        totals.rx_dropped += d.rx_dropped;
-        totals.rx_crc_errors += d.rx_crc_errors;
+        totals.rx_packets = totals.rx_packets.saturating_add(d.rx_packets);
+        totals.rx_bytes = totals.rx_bytes.saturating_add(d.rx_bytes);
+        totals.tx_packets = totals.tx_packets.saturating_add(d.tx_packets);
+        totals.tx_bytes = totals.tx_bytes.saturating_add(d.tx_bytes);
+        totals.rx_missed = totals.rx_missed.saturating_add(d.rx_missed);
+        totals.rx_dropped = totals.rx_dropped.saturating_add(d.rx_dropped);
+        totals.rx_crc_errors = totals.rx_crc_errors.saturating_add(d.rx_crc_errors);
         *totals
     }
 

@@ -25,6 +25,8 @@
 pub mod descriptors;
 pub mod device;
 mod error;
+#[cfg(test)]
+mod hostile_tests;
 pub mod ids;
 mod init;
 pub mod mempool;
@@ -40,6 +42,6 @@ pub use error::Error;
 pub use heapless;
 pub use ids::{supported_device, DeviceInfo, SUPPORTED_DEVICES};
 pub use mempool::{Mempool, Packet, TooLong, DEFAULT_BUF_SIZE};
-pub use platform::{DmaError, DmaRegion, Platform, DMA_PAGE_SIZE};
+pub use platform::{DmaError, DmaRegion, Platform, PrivateRegion, DMA_PAGE_SIZE};
 pub use rx::{RxCounters, RxQueue};
 pub use tx::{TxCounters, TxQueue};

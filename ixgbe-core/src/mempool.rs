@@ -1,7 +1,9 @@
 //! Memory pools of fixed-size packet buffers in DMA memory, and the owned [`Packet`] type.
 //!
-//! A pool is one DMA region laid out as
-//! `[ buffers: entries × buf_size | free stack: entries × u32 | bus addresses: entries × u64 ]`.
+//! A pool is one DMA region of `entries × buf_size` bytes of buffers, and one private region
+//! (which the device cannot reach, see [`Platform::private_alloc`]) laid out as
+//! `[ free stack: entries × u32 | bus addresses: entries × u64 ]`: the device may write any
+//! byte of the buffers, never which buffer is free or where a buffer is.
 //! Buffer sizes are powers of two that divide [`DMA_PAGE_SIZE`], so no buffer crosses a 2 MiB
 //! chunk and each buffer is contiguous in bus-address space, even when the region spans several
 //! hugepages that are not (see `anchors.md`). Every buffer's bus address is translated once, when
@@ -16,7 +18,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::Error;
-use crate::platform::{DmaRegion, Platform, DMA_PAGE_SIZE};
+use crate::platform::{DmaRegion, Platform, PrivateMem, DMA_PAGE_SIZE};
 
 /// Default buffer size: 2 KiB, one 1518-byte frame plus room (SRRCTL.BSIZEPACKET = 2).
 pub const DEFAULT_BUF_SIZE: u32 = 2048;
@@ -69,7 +71,7 @@ pub struct PoolCore {
     leak: AtomicBool,
 }
 
-/// The stack of free buffer indices (behind the pool's mutex).
+/// The stack of free buffer indices (behind the pool's mutex), in private memory.
 pub(crate) struct FreeStack {
     /// `cap` slots; `stack[..top]` are free buffer indices.
     stack: NonNull<u32>,
@@ -137,14 +139,14 @@ impl Drop for FreeBatch<'_> {
     }
 }
 
-// SAFETY: PoolCore's raw pointers point into the pool's DMA region, which lives as long as the
-// pool. The free stack is only touched under its mutex; a buffer's bytes are only touched by the
+// SAFETY: PoolCore's raw pointers point into the pool's DMA region and its private region,
+// which live as long as the pool. The free stack is only touched under its mutex; a buffer's bytes are only touched by the
 // single owner of its index (a Packet, an Rx or Tx ring slot), which the stack hands out once.
 unsafe impl Send for PoolCore {}
 // SAFETY: see Send; shared access goes through the mutex or through exclusively owned indices.
 unsafe impl Sync for PoolCore {}
-// SAFETY: the stack pointer points into the pool's DMA region (see PoolCore), and a FreeStack is
-// only reached through its mutex.
+// SAFETY: the stack pointer points into the pool's private region (see PoolCore), and a
+// FreeStack is only reached through its mutex.
 unsafe impl Send for FreeStack {}
 
 impl PoolCore {
@@ -221,6 +223,8 @@ pub struct Mempool<P: Platform> {
     core: PoolCore,
     platform: P,
     region: Option<DmaRegion>,
+    /// The free stack and the bus-address table (dropped after `core`, which points into it).
+    _private: PrivateMem<P>,
 }
 
 impl<P: Platform> Mempool<P> {
@@ -240,25 +244,22 @@ impl<P: Platform> Mempool<P> {
             });
         }
         let n = entries as usize;
-        let buffers = n * buf_size as usize;
-        let stack_off = buffers;
-        let phys_off = stack_off + (n * 4).next_multiple_of(8);
-        let size = phys_off + n * 8;
+        let size = n * buf_size as usize;
+        let phys_off = (n * 4).next_multiple_of(8);
+        let private = PrivateMem::alloc(platform, phys_off + n * 8)?;
         let region = platform.dma_alloc(size)?;
         if region.len() < size {
+            // SAFETY: fresh from this platform, never given to the device.
+            unsafe { platform.dma_free(region) };
             return Err(Error::Translation {
                 what: "a DMA region shorter than requested",
             });
         }
         let base = region.virt();
-        // SAFETY: both offsets lie inside the region (size computed above), which is 4096-byte
-        // aligned, so the u32 stack and the u64 table are aligned too.
-        let (stack, phys) = unsafe {
-            (
-                base.add(stack_off).cast::<u32>(),
-                base.add(phys_off).cast::<u64>(),
-            )
-        };
+        let tables = private.ptr();
+        // SAFETY: both offsets lie inside the private region (allocated above with room for
+        // both), which is 4096-byte aligned, so the u32 stack and the u64 table are aligned too.
+        let (stack, phys) = unsafe { (tables.cast::<u32>(), tables.add(phys_off).cast::<u64>()) };
         let mut pool = Mempool {
             core: PoolCore {
                 layout: BufLayout {
@@ -276,6 +277,7 @@ impl<P: Platform> Mempool<P> {
             },
             platform: platform.clone(),
             region: Some(region),
+            _private: private,
         };
         debug_assert!(DMA_PAGE_SIZE % buf_size as usize == 0);
         for i in 0..entries {
@@ -288,7 +290,7 @@ impl<P: Platform> Mempool<P> {
                     what: "a pool buffer",
                 });
             };
-            if b != a + u64::from(buf_size) - 1 {
+            if a.checked_add(u64::from(buf_size) - 1) != Some(b) {
                 return Err(Error::Translation {
                     what: "a pool buffer that is not contiguous",
                 });
@@ -503,13 +505,18 @@ pub(crate) mod fake {
     use core::ptr::NonNull;
     use core::time::Duration;
 
-    use crate::platform::{DmaError, DmaRegion, Platform};
+    use crate::platform::{DmaError, DmaRegion, Platform, PrivateRegion};
 
     #[derive(Clone, Default)]
     pub(crate) struct FakePlatform {
         regs: Arc<Mutex<BTreeMap<u32, u32>>>,
         /// Writes seen, in order.
         writes: Arc<Mutex<Vec<(u32, u32)>>>,
+        /// Live DMA regions (by start address: pointer, length): what a hostile device may
+        /// scribble on.
+        dma: Arc<Mutex<BTreeMap<usize, (Raw, usize)>>>,
+        /// Bytes the next `dma_alloc` reports less than asked (a platform breaking its word).
+        shorten: Arc<Mutex<usize>>,
     }
 
     impl FakePlatform {
@@ -517,7 +524,38 @@ pub(crate) mod fake {
         pub(crate) fn writes(&self) -> Vec<(u32, u32)> {
             self.writes.lock().unwrap().clone()
         }
+
+        /// Makes the next `dma_alloc` report a region `by` bytes shorter than asked.
+        pub(crate) fn shorten_next_dma(&self, by: usize) {
+            *self.shorten.lock().unwrap() = by;
+        }
+
+        /// Number of DMA regions allocated and not freed.
+        pub(crate) fn live_dma_regions(&self) -> usize {
+            self.dma.lock().unwrap().len()
+        }
+
+        /// Plays a hostile device: calls `f(offset, byte)` for every byte of every live DMA
+        /// region, and stores what it returns there.
+        pub(crate) fn scribble(&self, mut f: impl FnMut(usize, u8) -> u8) {
+            for &(Raw(start), len) in self.dma.lock().unwrap().values() {
+                for k in 0..len {
+                    // SAFETY: k < len: inside the region.
+                    let p = unsafe { start.add(k) };
+                    // SAFETY: inside a live region of this platform (tracked from dma_alloc to
+                    // dma_free); the test calls this while it holds no reference into DMA
+                    // memory (packets are only touched between calls), as a device would.
+                    unsafe { p.write_volatile(f(k, p.read_volatile())) };
+                }
+            }
+        }
     }
+
+    /// A pointer to a live DMA region (kept with its provenance for `scribble`).
+    #[derive(Clone, Copy)]
+    struct Raw(*mut u8);
+    // SAFETY: only dereferenced by `scribble`, under the map's mutex, while the region is live.
+    unsafe impl Send for Raw {}
 
     fn layout(size: usize) -> Layout {
         Layout::from_size_align(size.max(1), 4096).unwrap()
@@ -540,12 +578,36 @@ pub(crate) mod fake {
             // SAFETY: the layout has a non-zero size.
             let ptr = unsafe { alloc_zeroed(layout(size)) };
             let ptr = NonNull::new(ptr).ok_or(DmaError::OutOfMemory)?;
-            // SAFETY: fresh zeroed block of `size` bytes, 4096-aligned, ours until dma_free.
-            Ok(unsafe { DmaRegion::new(ptr, size, 0) })
+            self.dma
+                .lock()
+                .unwrap()
+                .insert(ptr.as_ptr() as usize, (Raw(ptr.as_ptr()), size));
+            let short = core::mem::take(&mut *self.shorten.lock().unwrap());
+            // SAFETY: fresh zeroed block of at least the reported bytes, 4096-aligned, ours
+            // until dma_free. The cookie keeps the real size for dealloc.
+            Ok(unsafe { DmaRegion::new(ptr, size.saturating_sub(short), size) })
         }
 
         unsafe fn dma_free(&self, region: DmaRegion) {
-            // SAFETY: allocated in dma_alloc with this very layout (caller contract).
+            self.dma
+                .lock()
+                .unwrap()
+                .remove(&(region.virt().as_ptr() as usize));
+            // SAFETY: allocated in dma_alloc with the layout of the size kept in the cookie.
+            unsafe { dealloc(region.virt().as_ptr(), layout(region.cookie())) };
+        }
+
+        fn private_alloc(&self, size: usize) -> Result<PrivateRegion, DmaError> {
+            // SAFETY: the layout has a non-zero size.
+            let ptr = unsafe { alloc_zeroed(layout(size)) };
+            let ptr = NonNull::new(ptr).ok_or(DmaError::OutOfMemory)?;
+            // SAFETY: fresh zeroed block, 4096-aligned, ours until private_free; never
+            // listed among the DMA regions, so `scribble` (the device) never reaches it.
+            Ok(unsafe { PrivateRegion::new(ptr, size, 0) })
+        }
+
+        unsafe fn private_free(&self, region: PrivateRegion) {
+            // SAFETY: allocated in private_alloc with this very layout (caller contract).
             unsafe { dealloc(region.virt().as_ptr(), layout(region.len())) };
         }
 

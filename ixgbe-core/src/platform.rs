@@ -7,7 +7,11 @@
 //! 2. DMA memory: memory the device can reach, allocated and freed,
 //! 3. translation of a virtual address in DMA memory to the bus address the device uses
 //!    (the physical address, or the IOVA under an IOMMU),
-//! 4. a delay, used only by the bounded polls of the init sequence.
+//! 4. a delay, used only by the bounded polls of the init sequence,
+//! 5. private memory: memory the device can NOT reach, for everything the driver trusts (which
+//!    buffer a descriptor holds, the pools' free stacks and bus-address tables). Nothing the
+//!    driver relies on lives where the device can write: the device may scribble on rings and
+//!    buffers, never on the driver's bookkeeping.
 //!
 //! The data path is generic over `P: Platform`, so on a real platform `read32`/`write32` inline to
 //! plain volatile loads and stores: no dynamic dispatch per packet.
@@ -75,6 +79,55 @@ impl DmaRegion {
     }
 }
 
+/// A block of private memory handed out by [`Platform::private_alloc`]: like a [`DmaRegion`]
+/// (zeroed, 4096-byte aligned, valid until [`Platform::private_free`]) but never mapped for the
+/// device, so the device cannot read or write it where the platform isolates devices (an IOMMU;
+/// a simulator). No bus address exists for it.
+#[derive(Debug)]
+pub struct PrivateRegion {
+    virt: NonNull<u8>,
+    len: usize,
+    cookie: usize,
+}
+
+// SAFETY: an owned handle to memory nobody else uses (platform contract), as DmaRegion.
+unsafe impl Send for PrivateRegion {}
+// SAFETY: `&PrivateRegion` only exposes the address and length.
+unsafe impl Sync for PrivateRegion {}
+
+impl PrivateRegion {
+    /// Wraps memory a platform allocated.
+    ///
+    /// # Safety
+    /// `virt` must be valid for reads and writes of `len` bytes, zero-initialised, 4096-byte
+    /// aligned, used by nobody else until it is passed to [`Platform::private_free`], and not
+    /// reachable by the device where the platform can prevent that. `cookie` is opaque to the
+    /// driver and handed back to the platform.
+    pub unsafe fn new(virt: NonNull<u8>, len: usize, cookie: usize) -> Self {
+        Self { virt, len, cookie }
+    }
+
+    /// Start of the region.
+    pub fn virt(&self) -> NonNull<u8> {
+        self.virt
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the region has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The platform's own tag for this region.
+    pub fn cookie(&self) -> usize {
+        self.cookie
+    }
+}
+
 /// Why a platform could not provide DMA memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DmaError {
@@ -115,7 +168,11 @@ impl fmt::Display for DmaError {
 /// - `dma_alloc` returns regions that satisfy every guarantee listed on [`DmaRegion`], and that
 ///   the device can read and write at the bus addresses `virt_to_phys` reports.
 /// - `virt_to_phys` returns, for any address inside a live region, the bus address at which the
-///   device reaches that byte; `None` for anything else.
+///   device reaches that byte; `None` for anything else (private memory included).
+/// - `private_alloc` returns regions that satisfy every guarantee listed on [`PrivateRegion`]
+///   and are never handed to the device: where the platform isolates the device (an IOMMU, a
+///   simulator) the device cannot reach them. Without an IOMMU nothing can stop a device from
+///   reaching any memory; the platform documents that.
 /// - All handles cloned from one platform value refer to the same device and the same DMA
 ///   memory, and may be used from several threads at once.
 pub unsafe trait Platform: Clone + Send + Sync {
@@ -140,9 +197,66 @@ pub unsafe trait Platform: Clone + Send + Sync {
     /// the device may access it afterwards.
     unsafe fn dma_free(&self, region: DmaRegion);
 
+    /// Allocates `size` bytes of zeroed private memory (see [`PrivateRegion`]): never mapped for
+    /// the device. The driver keeps there everything it must be able to trust.
+    fn private_alloc(&self, size: usize) -> Result<PrivateRegion, DmaError>;
+
+    /// Returns private memory to the platform.
+    ///
+    /// # Safety
+    /// `region` must come from `private_alloc` of this platform (or a clone) and not be used
+    /// afterwards.
+    unsafe fn private_free(&self, region: PrivateRegion);
+
     /// Translates an address inside a live DMA region to the bus address the device uses.
     fn virt_to_phys(&self, virt: *const u8) -> Option<u64>;
 
     /// Waits at least `duration`. On a simulator this advances virtual time.
     fn delay(&self, duration: Duration);
+}
+
+/// Private memory owned by the driver: freed when dropped.
+pub(crate) struct PrivateMem<P: Platform> {
+    platform: P,
+    region: Option<PrivateRegion>,
+}
+
+impl<P: Platform> PrivateMem<P> {
+    /// At least `size` bytes of zeroed private memory; a region shorter than asked is refused.
+    pub(crate) fn alloc(platform: &P, size: usize) -> Result<Self, crate::Error> {
+        let region = platform.private_alloc(size)?;
+        let mem = PrivateMem {
+            platform: platform.clone(),
+            region: Some(region),
+        };
+        if mem.len() < size {
+            return Err(crate::Error::Translation {
+                what: "a private region shorter than requested",
+            });
+        }
+        Ok(mem)
+    }
+
+    /// Start of the memory (4096-byte aligned).
+    pub(crate) fn ptr(&self) -> NonNull<u8> {
+        match &self.region {
+            Some(r) => r.virt(),
+            None => NonNull::dangling(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.region.as_ref().map_or(0, PrivateRegion::len)
+    }
+}
+
+impl<P: Platform> Drop for PrivateMem<P> {
+    fn drop(&mut self) {
+        if let Some(region) = self.region.take() {
+            // SAFETY: allocated by this platform in `alloc`; whoever used it (a ring's side
+            // array, a pool's tables) is dropped before its owner's fields, and the device
+            // never had it.
+            unsafe { self.platform.private_free(region) };
+        }
+    }
 }

@@ -7,7 +7,7 @@ use crate::descriptors::{decode_rx, rx_done, DescRing, RxWriteback, DESC_SIZE};
 use crate::error::Error;
 use crate::init::poll;
 use crate::mempool::{Packet, PoolCore};
-use crate::platform::{DmaRegion, Platform};
+use crate::platform::{DmaRegion, Platform, PrivateMem};
 use crate::regs::{self, Regs, RXDCTL};
 
 /// Buffers taken from the pool per lock when a ring is first filled.
@@ -62,6 +62,8 @@ pub struct RxQueue<'a, P: Platform> {
     next: u16,
     counters: RxCounters,
     region: Option<DmaRegion>,
+    /// The side array (which buffer each descriptor holds), where the device cannot write.
+    _side: PrivateMem<P>,
 }
 
 // SAFETY: the queue exclusively owns its ring memory and the buffers in it; the pool is Sync and
@@ -79,17 +81,22 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         drop_when_full: bool,
     ) -> Result<Self, Error> {
         let n = usize::from(len);
-        let region = regs.platform().dma_alloc(DescRing::<u32>::bytes(n))?;
-        let base = region.virt();
-        let phys = regs
-            .platform()
-            .virt_to_phys(base.as_ptr())
-            .ok_or(Error::Translation {
-                what: "an Rx descriptor ring",
-            })?;
-        // SAFETY: the region (4096-byte aligned) holds n descriptors followed by n u32s; it is
-        // owned by this queue until drop. Every side value is set (arm) before it is read.
-        let ring = unsafe { DescRing::new(base, len) };
+        let platform = regs.platform();
+        let side = PrivateMem::alloc(platform, DescRing::<u32>::side_bytes(n))?;
+        let bytes = DescRing::<u32>::ring_bytes(n);
+        let region = platform.dma_alloc(bytes)?;
+        let phys = platform.virt_to_phys(region.virt().as_ptr());
+        let (Some(phys), true) = (phys, region.len() >= bytes) else {
+            // SAFETY: fresh from this platform, never programmed into the device.
+            unsafe { platform.dma_free(region) };
+            return Err(Error::Translation {
+                what: "an Rx descriptor ring (no bus address, or a region shorter than asked)",
+            });
+        };
+        // SAFETY: the region (4096-byte aligned, at least `bytes` long) holds n descriptors, the
+        // private one n u32s; both are owned by this queue until drop. Every side value is set
+        // (arm) before it is read.
+        let ring = unsafe { DescRing::new(region.virt(), side.ptr(), len) };
         let mut q = RxQueue {
             regs: regs.clone(),
             id,
@@ -98,6 +105,7 @@ impl<'a, P: Platform> RxQueue<'a, P> {
             next: 0,
             counters: RxCounters::default(),
             region: Some(region),
+            _side: side,
         };
         // Every descriptor gets a buffer now (step 5), so the device never sees an empty one.
         let mut indices = [0u32; REFILL_CHUNK];
@@ -186,7 +194,10 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         let start = usize::from(self.next);
         let old_len = out.len();
         let spare = out.spare_capacity_mut();
-        let want = max.min(spare.len());
+        // At most the ring's length - 1 frames per call: those are all the descriptors the
+        // device can own ([RDH, RDT) never covers `next - 1`), so a device that sets DD on every
+        // descriptor cannot make one call walk past the ring and hand a buffer out twice.
+        let want = max.min(spare.len()).min(ring.mask());
         if want == 0 || !rx_done(ring.read_word1(start)) {
             return 0; // nothing received: no lock, no tail write
         }
@@ -253,8 +264,8 @@ impl<'a, P: Platform> RxQueue<'a, P> {
             let tail = i.wrapping_sub(1) & ring.mask();
             self.regs.write(regs::rdt(u32::from(self.id)), tail as u32);
         }
-        self.counters.packets += received as u64;
-        self.counters.bytes += bytes;
+        self.counters.packets = self.counters.packets.wrapping_add(received as u64);
+        self.counters.bytes = self.counters.bytes.wrapping_add(bytes);
         received
     }
 

@@ -7,13 +7,14 @@ use crate::descriptors::{tx_done, tx_word1, DescRing, DESC_SIZE};
 use crate::error::Error;
 use crate::init::poll;
 use crate::mempool::{Packet, PoolCore};
-use crate::platform::{DmaRegion, Platform};
+use crate::platform::{DmaRegion, Platform, PrivateMem};
 use crate::regs::{self, Regs, TXDCTL};
 
 /// Descriptors checked and freed per step of cleaning: one DD read and one pool lock per step.
 const CLEAN_BATCH: usize = 32;
 
-/// What the driver keeps for each descriptor in flight: whose buffer it is.
+/// What the driver keeps for each descriptor in flight: whose buffer it is. Lives in private
+/// memory (the device cannot forge the pool pointer or the index).
 #[derive(Clone, Copy)]
 struct Slot {
     pool: *const PoolCore,
@@ -49,6 +50,8 @@ pub struct TxQueue<'a, P: Platform> {
     clean: u16,
     counters: TxCounters,
     region: Option<DmaRegion>,
+    /// The slots, where the device cannot write.
+    _side: PrivateMem<P>,
     _pools: core::marker::PhantomData<&'a PoolCore>,
 }
 
@@ -61,18 +64,22 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     /// is not enabled yet.
     pub(crate) fn setup(regs: &Regs<P>, id: u16, len: u16) -> Result<Self, Error> {
         let n = usize::from(len);
-        let region = regs.platform().dma_alloc(DescRing::<Slot>::bytes(n))?;
-        let base = region.virt();
-        let Some(phys) = regs.platform().virt_to_phys(base.as_ptr()) else {
-            // SAFETY: never programmed into the device.
-            unsafe { regs.platform().dma_free(region) };
+        let platform = regs.platform();
+        let side = PrivateMem::alloc(platform, DescRing::<Slot>::side_bytes(n))?;
+        let bytes = DescRing::<Slot>::ring_bytes(n);
+        let region = platform.dma_alloc(bytes)?;
+        let phys = platform.virt_to_phys(region.virt().as_ptr());
+        let (Some(phys), true) = (phys, region.len() >= bytes) else {
+            // SAFETY: fresh from this platform, never programmed into the device.
+            unsafe { platform.dma_free(region) };
             return Err(Error::Translation {
-                what: "a Tx descriptor ring",
+                what: "a Tx descriptor ring (no bus address, or a region shorter than asked)",
             });
         };
-        // SAFETY: the region (4096-byte aligned) holds n descriptors followed by n slots. A slot
-        // is read only for descriptors in flight, whose slots tx_batch set.
-        let ring = unsafe { DescRing::new(base, len) };
+        // SAFETY: the region (4096-byte aligned, at least `bytes` long) holds n descriptors, the
+        // private one n slots. A slot is read only for descriptors in flight, whose slots
+        // tx_batch set.
+        let ring = unsafe { DescRing::new(region.virt(), side.ptr(), len) };
         let q = u32::from(id);
         regs.write(regs::tdbal(q), phys as u32);
         regs.write(regs::tdbah(q), (phys >> 32) as u32);
@@ -96,6 +103,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             clean: 0,
             counters: TxCounters::default(),
             region: Some(region),
+            _side: side,
             _pools: core::marker::PhantomData,
         })
     }

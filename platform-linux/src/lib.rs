@@ -33,7 +33,7 @@ use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ixgbe_core::{DmaError, DmaRegion, Platform};
+use ixgbe_core::{DmaError, DmaRegion, Platform, PrivateRegion};
 
 pub use error::Error;
 pub use pci::{read_identity, PciAddress, PciIdentity};
@@ -109,6 +109,8 @@ struct Inner {
     config: Option<File>,
     proc_root: PathBuf,
     dma: Mutex<DmaPool>,
+    /// Private memory (ordinary pages, never mapped for the device), by start address.
+    private: Mutex<std::collections::BTreeMap<usize, Mapping>>,
     vfio: Option<Vfio>,
 }
 
@@ -319,6 +321,7 @@ impl LinuxPlatform {
             config: Some(config),
             proc_root: opts.proc_root.clone(),
             dma: Mutex::default(),
+            private: Mutex::default(),
             vfio: None,
         })
     }
@@ -347,6 +350,7 @@ impl LinuxPlatform {
             config: None,
             proc_root: opts.proc_root.clone(),
             dma: Mutex::default(),
+            private: Mutex::default(),
             vfio: Some(vfio),
         })
     }
@@ -452,6 +456,38 @@ unsafe impl Platform for LinuxPlatform {
         if pool.region_len(region.cookie()) == Some(region.len()) {
             pool.free(region.cookie(), &self.inner.translator());
         }
+    }
+
+    fn private_alloc(&self, size: usize) -> Result<PrivateRegion, DmaError> {
+        if size == 0 {
+            return Err(DmaError::Unsupported);
+        }
+        let len = size.next_multiple_of(sys::page_size());
+        let map =
+            Mapping::anonymous(len, sys::Backing::Normal).map_err(|_| DmaError::OutOfMemory)?;
+        let ptr = map.ptr();
+        self.inner
+            .private
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(map.addr(), map);
+        // SAFETY: a fresh anonymous mapping of `len >= size` zeroed bytes, page (4096) aligned,
+        // owned by this platform until private_free; it is never registered in the DMA pool nor
+        // mapped in the IOMMU, so under VFIO the device cannot reach it (on the sysfs path no
+        // IOMMU protects any memory; see the crate docs).
+        Ok(unsafe { PrivateRegion::new(ptr, size, len) })
+    }
+
+    unsafe fn private_free(&self, region: PrivateRegion) {
+        let addr = region.virt().as_ptr() as usize;
+        // Dropping the mapping unmaps it.
+        drop(
+            self.inner
+                .private
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&addr),
+        );
     }
 
     fn virt_to_phys(&self, virt: *const u8) -> Option<u64> {

@@ -54,7 +54,7 @@ use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ixgbe_core::{DmaError, DmaRegion, Platform};
+use ixgbe_core::{DmaError, DmaRegion, Platform, PrivateRegion};
 
 pub use rss::toeplitz_hash;
 
@@ -509,6 +509,24 @@ unsafe impl Platform for SimPlatform {
         }
     }
 
+    fn private_alloc(&self, size: usize) -> Result<PrivateRegion, DmaError> {
+        let layout = private_layout(size).ok_or(DmaError::Unsupported)?;
+        // SAFETY: the layout has a non-zero size.
+        let ptr = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })
+            .ok_or(DmaError::OutOfMemory)?;
+        // SAFETY: fresh zeroed heap memory of `size` bytes, 4096-aligned, ours until
+        // private_free; never registered in the simulated DMA space, so the model cannot reach
+        // it (a device access there is a DmaOutsideRegion violation).
+        Ok(unsafe { PrivateRegion::new(ptr, size, 0) })
+    }
+
+    unsafe fn private_free(&self, region: PrivateRegion) {
+        if let Some(layout) = private_layout(region.len()) {
+            // SAFETY: allocated by private_alloc with the layout of this very size (contract).
+            unsafe { std::alloc::dealloc(region.virt().as_ptr(), layout) };
+        }
+    }
+
     fn virt_to_phys(&self, virt: *const u8) -> Option<u64> {
         self.sim.lock().core.dma.virt_to_bus(virt)
     }
@@ -517,6 +535,13 @@ unsafe impl Platform for SimPlatform {
     fn delay(&self, duration: Duration) {
         self.sim.advance(duration);
     }
+}
+
+/// The heap layout of a private region of `size` bytes (`None` for 0 or an impossible size).
+fn private_layout(size: usize) -> Option<std::alloc::Layout> {
+    (size > 0)
+        .then(|| std::alloc::Layout::from_size_align(size, 4096).ok())
+        .flatten()
 }
 
 /// Returns a host pointer for a DMA region's byte at `offset` (test helper).
