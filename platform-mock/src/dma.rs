@@ -195,7 +195,10 @@ impl DmaSpace {
                 return Ok(unsafe { c.host.add((bus - c.bus) as usize) });
             }
         }
-        if let Some((_, w)) = self.windows.range(..=bus).next_back() {
+        if let Some((_, w)) = (!self.windows.is_empty())
+            .then(|| self.windows.range(..=bus).next_back())
+            .flatten()
+        {
             let w = *w;
             if bus - w.bus < w.len {
                 self.cache[self.cache_next] = Some(w);
