@@ -72,7 +72,8 @@ impl From<platform_linux::Error> for AppError {
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
-/// True once Ctrl-C was pressed (or [`request_stop`] called).
+/// True once SIGINT, SIGTERM or SIGHUP arrived, stdout closed, a thread panicked, or
+/// [`request_stop`] was called.
 #[inline(always)]
 pub fn stop_requested() -> bool {
     STOP.load(Ordering::Relaxed)
@@ -83,15 +84,26 @@ pub fn request_stop() {
     STOP.store(true, Ordering::Relaxed);
 }
 
-/// Runs a program's body: sets up logging and the Ctrl-C handler, prints an error as one line
+/// Runs a program's body: sets up logging and the stop handlers, prints an error as one line
 /// on stderr, and turns the outcome into the exit code (0 on success, 1 on error).
+///
+/// Every way out ends the loops the same way, so the devices are stopped (queues disabled, Bus
+/// Master cleared) by their `Drop` before DMA memory goes back, and the summary is printed:
+/// SIGINT, SIGTERM and SIGHUP (`ctrlc` with its `termination` feature), a closed stdout
+/// ([`stats::out`]), and a panic in any thread (the hook below asks every other loop to end;
+/// the panicking thread unwinds through its own drops).
 pub fn run_main(body: impl FnOnce() -> Result<(), AppError>) -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp(None)
         .init();
     if let Err(e) = ctrlc::set_handler(request_stop) {
-        log::warn!("cannot install the Ctrl-C handler: {e}");
+        log::warn!("cannot install the SIGINT/SIGTERM/SIGHUP handler: {e}");
     }
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        request_stop();
+        default_hook(info);
+    }));
     match body() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

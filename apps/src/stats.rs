@@ -1,6 +1,7 @@
 //! Per-second rate lines (like ixy's) and the JSON summary.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ixgbe_core::Stats;
@@ -19,12 +20,24 @@ pub struct PeerTotals {
     pub lost: u64,
 }
 
-/// Writes a line to stdout. A closed stdout (e.g. piped into `head`) is not an error worth
-/// a panic: the run goes on and the line is lost.
+/// Set once stdout turned out to be closed.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Writes a line to stdout. A closed stdout (e.g. piped into `head`) ends the run like Ctrl-C
+/// ([`crate::request_stop`]: the device is stopped and the summary printed), and every later
+/// line goes to stderr instead.
 pub fn out(line: &str) {
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{line}");
-    let _ = stdout.flush();
+    if !STDOUT_CLOSED.load(Ordering::Relaxed) {
+        let mut stdout = std::io::stdout().lock();
+        match writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+            Ok(()) => return,
+            Err(_) => {
+                STDOUT_CLOSED.store(true, Ordering::Relaxed);
+                crate::request_stop();
+            }
+        }
+    }
+    eprintln!("{line}");
 }
 
 /// Mbit/s on the wire for `packets` frames of `bytes` bytes in `secs` seconds, counting the

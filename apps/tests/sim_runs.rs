@@ -109,31 +109,35 @@ fn fwd_stops_after_seconds_with_wall_clock() {
     assert_eq!(u(&v["peer"], "received"), sum(&v, "tx_packets"), "{v}");
 }
 
+/// SIGINT, SIGTERM (what `timeout`, systemd and container runtimes send) and SIGHUP all end
+/// the run the same way: devices stopped, summary printed, exit code 0.
 #[test]
-fn fwd_ctrl_c_ends_with_summary() {
-    let child = Command::new(FWD)
-        .args(["sim", "sim", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{:?} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    assert_eq!(last["devices"].as_array().unwrap().len(), 2);
-    assert_eq!(u(&last["peer"], "corrupted"), 0);
+fn fwd_signals_end_with_summary() {
+    for signal in ["INT", "TERM", "HUP"] {
+        let child = Command::new(FWD)
+            .args(["sim", "sim", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "SIG{signal}: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        assert_eq!(last["devices"].as_array().unwrap().len(), 2, "SIG{signal}");
+        assert_eq!(u(&last["peer"], "corrupted"), 0, "SIG{signal}");
+    }
 }
 
 #[test]
@@ -275,17 +279,25 @@ fn pcap_packets_option_and_multi_queue() {
     assert_eq!(seqs.len(), 300);
 }
 
+/// A closed stdout (`| head`) ends an unlimited run like a signal: no panic, exit code 0, the
+/// summary on stderr.
 #[test]
-fn closed_stdout_is_not_a_panic() {
-    let mut child = Command::new(FWD)
-        .args(["sim", "sim", "--seconds", "1.2", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take()); // like `| head -0`
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{:?}: {stderr}", out.status);
-    assert!(!stderr.contains("panicked"), "{stderr}");
+fn closed_stdout_ends_the_run_with_summary_on_stderr() {
+    for (bin, args) in [(FWD, &["sim", "sim"][..]), (PKTGEN, &["sim"][..])] {
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // like `| head -0`
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{bin}: {:?}: {stderr}", out.status);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(
+            stderr.contains("total:"),
+            "{bin}: no summary on stderr: {stderr}"
+        );
+    }
 }
