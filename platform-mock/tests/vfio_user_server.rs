@@ -30,17 +30,27 @@ struct SimProcess {
     child: Child,
     lines: mpsc::Receiver<String>,
     socket: PathBuf,
+    sockets: Vec<PathBuf>,
     wire: Option<SocketAddr>,
     _dir: tempfile::TempDir,
 }
 
 impl SimProcess {
     fn start(extra: &[&str]) -> SimProcess {
+        Self::start_ports(1, extra)
+    }
+
+    /// `ports` functions (sockets `port0.sock`, `port1.sock`, ...).
+    fn start_ports(ports: usize, extra: &[&str]) -> SimProcess {
         let dir = tempfile::tempdir().expect("temp dir");
-        let socket = dir.path().join("port0.sock");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ixgbe-sim"))
-            .arg("--socket")
-            .arg(&socket)
+        let sockets: Vec<PathBuf> = (0..ports)
+            .map(|i| dir.path().join(format!("port{i}.sock")))
+            .collect();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ixgbe-sim"));
+        for s in &sockets {
+            cmd.arg("--socket").arg(s);
+        }
+        let mut child = cmd
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -59,7 +69,8 @@ impl SimProcess {
         let mut p = SimProcess {
             child,
             lines,
-            socket,
+            socket: sockets[0].clone(),
+            sockets,
             wire: None,
             _dir: dir,
         };
@@ -83,6 +94,10 @@ impl SimProcess {
 
     fn client(&self) -> Client {
         Client::new(&self.socket).expect("connect")
+    }
+
+    fn client_of(&self, port: usize) -> Client {
+        Client::new(&self.sockets[port]).expect("connect")
     }
 
     /// Waits (bounded) for the process to exit; returns its exit code and the rest of stdout.
@@ -222,6 +237,68 @@ fn take(fd: &OwnedFd) -> u64 {
     }
 }
 
+/// IOVA of the test's "guest RAM".
+const IOVA: u64 = 0x4000_0000;
+
+/// Programs TX queue 0 with 8 descriptors at `ring` (offset in `ram`) and enables it, as
+/// `common::setup_tx` does in-process.
+fn setup_tx(c: &mut Client, ring: usize) {
+    let tb = tx_base(0);
+    let bus = IOVA + ring as u64;
+    wr32(c, tb, bus as u32);
+    wr32(c, tb + 4, (bus >> 32) as u32);
+    wr32(c, tb + 8, 16 * 8);
+    wr32(c, tb + 0x10, 0);
+    let te = rd32(c, DMATXCTL) | 1;
+    wr32(c, DMATXCTL, te);
+    wr32(c, tb + 0x28, ENABLE);
+    poll_until("TXDCTL.ENABLE", || rd32(c, tb + 0x28) & ENABLE != 0);
+}
+
+/// Puts `frame` in TX descriptor `i` (buffer at `buf`) and bumps TDT to `i + 1`.
+fn transmit(c: &mut Client, ram: &GuestRam, ring: usize, i: usize, buf: usize, frame: &[u8]) {
+    ram.write(buf, frame);
+    let len = frame.len() as u32;
+    let hi = u64::from(data_cmd() | len) | u64::from(len << 14) << 32;
+    ram.write(ring + 16 * i, &(IOVA + buf as u64).to_le_bytes());
+    ram.write(ring + 16 * i + 8, &hi.to_le_bytes());
+    wr32(c, tx_base(0) + 0x18, i as u32 + 1);
+}
+
+/// Programs RX queue 0 with 8 descriptors at `ring`, 2 KiB buffers from `bufs`, and enables
+/// receive with the SECRXCTRL handshake, as `common::setup_rx` does in-process.
+fn setup_rx(c: &mut Client, ram: &GuestRam, ring: usize, bufs: usize) {
+    for i in 0..8 {
+        let d = ring + 16 * i;
+        ram.write(d, &(IOVA + (bufs + 2048 * i) as u64).to_le_bytes());
+        ram.write(d + 8, &0u64.to_le_bytes());
+    }
+    wr32(c, RDRXCTL, RDRXCTL_GOOD);
+    wr32(c, FCTRL, FCTRL_BAM);
+    let rb = rx_base(0);
+    let bus = IOVA + ring as u64;
+    wr32(c, rb, bus as u32);
+    wr32(c, rb + 4, (bus >> 32) as u32);
+    wr32(c, rb + 8, 16 * 8);
+    wr32(c, rb + 0x14, SRRCTL_ADV_2K);
+    wr32(c, rb + 0x28, ENABLE);
+    poll_until("RXDCTL.ENABLE", || rd32(c, rb + 0x28) & ENABLE != 0);
+    wr32(c, rb + 0x18, 7);
+    wr32(c, SECRXCTRL, 1 << 1);
+    poll_until("SECRXSTAT.RDY", || rd32(c, SECRXSTAT) & 1 != 0);
+    wr32(c, RXCTRL, 1);
+    wr32(c, SECRXCTRL, 0);
+}
+
+/// Waits for RX descriptor `i` at `ring` to be written back; returns (status, length).
+fn received(ram: &GuestRam, ring: usize, i: usize) -> (u64, u64) {
+    poll_until("RX write-back DD", || {
+        ram.u64_at(ring + 16 * i + 8) & 1 != 0
+    });
+    let wb = ram.u64_at(ring + 16 * i + 8);
+    (wb & 0xFFFF_FFFF, (wb >> 32) & 0xFFFF)
+}
+
 #[test]
 #[cfg_attr(miri, ignore = "sockets and processes")]
 fn config_space_bar0_and_regions() {
@@ -294,34 +371,18 @@ fn tx_and_rx_through_a_udp_wire_and_guest_memory() {
     let listen = p.wire.expect("listen address printed");
     let mut c = p.client();
 
-    // 4 MiB of "guest RAM" at IOVA 1 GiB: rings at +0, TX buffers at +64 KiB, RX at +128 KiB.
-    const IOVA: u64 = 0x4000_0000;
+    // 4 MiB of "guest RAM" at IOVA 1 GiB: rings at +0 and +4 KiB, TX buffers at +64 KiB, RX
+    // buffers at +128 KiB.
     let ram = GuestRam::new(4 << 20);
     c.dma_map(0, IOVA, ram.len as u64, ram.fd.as_raw_fd())
         .expect("DMA_MAP");
     let (tx_ring, tx_buf) = (0usize, 0x1_0000usize);
     let (rx_ring, rx_buf) = (0x1000usize, 0x2_0000usize);
-
     poll_until("link up", || rd32(&mut c, LINKS) & (1 << 30) != 0);
 
-    // TX queue 0, 8 descriptors (as common::setup_tx does it, through the socket).
-    let tb = tx_base(0);
-    let ring = IOVA + tx_ring as u64;
-    wr32(&mut c, tb, ring as u32);
-    wr32(&mut c, tb + 4, (ring >> 32) as u32);
-    wr32(&mut c, tb + 8, 16 * 8);
-    wr32(&mut c, tb + 0x10, 0);
-    let te = rd32(&mut c, DMATXCTL) | 1;
-    wr32(&mut c, DMATXCTL, te);
-    wr32(&mut c, tb + 0x28, ENABLE);
-    poll_until("TXDCTL.ENABLE", || rd32(&mut c, tb + 0x28) & ENABLE != 0);
+    setup_tx(&mut c, tx_ring);
     let frame = frame_to(MAC_B, 100);
-    ram.write(tx_buf, &frame);
-    let lo =
-        u64::from(data_cmd() | frame.len() as u32) | u64::from((frame.len() as u32) << 14) << 32;
-    ram.write(tx_ring, &(IOVA + tx_buf as u64).to_le_bytes());
-    ram.write(tx_ring + 8, &lo.to_le_bytes());
-    wr32(&mut c, tb + 0x18, 1);
+    transmit(&mut c, &ram, tx_ring, 0, tx_buf, &frame);
     let mut got = [0u8; 2048];
     let (n, _) = peer.recv_from(&mut got).expect("the frame on the UDP wire");
     assert_eq!(&got[..n], &frame[..], "one datagram = the frame");
@@ -329,34 +390,12 @@ fn tx_and_rx_through_a_udp_wire_and_guest_memory() {
         ram.u64_at(tx_ring + 8) >> 32 & 1 != 0
     });
 
-    // RX queue 0, 8 descriptors of 2 KiB buffers (as common::setup_rx).
-    for i in 0..8 {
-        let d = rx_ring + 16 * i;
-        ram.write(d, &(IOVA + (rx_buf + 2048 * i) as u64).to_le_bytes());
-        ram.write(d + 8, &0u64.to_le_bytes());
-    }
-    wr32(&mut c, RDRXCTL, RDRXCTL_GOOD);
-    wr32(&mut c, FCTRL, FCTRL_BAM);
-    let rb = rx_base(0);
-    let ring = IOVA + rx_ring as u64;
-    wr32(&mut c, rb, ring as u32);
-    wr32(&mut c, rb + 4, (ring >> 32) as u32);
-    wr32(&mut c, rb + 8, 16 * 8);
-    wr32(&mut c, rb + 0x14, SRRCTL_ADV_2K);
-    wr32(&mut c, rb + 0x28, ENABLE);
-    poll_until("RXDCTL.ENABLE", || rd32(&mut c, rb + 0x28) & ENABLE != 0);
-    wr32(&mut c, rb + 0x18, 7);
-    wr32(&mut c, SECRXCTRL, 1 << 1);
-    poll_until("SECRXSTAT.RDY", || rd32(&mut c, SECRXSTAT) & 1 != 0);
-    wr32(&mut c, RXCTRL, 1);
-    wr32(&mut c, SECRXCTRL, 0);
-
+    setup_rx(&mut c, &ram, rx_ring, rx_buf);
     let incoming = frame_to(MAC, 90);
     peer.send_to(&incoming, listen).expect("send");
-    poll_until("RX write-back DD", || ram.u64_at(rx_ring + 8) & 1 != 0);
-    let wb = ram.u64_at(rx_ring + 8);
-    assert_eq!(wb & 0b11, 0b11, "DD and EOP");
-    assert_eq!((wb >> 32) & 0xFFFF, 90, "length without FCS");
+    let (status, len) = received(&ram, rx_ring, 0);
+    assert_eq!(status & 0b11, 0b11, "DD and EOP");
+    assert_eq!(len, 90, "length without FCS");
     assert_eq!(
         ram.read(rx_buf, 90),
         incoming,
@@ -483,4 +522,62 @@ fn persist_serves_again_and_sigterm_exits_cleanly() {
     assert_eq!(code, Some(0));
     assert!(summary.contains("sessions 2"), "{summary}");
     assert!(!Path::new(&p.socket).exists(), "socket removed");
+}
+
+/// Two ports of one card in one guest, cabled: both clients map the same RAM at the same IOVA
+/// (as QEMU does for two devices of one VM); port 0 transmits, port 1 receives. When port 0's
+/// client goes, port 1 keeps its DMA and the process keeps serving it.
+#[test]
+#[cfg_attr(miri, ignore = "sockets and processes")]
+fn dual_port_cable_in_one_guest() {
+    let mut p = SimProcess::start_ports(2, &["--cable"]);
+    let (mut c0, mut c1) = (p.client_of(0), p.client_of(1));
+    let ram = GuestRam::new(4 << 20);
+    for c in [&mut c0, &mut c1] {
+        c.dma_map(0, IOVA, ram.len as u64, ram.fd.as_raw_fd())
+            .expect("DMA_MAP");
+        poll_until("link up", || rd32(c, LINKS) & (1 << 30) != 0);
+    }
+    let mut mac1 = [0u8; 8];
+    c1.region_read(BAR0, u64::from(RAL0_ALIAS), &mut mac1)
+        .expect("read");
+    assert_eq!(&mac1[..6], &[2, 0, 0, 0, 0, 2], "port 1 has its own MAC");
+
+    // Port 0: TX ring at +0, buffers at +64 KiB. Port 1: RX ring at +4 KiB, buffers at +128 KiB,
+    // TX ring at +8 KiB, buffers at +192 KiB.
+    setup_tx(&mut c0, 0);
+    setup_rx(&mut c1, &ram, 0x1000, 0x2_0000);
+    let f = frame_to([2, 0, 0, 0, 0, 2], 200);
+    transmit(&mut c0, &ram, 0, 0, 0x1_0000, &f);
+    let (status, len) = received(&ram, 0x1000, 0);
+    assert_eq!((status & 0b11, len), (0b11, 200));
+    assert_eq!(
+        ram.read(0x2_0000, 200),
+        f,
+        "port 0 -> cable -> port 1's buffer"
+    );
+
+    c0.shutdown().expect("shutdown");
+    drop(c0);
+    // Give the server a moment to see the hang-up (the hand-over itself is unit-tested).
+    std::thread::sleep(Duration::from_millis(200));
+    // Port 1 still DMAs into the RAM both mapped: its TX write-back lands.
+    setup_tx(&mut c1, 0x2000);
+    transmit(&mut c1, &ram, 0x2000, 0, 0x3_0000, &frame_to(MAC_B, 64));
+    poll_until("port 1 TX DD", || ram.u64_at(0x2000 + 8) >> 32 & 1 != 0);
+    assert!(
+        p.child.try_wait().expect("try_wait").is_none(),
+        "port 1 is still served"
+    );
+
+    c1.shutdown().expect("shutdown");
+    drop(c1);
+    let (code, summary) = p.wait_exit();
+    assert_eq!(code, Some(0), "{summary}");
+    assert!(
+        summary.contains("port 1 (02:00:00:00:00:02): wire rx 1 frames (1 delivered"),
+        "{summary}"
+    );
+    assert!(summary.contains("violations 0"), "{summary}");
+    assert!(!summary.contains("violations 1"), "{summary}");
 }

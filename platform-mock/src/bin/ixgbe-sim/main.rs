@@ -384,11 +384,12 @@ fn print_summary(
         );
         let _ = writeln!(
             out,
-            "    sessions {}, BAR0 reads {} writes {}, rejected accesses {}; irqs: intx {} msi {} \
-             msix {} undelivered {}",
+            "    sessions {}, BAR0 reads {} writes {} (served in {:.1} µs on average), rejected \
+             accesses {}; irqs: intx {} msi {} msix {} undelivered {}",
             ld(&c.sessions),
             ld(&c.bar0_reads),
             ld(&c.bar0_writes),
+            ld(&c.bar0_ns) as f64 / 1000.0 / (ld(&c.bar0_reads) + ld(&c.bar0_writes)).max(1) as f64,
             ld(&c.rejected),
             ld(&r.irqs.intx),
             ld(&r.irqs.msi),

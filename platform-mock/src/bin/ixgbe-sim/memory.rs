@@ -229,3 +229,100 @@ impl Drop for Registry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::FromRawFd;
+
+    fn memfd(len: usize) -> File {
+        // SAFETY: plain syscalls; the fd is fresh and owned by the returned File.
+        unsafe {
+            let fd = libc::memfd_create(c"ram".as_ptr(), 0);
+            assert!(fd >= 0);
+            assert_eq!(libc::ftruncate(fd, len as libc::off_t), 0);
+            File::from_raw_fd(fd)
+        }
+    }
+
+    /// Whether the model has a window over `[bus, bus + len)` (a probe mapping must fail).
+    fn installed(sim: &Sim, bus: u64, len: usize) -> bool {
+        let mut probe = [0u8; 1];
+        let p = NonNull::new(probe.as_mut_ptr()).expect("non-null");
+        // SAFETY: `probe` outlives the window, which is removed right away if it was installed.
+        let free = unsafe { sim.map_bus_window(bus, len.min(1), p) };
+        if free {
+            sim.unmap_bus_window(bus, 1);
+        }
+        !free
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap of a memfd")]
+    fn a_window_shared_by_two_ports_lives_until_both_release_it() {
+        let sim = Sim::new();
+        let reg = Registry::new(sim.clone());
+        let ram = memfd(1 << 20);
+        let rw = DmaMapFlags::READ_WRITE;
+        let bus = 0x8000_0000;
+        for port in [0, 1] {
+            reg.map(port, rw, 0, bus, 1 << 20, Some(ram.try_clone().unwrap()))
+                .unwrap();
+        }
+        assert!(installed(&sim, bus, 1 << 20));
+        assert_eq!(reg.unmap_port(0), 1);
+        assert!(installed(&sim, bus, 1 << 20), "port 1's mapping took over");
+        reg.unmap(1, DmaUnmapFlags::empty(), bus, 1 << 20).unwrap();
+        assert!(!installed(&sim, bus, 1 << 20));
+        // Without fd: nothing recorded; overlapping windows wait for the blocker to go.
+        reg.map(0, rw, 0, 0xC0000, 0x20000, None).unwrap();
+        assert!(!installed(&sim, 0xC0000, 0x20000));
+        reg.map(0, rw, 0, bus, 1 << 20, Some(ram.try_clone().unwrap()))
+            .unwrap();
+        reg.map(
+            1,
+            rw,
+            0,
+            bus + 0x1000,
+            0x1000,
+            Some(ram.try_clone().unwrap()),
+        )
+        .unwrap();
+        reg.unmap(0, DmaUnmapFlags::UNMAP_ALL, 0, 0).unwrap();
+        assert!(!installed(&sim, bus, 0x1000));
+        assert!(
+            installed(&sim, bus + 0x1000, 0x1000),
+            "installed once the blocker went"
+        );
+        drop(reg);
+        assert!(
+            !installed(&sim, bus + 0x1000, 0x1000),
+            "dropping the registry unmaps"
+        );
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap of a memfd")]
+    fn bad_maps_are_refused() {
+        let reg = Registry::new(Sim::new());
+        let ram = memfd(4096);
+        let rw = DmaMapFlags::READ_WRITE;
+        assert!(reg
+            .map(0, rw, 0, 0x1000, 0, Some(ram.try_clone().unwrap()))
+            .is_err());
+        assert!(reg
+            .map(
+                0,
+                rw,
+                0,
+                u64::MAX - 10,
+                4096,
+                Some(ram.try_clone().unwrap())
+            )
+            .is_err());
+        assert!(
+            reg.map(0, rw, 3, 0x1000, 4096, Some(ram)).is_err(),
+            "offset not page aligned"
+        );
+    }
+}

@@ -5,6 +5,7 @@ use std::io;
 use std::mem::size_of;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use log::{debug, info, warn};
 use platform_mock::pci::{BAR0_SIZE, BAR4_SIZE, CONFIG_SIZE, MSIX_VECTORS};
@@ -84,6 +85,8 @@ pub struct PortCounters {
     pub bar0_reads: AtomicU64,
     /// Trapped BAR0 writes (32-bit units).
     pub bar0_writes: AtomicU64,
+    /// Time spent serving BAR0 accesses in this process (clock sync + model), ns.
+    pub bar0_ns: AtomicU64,
     /// Accesses refused (out of range, misaligned, sub-dword BAR0 writes).
     pub rejected: AtomicU64,
     /// Client sessions served.
@@ -184,6 +187,11 @@ impl Port {
         self.irqs.lock().disable_all();
     }
 
+    fn account(&self, since: Instant) {
+        let ns = since.elapsed().as_nanos() as u64;
+        self.counters.bar0_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
     fn check_range(&self, region: u32, offset: u64, len: usize) -> io::Result<usize> {
         let size = region_size(region);
         match offset.checked_add(len as u64) {
@@ -246,7 +254,12 @@ impl ServerBackend for Port {
                 self.sim.config_read(self.nic, off as u16, data);
                 Ok(())
             }
-            VFIO_PCI_BAR0_REGION_INDEX => self.bar0_read(off, data),
+            VFIO_PCI_BAR0_REGION_INDEX => {
+                let t = Instant::now();
+                let r = self.bar0_read(off, data);
+                self.account(t);
+                r
+            }
             VFIO_PCI_BAR4_REGION_INDEX => {
                 self.bar4_access(off, Some(data), None);
                 Ok(())
@@ -262,7 +275,12 @@ impl ServerBackend for Port {
                 self.sim.config_write(self.nic, off as u16, data);
                 Ok(())
             }
-            VFIO_PCI_BAR0_REGION_INDEX => self.bar0_write(off, data),
+            VFIO_PCI_BAR0_REGION_INDEX => {
+                let t = Instant::now();
+                let r = self.bar0_write(off, data);
+                self.account(t);
+                r
+            }
             VFIO_PCI_BAR4_REGION_INDEX => {
                 self.bar4_access(off, None, Some(data));
                 Ok(())
