@@ -303,6 +303,13 @@ fn received(ram: &GuestRam, ring: usize, i: usize) -> (u64, u64) {
 #[cfg_attr(miri, ignore = "sockets and processes")]
 fn config_space_bar0_and_regions() {
     let mut p = SimProcess::start(&[]);
+    // A connection that never gets to a request (a liveness probe) is not a session.
+    drop(std::os::unix::net::UnixStream::connect(&p.socket).expect("probe"));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        p.child.try_wait().expect("try_wait").is_none(),
+        "a probe does not end it"
+    );
     let mut c = p.client();
     let mut id = [0u8; 4];
     c.region_read(CFG, 0, &mut id).expect("config read");
@@ -358,6 +365,7 @@ fn config_space_bar0_and_regions() {
     let (code, summary) = p.wait_exit();
     assert_eq!(code, Some(0), "summary:\n{summary}");
     assert!(summary.contains("port 0 (02:00:00:00:00:01)"), "{summary}");
+    assert!(summary.contains("sessions 1,"), "{summary}");
     assert!(!p.socket.exists(), "socket removed");
 }
 
