@@ -140,7 +140,7 @@ fn eitr_holds_the_second_message_until_the_interval_passed() {
 
 #[test]
 fn tx_writeback_and_watchdog_eics_ex() {
-    let (sim, nic, p, rec) = msix_setup(0);
+    let (sim, _nic, p, rec) = msix_setup(0);
     let t = setup_tx(&p, 0, 8);
     t.put(&p, 0, &frame_to(MAC_B, 60), data_cmd());
     wr(&p, tx_base(0) + 0x18, 1);
