@@ -58,7 +58,7 @@ fn linux_checksum(p: &SimPlatform) -> u16 {
 
 #[test]
 fn eeprom_reads_and_checksum_as_linux_computes_it() {
-    let (_sim, _nic, p) = one_nic();
+    let (sim, nic, p) = one_nic();
     let eec = rd(&p, EEC);
     assert_ne!(eec & (1 << 8), 0, "EE_PRES");
     assert_ne!(eec & (1 << 9), 0, "Auto_RD");
@@ -69,6 +69,12 @@ fn eeprom_reads_and_checksum_as_linux_computes_it() {
     wr(&p, EERD, 1);
     assert_eq!(rd(&p, EERD) & 2, 0, "DONE only after a short time");
     assert_ne!(rd(&p, EERD) & 2, 0);
+    // Or once the read time has passed.
+    wr(&p, EERD, 0x3F << 2 | 1);
+    p.delay(Duration::from_micros(2));
+    let v = rd(&p, EERD);
+    assert_ne!(v & 2, 0);
+    assert_eq!((v >> 16) as u16, sim.eeprom(nic)[0x3F]);
     assert_eq!(eerd(&p, 0x00), Some(0x0040));
     // ixgbe_validate_eeprom_checksum_generic.
     assert_eq!(linux_checksum(&p), eerd(&p, 0x3F).expect("read"));
