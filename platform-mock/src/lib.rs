@@ -95,6 +95,9 @@ pub struct NicConfig {
     pub pci_enabled: bool,
     /// The module in the SFP+ cage (identified over I2C). Link does not depend on it.
     pub module: SfpModule,
+    /// Which port of the dual-port device this function is (STATUS.LAN_ID, 0 or 1): Linux
+    /// names the SFP type `_core0` / `_core1` after it.
+    pub lan_id: u8,
     /// Virtual time from a reset or AUTOC.Restart_AN to link up.
     pub link_up_delay: Duration,
 }
@@ -107,6 +110,7 @@ impl Default for NicConfig {
             subsystem_id: 0x000C,
             pci_enabled: true,
             module: SfpModule::DirectAttachCopper,
+            lan_id: 0,
             link_up_delay: Duration::from_millis(20),
         }
     }

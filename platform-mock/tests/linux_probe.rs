@@ -390,6 +390,18 @@ fn sfp_module_identifies_as_passive_da_core0() {
 }
 
 #[test]
+fn second_port_identifies_as_core1() {
+    let sim = Sim::new();
+    let nic = sim.add_nic(NicConfig {
+        lan_id: 1,
+        ..NicConfig::default()
+    });
+    let p = sim.platform(nic);
+    assert_eq!((rd(&p, STATUS) >> 2) & 3, 1, "STATUS.LAN_ID");
+    assert_eq!(identify(&p), Ok(4), "ixgbe_sfp_type_da_cu_core1");
+}
+
+#[test]
 fn empty_cage_does_not_answer() {
     let sim = Sim::new();
     let nic = sim.add_nic(NicConfig {

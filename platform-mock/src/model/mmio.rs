@@ -121,10 +121,12 @@ impl World {
                 v
             }
             STATUS => {
+                // LAN_ID (bits 3:2), PCIe Master Enable Status (bit 19).
+                let lan = u32::from(n.cfg.lan_id & 1) << 2;
                 if n.dma_blocked() {
-                    0
+                    lan
                 } else {
-                    STATUS_MASTER_ENABLE
+                    lan | STATUS_MASTER_ENABLE
                 }
             }
             SWSM => {
