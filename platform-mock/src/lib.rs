@@ -23,6 +23,20 @@
 //! | RDRXCTL.DMAIDONE set | 2 ms after the reset completes |
 //! | Link up (LINKS bit 30, speed 11b) | [`NicConfig::link_up_delay`] (20 ms) after power-on, reset completion, AUTOC.Restart_AN or re-plugging |
 //! | RXDCTL / TXDCTL.ENABLE read-back | after two further reads of the register, or 5 µs |
+//! | EERD.DONE after START | on the next read of EERD, or 1 µs |
+//! | A held MSI-X / legacy interrupt (EITR) | the vector's EITR interval after its previous message |
+//! | FLR ([`Sim::function_reset`]): Auto_RD, DMAIDONE, link | 1 ms, 2 ms, [`NicConfig::link_up_delay`] |
+//!
+//! # What Linux's ixgbe finds
+//!
+//! [`pci`] describes the configuration space (X520-2: 8086:10FB, subsystem 8086:000C; PM,
+//! MSI, MSI-X with 64 vectors in BAR4, PCIe 5 GT/s x8, AER, serial number). [`eeprom`] is the
+//! NVM image read through EERD (valid checksum as `ixgbe_calc_eeprom_checksum_generic`
+//! computes it, MAC, PBA, SFP+ init sequences, firmware version). [`sfp`] is the SFP+ cage:
+//! a passive direct-attach cable answering on the I2C bus bit-banged through I2CCTL. The
+//! interrupt logic (IVAR, EIAC, EIAM, EITR, the MSI-X table and PBA of [`Sim::bar4_read`])
+//! delivers messages through [`Sim::attach_interrupts`]. MDIO reads find no PHY. The IPsec /
+//! LinkSec offload reads as fused off (SECTXSTAT / SECRXSTAT.OFF_DIS).
 //!
 //! Virtual time only moves in [`Sim::advance`] and [`Platform::delay`]. While a
 //! [`TrafficSource`] is attached, time advances in 100 µs slices so sources, RX and TX interleave.
@@ -30,7 +44,7 @@
 //! # Simplifications
 //!
 //! TX write-back with WTHRESH > 0 writes DD on every descriptor at once; IFCS is not required
-//! for padding; EERD reads return 0; only the first packet buffer (RXPBSIZE\[0\]) is modelled and
+//! for padding; only the first packet buffer (RXPBSIZE\[0\]) is modelled and
 //! it is shared by every queue in arrival order (a stalled queue without Drop_En blocks the
 //! others, as on hardware). Exact duplicate violations are recorded once.
 //!
@@ -43,10 +57,12 @@
 )]
 
 mod dma;
+pub mod eeprom;
 mod model;
 pub mod pci;
 mod regs;
 pub mod rss;
+pub mod sfp;
 pub mod traffic;
 
 use std::fmt;
@@ -57,6 +73,7 @@ use std::time::Duration;
 use ixgbe_core::{DmaError, DmaRegion, Platform, PrivateRegion};
 
 pub use rss::toeplitz_hash;
+pub use sfp::SfpModule;
 
 /// Identifies a NIC inside a [`Sim`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -69,6 +86,18 @@ pub struct NicConfig {
     pub mac: [u8; 6],
     /// PCI device ID (informational; the model behaves as an 82599ES, 0x10FB).
     pub device_id: u16,
+    /// PCI subsystem ID (vendor 0x8086). Default 0x000C, "Ethernet Server Adapter X520-2" in
+    /// pci.ids (the X520-DA2); 0x7A11 is another X520-2 SKU.
+    pub subsystem_id: u16,
+    /// The function starts enabled (Memory Space and Bus Master Enable set, as `platform-linux`
+    /// leaves a real board for the in-process driver). `false`: PCI power-on state, command = 0,
+    /// as a front end that lets a guest enumerate the function needs.
+    pub pci_enabled: bool,
+    /// The module in the SFP+ cage (identified over I2C). Link does not depend on it.
+    pub module: SfpModule,
+    /// Which port of the dual-port device this function is (STATUS.LAN_ID, 0 or 1): Linux
+    /// names the SFP type `_core0` / `_core1` after it.
+    pub lan_id: u8,
     /// Virtual time from a reset or AUTOC.Restart_AN to link up.
     pub link_up_delay: Duration,
 }
@@ -78,6 +107,10 @@ impl Default for NicConfig {
         NicConfig {
             mac: [0x02, 0x00, 0x00, 0x00, 0x00, 0x01],
             device_id: 0x10FB,
+            subsystem_id: 0x000C,
+            pci_enabled: true,
+            module: SfpModule::DirectAttachCopper,
+            lan_id: 0,
             link_up_delay: Duration::from_millis(20),
         }
     }
@@ -382,6 +415,36 @@ impl Sim {
     /// Writes `nic`'s PCI configuration space at `offset` (read-only bits are kept).
     pub fn config_write(&self, nic: NicId, offset: u16, data: &[u8]) {
         self.lock().config_write(nic.0, usize::from(offset), data);
+    }
+
+    /// A PCIe reset of `nic`'s function, what a vfio `reset` asks for (Function Level Reset):
+    /// registers, queues, interrupt state, the MSI-X table and configuration space return to
+    /// power-on values (command = 0: no memory decoding, no bus mastering); the EEPROM
+    /// auto-read and DMA init run again; the link retrains. Writing Initiate FLR in the PCIe
+    /// Device Control register does the same.
+    pub fn function_reset(&self, nic: NicId) {
+        let mut w = self.lock();
+        w.function_reset(nic.0);
+        w.irq_update(nic.0);
+    }
+
+    /// A 32-bit read of `nic`'s BAR4 at `offset`: the MSI-X table (16 bytes per vector from 0)
+    /// and the PBA (at 0x2000).
+    pub fn bar4_read(&self, nic: NicId, offset: u32) -> u32 {
+        self.lock().nics[nic.0].bar4_read(offset)
+    }
+
+    /// A 32-bit write to `nic`'s BAR4 at `offset` (MSI-X table; the PBA is read-only).
+    /// Unmasking a vector whose PBA bit is set sends its message.
+    pub fn bar4_write(&self, nic: NicId, offset: u32, value: u32) {
+        let mut w = self.lock();
+        w.nics[nic.0].bar4_write(offset, value);
+        w.irq_update(nic.0);
+    }
+
+    /// A copy of `nic`'s EEPROM image (the words EERD reads).
+    pub fn eeprom(&self, nic: NicId) -> Vec<u16> {
+        self.lock().nics[nic.0].eeprom.clone()
     }
 
     /// A 32-bit read of `nic`'s BAR0 at `offset` (as [`Platform::read32`]).
