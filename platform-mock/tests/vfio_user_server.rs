@@ -486,7 +486,6 @@ fn set_irqs_eventfds_reach_the_server() {
 /// the INTx eventfd; clearing it (EICR read) and unmasking stays silent.
 #[test]
 #[cfg_attr(miri, ignore = "sockets, eventfds and processes")]
-#[ignore = "needs the model's interrupt logic (device-model branch): InterruptSink is never called here yet"]
 fn model_interrupt_reaches_intx_eventfd() {
     let p = SimProcess::start(&[]);
     let mut c = p.client();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use log::{debug, info, warn};
-use platform_mock::pci::{BAR0_SIZE, BAR4_SIZE, CONFIG_SIZE, MSIX_VECTORS};
+use platform_mock::pci::{BAR0_SIZE, BAR4_SIZE, CONFIG_SIZE};
 use platform_mock::{NicId, Sim};
 use vfio_bindings::bindings::vfio::{
     vfio_region_info, VFIO_IRQ_INFO_AUTOMASKED, VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_INFO_MASKABLE,
@@ -102,22 +102,11 @@ pub struct Port {
     clock: Arc<Clock>,
     irqs: Irqs,
     dma: Arc<Registry>,
-    /// MSI-X table and PBA, until the model serves BAR4 (see [`Port::bar4_access`]).
-    bar4: Vec<u8>,
     counters: Arc<PortCounters>,
 }
 
 fn einval() -> io::Error {
     io::Error::from_raw_os_error(libc::EINVAL)
-}
-
-/// The MSI-X table and PBA at reset (PCI spec §6.8.2.9: every vector masked).
-fn bar4_reset() -> Vec<u8> {
-    let mut b = vec![0u8; BAR4_SIZE as usize];
-    for v in 0..usize::from(MSIX_VECTORS) {
-        b[16 * v + 12] = 1;
-    }
-    b
 }
 
 impl Port {
@@ -139,7 +128,6 @@ impl Port {
             clock,
             irqs,
             dma,
-            bar4: bar4_reset(),
             counters,
         }
     }
@@ -150,30 +138,40 @@ impl Port {
         einval()
     }
 
-    /// BAR4 (MSI-X table at 0, PBA at 0x2000). The single place to switch to the model's
-    /// `Sim::bar4_read`/`bar4_write` once they exist; until then a local copy that only stores
-    /// what is written (QEMU emulates the MSI-X table itself, so accesses are rare).
+    /// BAR4 (MSI-X table at 0, PBA at 0x2000), served by the model in 32-bit words (QEMU
+    /// emulates the MSI-X table itself, so accesses are rare); a partial word is read, merged
+    /// and written back.
     fn bar4_access(&mut self, offset: usize, read: Option<&mut [u8]>, write: Option<&[u8]>) {
-        if let Some(d) = read {
-            d.copy_from_slice(&self.bar4[offset..offset + d.len()]);
-        }
-        if let Some(d) = write {
-            // The PBA is read-only (PCI spec §6.8.2.10).
-            if offset < 0x2000 {
-                self.bar4[offset..offset + d.len()].copy_from_slice(d);
+        let len = read.as_ref().map_or(0, |d| d.len()) + write.map_or(0, <[u8]>::len);
+        let first = offset & !3;
+        let mut out = read;
+        for word in (first..offset + len).step_by(4) {
+            let old = self.sim.bar4_read(self.nic, word as u32).to_le_bytes();
+            let mut new = old;
+            for (k, b) in new.iter_mut().enumerate() {
+                let at = word + k;
+                if at < offset || at >= offset + len {
+                    continue;
+                }
+                if let Some(d) = out.as_deref_mut() {
+                    d[at - offset] = old[k];
+                }
+                if let Some(d) = write {
+                    *b = d[at - offset];
+                }
+            }
+            if write.is_some() && new != old {
+                self.sim
+                    .bar4_write(self.nic, word as u32, u32::from_le_bytes(new));
             }
         }
     }
 
-    /// Function level reset. The single place to switch to the model's `Sim::function_reset`
-    /// once it exists; until then the model keeps its state (the guest's driver resets the MAC
-    /// through CTRL.RST anyway).
+    /// Function Level Reset (a vfio-user DEVICE_RESET): the model's function goes back to its
+    /// power-on state, configuration space included.
     fn function_reset(&mut self) {
-        info!(
-            "port {}: device reset requested (not modelled yet: only the MSI-X table is reset)",
-            self.index
-        );
-        self.bar4 = bar4_reset();
+        info!("port {}: device reset", self.index);
+        self.sim.function_reset(self.nic);
     }
 
     /// The client went away: drop its memory (the model keeps running).
