@@ -276,6 +276,27 @@ impl DmaSpace {
         Ok(())
     }
 
+    /// A bus address inside some live region or window, chosen by `r` (a random number); `None`
+    /// when the device has no memory at all.
+    pub fn random_target(&self, r: u64) -> Option<u64> {
+        let chunks = self.by_slot.len() as u64;
+        let total = chunks + self.windows.len() as u64;
+        if total == 0 {
+            return None;
+        }
+        let pick = r % total;
+        let off = r >> 20;
+        if pick < chunks {
+            let (&slot, &(id, ci)) = self.by_slot.iter().nth(pick as usize)?;
+            let region = self.regions.get(id)?.as_ref()?;
+            let clen = (region.len - ci * DMA_PAGE_SIZE).min(DMA_PAGE_SIZE) as u64;
+            Some((slot << SLOT_SHIFT) + off % clen)
+        } else {
+            let w = self.windows.values().nth((pick - chunks) as usize)?;
+            Some(w.bus + off % w.len)
+        }
+    }
+
     /// Does `[bus, bus+len)` touch region `id`?
     pub fn bus_in_region(&self, bus: u64, id: usize) -> bool {
         self.by_slot

@@ -256,6 +256,16 @@ pub enum Fault {
         /// Queue index.
         queue: u16,
     },
+    /// A rogue device: about `writes_per_ms` times per millisecond of virtual time it writes
+    /// a random byte anywhere in the memory mapped for it (any live DMA region or window), or
+    /// random bits into the second word of a random descriptor of an enabled ring (half of
+    /// them with DD|EOP set and a random length), from a seeded generator.
+    RogueDma {
+        /// Writes per millisecond of virtual time.
+        writes_per_ms: u32,
+        /// Seed of the generator (runs are repeatable).
+        seed: u64,
+    },
 }
 
 /// What happened on a NIC's wire (independent of the register statistics).

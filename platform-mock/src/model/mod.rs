@@ -15,6 +15,7 @@ mod filter;
 mod interrupts;
 mod mmio;
 mod nic;
+mod rogue;
 mod rx;
 mod tx;
 
@@ -92,6 +93,12 @@ impl World {
             Fault::StallTx { queue } => bit_set(&mut f.stall_tx, queue as usize),
             Fault::RxWriteback { corruption, count } => f.rx_wb = Some((corruption, count)),
             Fault::TxSpuriousDone { queue } => bit_set(&mut f.spurious_tx, queue as usize),
+            Fault::RogueDma {
+                writes_per_ms,
+                seed,
+            } => {
+                f.rogue = Some(rogue::Rogue::new(writes_per_ms, seed, self.core.now));
+            }
         }
     }
 
@@ -154,6 +161,7 @@ impl World {
             n.run_events(now);
         }
         for i in 0..self.nics.len() {
+            rogue::strike(&mut self.nics[i], &mut self.core, now);
             if let Some(src) = self.sources[i].as_mut() {
                 let nic = &mut self.nics[i];
                 let core = &mut self.core;

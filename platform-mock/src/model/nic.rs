@@ -44,6 +44,7 @@ pub(crate) struct Faults {
     pub(crate) stall_tx: [u64; 2],
     pub(crate) spurious_tx: [u64; 2],
     pub(crate) rx_wb: Option<(RxCorruption, u32)>,
+    pub(crate) rogue: Option<super::rogue::Rogue>,
 }
 
 pub(crate) fn bit_get(m: &[u64; 2], q: usize) -> bool {
