@@ -15,6 +15,7 @@ mod filter;
 mod interrupts;
 mod mmio;
 mod nic;
+mod offload;
 mod rogue;
 mod rx;
 mod tx;

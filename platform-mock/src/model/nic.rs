@@ -23,6 +23,8 @@ pub(crate) struct Queue {
     /// Real state.
     pub(crate) en: bool,
     pub(crate) pending: Option<Pending>,
+    /// TX only: the two offload contexts (§7.2.3.2.3).
+    pub(crate) ctx: [super::offload::TxContext; 2],
 }
 
 /// A frame waiting in the RX packet buffer.

@@ -7,6 +7,9 @@ use super::*;
 pub(crate) struct TxDesc {
     pub(crate) addr: u64,
     pub(crate) cmd: u32,
+    /// Bits 127:96: STA, IDX, CC, POPTS, PAYLEN of a data descriptor; `mss_l4len_idx` of a
+    /// context descriptor.
+    pub(crate) sta: u32,
 }
 
 pub(crate) enum TxStep {
@@ -107,7 +110,11 @@ pub(crate) fn tx_one(
             }
         };
         let cmd = hi as u32;
-        descs.push(TxDesc { addr, cmd });
+        descs.push(TxDesc {
+            addr,
+            cmd,
+            sta: (hi >> 32) as u32,
+        });
         idx = (idx + 1) % len;
         if cmd & (1 << 24) != 0 {
             eop = true;
@@ -119,18 +126,38 @@ pub(crate) fn tx_one(
     }
     scratch.clear();
     let mut bad = false;
+    // POPTS and IDX of the packet's first data descriptor (§7.2.3.2.4).
+    let mut offload: Option<u32> = None;
     for d in descs.iter() {
         let dtyp = (d.cmd >> 20) & 0xF;
         let dext = d.cmd & (1 << 29) != 0;
+        if dtyp == 0b0010 && dext {
+            // A context descriptor: remembered for the data descriptors that name it.
+            let (idx, ctx) =
+                offload::TxContext::decode(d.addr, u64::from(d.cmd) | u64::from(d.sta) << 32);
+            if idx < 2 {
+                n.tx[q].ctx[idx] = ctx;
+            } else {
+                core.violate(
+                    i,
+                    ViolationKind::InvalidConfig,
+                    format!(
+                        "TX queue {q}: context descriptor IDX {idx} (a queue has contexts 0 and 1)"
+                    ),
+                );
+            }
+            continue;
+        }
         if dtyp != 0b0011 || !dext {
             core.violate(
                 i,
                 ViolationKind::TxDescriptorFormat,
-                format!("TX queue {q}: descriptor with DTYP {dtyp:#b}, DEXT {dext} (only advanced data descriptors are supported)"),
+                format!("TX queue {q}: descriptor with DTYP {dtyp:#b}, DEXT {dext} (only advanced data and context descriptors are supported)"),
             );
             bad = true;
             continue;
         }
+        offload.get_or_insert(d.sta);
         let dlen = (d.cmd & 0xFFFF) as usize;
         if dlen == 0 || dlen > 16 * 1024 {
             core.violate(
@@ -178,6 +205,20 @@ pub(crate) fn tx_one(
     if bad {
         n.wire.tx_bad += 1;
         return TxStep::Dropped;
+    }
+    if let Some(sta) = offload {
+        let (ixsm, txsm) = (sta & (1 << 8) != 0, sta & (1 << 9) != 0);
+        if ixsm || txsm {
+            let idx = ((sta >> 4) & 7) as usize;
+            let ctx = n.tx[q].ctx.get(idx).copied().unwrap_or_default();
+            if let Err(why) = offload::insert_checksums(scratch, &ctx, ixsm, txsm) {
+                core.violate(
+                    i,
+                    ViolationKind::InvalidConfig,
+                    format!("TX queue {q}: checksum offload: {why}"),
+                );
+            }
+        }
     }
     if n.r(HLREG0) & HLREG0_TXPADEN != 0 && scratch.len() < 60 {
         scratch.resize(60, 0);

@@ -110,7 +110,6 @@ impl<S: Signal> IrqState<S> {
     }
 
     /// Whether the MSI-X eventfd of `vector` is set.
-    #[cfg(test)]
     pub fn msix_enabled(&self, vector: u16) -> bool {
         matches!(self.msix.get(usize::from(vector)), Some(Some(_)))
     }

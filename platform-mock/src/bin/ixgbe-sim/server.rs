@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use log::{debug, info, warn};
-use platform_mock::pci::{BAR0_SIZE, BAR4_SIZE, CONFIG_SIZE};
+use platform_mock::pci::{BAR0_SIZE, BAR4_SIZE, CONFIG_SIZE, MSIX_VECTORS};
 use platform_mock::{NicId, Sim};
 use vfio_bindings::bindings::vfio::{
     vfio_region_info, VFIO_IRQ_INFO_AUTOMASKED, VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_INFO_MASKABLE,
     VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_BAR4_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX,
-    VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_NUM_IRQS, VFIO_PCI_NUM_REGIONS, VFIO_REGION_INFO_FLAG_READ,
-    VFIO_REGION_INFO_FLAG_WRITE,
+    VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_NUM_IRQS, VFIO_PCI_NUM_REGIONS,
+    VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
 };
 use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, ServerBackend, ServerRegion};
 
@@ -320,7 +320,30 @@ impl ServerBackend for Port {
             self.index,
             fds.len()
         );
-        self.irqs.lock().set_irqs(index, flags, start, count, fds)
+        let r = self.irqs.lock().set_irqs(index, flags, start, count, fds);
+        if index == VFIO_PCI_MSIX_IRQ_INDEX && r.is_ok() {
+            self.sync_msix_masks();
+        }
+        r
+    }
+}
+
+impl Port {
+    /// Mirrors the eventfds into the model's MSI-X table: a vector with an eventfd is unmasked,
+    /// one without is masked. On a real board the host's vfio-pci does this when it enables a
+    /// vector (it writes the table entry's address and data and clears its mask bit); QEMU
+    /// emulates the guest's view of the table and never writes ours.
+    fn sync_msix_masks(&mut self) {
+        for v in 0..MSIX_VECTORS {
+            // The irq lock is released before the model is called: the model calls the
+            // interrupt sink, which takes it.
+            let on = self.irqs.lock().msix_enabled(v);
+            let ctl = 16 * u32::from(v) + 12;
+            let masked = self.sim.bar4_read(self.nic, ctl) & 1 != 0;
+            if on == masked {
+                self.sim.bar4_write(self.nic, ctl, u32::from(!on));
+            }
+        }
     }
 }
 
