@@ -30,7 +30,7 @@
 //! # Simplifications
 //!
 //! TX write-back with WTHRESH > 0 writes DD on every descriptor at once; IFCS is not required
-//! for padding; EERD reads return 0; only the first packet buffer (RXPBSIZE\[0\]) is modelled and
+//! for padding; only the first packet buffer (RXPBSIZE\[0\]) is modelled and
 //! it is shared by every queue in arrival order (a stalled queue without Drop_En blocks the
 //! others, as on hardware). Exact duplicate violations are recorded once.
 //!
@@ -43,10 +43,12 @@
 )]
 
 mod dma;
+pub mod eeprom;
 mod model;
 pub mod pci;
 mod regs;
 pub mod rss;
+pub mod sfp;
 pub mod traffic;
 
 use std::fmt;
@@ -57,6 +59,7 @@ use std::time::Duration;
 use ixgbe_core::{DmaError, DmaRegion, Platform};
 
 pub use rss::toeplitz_hash;
+pub use sfp::SfpModule;
 
 /// Identifies a NIC inside a [`Sim`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -69,6 +72,15 @@ pub struct NicConfig {
     pub mac: [u8; 6],
     /// PCI device ID (informational; the model behaves as an 82599ES, 0x10FB).
     pub device_id: u16,
+    /// PCI subsystem ID (vendor 0x8086). Default 0x000C, "Ethernet Server Adapter X520-2" in
+    /// pci.ids (the X520-DA2); 0x7A11 is another X520-2 SKU.
+    pub subsystem_id: u16,
+    /// The function starts enabled (Memory Space and Bus Master Enable set, as `platform-linux`
+    /// leaves a real board for the in-process driver). `false`: PCI power-on state, command = 0,
+    /// as a front end that lets a guest enumerate the function needs.
+    pub pci_enabled: bool,
+    /// The module in the SFP+ cage (identified over I2C). Link does not depend on it.
+    pub module: SfpModule,
     /// Virtual time from a reset or AUTOC.Restart_AN to link up.
     pub link_up_delay: Duration,
 }
@@ -78,6 +90,9 @@ impl Default for NicConfig {
         NicConfig {
             mac: [0x02, 0x00, 0x00, 0x00, 0x00, 0x01],
             device_id: 0x10FB,
+            subsystem_id: 0x000C,
+            pci_enabled: true,
+            module: SfpModule::DirectAttachCopper,
             link_up_delay: Duration::from_millis(20),
         }
     }
@@ -382,6 +397,36 @@ impl Sim {
     /// Writes `nic`'s PCI configuration space at `offset` (read-only bits are kept).
     pub fn config_write(&self, nic: NicId, offset: u16, data: &[u8]) {
         self.lock().config_write(nic.0, usize::from(offset), data);
+    }
+
+    /// A PCIe reset of `nic`'s function, what a vfio `reset` asks for (Function Level Reset):
+    /// registers, queues, interrupt state, the MSI-X table and configuration space return to
+    /// power-on values (command = 0: no memory decoding, no bus mastering); the EEPROM
+    /// auto-read and DMA init run again; the link retrains. Writing Initiate FLR in the PCIe
+    /// Device Control register does the same.
+    pub fn function_reset(&self, nic: NicId) {
+        let mut w = self.lock();
+        w.function_reset(nic.0);
+        w.irq_update(nic.0);
+    }
+
+    /// A 32-bit read of `nic`'s BAR4 at `offset`: the MSI-X table (16 bytes per vector from 0)
+    /// and the PBA (at 0x2000).
+    pub fn bar4_read(&self, nic: NicId, offset: u32) -> u32 {
+        self.lock().nics[nic.0].bar4_read(offset)
+    }
+
+    /// A 32-bit write to `nic`'s BAR4 at `offset` (MSI-X table; the PBA is read-only).
+    /// Unmasking a vector whose PBA bit is set sends its message.
+    pub fn bar4_write(&self, nic: NicId, offset: u32, value: u32) {
+        let mut w = self.lock();
+        w.nics[nic.0].bar4_write(offset, value);
+        w.irq_update(nic.0);
+    }
+
+    /// A copy of `nic`'s EEPROM image (the words EERD reads).
+    pub fn eeprom(&self, nic: NicId) -> Vec<u16> {
+        self.lock().nics[nic.0].eeprom.clone()
     }
 
     /// A 32-bit read of `nic`'s BAR0 at `offset` (as [`Platform::read32`]).

@@ -16,6 +16,50 @@ pub const SWSM: u32 = 0x10140;
 pub const FWSM: u32 = 0x10148;
 pub const SW_FW_SYNC: u32 = 0x10160;
 pub const GCR_EXT: u32 = 0x11050;
+pub const GCR: u32 = 0x11000;
+pub const DCA_ID: u32 = 0x11070;
+pub const DCA_CTRL: u32 = 0x11074;
+pub const I2CCTL: u32 = 0x00028;
+pub const I2C_CLK_IN: u32 = 1;
+pub const I2C_CLK_OUT: u32 = 1 << 1;
+pub const I2C_DATA_IN: u32 = 1 << 2;
+pub const I2C_DATA_OUT: u32 = 1 << 3;
+pub const CTRL_EXT_PFRSTD: u32 = 1 << 14;
+/// ESDP: SDP2 data (module present on SFP+ boards) and its direction bit (1 = output).
+pub const ESDP_SDP2: u32 = 1 << 2;
+pub const ESDP_SDP2_DIR: u32 = 1 << 10;
+/// FWSM.FW_Val_bit.
+pub const FWSM_FW_VAL: u32 = 1 << 15;
+pub const FACTPS: u32 = 0x10150;
+pub const EEC_SIZE_SHIFT: u32 = 11;
+pub const EERD_START: u32 = 1;
+pub const EERD_DONE: u32 = 1 << 1;
+pub const CORECTL: u32 = 0x014F00;
+pub const MSCA: u32 = 0x0425C;
+pub const MSRWD: u32 = 0x04260;
+pub const MSCA_MDI_COMMAND: u32 = 1 << 30;
+pub const PCS1GLCTL: u32 = 0x04208;
+pub const PCS1GANA: u32 = 0x04218;
+pub const MMNGC: u32 = 0x042D0;
+pub const WUC: u32 = 0x05800;
+pub const WUFC: u32 = 0x05808;
+pub const WUS: u32 = 0x05810;
+pub const MANC: u32 = 0x05820;
+pub const TSYNCRXCTL: u32 = 0x05188;
+pub const RXMTRL: u32 = 0x05120;
+pub const TSYNCTXCTL: u32 = 0x08C00;
+pub const FDIR_BASE: u32 = 0x0EE00;
+pub const FDIRCTRL: u32 = 0x0EE00;
+pub const FDIRCTRL_INIT_DONE: u32 = 1 << 3;
+pub const FDIRCMD: u32 = 0x0EE2C;
+pub const PFDTXGSWC: u32 = 0x08220;
+pub const SECTXCTRL: u32 = 0x08800;
+pub const SECTXSTAT: u32 = 0x08804;
+pub const SECTXBUFFAF: u32 = 0x08808;
+pub const SECTXMINIFG: u32 = 0x08810;
+pub const SECTXCTRL_TX_DIS: u32 = 1 << 1;
+/// SECTXSTAT / SECRXSTAT bit 1: the security offload is fused off.
+pub const SEC_OFF_DIS: u32 = 1 << 1;
 
 pub const CTRL_MASTER_DISABLE: u32 = 1 << 2;
 pub const CTRL_LRST: u32 = 1 << 3;
@@ -45,7 +89,13 @@ pub const EICS_EX: u32 = 0x00A90;
 pub const EIMS_EX: u32 = 0x00AA0;
 pub const EIMC_EX: u32 = 0x00AB0;
 pub const EIAM_EX: u32 = 0x00AD0;
+pub const GPIE_MULTIPLE_MSIX: u32 = 1 << 4;
 pub const GPIE_OCD: u32 = 1 << 5;
+pub const GPIE_EIAME: u32 = 1 << 30;
+pub const EITR_LO: u32 = 0x00820;
+pub const EITR_HI: u32 = 0x12300;
+pub const IVAR: u32 = 0x00900;
+pub const EICR_TCP_TIMER: u32 = 1 << 30;
 pub const EICR_RX_MISS: u32 = 1 << 17;
 pub const EICR_LSC: u32 = 1 << 20;
 
@@ -184,6 +234,10 @@ pub const DAQF: u32 = 0x0E200;
 pub const SDPQF: u32 = 0x0E400;
 pub const FTQF: u32 = 0x0E600;
 pub const PSRTYPE: u32 = 0x0EA00;
+pub const PSRTYPE_ALIAS: u32 = 0x05480;
+pub const VMOLR: u32 = 0x0F000;
+pub const RTTUP2TC: u32 = 0x0C800;
+pub const RTTBCNRC: u32 = 0x04984;
 pub const ETQS: u32 = 0x0EC00;
 pub const SYNQF: u32 = 0x0EC30;
 pub const RQTC: u32 = 0x0EC70;
@@ -260,77 +314,113 @@ pub fn in_array(off: u32, base: u32, count: u32) -> bool {
     off >= base && off < base + 4 * count && (off - base) % 4 == 0
 }
 
+/// Plain configuration registers (stored and read back, no behaviour in the model):
+/// `(name, first offset, count)` of 4-byte registers, datasheet §8.2.3 / Linux `ixgbe_type.h`.
+pub const PLAIN: &[(&str, u32, u32)] = &[
+    ("CTRL_EXT", CTRL_EXT, 1),
+    ("ESDP", ESDP, 1),
+    ("LEDCTL", LEDCTL, 1),
+    ("FWSM", FWSM, 1),
+    ("SW_FW_SYNC", SW_FW_SYNC, 1),
+    ("GCR", GCR, 1),
+    ("GCR_EXT", GCR_EXT, 1),
+    ("DCA_ID", DCA_ID, 1),
+    ("DCA_CTRL", DCA_CTRL, 1),
+    ("EIAC", EIAC, 1),
+    ("GPIE", GPIE, 1),
+    ("IVAR_MISC", IVAR_MISC, 1),
+    ("EITR[0..23]", EITR_LO, 24),
+    ("EITR[24..127]", EITR_HI, 104),
+    ("IVAR", IVAR, 64),
+    ("VLNCTRL", VLNCTRL, 1),
+    ("MCSTCTRL", MCSTCTRL, 1),
+    ("RXCSUM", RXCSUM, 1),
+    ("RFCTL", RFCTL, 1),
+    ("MRQC", MRQC, 1),
+    ("RXDSTATCTRL", RXDSTATCTRL, 1),
+    ("MTQC", MTQC, 1),
+    ("RTTDCS", RTTDCS, 1),
+    ("MAXFRS", MAXFRS, 1),
+    ("MFLCN", MFLCN, 1),
+    ("FCCFG", FCCFG, 1),
+    ("FCRTV", FCRTV, 1),
+    ("AUTOC2", AUTOC2, 1),
+    ("PCS1GLCTL", PCS1GLCTL, 1),
+    ("PCS1GANA", PCS1GANA, 1),
+    ("MMNGC", MMNGC, 1),
+    ("PFQDE", PFQDE, 1),
+    ("RTRUP2TC", RTRUP2TC, 1),
+    ("RTTUP2TC", RTTUP2TC, 1),
+    ("RSCDBU", RSCDBU, 1),
+    ("RTRPCS", RTRPCS, 1),
+    ("RTTDQSEL", RTTDQSEL, 1),
+    ("RTTDT1C", RTTDT1C, 1),
+    ("RTTBCNRC", RTTBCNRC, 1),
+    ("DTXTCPFLGL", DTXTCPFLGL, 1),
+    ("DTXTCPFLGH", DTXTCPFLGH, 1),
+    ("RXFECCERR0", RXFECCERR0, 1),
+    ("RTTPCS", RTTPCS, 1),
+    ("MNGTXMAP", MNGTXMAP, 1),
+    ("SYNQF", SYNQF, 1),
+    ("RQTC", RQTC, 1),
+    ("PFDTXGSWC", PFDTXGSWC, 1),
+    ("SECTXCTRL", SECTXCTRL, 1),
+    ("SECTXBUFFAF", SECTXBUFFAF, 1),
+    ("SECTXMINIFG", SECTXMINIFG, 1),
+    ("CORECTL", CORECTL, 1),
+    ("WUC", WUC, 1),
+    ("WUFC", WUFC, 1),
+    ("WUS", WUS, 1),
+    ("MANC", MANC, 1),
+    ("TSYNCRXCTL", TSYNCRXCTL, 1),
+    ("RXMTRL", RXMTRL, 1),
+    ("TSYNCTXCTL..TSAUXC and targets (IEEE 1588)", TSYNCTXCTL, 16),
+    ("FDIR registers", FDIR_BASE, 32),
+    ("RXPBSIZE", RXPBSIZE, 8),
+    ("MTA", MTA, 128),
+    ("RAL/RAH", RAL, 256),
+    ("MPSAR", MPSAR, 256),
+    ("VFTA", VFTA, 128),
+    ("RSSRK", RSSRK, 10),
+    ("RETA", RETA, 32),
+    ("RQSMR", RQSMR, 32),
+    ("TQSM", TQSM, 32),
+    ("TXPBSIZE", TXPBSIZE, 8),
+    ("TXPBTHRESH", TXPBTHRESH, 8),
+    ("FCTTV", FCTTV, 4),
+    ("FCRTL", FCRTL, 8),
+    ("FCRTH", FCRTH, 8),
+    ("RTRPT4C", RTRPT4C, 8),
+    ("RTTDT2C", RTTDT2C, 8),
+    ("RTTPT2C", RTTPT2C, 8),
+    ("ETQF", ETQF, 8),
+    ("ETQS", ETQS, 8),
+    ("SAQF", SAQF, 128),
+    ("DAQF", DAQF, 128),
+    ("SDPQF", SDPQF, 128),
+    ("FTQF", FTQF, 128),
+    ("PSRTYPE", PSRTYPE, 64),
+    ("VMOLR", VMOLR, 64),
+    ("PFVLVF", PFVLVF, 64),
+    ("PFVLVFB", PFVLVFB, 128),
+    ("PFUTA", PFUTA, 128),
+];
+
 /// Plain configuration registers: stored and read back, no behaviour in the model.
 pub fn is_plain(off: u32) -> bool {
-    matches!(
-        off,
-        CTRL_EXT
-            | ESDP
-            | LEDCTL
-            | FWSM
-            | SW_FW_SYNC
-            | GCR_EXT
-            | EIAC
-            | EIAM
-            | GPIE
-            | IVAR_MISC
-            | VLNCTRL
-            | MCSTCTRL
-            | RXCSUM
-            | RFCTL
-            | MRQC
-            | RXDSTATCTRL
-            | MTQC
-            | RTTDCS
-            | MAXFRS
-            | MFLCN
-            | FCCFG
-            | FCRTV
-            | AUTOC2
-            | PFQDE
-            | RTRUP2TC
-            | RSCDBU
-            | RTRPCS
-            | RTTDQSEL
-            | RTTDT1C
-            | DTXTCPFLGL
-            | DTXTCPFLGH
-            | RXFECCERR0
-            | RTTPCS
-            | MNGTXMAP
-            | SYNQF
-            | RQTC
-    ) || in_array(off, 0x00820, 24) // EITR 0..23
-        || in_array(off, 0x12300, 104) // EITR 24..127
-        || in_array(off, 0x00900, 64) // IVAR
-        || in_array(off, EIAM_EX, 2)
-        || in_array(off, RXPBSIZE, 8)
-        || in_array(off, MTA, 128)
-        || in_array(off, RAL, 256) // RAL/RAH 0..127
-        || in_array(off, MPSAR, 256)
-        || in_array(off, VFTA, 128)
-        || in_array(off, RSSRK, 10)
-        || in_array(off, RETA, 32)
-        || in_array(off, RQSMR, 32)
-        || in_array(off, TQSM, 32)
-        || in_array(off, TXPBSIZE, 8)
-        || in_array(off, TXPBTHRESH, 8)
-        || in_array(off, FCTTV, 4)
-        || in_array(off, FCRTL, 8)
-        || in_array(off, FCRTH, 8)
-        || in_array(off, RTRPT4C, 8)
-        || in_array(off, RTTDT2C, 8)
-        || in_array(off, RTTPT2C, 8)
-        || in_array(off, ETQF, 8)
-        || in_array(off, ETQS, 8)
-        || in_array(off, SAQF, 128)
-        || in_array(off, DAQF, 128)
-        || in_array(off, SDPQF, 128)
-        || in_array(off, FTQF, 128)
-        || in_array(off, PSRTYPE, 64)
-        || in_array(off, PFVLVF, 64)
-        || in_array(off, PFVLVFB, 128)
-        || in_array(off, PFUTA, 128)
+    static MAP: std::sync::OnceLock<Box<[u64]>> = std::sync::OnceLock::new();
+    let map = MAP.get_or_init(|| {
+        let mut m = vec![0u64; (0x20000 / 4) / 64].into_boxed_slice();
+        for &(_, base, count) in PLAIN {
+            for k in 0..count {
+                let w = ((base + 4 * k) / 4) as usize;
+                m[w / 64] |= 1 << (w % 64);
+            }
+        }
+        m
+    });
+    let w = (off / 4) as usize;
+    off % 4 == 0 && w / 64 < map.len() && map[w / 64] & (1 << (w % 64)) != 0
 }
 
 /// Maps 82598-compatible aliases of plain registers to their primary 82599 offset.
@@ -345,6 +435,8 @@ pub fn unalias(off: u32) -> u32 {
         RETA + (off - RETA_ALIAS)
     } else if off == CTRL_ALIAS {
         CTRL
+    } else if in_array(off, PSRTYPE_ALIAS, 16) {
+        PSRTYPE + (off - PSRTYPE_ALIAS)
     } else {
         off
     }

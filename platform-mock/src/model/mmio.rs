@@ -59,9 +59,30 @@ pub(crate) fn is_stat(off: u32) -> bool {
     is_stat32(off) || is_stat36_low(off) || (off >= 4 && is_stat36_low(off - 4))
 }
 
+/// Offsets whose access can change what the interrupt logic must deliver.
+fn is_irq_reg(off: u32) -> bool {
+    (0x00800..0x00900).contains(&off) || (0x00A00..0x00B00).contains(&off)
+}
+
 impl World {
+    /// A BAR0 read of NIC `i`.
     #[inline(never)]
     pub fn mmio_read(&mut self, i: usize, off: u32) -> u32 {
+        let v = self.mmio_read_inner(i, off);
+        if is_irq_reg(off) {
+            self.irq_update(i);
+        }
+        v
+    }
+
+    /// A BAR0 write of NIC `i`.
+    #[inline(never)]
+    pub fn mmio_write(&mut self, i: usize, off: u32, v: u32) {
+        self.mmio_write_inner(i, off, v);
+        self.irq_update(i);
+    }
+
+    fn mmio_read_inner(&mut self, i: usize, off: u32) -> u32 {
         let core = &mut self.core;
         let n = &mut self.nics[i];
         if off % 4 != 0 {
@@ -86,6 +107,11 @@ impl World {
             }
             QReg::None => {}
         }
+        if is_irq_reg(off) {
+            if let Some(v) = n.irq_read(off) {
+                return v;
+            }
+        }
         match off {
             CTRL => {
                 let mut v = n.r(CTRL);
@@ -95,7 +121,7 @@ impl World {
                 v
             }
             STATUS => {
-                if n.r(CTRL) & CTRL_MASTER_DISABLE != 0 {
+                if n.dma_blocked() {
                     0
                 } else {
                     STATUS_MASTER_ENABLE
@@ -106,19 +132,43 @@ impl World {
                 n.set(SWSM, v | 1);
                 v
             }
-            EICR => {
-                let v = n.eicr;
-                if n.r(GPIE) & GPIE_OCD != 0 {
-                    n.eicr &= !0x3FFF_0000;
+            ESDP => {
+                // Input pins (direction bit clear) read the pin: SDP2 is the SFP+ cage's
+                // "module present" on SFP+ boards (Linux's crosstalk check reads it).
+                let v = n.r(ESDP);
+                if v & ESDP_SDP2_DIR == 0 {
+                    (v & !ESDP_SDP2) | if n.i2c.present() { ESDP_SDP2 } else { 0 }
                 } else {
-                    n.eicr = 0;
+                    v
+                }
+            }
+            I2CCTL => {
+                let v = n.r(I2CCTL) & (I2C_CLK_OUT | I2C_DATA_OUT);
+                let clk = if v & I2C_CLK_OUT != 0 { I2C_CLK_IN } else { 0 };
+                let data = if n.i2c.sda_line(v & I2C_DATA_OUT != 0) {
+                    I2C_DATA_IN
+                } else {
+                    0
+                };
+                v | clk | data
+            }
+            EERD => {
+                let v = n.r(EERD);
+                if n.eerd_due.take().is_some() {
+                    // Second look: the word is there (§8.2.3.2.2: DONE when data is valid).
+                    let addr = ((v >> 2) & 0x3FFF) as usize;
+                    let word = n.eeprom.get(addr).copied().unwrap_or(0xFFFF);
+                    let done = (v & 0xFFFC) | EERD_DONE | u32::from(word) << 16;
+                    n.set(EERD, done);
+                    return v;
                 }
                 v
             }
-            EICS | EIMC => 0,
-            EIMS => n.eims,
-            x if in_array(x, EIMS_EX, 2) => n.eims_ex[((x - EIMS_EX) / 4) as usize],
-            x if in_array(x, EICS_EX, 2) || in_array(x, EIMC_EX, 2) => 0,
+            SECTXSTAT => {
+                let rdy = u32::from(n.r(SECTXCTRL) & SECTXCTRL_TX_DIS != 0);
+                rdy | SEC_OFF_DIS
+            }
+            MSRWD => 0xFFFF_0000 | (n.r(MSRWD) & 0xFFFF), // no PHY answers on MDIO
             LINKS => {
                 if n.link_is_up() {
                     LINKS_UP | LINKS_SPEED_10G | LINKS_AN_DONE
@@ -126,7 +176,9 @@ impl World {
                     0
                 }
             }
-            SECRXSTAT => u32::from(n.r(SECRXCTRL) & SECRXCTRL_RX_DIS != 0),
+            // SECRX_RDY follows RX_DIS; SECRX_OFF_DIS: the security offload is fused off (as on
+            // the 82599EN), so Linux does not set up IPsec.
+            SECRXSTAT => u32::from(n.r(SECRXCTRL) & SECRXCTRL_RX_DIS != 0) | SEC_OFF_DIS,
             x if is_stat(x) => {
                 let v = n.r(x);
                 n.set(x, 0);
@@ -136,8 +188,7 @@ impl World {
         }
     }
 
-    #[inline(never)]
-    pub fn mmio_write(&mut self, i: usize, off: u32, v: u32) {
+    fn mmio_write_inner(&mut self, i: usize, off: u32, v: u32) {
         if off % 4 != 0 {
             self.core.violate(
                 i,
@@ -207,28 +258,35 @@ impl World {
                 n.set(EEC, keep | (v & EEC_SW_BITS));
             }
             EERD => {
-                if v & 1 != 0 {
-                    // Word read: done at once; the model's EEPROM reads as zeros.
-                    n.set(EERD, (v & 0xFFFC) | 0b10);
+                if v & EERD_START != 0 {
+                    // The read starts; DONE shows on the next read of EERD or after 1 µs.
+                    n.set(EERD, v & 0xFFFC);
+                    n.eerd_due = Some(now + Duration::from_micros(1));
                 }
             }
             SWSM => n.set(SWSM, v & 0b11),
-            EICR => n.eicr &= !v,
-            EICS => {
-                reserved(core, "EICS", v & (1 << 31));
-                n.eicr |= v & 0x7FFF_FFFF;
+            EICS | EIMS | EIMC => {
+                let name = ["EICS", "EIMS", "EIMC"][match off {
+                    EICS => 0,
+                    EIMS => 1,
+                    _ => 2,
+                }];
+                reserved(core, name, v & (1 << 31));
+                n.irq_write(off, v);
             }
-            EIMS => {
-                reserved(core, "EIMS", v & (1 << 31));
-                n.eims |= v & 0x7FFF_FFFF;
+            x if is_irq_reg(x) && n.irq_write(x, v) => {}
+            I2CCTL => {
+                let v = v & (I2C_CLK_OUT | I2C_DATA_OUT);
+                n.set(I2CCTL, v);
+                n.i2c.drive(v & I2C_CLK_OUT != 0, v & I2C_DATA_OUT != 0);
             }
-            EIMC => {
-                reserved(core, "EIMC", v & (1 << 31));
-                n.eims &= !(v & 0x7FFF_FFFF);
+            CTRL_EXT => n.set(CTRL_EXT, v & !CTRL_EXT_PFRSTD), // PFRSTD self-clears
+            MSCA => {
+                // The MDIO cycle completes at once (nobody answers: MSRWD reads 0xFFFF).
+                n.set(MSCA, v & !MSCA_MDI_COMMAND);
             }
-            x if in_array(x, EIMS_EX, 2) => n.eims_ex[((x - EIMS_EX) / 4) as usize] |= v,
-            x if in_array(x, EIMC_EX, 2) => n.eims_ex[((x - EIMC_EX) / 4) as usize] &= !v,
-            x if in_array(x, EICS_EX, 2) => {}
+            FDIRCTRL => n.set(FDIRCTRL, v | FDIRCTRL_INIT_DONE), // table init completes
+            FDIRCMD => n.set(FDIRCMD, v & !0b11),                // command done at once
             RXCTRL => {
                 reserved(core, "RXCTRL", v & !RXCTRL_RXEN);
                 let old = n.r(RXCTRL);
@@ -285,6 +343,10 @@ impl World {
             AUTOC => {
                 n.set(AUTOC, v & !AUTOC_RESTART_AN);
                 if v & AUTOC_RESTART_AN != 0 && n.reset_until.is_none() {
+                    // AN leaves state 0 (idle): ANLP1.ANAS (bits 19:16), which Linux's
+                    // ixgbe_reset_pipeline_82599 waits for. The model does not step through
+                    // the arbitration states.
+                    n.set(ANLP1, 0x4 << 16);
                     n.set_link_down();
                     if n.plugged {
                         n.link_at = Some(now + n.cfg.link_up_delay);
@@ -435,7 +497,8 @@ impl World {
                 drain_held(n, i, core);
             }
             Q_DCTL => {
-                n.set(base + Q_DCTL, v);
+                // SWFLSH (bit 26) self-clears (Linux sets it when disabling a queue).
+                n.set(base + Q_DCTL, v & !(1 << 26));
                 let want = v & DCTL_ENABLE != 0;
                 if want != n.rx[q].en_target {
                     n.start_enable(false, q, want, now);

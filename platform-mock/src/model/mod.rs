@@ -12,6 +12,7 @@ use crate::{
 };
 
 mod filter;
+mod interrupts;
 mod mmio;
 mod nic;
 mod rx;
@@ -114,6 +115,9 @@ impl World {
                 n.set_link_down();
             }
         }
+        for j in [Some(i), self.cables[i]].into_iter().flatten() {
+            self.irq_update(j);
+        }
     }
 
     /// Advances virtual time by `d`, running events, sources, TX and held RX frames.
@@ -123,11 +127,18 @@ impl World {
         let slice = Duration::from_micros(100);
         loop {
             let have_sources = self.sources.iter().any(Option::is_some);
-            let step = if have_sources {
+            let mut step = if have_sources {
                 slice.min(target - self.core.now)
             } else {
                 target - self.core.now
             };
+            // Stop at the next held interrupt message (EITR) so it goes out on time.
+            let now = self.core.now;
+            if let Some(t) = self.nics.iter().filter_map(|n| n.irq.deadline).min() {
+                if t > now && t - now < step {
+                    step = t - now;
+                }
+            }
             self.core.now += step;
             self.tick();
             if self.core.now >= target {
@@ -159,17 +170,61 @@ impl World {
             }
             let core = &mut self.core;
             drain_held(&mut self.nics[i], i, core);
+            self.irq_update(i);
         }
     }
 
     /// Writes PCI configuration space of NIC `i`.
     pub fn config_write(&mut self, i: usize, off: usize, data: &[u8]) {
-        self.nics[i].config.write(off, data);
+        let fx = self.nics[i].config.write(off, data);
+        if fx.flr || fx.d3_to_d0 {
+            self.function_reset(i);
+        } else {
+            // Bus Master Enable may have come back: move held frames, send held messages.
+            let core = &mut self.core;
+            drain_held(&mut self.nics[i], i, core);
+            for q in 0..128 {
+                let qs = &self.nics[i].tx[q];
+                if qs.en && qs.head != qs.tail {
+                    self.tx_process(i, q);
+                }
+            }
+        }
+        self.irq_update(i);
+    }
+
+    /// A PCIe reset of function `i` (FLR, or D3hot to D0 with No_Soft_Reset = 0): registers,
+    /// queues, interrupt state, the MSI-X table and configuration space return to their
+    /// power-on values; the EEPROM auto-read and DMA init run again (§4.2.1, §4.6.1). The
+    /// wire, its counters and injected faults are outside the function and stay.
+    pub fn function_reset(&mut self, i: usize) {
+        let now = self.core.now;
+        if let Some(s) = self.irq_sinks[i].as_mut() {
+            if self.nics[i].irq.level {
+                s.legacy(false);
+            }
+        }
+        let old = &mut self.nics[i];
+        let mut n = Nic::new(old.cfg.clone(), now);
+        n.config.set_command(0);
+        n.plugged = old.plugged;
+        n.faults = std::mem::take(&mut old.faults);
+        n.wire = old.wire;
+        n.transmitted = std::mem::take(&mut old.transmitted);
+        let eec = n.r(EEC) & !(EEC_AUTO_RD | EEC_DONE_BITS);
+        n.set(EEC, eec);
+        let rd = n.r(RDRXCTL) & !RDRXCTL_DMAIDONE;
+        n.set(RDRXCTL, rd);
+        n.autord_at = Some(now + AUTO_RD_TIME);
+        n.dmaidone_at = Some(now + DMAIDONE_TIME);
+        n.link_at = n.plugged.then(|| now + n.cfg.link_up_delay);
+        self.nics[i] = n;
     }
 
     /// Receives a frame from the wire of NIC `i`.
     pub fn inject(&mut self, i: usize, frame: &[u8]) {
         rx_frame(&mut self.nics[i], i, &mut self.core, frame);
+        self.irq_update(i);
     }
 }
 

@@ -62,9 +62,13 @@ pub(crate) struct Nic {
     pub(crate) regs: Box<[u32]>,
     pub(crate) rx: Box<[Queue]>,
     pub(crate) tx: Box<[Queue]>,
-    pub(crate) eicr: u32,
-    pub(crate) eims: u32,
-    pub(crate) eims_ex: [u32; 2],
+    pub(crate) irq: super::interrupts::Irq,
+    /// The NVM image (§6), read through EERD.
+    pub(crate) eeprom: Vec<u16>,
+    /// An EERD read in progress: DONE shows after one more read of EERD or at this time.
+    pub(crate) eerd_due: Option<Duration>,
+    /// The SFP+ cage's I2C bus.
+    pub(crate) i2c: crate::sfp::I2cBus,
     pub(crate) reset_until: Option<Duration>,
     pub(crate) autord_at: Option<Duration>,
     pub(crate) dmaidone_at: Option<Duration>,
@@ -125,15 +129,25 @@ impl Core {
 
 impl Nic {
     pub(crate) fn new(cfg: NicConfig, now: Duration) -> Self {
+        let mut serial = *b"SIM0000000000000";
+        for (k, b) in cfg.mac[3..].iter().enumerate() {
+            let hex = format!("{b:02X}");
+            serial[10 + 2 * k..12 + 2 * k].copy_from_slice(hex.as_bytes());
+        }
+        let mut config = crate::pci::ConfigSpace::new(cfg.device_id, cfg.subsystem_id, cfg.mac);
+        if cfg.pci_enabled {
+            config.set_command(crate::pci::CMD_MEM | crate::pci::CMD_BME);
+        }
         let mut n = Nic {
-            config: crate::pci::ConfigSpace::new(cfg.device_id, 0),
+            config,
+            eeprom: crate::eeprom::image(cfg.mac),
+            eerd_due: None,
+            i2c: crate::sfp::I2cBus::new(cfg.module, &serial),
+            irq: super::interrupts::Irq::new(),
             cfg,
             regs: vec![0u32; (REG_SPACE / 4) as usize].into_boxed_slice(),
             rx: vec![Queue::default(); 128].into_boxed_slice(),
             tx: vec![Queue::default(); 128].into_boxed_slice(),
-            eicr: 0,
-            eims: 0,
-            eims_ex: [0; 2],
             reset_until: None,
             autord_at: None,
             dmaidone_at: None,
@@ -152,6 +166,9 @@ impl Nic {
             rar_dirty: true,
         };
         n.reset_state();
+        // Firmware reports itself valid (FWSM.FW_Val_bit; Linux warns "firmware error"
+        // otherwise), no manageability mode.
+        n.set(FWSM, FWSM_FW_VAL);
         // Power-on: the EEPROM auto-read and DMA init are done, the link trains.
         n.regs[(EEC / 4) as usize] |= EEC_AUTO_RD | EEC_DONE_BITS;
         n.regs[(RDRXCTL / 4) as usize] |= RDRXCTL_DMAIDONE;
@@ -178,7 +195,14 @@ impl Nic {
         for (o, v) in keep.iter().zip(saved) {
             self.set(*o, v);
         }
-        self.set(EEC, EEC_EE_PRES | EEC_FIXED);
+        self.set(
+            EEC,
+            EEC_EE_PRES | EEC_FIXED | (crate::eeprom::EE_SIZE_CODE << EEC_SIZE_SHIFT),
+        );
+        // I2C lines released (bus idle).
+        self.set(I2CCTL, I2C_CLK_OUT | I2C_DATA_OUT);
+        self.i2c.drive(true, true);
+        self.eerd_due = None;
         self.set(IVAR_MISC, 1 << 15);
         self.set(RDRXCTL, RDRXCTL_INIT);
         for n in 0..8 {
@@ -207,9 +231,7 @@ impl Nic {
         self.rx.fill(Queue::default());
         self.tx.fill(Queue::default());
         self.pending_q.clear();
-        self.eicr = 0;
-        self.eims = 0;
-        self.eims_ex = [0; 2];
+        self.irq.reset_regs();
         while let Some(h) = self.held.pop_front() {
             self.pool.push(h.buf);
         }
@@ -219,7 +241,7 @@ impl Nic {
     pub(crate) fn set_link_down(&mut self) {
         if self.link_up {
             self.link_up = false;
-            self.eicr |= EICR_LSC;
+            self.irq.other |= EICR_LSC;
         }
         self.link_at = None;
     }
@@ -254,7 +276,7 @@ impl Nic {
                 self.link_at = None;
                 if !self.link_up {
                     self.link_up = true;
-                    self.eicr |= EICR_LSC;
+                    self.irq.other |= EICR_LSC;
                 }
             }
         }
@@ -290,6 +312,13 @@ impl Nic {
         qs.pending = None;
         qs.en = p.value;
         true
+    }
+
+    /// The device may not master the bus: CTRL.PCIe Master Disable, or Bus Master Enable clear
+    /// in config space (PCI 3.0 §6.2.2: no master requests without BME).
+    #[inline(always)]
+    pub(crate) fn dma_blocked(&self) -> bool {
+        self.r(CTRL) & CTRL_MASTER_DISABLE != 0 || !self.config.bus_master()
     }
 
     pub(crate) fn link_is_up(&self) -> bool {

@@ -108,7 +108,7 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
             queue = ((n.r(RETA + 4 * (e / 4)) >> (8 * (e % 4))) & 0xF) as u16;
         }
     }
-    if !n.held.is_empty() || n.r(CTRL) & CTRL_MASTER_DISABLE != 0 {
+    if !n.held.is_empty() || n.dma_blocked() {
         hold(n, queue, hash, info, frame);
         return;
     }
@@ -136,7 +136,7 @@ pub(crate) fn hold(n: &mut Nic, queue: u16, hash: u32, info: u32, frame: &[u8]) 
     let need = frame.len() + 4;
     if n.held_bytes + need > cap {
         n.inc(RXMPC, 1);
-        n.eicr |= EICR_RX_MISS;
+        n.irq.other |= EICR_RX_MISS;
         n.wire.rx_missed += 1;
         return;
     }
@@ -156,7 +156,7 @@ pub(crate) fn hold(n: &mut Nic, queue: u16, hash: u32, info: u32, frame: &[u8]) 
 /// Moves frames from the packet buffer to their queues while descriptors are available.
 #[inline(never)]
 pub(crate) fn drain_held(n: &mut Nic, i: usize, core: &mut Core) {
-    if n.r(CTRL) & CTRL_MASTER_DISABLE != 0 {
+    if n.dma_blocked() {
         return;
     }
     while let Some(h) = n.held.pop_front() {
@@ -307,5 +307,6 @@ pub(crate) fn deliver(
         n.add36(RXDGBCL, dlen as u64);
     }
     n.wire.rx_delivered += 1;
+    n.queue_cause(false, q);
     Deliver::Done
 }

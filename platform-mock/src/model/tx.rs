@@ -84,7 +84,7 @@ pub(crate) fn tx_one(
         || qs.head == qs.tail
         || n.r(DMATXCTL) & DMATXCTL_TE == 0
         || !n.link_is_up()
-        || n.r(CTRL) & CTRL_MASTER_DISABLE != 0
+        || n.dma_blocked()
         || bit_get(&n.faults.stall_tx, q)
     {
         return TxStep::Idle;
@@ -165,6 +165,10 @@ pub(crate) fn tx_one(
         }
     }
     n.tx[q].head = idx;
+    // A descriptor (RS) or head write-back is the queue's interrupt cause (§7.2.3.5, §7.3.4).
+    if head_wb || wthresh > 0 || descs.iter().any(|d| d.cmd & (1 << 27) != 0) {
+        n.queue_cause(true, q);
+    }
     if head_wb {
         let wb = u64::from(n.r(tx_base(q as u32) + Q_WBAH)) << 32 | u64::from(wbal & !3);
         if let Err(f) = core.dma.write_u32(wb, idx) {
