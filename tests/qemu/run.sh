@@ -562,6 +562,7 @@ run_sim_boot() {
     cmdline="$cmdline qtest.pings=$PINGS qtest.fwdpackets=$fwd_packets qtest.fwdsecs=$FWD_SECONDS"
     case "$machine" in *kernel-irqchip=split*) cmdline="$cmdline intel_iommu=on" ;; esac
     [ "$mode" = fwd-noiommu ] && cmdline="$cmdline vfio.enable_unsafe_noiommu_mode=1"
+    cmdline="$cmdline ${GUEST_CMDLINE:-}"
     log "case '$name': qemu ($ACCEL, -smp $smp, $nports vfio-user port(s))"
     local t0 rc=0
     t0=$(date +%s)
@@ -590,8 +591,8 @@ run_sim_boot() {
     fi
 
     # The model's violations: every line ixgbe-sim logs about one, and its exit summary.
-    grep -i 'violation' "$simlog" "$WORK/$name.sim.out" 2>/dev/null | sed 's/^[^:]*://' >"$WORK/$name.violations" || true
-    VIOLATIONS[$name]=$(sim_violation_count "$WORK/$name.violations")
+    grep -h ': violation: ' "$simlog" >"$WORK/$name.violations" || true
+    VIOLATIONS[$name]=$(sim_violation_count "$WORK/$name.sim.out" "$WORK/$name.violations")
 
     local why
     why=$(qemu_rc_why $rc)
@@ -605,13 +606,16 @@ run_sim_boot() {
     if [ -z "$why" ]; then record "$name" PASS; else record "$name" FAIL "$why"; fi
 }
 
-# The number of violations in ixgbe-sim's log: its exit summary's count when it prints one,
-# else the number of lines naming a violation.
-sim_violation_count() {
-    local f=$1 n
-    n=$(sed -n 's/.*violations[:=] *\([0-9]\+\).*/\1/Ip' "$f" | tail -n1)
-    [ -n "$n" ] || n=$(grep -c . "$f" || true)
-    echo "${n:-0}"
+# The number of violations: from ixgbe-sim's exit summary ("N violation(s) logged, M
+# suppressed") when it printed one, else the number of violation lines it logged.
+sim_violation_count() { # summary-file violation-lines-file
+    local line
+    line=$(grep -m1 '^ixgbe-sim summary:' "$1" 2>/dev/null || true)
+    if [ -n "$line" ]; then
+        echo "$line" | sed -n 's/.* \([0-9]\+\) violation(s) logged, \([0-9]\+\) suppressed.*/\1 (+\2 suppressed)/p'
+    else
+        echo "$(grep -c . "$2" || true) (no summary)"
+    fi
 }
 
 run_case() {
@@ -659,7 +663,7 @@ main() {
     for n in "${CASE_ORDER[@]}"; do
         if [ -s "$WORK/$n.violations" ]; then
             echo "violations logged by ixgbe-sim in $n:"
-            sed 's/^/  /' "$WORK/$n.violations" | sort | uniq -c | sort -rn | head -n 40
+            sed 's/^ixgbe-sim: //; s/\[[0-9.]*s\] //; s/^/  /' "$WORK/$n.violations" | sort | uniq -c | sort -rn | head -n 40
         fi
         [ "${RESULT[$n]}" = FAIL ] && echo "FAIL $n: ${WHY[$n]}"
     done

@@ -14,7 +14,7 @@
 #![allow(dead_code)]
 
 /// MAC address of the host peer (locally administered).
-pub const PEER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
+pub const PEER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0xfe];
 /// The peer's IPv4 address (answers ARP and ICMP echo for it).
 pub const PEER_IP: [u8; 4] = [10, 0, 0, 1];
 /// The guest's IPv4 address on the port under test.
@@ -665,7 +665,7 @@ mod tests {
             Some([0, 0x1b, 0x21, 0x0a, 0x0b, 0x0c])
         );
         assert_eq!(parse_mac("00:1b:21"), None);
-        assert_eq!(fmt_mac(&PEER_MAC), "02:00:00:00:00:01");
+        assert_eq!(fmt_mac(&PEER_MAC), "02:00:00:00:00:fe");
         assert_eq!(flow_source(3), ([10, 0, 0, 103], 7003));
     }
 }

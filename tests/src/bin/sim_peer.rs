@@ -58,7 +58,7 @@ fn parse_args() -> Result<Args, String> {
         pings: 100,
         window: 128,
         fwd_target: None,
-        fwd_dst: [0x02, 0, 0, 0, 0, 0x10],
+        fwd_dst: [0x02, 0, 0, 0, 0, 0x01],
         timeout: Duration::from_secs(300),
     };
     let mut it = std::env::args().skip(1);
@@ -177,6 +177,8 @@ fn open_wires(args: &Args) -> Result<Vec<Wire>, String> {
         drop(probe);
         let port = sock.local_addr().map_err(|e| e.to_string())?.port();
         sock.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let got = enlarge_rcvbuf(&sock, 16 << 20);
+        println!("PEER: wire socket 127.0.0.1:{port}, receive buffer {got} bytes");
         lines.push_str(&format!("{port} {sim_port}\n"));
         wires.push(Wire {
             sock,
@@ -191,6 +193,49 @@ fn open_wires(args: &Args) -> Result<Vec<Wire>, String> {
     std::fs::write(&tmp, lines).map_err(|e| format!("write {tmp}: {e}"))?;
     std::fs::rename(&tmp, &args.ports_file).map_err(|e| format!("rename {tmp}: {e}"))?;
     Ok(wires)
+}
+
+/// Asks for a receive buffer of `bytes` (SO_RCVBUFFORCE as root, else SO_RCVBUF up to
+/// rmem_max): ixgbe-sim sends a guest's bursts at memory speed, and loopback drops what does
+/// not fit; those drops would be the test harness's, not the model's. Returns what the kernel
+/// granted.
+fn enlarge_rcvbuf(sock: &UdpSocket, bytes: i32) -> i32 {
+    use std::os::fd::AsRawFd;
+    let fd = sock.as_raw_fd();
+    let len = std::mem::size_of::<i32>() as libc::socklen_t;
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: `fd` is an open socket owned by `sock`; the option value is a valid i32 of
+        // the length given.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&bytes as *const i32).cast(),
+                len,
+            )
+        };
+        if r == 0 {
+            break;
+        }
+    }
+    let mut got: i32 = 0;
+    let mut got_len = len;
+    // SAFETY: as above; `got` and `got_len` are valid for writes of the sizes given.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&mut got as *mut i32).cast(),
+            &mut got_len,
+        )
+    };
+    if r == 0 {
+        got
+    } else {
+        -1
+    }
 }
 
 fn run(args: &Args) -> Result<bool, String> {
