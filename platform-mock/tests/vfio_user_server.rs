@@ -303,6 +303,13 @@ fn received(ram: &GuestRam, ring: usize, i: usize) -> (u64, u64) {
 #[cfg_attr(miri, ignore = "sockets and processes")]
 fn config_space_bar0_and_regions() {
     let mut p = SimProcess::start(&[]);
+    // A connection that never gets to a request (a liveness probe) is not a session.
+    drop(std::os::unix::net::UnixStream::connect(&p.socket).expect("probe"));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        p.child.try_wait().expect("try_wait").is_none(),
+        "a probe does not end it"
+    );
     let mut c = p.client();
     let mut id = [0u8; 4];
     c.region_read(CFG, 0, &mut id).expect("config read");
@@ -358,6 +365,7 @@ fn config_space_bar0_and_regions() {
     let (code, summary) = p.wait_exit();
     assert_eq!(code, Some(0), "summary:\n{summary}");
     assert!(summary.contains("port 0 (02:00:00:00:00:01)"), "{summary}");
+    assert!(summary.contains("sessions 1,"), "{summary}");
     assert!(!p.socket.exists(), "socket removed");
 }
 
@@ -580,4 +588,38 @@ fn dual_port_cable_in_one_guest() {
     );
     assert!(summary.contains("violations 0"), "{summary}");
     assert!(!summary.contains("violations 1"), "{summary}");
+}
+
+/// The built-in peer: its generator's frames land in the guest's RX ring, and a frame the guest
+/// sends back unchanged passes its checker.
+#[test]
+#[cfg_attr(miri, ignore = "sockets and processes")]
+fn builtin_peer_feeds_rx_and_checks_tx() {
+    let mut p = SimProcess::start(&["--peer", "0", "--peer-pps", "200", "--peer-size", "128"]);
+    let mut c = p.client();
+    let ram = GuestRam::new(4 << 20);
+    c.dma_map(0, IOVA, ram.len as u64, ram.fd.as_raw_fd())
+        .expect("DMA_MAP");
+    poll_until("link up", || rd32(&mut c, LINKS) & (1 << 30) != 0);
+    setup_rx(&mut c, &ram, 0x1000, 0x2_0000);
+    let (status, len) = received(&ram, 0x1000, 0);
+    assert_eq!((status & 0b11, len), (0b11, 128));
+    let frame = ram.read(0x2_0000, 128);
+    assert_eq!(
+        &frame[..6],
+        &[2, 0, 0, 0, 0, 1],
+        "addressed to the port's MAC"
+    );
+    setup_tx(&mut c, 0);
+    transmit(&mut c, &ram, 0, 0, 0x1_0000, &frame);
+    poll_until("TX DD", || ram.u64_at(8) >> 32 & 1 != 0);
+    c.shutdown().expect("shutdown");
+    drop(c);
+    let (code, summary) = p.wait_exit();
+    assert_eq!(code, Some(0), "{summary}");
+    // Frames the generator sent before RX was enabled count as lost: only intact matters here.
+    assert!(
+        summary.contains("checker saw 1 from it (0 corrupted"),
+        "{summary}"
+    );
 }

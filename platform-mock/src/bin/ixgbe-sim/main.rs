@@ -314,7 +314,16 @@ fn serve(server: &Server, port: &mut Port, tx: &mpsc::Sender<Event>) {
         let connected = session.connected();
         port.disconnected();
         let err = r.err().map(|e| e.to_string());
-        if (connected || err.is_some()) && tx.send(Event::Ended(port.index, err)).is_err() {
+        if !connected {
+            // A probe (another ixgbe-sim checking for a live socket) or a client that never got
+            // past the handshake: not a session. Back off so a failing accept cannot spin.
+            if let Some(e) = err {
+                warn!("port {}: connection without a session: {e}", port.index);
+                thread::sleep(Duration::from_millis(100));
+            }
+            continue;
+        }
+        if tx.send(Event::Ended(port.index, err)).is_err() {
             return;
         }
     }

@@ -3,9 +3,10 @@
 //!
 //! The model has a single bus address space, so one `ixgbe-sim` process serves one guest: the
 //! ports of a dual-port card in the same VM map the same RAM at the same addresses. Each port
-//! keeps its own mmap references; a window both ports map identically is installed in the model
-//! once and stays while either port keeps it. (Two VMs on two ports would collide: run two
-//! processes joined by `--wire` instead.)
+//! keeps its own mmap references. The model gets, for each bus address, the oldest live mapping
+//! that covers it (windows two ports map identically are installed once and stay while either
+//! port keeps them; overlapping ones fill each other's gaps). Two VMs on two ports would collide:
+//! run two processes joined by `--wire` instead.
 
 use std::fs::File;
 use std::io;
@@ -80,9 +81,18 @@ impl Drop for Mmap {
 struct Entry {
     bus: u64,
     len: usize,
-    /// One mapping per port that mapped this range (the first one is installed).
+    /// One mapping per port that mapped this range; the first one backs the model's windows.
     maps: Vec<(usize, Mmap)>,
-    installed: bool,
+    /// Sub-ranges `(bus, len)` installed in the model from `maps[0]`: the parts of the range no
+    /// older entry covers (the firmware remaps RAM piecemeal, and the two ports' clients do it
+    /// at different moments).
+    pieces: Vec<(u64, u64)>,
+}
+
+impl Entry {
+    fn end(&self) -> u64 {
+        self.bus + self.len as u64
+    }
 }
 
 /// Every DMA window of every port of one process.
@@ -132,43 +142,59 @@ impl Registry {
         );
         let mut entries = self.lock();
         if let Some(e) = entries.iter_mut().find(|e| e.bus == bus && e.len == len) {
-            // The other port of the same guest maps the same RAM: keep its window.
-            e.maps.retain(|(p, _)| *p != port);
+            // The other port of the same guest maps the same RAM: keep the installed mapping.
+            if let Some(i) = e.maps.iter().position(|(p, _)| *p == port) {
+                if i == 0 {
+                    self.uninstall(e);
+                }
+                e.maps.remove(i);
+            }
             e.maps.push((port, map));
-            return Ok(());
+        } else {
+            entries.push(Entry {
+                bus,
+                len,
+                maps: vec![(port, map)],
+                pieces: Vec::new(),
+            });
         }
-        let mut e = Entry {
-            bus,
-            len,
-            maps: vec![(port, map)],
-            installed: false,
-        };
-        self.install(&mut e);
-        if !e.installed {
-            warn!(
-                "port {port}: DMA window {bus:#x}+{size:#x} overlaps another one; \
-                 installed when that one goes"
-            );
-        }
-        entries.push(e);
+        self.fill_gaps(&mut entries);
         Ok(())
     }
 
-    fn install(&self, e: &mut Entry) {
-        let Some((_, m)) = e.maps.first() else {
-            return;
-        };
-        // SAFETY: the mmap stays alive while the entry holds it; an entry is uninstalled
-        // (`uninstall`) before its last mapping is dropped, and the registry uninstalls
-        // everything on drop. No Rust references to guest memory are ever created.
-        e.installed = unsafe { self.sim.map_bus_window(e.bus, e.len, m.ptr) };
+    /// Installs, for every entry in age order, the parts of its range that no window covers.
+    fn fill_gaps(&self, entries: &mut [Entry]) {
+        let mut taken: Vec<(u64, u64)> = entries
+            .iter()
+            .flat_map(|e| e.pieces.iter().map(|&(b, l)| (b, b + l)))
+            .collect();
+        for e in entries.iter_mut() {
+            let Some(ptr) = e.maps.first().map(|(_, m)| m.ptr) else {
+                continue;
+            };
+            for (start, end) in gaps(e.bus, e.end(), &taken) {
+                let host_off = (start - e.bus) as usize;
+                // SAFETY: `host_off < len`, inside the mapping.
+                let host = unsafe { ptr.add(host_off) };
+                let len = (end - start) as usize;
+                // SAFETY: the mmap behind `host` stays alive while the entry holds it; the entry's
+                // pieces are removed from the model (`uninstall`) before `maps[0]` is dropped or
+                // replaced, and the registry uninstalls everything on drop. No Rust references
+                // to guest memory are ever created.
+                if unsafe { self.sim.map_bus_window(start, len, host) } {
+                    e.pieces.push((start, end - start));
+                    taken.push((start, end));
+                } else {
+                    warn!("DMA window {start:#x}..{end:#x} refused by the model");
+                }
+            }
+        }
     }
 
     fn uninstall(&self, e: &mut Entry) {
-        if e.installed {
-            // Windows never overlap, so only this entry's window starts in its own range.
-            self.sim.unmap_bus_window(e.bus, e.len as u64);
-            e.installed = false;
+        for (b, l) in e.pieces.drain(..) {
+            // Windows never overlap, so only this piece starts inside its own range.
+            self.sim.unmap_bus_window(b, l);
         }
     }
 
@@ -176,7 +202,6 @@ impl Registry {
     fn release(&self, port: usize, hit: impl Fn(&Entry) -> bool) -> usize {
         let mut entries = self.lock();
         let mut released = 0;
-        let mut freed = false;
         for e in entries.iter_mut().filter(|e| hit(e)) {
             let Some(i) = e.maps.iter().position(|(p, _)| *p == port) else {
                 continue;
@@ -187,19 +212,10 @@ impl Registry {
                 self.uninstall(e);
             }
             e.maps.remove(i);
-            if e.maps.is_empty() {
-                freed = true;
-            } else if !e.installed {
-                self.install(e);
-            }
         }
         entries.retain(|e| !e.maps.is_empty());
-        if freed {
-            // A window went away: ranges it blocked may fit now.
-            for e in entries.iter_mut().filter(|e| !e.installed) {
-                self.install(e);
-            }
-        }
+        // Replaced or freed ranges: the next mapping (or a younger overlapping one) takes over.
+        self.fill_gaps(&mut entries);
         released
     }
 
@@ -219,6 +235,31 @@ impl Registry {
     pub fn unmap_port(&self, port: usize) -> usize {
         self.release(port, |_| true)
     }
+}
+
+/// The parts of `[start, end)` not covered by any of the half-open ranges in `taken`.
+fn gaps(start: u64, end: u64, taken: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut cover: Vec<(u64, u64)> = taken
+        .iter()
+        .filter(|&&(b, e)| b < end && e > start)
+        .copied()
+        .collect();
+    cover.sort_unstable();
+    let mut out = Vec::new();
+    let mut at = start;
+    for (b, e) in cover {
+        if b > at {
+            out.push((at, b.min(end)));
+        }
+        at = at.max(e);
+        if at >= end {
+            break;
+        }
+    }
+    if at < end {
+        out.push((at, end));
+    }
+    out
 }
 
 impl Drop for Registry {
@@ -299,6 +340,40 @@ mod tests {
             !installed(&sim, bus + 0x1000, 0x1000),
             "dropping the registry unmaps"
         );
+    }
+
+    #[test]
+    fn gaps_of_a_range() {
+        assert_eq!(gaps(0, 100, &[]), vec![(0, 100)]);
+        assert_eq!(
+            gaps(0, 100, &[(10, 20), (50, 200)]),
+            vec![(0, 10), (20, 50)]
+        );
+        assert_eq!(gaps(10, 20, &[(0, 15), (15, 30)]), vec![]);
+        assert_eq!(gaps(10, 20, &[(0, 5), (25, 30)]), vec![(10, 20)]);
+        assert_eq!(gaps(0, 30, &[(5, 10), (8, 12)]), vec![(0, 5), (12, 30)]);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap of a memfd")]
+    fn piecemeal_remaps_of_two_ports_leave_no_hole() {
+        let sim = Sim::new();
+        let reg = Registry::new(sim.clone());
+        let ram = memfd(1 << 20);
+        let rw = DmaMapFlags::READ_WRITE;
+        let fd = || Some(ram.try_clone().unwrap());
+        // Port 1 maps RAM in two pieces, port 0 in one: the part port 1 lacks comes from 0.
+        reg.map(1, rw, 0, 0, 0x4_0000, fd()).unwrap();
+        reg.map(0, rw, 0, 0, 1 << 20, fd()).unwrap();
+        reg.map(1, rw, 0x8_0000, 0x8_0000, 0x8_0000, fd()).unwrap();
+        for probe in [0, 0x4_0000, 0x7_F000, 0x8_0000, 0xF_F000] {
+            assert!(installed(&sim, probe, 1), "{probe:#x} reachable");
+        }
+        // Port 0 goes: the hole 0x40000..0x80000 has no mapping left, the rest stays.
+        reg.unmap_port(0);
+        assert!(installed(&sim, 0x3_F000, 1));
+        assert!(!installed(&sim, 0x4_0000, 1));
+        assert!(installed(&sim, 0x8_0000, 1));
     }
 
     #[test]
