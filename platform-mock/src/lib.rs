@@ -23,6 +23,20 @@
 //! | RDRXCTL.DMAIDONE set | 2 ms after the reset completes |
 //! | Link up (LINKS bit 30, speed 11b) | [`NicConfig::link_up_delay`] (20 ms) after power-on, reset completion, AUTOC.Restart_AN or re-plugging |
 //! | RXDCTL / TXDCTL.ENABLE read-back | after two further reads of the register, or 5 µs |
+//! | EERD.DONE after START | on the next read of EERD, or 1 µs |
+//! | A held MSI-X / legacy interrupt (EITR) | the vector's EITR interval after its previous message |
+//! | FLR ([`Sim::function_reset`]): Auto_RD, DMAIDONE, link | 1 ms, 2 ms, [`NicConfig::link_up_delay`] |
+//!
+//! # What Linux's ixgbe finds
+//!
+//! [`pci`] describes the configuration space (X520-2: 8086:10FB, subsystem 8086:000C; PM,
+//! MSI, MSI-X with 64 vectors in BAR4, PCIe 5 GT/s x8, AER, serial number). [`eeprom`] is the
+//! NVM image read through EERD (valid checksum as `ixgbe_calc_eeprom_checksum_generic`
+//! computes it, MAC, PBA, SFP+ init sequences, firmware version). [`sfp`] is the SFP+ cage:
+//! a passive direct-attach cable answering on the I2C bus bit-banged through I2CCTL. The
+//! interrupt logic (IVAR, EIAC, EIAM, EITR, the MSI-X table and PBA of [`Sim::bar4_read`])
+//! delivers messages through [`Sim::attach_interrupts`]. MDIO reads find no PHY. The IPsec /
+//! LinkSec offload reads as fused off (SECTXSTAT / SECRXSTAT.OFF_DIS).
 //!
 //! Virtual time only moves in [`Sim::advance`] and [`Platform::delay`]. While a
 //! [`TrafficSource`] is attached, time advances in 100 µs slices so sources, RX and TX interleave.
@@ -81,6 +95,9 @@ pub struct NicConfig {
     pub pci_enabled: bool,
     /// The module in the SFP+ cage (identified over I2C). Link does not depend on it.
     pub module: SfpModule,
+    /// Which port of the dual-port device this function is (STATUS.LAN_ID, 0 or 1): Linux
+    /// names the SFP type `_core0` / `_core1` after it.
+    pub lan_id: u8,
     /// Virtual time from a reset or AUTOC.Restart_AN to link up.
     pub link_up_delay: Duration,
 }
@@ -93,6 +110,7 @@ impl Default for NicConfig {
             subsystem_id: 0x000C,
             pci_enabled: true,
             module: SfpModule::DirectAttachCopper,
+            lan_id: 0,
             link_up_delay: Duration::from_millis(20),
         }
     }

@@ -3,7 +3,7 @@
 //! The vfio-user front end reads and writes it through [`Sim::config_read`] /
 //! [`Sim::config_write`](crate::Sim::config_write). A NIC made by [`Sim::add_nic`] starts enabled
 //! (memory space and bus master on, as `platform-linux` leaves a real board) unless
-//! [`NicConfig::power_on`](crate::NicConfig::power_on) asks for the reset state (command = 0).
+//! [`NicConfig::pci_enabled`](crate::NicConfig::pci_enabled) is false (reset state, command = 0).
 //!
 //! Layout (as Linux's ixgbe and the PCI core read it):
 //!

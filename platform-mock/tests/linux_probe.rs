@@ -58,7 +58,7 @@ fn linux_checksum(p: &SimPlatform) -> u16 {
 
 #[test]
 fn eeprom_reads_and_checksum_as_linux_computes_it() {
-    let (_sim, _nic, p) = one_nic();
+    let (sim, nic, p) = one_nic();
     let eec = rd(&p, EEC);
     assert_ne!(eec & (1 << 8), 0, "EE_PRES");
     assert_ne!(eec & (1 << 9), 0, "Auto_RD");
@@ -69,6 +69,12 @@ fn eeprom_reads_and_checksum_as_linux_computes_it() {
     wr(&p, EERD, 1);
     assert_eq!(rd(&p, EERD) & 2, 0, "DONE only after a short time");
     assert_ne!(rd(&p, EERD) & 2, 0);
+    // Or once the read time has passed.
+    wr(&p, EERD, 0x3F << 2 | 1);
+    p.delay(Duration::from_micros(2));
+    let v = rd(&p, EERD);
+    assert_ne!(v & 2, 0);
+    assert_eq!((v >> 16) as u16, sim.eeprom(nic)[0x3F]);
     assert_eq!(eerd(&p, 0x00), Some(0x0040));
     // ixgbe_validate_eeprom_checksum_generic.
     assert_eq!(linux_checksum(&p), eerd(&p, 0x3F).expect("read"));
@@ -368,6 +374,18 @@ fn sfp_module_identifies_as_passive_da_core0() {
         [0, 0, 0],
         "unspecified OUI: ixgbe_phy_sfp_passive_unknown"
     );
+    // Nobody answers at other addresses.
+    assert_eq!(b.read_byte(0, 0xA4), Err(()));
+    // And the bus still works afterwards.
+    assert_eq!(b.read_byte(0x00, 0xA0), Ok(0x03));
+    assert_no_violations(&sim);
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "slow under Miri: ~25 000 bit-banged I2CCTL accesses")]
+fn sfp_id_page_check_codes() {
+    let (_sim, _nic, p) = one_nic();
+    let b = Bus(&p);
     let page: Vec<u8> = (0..96)
         .map(|o| b.read_byte(o, 0xA0).expect("byte"))
         .collect();
@@ -376,11 +394,18 @@ fn sfp_module_identifies_as_passive_da_core0() {
     assert_eq!(cc(64..95), page[95], "CC_EXT");
     assert_eq!(&page[20..36], b"PLATFORM-MOCK   ");
     assert_eq!(page[2], 0x21, "copper pigtail");
-    // Nobody answers at other addresses.
-    assert_eq!(b.read_byte(0, 0xA4), Err(()));
-    // And the bus still works afterwards.
-    assert_eq!(b.read_byte(0x00, 0xA0), Ok(0x03));
-    assert_no_violations(&sim);
+}
+
+#[test]
+fn second_port_identifies_as_core1() {
+    let sim = Sim::new();
+    let nic = sim.add_nic(NicConfig {
+        lan_id: 1,
+        ..NicConfig::default()
+    });
+    let p = sim.platform(nic);
+    assert_eq!((rd(&p, STATUS) >> 2) & 3, 1, "STATUS.LAN_ID");
+    assert_eq!(identify(&p), Ok(4), "ixgbe_sfp_type_da_cu_core1");
 }
 
 #[test]

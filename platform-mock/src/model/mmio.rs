@@ -121,10 +121,12 @@ impl World {
                 v
             }
             STATUS => {
+                // LAN_ID (bits 3:2), PCIe Master Enable Status (bit 19).
+                let lan = u32::from(n.cfg.lan_id & 1) << 2;
                 if n.dma_blocked() {
-                    0
+                    lan
                 } else {
-                    STATUS_MASTER_ENABLE
+                    lan | STATUS_MASTER_ENABLE
                 }
             }
             SWSM => {
@@ -154,15 +156,20 @@ impl World {
             }
             EERD => {
                 let v = n.r(EERD);
-                if n.eerd_due.take().is_some() {
-                    // Second look: the word is there (§8.2.3.2.2: DONE when data is valid).
-                    let addr = ((v >> 2) & 0x3FFF) as usize;
-                    let word = n.eeprom.get(addr).copied().unwrap_or(0xFFFF);
-                    let done = (v & 0xFFFC) | EERD_DONE | u32::from(word) << 16;
-                    n.set(EERD, done);
+                let Some(due) = n.eerd_due.take() else {
                     return v;
+                };
+                // The word is there on the next look, or once the read time passed
+                // (§8.2.3.2.2: DONE set when DATA is valid).
+                let addr = ((v >> 2) & 0x3FFF) as usize;
+                let word = n.eeprom.get(addr).copied().unwrap_or(0xFFFF);
+                let done = (v & 0xFFFC) | EERD_DONE | u32::from(word) << 16;
+                n.set(EERD, done);
+                if core.now >= due {
+                    done
+                } else {
+                    v
                 }
-                v
             }
             SECTXSTAT => {
                 let rdy = u32::from(n.r(SECTXCTRL) & SECTXCTRL_TX_DIS != 0);
