@@ -267,9 +267,94 @@ $after" | awk '{ if ($1 in a) { if ($2 > a[$1]) n++ } else a[$1] = $2 } END { pr
     dump_ixgbe_state
 }
 
+# run_fwd <label>: our ixgbe-fwd between the two ports until it forwarded qtest.fwdpackets frames
+# (the peer injects them on port 0 and checks them on port 1).
+run_fwd() {
+    A1=$(arg qtest.addr)
+    A2=$(arg qtest.addr2)
+    P=$(arg qtest.fwdpackets)
+    S=$(arg qtest.fwdsecs)
+    say "ixgbe-fwd $A1 $A2 --packets $P --seconds $S"
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    out=$(/bin/ixgbe-fwd "$A1" "$A2" --packets "$P" --seconds "$S" --json 2>&1)
+    rc=$?
+    t1=$(cut -d' ' -f1 /proc/uptime)
+    echo "$out" | sed 's/^/  ixgbe-fwd: /'
+    # The JSON summary: tx_packets of the second device is what reached the peer's wire 1.
+    tx2=$(echo "$out" | tail -n1 | sed -n 's/.*"name":"[^"]*","rx_bytes":[0-9]*,"rx_dropped":[0-9]*,"rx_missed":[0-9]*,"rx_packets":[0-9]*,"tx_bytes":[0-9]*,"tx_packets":\([0-9]*\)}\].*/\1/p')
+    if [ $rc -eq 0 ] && [ "${tx2:-0}" -ge "$P" ]; then
+        pass "fwd-run ($1: ixgbe-fwd exit 0 after forwarding $tx2 frames to port 1, ${t0}s..${t1}s of guest uptime)"
+    else
+        fail "fwd-run: $1: ixgbe-fwd exit $rc, port 1 sent ${tx2:-?} of $P frames"
+    fi
+    say "drivers after ixgbe-fwd: $A1 $(driver_of "$A1"), $A2 $(driver_of "$A2")"
+}
+
+# Linux's ixgbe.ko probes both ports and brings their links up; then our forwarder takes them
+# through sysfs (it unbinds the kernel driver itself).
+linux_then_ours_main() {
+    A1=$(arg qtest.addr)
+    A2=$(arg qtest.addr2)
+    load_modules ixgbe
+    if [ "$(driver_of "$A1") $(driver_of "$A2")" = "ixgbe ixgbe" ]; then
+        pass "ixgbe-bound (both ports bound to ixgbe)"
+    else
+        fail "ixgbe-bound: drivers $(driver_of "$A1") $(driver_of "$A2")"
+    fi
+    ok=1
+    for a in $A1 $A2; do
+        UPADDR=$a
+        wait_for 20 '[ -n "$(netdev_of "$UPADDR")" ]' || { ok=0; continue; }
+        ip link set "$(netdev_of "$a")" up
+    done
+    for a in $A1 $A2; do
+        i=$(netdev_of "$a")
+        if [ -z "$i" ] || ! wait_for 60 '[ "$(cat /sys/class/net/'"$i"'/carrier 2>/dev/null)" = 1 ]'; then
+            ok=0
+            continue
+        fi
+        say "$a: $i carrier up at $(cat "/sys/class/net/$i/speed") Mb/s"
+        [ "$(cat "/sys/class/net/$i/speed")" = 10000 ] || ok=0
+    done
+    if [ $ok -eq 1 ]; then pass "link-up (both ports up at 10000 Mb/s under ixgbe.ko)"; else fail "link-up: not both ports up at 10000 Mb/s"; fi
+    for a in $A1 $A2; do ip link set "$(netdev_of "$a")" down 2>/dev/null; done
+    run_fwd "after ixgbe.ko"
+    if [ "$(driver_of "$A1") $(driver_of "$A2")" = "none none" ]; then
+        pass "taken-over (ixgbe.ko unbound from both ports)"
+    else
+        fail "taken-over: drivers $(driver_of "$A1") $(driver_of "$A2")"
+    fi
+}
+
+fwd_vfio_main() {
+    A1=$(arg qtest.addr)
+    A2=$(arg qtest.addr2)
+    load_modules vfio
+    for a in $A1 $A2; do
+        echo vfio-pci >"/sys/bus/pci/devices/$a/driver_override"
+        echo "$a" >/sys/bus/pci/drivers_probe
+    done
+    if [ "$(driver_of "$A1") $(driver_of "$A2")" = "vfio-pci vfio-pci" ]; then
+        pass "vfio-bind (both ports bound to vfio-pci)"
+    else
+        fail "vfio-bind: drivers $(driver_of "$A1") $(driver_of "$A2")"
+    fi
+    groups=
+    for a in $A1 $A2; do
+        g=$(basename "$(readlink "/sys/bus/pci/devices/$a/iommu_group" 2>/dev/null)")
+        groups="$groups $g:$(ls /dev/vfio | tr '\n' ' ')"
+        [ -e "/dev/vfio/$g" ] || { fail "vfio-group: $a: no /dev/vfio/$g (group '$g'; /dev/vfio has: $(ls /dev/vfio | tr '\n' ' '))"; return; }
+    done
+    pass "vfio-group (groups$groups)"
+    run_fwd "through VFIO"
+}
+
 case "$MODE" in
 sysfs | vfio) igb_main ;;
 linux-ixgbe) linux_ixgbe_main ;;
+linux-then-ours) linux_then_ours_main ;;
+fwd-sysfs) run_fwd "through sysfs" ;;
+fwd-vfio) fwd_vfio_main ;;
 *) fail "mode: unknown qtest.mode '$MODE'" ;;
 esac
 finish

@@ -13,7 +13,7 @@
 # Run as root on Debian bookworm:  bash tests/qemu/run.sh
 # Environment: ACCEL=tcg|kvm (default tcg), CARGO_TARGET_DIR, QEMU_CACHE (default
 # <target>/qemu-cache), BOOT_TIMEOUT seconds per boot (default 240), FRAMES per direction on igb
-# (64), SIM_FRAMES per direction in linux-ixgbe, SIM_FLOWS (16), SIM_WINDOW (128), PINGS (100),
+# (64), SIM_FRAMES per direction in linux-ixgbe, SIM_FLOWS (16), SIM_WINDOW (64), PINGS (100),
 # FWD_FRAMES (forwarded in the fwd cases), CASES, QEMU_E2E_NO_FWD=1 (no ixgbe-fwd at all),
 # KEEP_WORK=1 (keep the temporary directory with consoles and logs).
 set -euo pipefail
@@ -28,10 +28,11 @@ BOOT_TIMEOUT=${BOOT_TIMEOUT:-240}
 FRAMES=${FRAMES:-64}
 SIM_FRAMES=${SIM_FRAMES:-10000}
 SIM_FLOWS=${SIM_FLOWS:-16}
-SIM_WINDOW=${SIM_WINDOW:-128}
+SIM_WINDOW=${SIM_WINDOW:-64}
 PINGS=${PINGS:-100}
 FWD_FRAMES=${FWD_FRAMES:-1000}
-FWD_SECONDS=${FWD_SECONDS:-120}
+FWD_SECONDS=${FWD_SECONDS:-30}
+FWD_WINDOW=${FWD_WINDOW:-32}
 TRIPLE=x86_64-unknown-linux-gnu
 GUEST_MAC=52:54:00:12:34:56
 # PCI slots of the igb device under test and of the second one in boot 1 (addresses in the guest).
@@ -474,11 +475,9 @@ sim_markers() {
         echo "ixgbe-bound link-up msix-vectors ping guest-to-host host-to-guest-bytes host-to-guest"
         echo "rss-spread nic-error-counters stats-agree queue-interrupts unbind rebind rebind-link rebind-ping"
         ;;
-    linux-then-ours)
-        echo "ixgbe-bound link-up ping unbind fwd-open fwd-exit"
-        ;;
-    fwd-sysfs) echo "fwd-open fwd-exit" ;;
-    fwd-vfio) echo "vfio-bind vfio-group fwd-open fwd-exit" ;;
+    linux-then-ours) echo "ixgbe-bound link-up fwd-run taken-over" ;;
+    fwd-sysfs) echo "fwd-run" ;;
+    fwd-vfio) echo "vfio-bind vfio-group fwd-run" ;;
     esac
 }
 
@@ -502,11 +501,11 @@ stop_pid() { # pid seconds
     return $rc
 }
 
-# run_sim_boot <case> <guest-mode> <ports> <smp> <peer-mode> <machine> [qemu args...]: a boot
+# run_sim_boot <case> <guest-mode> <ports> <smp> <peer-mode> <procs> <machine> [qemu args...]: a boot
 # whose PCI devices are ixgbe-sim's ports over vfio-user (slots 0x4 and 0x5).
 run_sim_boot() {
-    local name=$1 mode=$2 nports=$3 smp=$4 peer_mode=$5 machine=$6
-    shift 6
+    local name=$1 mode=$2 nports=$3 smp=$4 peer_mode=$5 procs=$6 machine=$7
+    shift 7
     VIOLATIONS[$name]=?
     INFO[$name]=
     if [ -z "$SIM_BIN" ]; then
@@ -515,12 +514,12 @@ run_sim_boot() {
         return
     fi
     local console="$WORK/$name.console" peerlog="$WORK/$name.peer" ports="$WORK/$name.ports"
-    local simlog="$WORK/$name.sim.log"
     local fwd_packets=$FWD_FRAMES
     log "case '$name': starting sim_peer ($peer_mode, $nports wire(s))"
     "$SIM_PEER_BIN" --ports-file "$ports" --mode "$peer_mode" --wires "$nports" \
         --frames "$([ "$peer_mode" = fwd ] && echo "$FWD_FRAMES" || echo "$SIM_FRAMES")" \
-        --fwd-target "$fwd_packets" --pings "$PINGS" --window "$SIM_WINDOW" \
+        --fwd-target "$fwd_packets" --pings "$PINGS" \
+        --window "$([ "$peer_mode" = fwd ] && echo "$FWD_WINDOW" || echo "$SIM_WINDOW")" \
         --timeout "$BOOT_TIMEOUT" >"$peerlog" 2>&1 &
     local peer_pid=$!
     STARTED_PIDS+=("$peer_pid")
@@ -530,33 +529,48 @@ run_sim_boot() {
     done
     [ "$(wc -l <"$ports" 2>/dev/null || echo 0)" -ge "$nports" ] || die "sim_peer did not start: $(cat "$peerlog")"
 
-    local sim_args=() dev_args=() i=0 peer_port sim_port slots=(0x4 0x5)
+    # One ixgbe-sim for all ports (a dual-port 82599), or one per port (procs=per-port): the
+    # model has a single bus address space per process, while under an IOMMU every port has
+    # its own IOVA space (its own VFIO container in the guest, its own DMA_MAPs from QEMU).
+    local dev_args=() i=0 peer_port sim_port slots=(0x4 0x5)
+    local -a sim_cmd=() sim_pids=()
     while read -r peer_port sim_port; do
         rm -f "$WORK/$name.sock$i"
-        sim_args+=(--socket "$WORK/$name.sock$i" --wire "$i=udp:127.0.0.1:$peer_port,listen=$sim_port")
+        local wire=$i
+        if [ "$procs" = per-port ]; then
+            wire=0
+            sim_cmd+=("--socket $WORK/$name.sock$i --mac 0=02:00:00:00:00:0$((i + 1)) --wire 0=udp:127.0.0.1:$peer_port,listen=$sim_port")
+        else
+            sim_cmd[0]="${sim_cmd[0]:-} --socket $WORK/$name.sock$i --wire $wire=udp:127.0.0.1:$peer_port,listen=$sim_port"
+        fi
         dev_args+=(-device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"path\":\"$WORK/$name.sock$i\",\"type\":\"unix\"},\"addr\":\"${slots[$i]}\"}")
         i=$((i + 1))
     done <"$ports"
-    log "case '$name': ixgbe-sim ${sim_args[*]}"
-    "$SIM_BIN" "${sim_args[@]}" >"$WORK/$name.sim.out" 2>"$simlog" &
-    local sim_pid=$!
-    STARTED_PIDS+=("$sim_pid")
+    local p
+    for p in "${!sim_cmd[@]}"; do
+        log "case '$name': ixgbe-sim${sim_cmd[$p]}"
+        # shellcheck disable=SC2086 # the arguments are built above without spaces inside
+        "$SIM_BIN" ${sim_cmd[$p]} >"$WORK/$name.sim$p.out" 2>"$WORK/$name.sim$p.log" &
+        sim_pids+=($!)
+        STARTED_PIDS+=($!)
+    done
+    local up=0
     for _ in $(seq 1 100); do
-        local ready=1
-        for ((i = 0; i < nports; i++)); do [ -S "$WORK/$name.sock$i" ] || ready=0; done
-        [ $ready -eq 1 ] && break
-        kill -0 "$sim_pid" 2>/dev/null || break
+        up=1
+        for ((i = 0; i < nports; i++)); do [ -S "$WORK/$name.sock$i" ] || up=0; done
+        for p in "${sim_pids[@]}"; do kill -0 "$p" 2>/dev/null || up=0; done
+        [ $up -eq 1 ] && break
         sleep 0.1
     done
-    if ! kill -0 "$sim_pid" 2>/dev/null || [ ! -S "$WORK/$name.sock0" ]; then
-        cat "$simlog" >&2
-        kill "$peer_pid" 2>/dev/null || true
+    if [ $up -ne 1 ]; then
+        cat "$WORK/$name".sim*.log >&2
+        kill "$peer_pid" "${sim_pids[@]}" 2>/dev/null || true
         BOOT_SECS[$name]=0
         record "$name" FAIL "ixgbe-sim did not come up (no socket)"
         return
     fi
 
-    local cmdline="console=ttyS0 quiet loglevel=3 panic=-1 hugepages=16 ipv6.disable=1"
+    local cmdline="console=ttyS0 quiet loglevel=3 panic=-1 hugepages=64 ipv6.disable=1"
     cmdline="$cmdline qtest.mode=$mode qtest.addr=0000:00:04.0 qtest.addr2=0000:00:05.0"
     cmdline="$cmdline qtest.txf=$SIM_FRAMES qtest.rxf=$SIM_FRAMES qtest.flows=$SIM_FLOWS qtest.window=$SIM_WINDOW"
     cmdline="$cmdline qtest.pings=$PINGS qtest.fwdpackets=$fwd_packets qtest.fwdsecs=$FWD_SECONDS"
@@ -573,26 +587,31 @@ run_sim_boot() {
         -display none -monitor none -serial "file:$console" -no-reboot -nodefaults \
         "${dev_args[@]}" </dev/null >"$WORK/$name.qemu" 2>&1 || rc=$?
     BOOT_SECS[$name]=$(($(date +%s) - t0))
-    local peer_rc=0 sim_rc=0
+    local peer_rc=0 sim_rc=()
     stop_pid "$peer_pid" 5 || peer_rc=$?
     # ixgbe-sim ends when its client (QEMU) has gone; it prints its summary on the way out.
-    stop_pid "$sim_pid" 5 || sim_rc=$?
+    for p in "${!sim_pids[@]}"; do
+        sim_rc[$p]=0
+        stop_pid "${sim_pids[$p]}" 5 || sim_rc[$p]=$?
+    done
 
     echo "----- $name: guest console -----"
     tr -d '\r' <"$console" | grep -v '^$' || true
     echo "----- $name: host peer -----"
     cat "$peerlog"
-    echo "----- $name: ixgbe-sim log (stderr, exit $sim_rc) -----"
-    cat "$simlog"
-    [ -s "$WORK/$name.sim.out" ] && cat "$WORK/$name.sim.out"
+    for p in "${!sim_pids[@]}"; do
+        echo "----- $name: ixgbe-sim #$p log (stderr, exit ${sim_rc[$p]}) -----"
+        cat "$WORK/$name.sim$p.log"
+        cat "$WORK/$name.sim$p.out"
+    done
     if [ -s "$WORK/$name.qemu" ]; then
         echo "----- $name: qemu -----"
         cat "$WORK/$name.qemu"
     fi
 
     # The model's violations: every line ixgbe-sim logs about one, and its exit summary.
-    grep -h ': violation: ' "$simlog" >"$WORK/$name.violations" || true
-    VIOLATIONS[$name]=$(sim_violation_count "$WORK/$name.sim.out" "$WORK/$name.violations")
+    cat "$WORK/$name".sim*.log | grep ': violation: ' >"$WORK/$name.violations" || true
+    VIOLATIONS[$name]=$(sim_violation_count "$WORK/$name" "${#sim_pids[@]}")
 
     local why
     why=$(qemu_rc_why $rc)
@@ -606,15 +625,23 @@ run_sim_boot() {
     if [ -z "$why" ]; then record "$name" PASS; else record "$name" FAIL "$why"; fi
 }
 
-# The number of violations: from ixgbe-sim's exit summary ("N violation(s) logged, M
-# suppressed") when it printed one, else the number of violation lines it logged.
-sim_violation_count() { # summary-file violation-lines-file
-    local line
-    line=$(grep -m1 '^ixgbe-sim summary:' "$1" 2>/dev/null || true)
-    if [ -n "$line" ]; then
-        echo "$line" | sed -n 's/.* \([0-9]\+\) violation(s) logged, \([0-9]\+\) suppressed.*/\1 (+\2 suppressed)/p'
+# The number of violations: from the exit summaries of the case's ixgbe-sim processes ("N
+# violation(s) logged, M suppressed"), else the number of violation lines they logged.
+sim_violation_count() { # work-prefix processes
+    local p line n=0 m=0 missing=0
+    for ((p = 0; p < $2; p++)); do
+        line=$(grep -m1 '^ixgbe-sim summary:' "$1.sim$p.out" 2>/dev/null || true)
+        if [ -z "$line" ]; then
+            missing=1
+            continue
+        fi
+        n=$((n + $(echo "$line" | sed -n 's/.* \([0-9]\+\) violation(s) logged.*/\1/p')))
+        m=$((m + $(echo "$line" | sed -n 's/.* \([0-9]\+\) suppressed.*/\1/p')))
+    done
+    if [ $missing -eq 0 ]; then
+        echo "$n (+$m suppressed)"
     else
-        echo "$(grep -c . "$2" || true) (no summary)"
+        echo "$(grep -c . "$1.violations" || true) (summary missing)"
     fi
 }
 
@@ -631,13 +658,31 @@ run_case() {
         run_igb_boot igb-vfio vfio -machine q35,kernel-irqchip=split -device intel-iommu,intremap=on,caching-mode=on
         ;;
     linux-ixgbe)
-        run_sim_boot linux-ixgbe linux-ixgbe 1 4 linux q35,memory-backend=mem
+        run_sim_boot linux-ixgbe linux-ixgbe 1 4 linux one q35,memory-backend=mem
+        ;;
+    linux-then-ours | fwd-sysfs)
+        need_fwd "$c" || return 0
+        run_sim_boot "$c" "$c" 2 1 fwd one q35,memory-backend=mem
+        ;;
+    fwd-vfio)
+        need_fwd "$c" || return 0
+        run_sim_boot fwd-vfio fwd-vfio 2 1 fwd per-port q35,memory-backend=mem,kernel-irqchip=split \
+            -device intel-iommu,intremap=on,caching-mode=on
         ;;
     *) die "unknown case '$c' (known: $ALL_CASES)" ;;
     esac
 }
 
-ALL_CASES="igb-sysfs igb-vfio linux-ixgbe"
+# The forwarding cases need ixgbe-fwd in the guest.
+need_fwd() {
+    [ -n "$FWD_BIN" ] && return 0
+    BOOT_SECS[$1]=0
+    VIOLATIONS[$1]=-
+    record "$1" FAIL "no ixgbe-fwd (QEMU_E2E_NO_FWD set or apps has no such binary)"
+    return 1
+}
+
+ALL_CASES="igb-sysfs igb-vfio linux-ixgbe linux-then-ours fwd-sysfs fwd-vfio"
 
 main() {
     [ "$(uname -m)" = x86_64 ] || die "needs an x86_64 host"

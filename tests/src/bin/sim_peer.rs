@@ -773,7 +773,13 @@ fn run_fwd(wires: &mut [Wire], args: &Args, out: &mut Verdicts) -> Result<(), St
                 Err(e) if buf[..len].get(14..18) == Some(b"FILL") => {
                     let _ = e;
                 }
-                Err(e) => set.bad(e),
+                Err(e) => {
+                    let head: Vec<String> = buf[..len.min(32)]
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    set.bad(format!("{e}; first bytes {}", head.join(" ")))
+                }
             }
         }
         // Nothing should come out of wire 0: the forwarder's port 0 only sends what port 1 got.
