@@ -81,6 +81,11 @@ fn linux_probe_and_open_writes_are_known_registers() {
     }
     assert_eq!(rd(&p, 0x0EA00), 0x1330, "PSRTYPE via its alias");
     assert_eq!(rd(&p, 0x0F000), 0x0800_0000);
+    // EITR.CNT_WDIS (bit 31) is write-only, in both banks.
+    wr(&p, 0x00824, (1 << 31) | 200);
+    wr(&p, 0x12304, (1 << 31) | 200);
+    assert_eq!(rd(&p, 0x00824), 200);
+    assert_eq!(rd(&p, 0x12304), 200);
 }
 
 #[test]

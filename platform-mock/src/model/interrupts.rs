@@ -169,7 +169,7 @@ impl Nic {
             x if in_array(x, EIMS_EX, 2) => (irq.qmask >> (32 * ((x - EIMS_EX) / 4))) as u32,
             x if in_array(x, EIAM_EX, 2) => (irq.eiam_q >> (32 * ((x - EIAM_EX) / 4))) as u32,
             x if in_array(x, EICS_EX, 2) || in_array(x, EIMC_EX, 2) => 0,
-            x if in_array(x, EITR_LO, 24) || in_array(x, EITR_HI, 104) => {
+            x if in_array(x, EITR_LO, 24) => {
                 self.regs[(x / 4) as usize] & !(1 << 31) // CNT_WDIS is write-only
             }
             _ => return None,

@@ -176,6 +176,7 @@ impl World {
                 rdy | SEC_OFF_DIS
             }
             MSRWD => 0xFFFF_0000 | (n.r(MSRWD) & 0xFFFF), // no PHY answers on MDIO
+            x if in_array(x, EITR_HI, 104) => n.r(x) & !(1 << 31), // CNT_WDIS is write-only
             LINKS => {
                 if n.link_is_up() {
                     LINKS_UP | LINKS_SPEED_10G | LINKS_AN_DONE
