@@ -548,7 +548,7 @@ run_sim_boot() {
     done <"$ports"
     local p
     for p in "${!sim_cmd[@]}"; do
-        log "case '$name': ixgbe-sim${sim_cmd[$p]}"
+        log "case '$name': ixgbe-sim ${sim_cmd[$p]# }"
         # shellcheck disable=SC2086 # the arguments are built above without spaces inside
         "$SIM_BIN" ${sim_cmd[$p]} >"$WORK/$name.sim$p.out" 2>"$WORK/$name.sim$p.log" &
         sim_pids+=($!)
