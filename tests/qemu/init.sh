@@ -1,11 +1,15 @@
 #!/bin/sh
 # /init of the QEMU test guest (busybox sh). Built into the initramfs by tests/qemu/run.sh.
 #
-# Kernel command line: qtest.mode=sysfs|vfio qtest.frames=N
+# Kernel command line: qtest.mode=MODE plus the mode's parameters (qtest.addr, qtest.frames, ...).
+# igb modes (QEMU's 82576):
 #   sysfs: the igb kernel driver binds the device; the ixgbe path must refuse it and leave it bound
 #          (qemu_refuse, and ixgbe-fwd when present); then qemu_guest takes it over through sysfs.
 #   vfio:  the device is moved from igb to vfio-pci (driver_override + drivers_probe) and
 #          qemu_guest takes it over through VFIO and the emulated IOMMU.
+# ixgbe-sim modes (the simulated 82599 over vfio-user, 8086:10fb at qtest.addr / qtest.addr2):
+#   linux-ixgbe: the kernel's ixgbe.ko binds it; link, MSI-X, ping, sim_guest's UDP exchange,
+#          RSS spread, ethtool counters, unbind and rebind.
 # Every result is one console line "QTEST: PASS <name>" or "QTEST: FAIL <name>: <why>"; the host
 # decides pass/fail from these lines and from what its peer saw on the wire.
 export PATH=/bin
@@ -46,6 +50,7 @@ driver_of() {
 
 command_reg() { dd if="/sys/bus/pci/devices/$1/config" bs=1 skip=4 count=2 2>/dev/null | od -An -tx1 | tr -d ' \n'; }
 
+igb_main() {
 load_modules igb
 
 # The device under test (its netdev is the host peer's socket) and any other 82576.
@@ -127,8 +132,229 @@ vfio)
     fi
     /bin/qemu_guest "$ADDR" vfio "$FRAMES" || fail "guest-exit: qemu_guest exited $?"
     ;;
-*)
-    fail "mode: unknown qtest.mode '$MODE'"
-    ;;
+esac
+}
+
+# ------------------------------------------------------------------------------------------
+# ixgbe-sim modes
+# ------------------------------------------------------------------------------------------
+
+# wait_for <seconds> <shell condition>: polls every 0.2 s; bounded.
+wait_for() {
+    n=$(($1 * 5))
+    shift
+    while [ $n -gt 0 ]; do
+        eval "$1" && return 0
+        sleep 0.2
+        n=$((n - 1))
+    done
+    return 1
+}
+
+netdev_of() { ls "/sys/bus/pci/devices/$1/net" 2>/dev/null | head -n1; }
+
+# ixgbe_up <addr> <label>: waits for the netdev of <addr>, brings it up with 10.0.0.2/24 and waits
+# for carrier at 10000 Mb/s. Sets IFACE. Emits PASS/FAIL <label>.
+ixgbe_up() {
+    IFACE=
+    UPADDR=$1
+    if ! wait_for 20 '[ -n "$(netdev_of "$UPADDR")" ]'; then
+        fail "$2: no network interface appeared for $1"
+        return 1
+    fi
+    IFACE=$(netdev_of "$1")
+    ip link set "$IFACE" up
+    # Debugging knob (GUEST_CMDLINE=qtest.txcsum=off): no TX checksum offload, so the driver
+    # sends no context descriptors. CI does not set it.
+    if [ "$(arg qtest.txcsum)" = off ]; then ethtool -K "$IFACE" tx off >/dev/null && say "TX checksum offload off (qtest.txcsum=off)"; fi
+    ip addr add 10.0.0.2/24 dev "$IFACE"
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    if ! wait_for 60 '[ "$(cat /sys/class/net/$IFACE/carrier 2>/dev/null)" = 1 ]'; then
+        fail "$2: no carrier on $IFACE within 60 s (operstate $(cat /sys/class/net/$IFACE/operstate))"
+        ethtool "$IFACE" | sed 's/^/  ethtool: /'
+        return 1
+    fi
+    t1=$(cut -d' ' -f1 /proc/uptime)
+    speed=$(cat "/sys/class/net/$IFACE/speed")
+    et=$(ethtool "$IFACE")
+    echo "$et" | sed 's/^/  ethtool: /'
+    if [ "$speed" = 10000 ] && echo "$et" | grep -q 'Speed: 10000Mb/s' && echo "$et" | grep -q 'Link detected: yes'; then
+        pass "$2 ($IFACE carrier up at $speed Mb/s, ifup at ${t0}s, link at ${t1}s of guest uptime)"
+    else
+        fail "$2: $IFACE speed is '$speed' Mb/s, expected 10000"
+        return 1
+    fi
+}
+
+# ping_peer <count> <label>: busybox ping of the host peer; all replies expected.
+ping_peer() {
+    out=$(ping -c "$1" -i 0.02 -W 5 -w $(($1 / 5 + 30)) 10.0.0.1 2>&1)
+    echo "$out" | tail -n 3 | sed 's/^/  ping: /'
+    got=$(echo "$out" | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')
+    if [ "$got" = "$1" ]; then pass "$2 ($got of $1 echo replies)"; else fail "$2: ${got:-0} of $1 echo replies"; fi
+}
+
+dump_ixgbe_state() {
+    say "interrupts of $IFACE:"
+    grep -E "$IFACE|CPU" /proc/interrupts | sed 's/^/  /'
+    say "kernel messages of ixgbe:"
+    dmesg | grep -iE 'ixgbe|vfio' | sed 's/^/  dmesg: /'
+}
+
+# Counts of the TxRx vectors of $IFACE in /proc/interrupts, one line per vector: "<name> <total>".
+vector_counts() {
+    grep -E "$IFACE-TxRx-[0-9]+" /proc/interrupts |
+        awk -v n="$(nproc)" '{ s = 0; for (i = 2; i <= n + 1; i++) s += $i; print $NF, s }'
+}
+
+linux_ixgbe_main() {
+    ADDR=$(arg qtest.addr)
+    TXF=$(arg qtest.txf)
+    RXF=$(arg qtest.rxf)
+    FLOWS=$(arg qtest.flows)
+    WINDOW=$(arg qtest.window)
+    PINGS=$(arg qtest.pings)
+    say "cpus online: $(nproc)"
+    load_modules ixgbe
+    drv=$(driver_of "$ADDR")
+    id="$(cat "/sys/bus/pci/devices/$ADDR/vendor" 2>/dev/null):$(cat "/sys/bus/pci/devices/$ADDR/device" 2>/dev/null)"
+    if [ "$drv" = ixgbe ]; then pass "ixgbe-bound ($ADDR $id bound to ixgbe)"; else
+        fail "ixgbe-bound: $ADDR ($id) has driver $drv"
+        dump_ixgbe_state
+        return
+    fi
+    ixgbe_up "$ADDR" link-up || { dump_ixgbe_state; return; }
+
+    # MSI-X with a vector per queue (one queue per online CPU) plus the "other" vector.
+    nvec=$(ls "/sys/bus/pci/devices/$ADDR/msi_irqs" | wc -l)
+    modes=$(cat /sys/bus/pci/devices/$ADDR/msi_irqs/* | sort -u | tr '\n' ' ')
+    nq=$(vector_counts | wc -l)
+    if [ "$modes" = "msix " ] && [ "$nq" -ge 4 ] && [ "$nvec" -ge $((nq + 1)) ]; then
+        pass "msix-vectors ($nvec MSI-X vectors, $nq TxRx queue vectors)"
+    else
+        fail "msix-vectors: msi_irqs has $nvec entries of mode '$modes', $nq TxRx vectors in /proc/interrupts (want msix, >= 4)"
+    fi
+
+    ping_peer "$PINGS" ping
+    # From here on no ARP: the exchange counts every frame on both sides.
+    arp -s 10.0.0.1 02:00:00:00:00:fe
+    # Room for a window of host -> guest frames in the socket (each 2 KiB-buffer skb costs
+    # ~2.3 KiB of the default 208 KiB): drops there would be the guest stack's, not the NIC's.
+    sysctl -qw net.core.rmem_max=8388608 net.core.rmem_default=8388608
+    before=$(vector_counts)
+    /bin/sim_guest exchange "$IFACE" "$TXF" "$RXF" "$FLOWS" "$WINDOW" || fail "sim-guest-exit: sim_guest exited $?"
+    after=$(vector_counts)
+    fired=$(echo "$before
+$after" | awk '{ if ($1 in a) { if ($2 > a[$1]) n++ } else a[$1] = $2 } END { print n + 0 }')
+    if [ "$fired" -ge 3 ]; then pass "queue-interrupts ($fired TxRx vectors fired during the exchange)"; else
+        fail "queue-interrupts: only $fired TxRx vectors fired during the exchange"
+    fi
+    dump_ixgbe_state
+
+    echo "$ADDR" >/sys/bus/pci/drivers/ixgbe/unbind
+    if [ "$(driver_of "$ADDR")" = none ] && [ -z "$(netdev_of "$ADDR")" ]; then pass "unbind (no driver, no netdev)"; else
+        fail "unbind: driver $(driver_of "$ADDR"), netdev '$(netdev_of "$ADDR")'"
+    fi
+    echo "$ADDR" >/sys/bus/pci/drivers/ixgbe/bind
+    if [ "$(driver_of "$ADDR")" = ixgbe ]; then pass "rebind (bound to ixgbe again)"; else
+        fail "rebind: driver $(driver_of "$ADDR")"
+    fi
+    if ixgbe_up "$ADDR" rebind-link; then
+        ping_peer 10 rebind-ping
+    fi
+    /bin/sim_guest bye || true
+    say "after the rebind:"
+    dump_ixgbe_state
+}
+
+# run_fwd <label>: our ixgbe-fwd between the two ports until it forwarded qtest.fwdpackets frames
+# (the peer injects them on port 0 and checks them on port 1).
+run_fwd() {
+    A1=$(arg qtest.addr)
+    A2=$(arg qtest.addr2)
+    P=$(arg qtest.fwdpackets)
+    S=$(arg qtest.fwdsecs)
+    say "ixgbe-fwd $A1 $A2 --packets $P --seconds $S"
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    out=$(/bin/ixgbe-fwd "$A1" "$A2" --packets "$P" --seconds "$S" --json 2>&1)
+    rc=$?
+    t1=$(cut -d' ' -f1 /proc/uptime)
+    echo "$out" | sed 's/^/  ixgbe-fwd: /'
+    # The JSON summary: tx_packets of the second device is what reached the peer's wire 1.
+    tx2=$(echo "$out" | tail -n1 | sed -n 's/.*"name":"[^"]*","rx_bytes":[0-9]*,"rx_dropped":[0-9]*,"rx_missed":[0-9]*,"rx_packets":[0-9]*,"tx_bytes":[0-9]*,"tx_packets":\([0-9]*\)}\].*/\1/p')
+    if [ $rc -eq 0 ] && [ "${tx2:-0}" -ge "$P" ]; then
+        pass "fwd-run ($1: ixgbe-fwd exit 0 after forwarding $tx2 frames to port 1, ${t0}s..${t1}s of guest uptime)"
+    else
+        fail "fwd-run: $1: ixgbe-fwd exit $rc, port 1 sent ${tx2:-?} of $P frames"
+    fi
+    say "drivers after ixgbe-fwd: $A1 $(driver_of "$A1"), $A2 $(driver_of "$A2")"
+}
+
+# Linux's ixgbe.ko probes both ports and brings their links up; then our forwarder takes them
+# through sysfs (it unbinds the kernel driver itself).
+linux_then_ours_main() {
+    A1=$(arg qtest.addr)
+    A2=$(arg qtest.addr2)
+    load_modules ixgbe
+    if [ "$(driver_of "$A1") $(driver_of "$A2")" = "ixgbe ixgbe" ]; then
+        pass "ixgbe-bound (both ports bound to ixgbe)"
+    else
+        fail "ixgbe-bound: drivers $(driver_of "$A1") $(driver_of "$A2")"
+    fi
+    ok=1
+    for a in $A1 $A2; do
+        UPADDR=$a
+        wait_for 20 '[ -n "$(netdev_of "$UPADDR")" ]' || { ok=0; continue; }
+        ip link set "$(netdev_of "$a")" up
+    done
+    for a in $A1 $A2; do
+        i=$(netdev_of "$a")
+        if [ -z "$i" ] || ! wait_for 60 '[ "$(cat /sys/class/net/'"$i"'/carrier 2>/dev/null)" = 1 ]'; then
+            ok=0
+            continue
+        fi
+        say "$a: $i carrier up at $(cat "/sys/class/net/$i/speed") Mb/s"
+        [ "$(cat "/sys/class/net/$i/speed")" = 10000 ] || ok=0
+    done
+    if [ $ok -eq 1 ]; then pass "link-up (both ports up at 10000 Mb/s under ixgbe.ko)"; else fail "link-up: not both ports up at 10000 Mb/s"; fi
+    for a in $A1 $A2; do ip link set "$(netdev_of "$a")" down 2>/dev/null; done
+    run_fwd "after ixgbe.ko"
+    if [ "$(driver_of "$A1") $(driver_of "$A2")" = "none none" ]; then
+        pass "taken-over (ixgbe.ko unbound from both ports)"
+    else
+        fail "taken-over: drivers $(driver_of "$A1") $(driver_of "$A2")"
+    fi
+}
+
+fwd_vfio_main() {
+    A1=$(arg qtest.addr)
+    A2=$(arg qtest.addr2)
+    load_modules vfio
+    for a in $A1 $A2; do
+        echo vfio-pci >"/sys/bus/pci/devices/$a/driver_override"
+        echo "$a" >/sys/bus/pci/drivers_probe
+    done
+    if [ "$(driver_of "$A1") $(driver_of "$A2")" = "vfio-pci vfio-pci" ]; then
+        pass "vfio-bind (both ports bound to vfio-pci)"
+    else
+        fail "vfio-bind: drivers $(driver_of "$A1") $(driver_of "$A2")"
+    fi
+    groups=
+    for a in $A1 $A2; do
+        g=$(basename "$(readlink "/sys/bus/pci/devices/$a/iommu_group" 2>/dev/null)")
+        groups="$groups $g:$(ls /dev/vfio | tr '\n' ' ')"
+        [ -e "/dev/vfio/$g" ] || { fail "vfio-group: $a: no /dev/vfio/$g (group '$g'; /dev/vfio has: $(ls /dev/vfio | tr '\n' ' '))"; return; }
+    done
+    pass "vfio-group (groups$groups)"
+    run_fwd "through VFIO"
+}
+
+case "$MODE" in
+sysfs | vfio) igb_main ;;
+linux-ixgbe) linux_ixgbe_main ;;
+linux-then-ours) linux_then_ours_main ;;
+fwd-sysfs) run_fwd "through sysfs" ;;
+fwd-vfio) fwd_vfio_main ;;
+*) fail "mode: unknown qtest.mode '$MODE'" ;;
 esac
 finish

@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# QEMU end-to-end tests of platform-linux (see tests/qemu/README.md).
+# QEMU end-to-end tests (see tests/qemu/README.md). Every boot uses QEMU 11 from get-qemu.sh.
 #
-# Boots a Debian kernel under QEMU with an emulated Intel 82576 (`-device igb`, 8086:10c9) whose
-# network backend is a UDP socket on 127.0.0.1, and proves from inside a real kernel that
-# platform-linux takes the device over, maps BAR0 and hands it DMA addresses that are right:
-#   boot 1 (q35, no IOMMU): refusal by the ixgbe path, then the sysfs path (pagemap addresses);
-#   boot 2 (q35 + intel-iommu): the VFIO path (IOVAs mapped through the emulated IOMMU).
-# A host-side peer (tests/src/bin/qemu_peer.rs) checks every frame the guest sends byte by byte
-# and injects frames that the guest checks.
+# Cases (CASES="..." runs a subset, in the order given):
+#   igb-sysfs, igb-vfio  QEMU's own igb (82576) on a UDP netdev: platform-linux takes it over
+#                        through sysfs and through VFIO (a device nobody here wrote).
+#   linux-ixgbe          ixgbe-sim (the simulated 82599, served over vfio-user) with the guest's
+#                        unmodified ixgbe.ko: link, MSI-X, ping, UDP both ways, RSS, ethtool -S,
+#                        unbind/rebind, against a host peer (tests/src/bin/sim_peer.rs).
+#   linux-then-ours      ixgbe.ko probes and is unbound; ixgbe-fwd takes the ports via sysfs.
+#   fwd-sysfs, fwd-vfio  ixgbe-fwd between two ixgbe-sim ports, through sysfs and through VFIO.
 #
-# Run as root on Debian bookworm (installs qemu-system-x86 >= 8.0 from bookworm-backports when
-# needed):  bash tests/qemu/run.sh
+# Run as root on Debian bookworm:  bash tests/qemu/run.sh
 # Environment: ACCEL=tcg|kvm (default tcg), CARGO_TARGET_DIR, QEMU_CACHE (default
-# <target>/qemu-cache), BOOT_TIMEOUT seconds per boot (default 150), FRAMES per direction (64),
-# QEMU_E2E_NO_FWD=1 (skip the ixgbe-fwd refusal check even when apps declares that binary),
+# <target>/qemu-cache), BOOT_TIMEOUT seconds per boot (default 240), FRAMES per direction on igb
+# (64), SIM_FRAMES per direction in linux-ixgbe, SIM_FLOWS (16), SIM_WINDOW (64), PINGS (100),
+# FWD_FRAMES (forwarded in the fwd cases), CASES, QEMU_E2E_NO_FWD=1 (no ixgbe-fwd at all),
 # KEEP_WORK=1 (keep the temporary directory with consoles and logs).
 set -euo pipefail
 
@@ -23,8 +24,15 @@ REPO=$(cd "$HERE/../.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 CACHE=${QEMU_CACHE:-$TARGET_DIR/qemu-cache}
 ACCEL=${ACCEL:-tcg}
-BOOT_TIMEOUT=${BOOT_TIMEOUT:-150}
+BOOT_TIMEOUT=${BOOT_TIMEOUT:-240}
 FRAMES=${FRAMES:-64}
+SIM_FRAMES=${SIM_FRAMES:-10000}
+SIM_FLOWS=${SIM_FLOWS:-16}
+SIM_WINDOW=${SIM_WINDOW:-64}
+PINGS=${PINGS:-100}
+FWD_FRAMES=${FWD_FRAMES:-1000}
+FWD_SECONDS=${FWD_SECONDS:-30}
+FWD_WINDOW=${FWD_WINDOW:-32}
 TRIPLE=x86_64-unknown-linux-gnu
 GUEST_MAC=52:54:00:12:34:56
 # PCI slots of the igb device under test and of the second one in boot 1 (addresses in the guest).
@@ -57,117 +65,17 @@ as_root() {
 # Host tools
 # ---------------------------------------------------------------------------------------------
 
-qemu_major() {
-    command -v qemu-system-x86_64 >/dev/null 2>&1 || {
-        echo 0
-        return
-    }
-    qemu-system-x86_64 --version | head -n1 | sed -n 's/.*version \([0-9]\+\)\..*/\1/p'
-}
-
-# Writes a one-line-style apt sources list holding every Debian suite already configured on this
-# machine plus <codename>-backports, built from the URIs found in the machine's own apt
-# configuration (nothing is hard-coded, /etc is not changed).
-write_backports_sources() {
-    local out=$1 codename=$2
-    local files=()
-    [ -f /etc/apt/sources.list ] && files+=(/etc/apt/sources.list)
-    local f
-    for f in /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] && files+=("$f")
-    done
-    [ ${#files[@]} -gt 0 ] || die "no apt sources found in /etc/apt"
-    : >"$out"
-    for f in "${files[@]}"; do
-        case "$f" in
-        *.sources)
-            # deb822: blank-line separated stanzas with Types/URIs/Suites/Components/Signed-By.
-            awk -v codename="$codename" '
-                function flush(   i, j, nu, ns, u, s, opt) {
-                    if (types ~ /(^| )deb( |$)/ && uris != "" && enabled != "no") {
-                        nu = split(uris, u, " "); ns = split(suites, s, " ")
-                        opt = (signed != "") ? "[signed-by=" signed "] " : ""
-                        for (i = 1; i <= nu; i++) {
-                            for (j = 1; j <= ns; j++) print "deb " opt u[i] " " s[j] " " comps
-                            if (index(suites, codename) && u[i] !~ /security/)
-                                print "deb " opt u[i] " " codename "-backports " comps
-                        }
-                    }
-                    types = uris = suites = comps = signed = enabled = ""
-                }
-                /^[ \t]*#/ { next }
-                /^[ \t]*$/ { flush(); next }
-                {
-                    key = tolower($1); sub(/:$/, "", key); $1 = ""; sub(/^ +/, "")
-                    if (key == "types") types = $0
-                    else if (key == "uris") uris = $0
-                    else if (key == "suites") suites = $0
-                    else if (key == "components") comps = $0
-                    else if (key == "signed-by") signed = $0
-                    else if (key == "enabled") enabled = tolower($0)
-                }
-                END { flush() }
-            ' "$f" >>"$out"
-            ;;
-        *)
-            # One-line style: deb [opts] uri suite comps...
-            awk -v codename="$codename" '
-                $1 == "deb" {
-                    print
-                    line = $0; opt = ""
-                    if ($2 ~ /^\[/) { match(line, /\[[^]]*\]/); opt = substr(line, RSTART, RLENGTH) " "
-                                      sub(/\[[^]]*\] */, "", line) }
-                    n = split(line, w, /[ \t]+/)
-                    uri = w[2]; suite = w[3]; comps = ""
-                    for (i = 4; i <= n; i++) comps = comps " " w[i]
-                    if (suite == codename && uri !~ /security/)
-                        print "deb " opt uri " " codename "-backports" comps
-                }
-            ' "$f" >>"$out"
-            ;;
-        esac
-    done
-    sort -u -o "$out" "$out"
-    grep -q -- "-backports" "$out" || die "could not derive a ${codename}-backports source from /etc/apt"
-}
-
+# QEMU 11 (vfio-user-pci client; also has igb), unpacked from trixie-backports by get-qemu.sh
+# into the cache: the host's apt sources and packages are not touched.
 ensure_qemu() {
-    local major
-    major=$(qemu_major)
-    if [ "${major:-0}" -ge 8 ]; then
-        log "qemu-system-x86_64 $(qemu-system-x86_64 --version | head -n1 | awk '{print $4}') present"
-        return
+    local dir="$CACHE/qemu11" out
+    if ! out=$(bash "$HERE/get-qemu.sh" "$dir" 2>"$WORK/get-qemu.log"); then
+        cat "$WORK/get-qemu.log" >&2
+        die "could not get QEMU 11 into $dir (download from the Debian mirror failed? see above)"
     fi
-    log "qemu-system-x86_64 >= 8.0 needed (igb device); installing from backports"
-    local codename
-    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-    [ -n "$codename" ] || die "cannot tell the Debian codename from /etc/os-release"
-    if grep -rqs -- "${codename}-backports" /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; then
-        log "${codename}-backports is configured on this machine: using it"
-        as_root apt-get -q update >"$WORK/apt-update.log" 2>&1 ||
-            { tail -n 20 "$WORK/apt-update.log" >&2; die "apt-get update failed"; }
-        DEBIAN_FRONTEND=noninteractive as_root apt-get -q -y --no-install-recommends \
-            install -t "${codename}-backports" qemu-system-x86 >"$WORK/apt-install.log" 2>&1 ||
-            { tail -n 30 "$WORK/apt-install.log" >&2; die "installing qemu-system-x86 from ${codename}-backports failed"; }
-        major=$(qemu_major)
-        [ "${major:-0}" -ge 8 ] || die "qemu-system-x86_64 is still older than 8.0 after the install"
-        log "installed $(qemu-system-x86_64 --version | head -n1)"
-        return
-    fi
-    local aptdir="$CACHE/apt"
-    mkdir -p "$aptdir/lists/partial"
-    write_backports_sources "$aptdir/sources.list" "$codename"
-    log "temporary apt sources: $aptdir/sources.list ($(wc -l <"$aptdir/sources.list") lines)"
-    local opts=(-o "Dir::Etc::sourcelist=$aptdir/sources.list" -o "Dir::Etc::sourceparts=-"
-        -o "Dir::State::Lists=$aptdir/lists" -o "APT::Sandbox::User=root")
-    as_root apt-get "${opts[@]}" -q update >"$WORK/apt-update.log" 2>&1 ||
-        { cat "$WORK/apt-update.log" >&2; die "apt-get update with backports failed"; }
-    DEBIAN_FRONTEND=noninteractive as_root apt-get "${opts[@]}" -q -y --no-install-recommends \
-        install -t "${codename}-backports" qemu-system-x86 >"$WORK/apt-install.log" 2>&1 ||
-        { tail -n 30 "$WORK/apt-install.log" >&2; die "installing qemu-system-x86 from ${codename}-backports failed"; }
-    major=$(qemu_major)
-    [ "${major:-0}" -ge 8 ] || die "qemu-system-x86_64 is still older than 8.0 after the install"
-    log "installed $(qemu-system-x86_64 --version | head -n1)"
+    QEMU=$(printf '%s\n' "$out" | tail -n1)
+    [ -x "$QEMU" ] || die "get-qemu.sh printed no QEMU wrapper (got '$QEMU')"
+    log "QEMU: $("$QEMU" --version | head -n1)"
 }
 
 ensure_host_tools() {
@@ -199,15 +107,19 @@ apt_lists_ready() {
 # Guest kernel, modules and busybox (Debian packages, cached)
 # ---------------------------------------------------------------------------------------------
 
-# Modules the guest loads, in dependency order, by mode.
+# Modules the guest loads, by mode; each list is expanded with its dependencies (in load order)
+# on its own, so a mode loads exactly its list.
 IGB_MODS=(igb)
 VFIO_MODS=(vfio_iommu_type1 vfio_pci)
+IXGBE_MODS=(ixgbe)
+# Bump when the module lists change: a cached kernel tree without this stamp is re-extracted.
+MODSET_STAMP=".complete-igb-vfio-ixgbe"
 
 download_deb() { # name destdir
     local name=$1 dest=$2
     (cd "$dest" && apt-get -q download "$name" >"$WORK/download-$name.log" 2>&1) || {
         cat "$WORK/download-$name.log" >&2
-        die "apt-get download $name failed (is the machine's apt configured and reachable?)"
+        die "apt-get download $name failed (is the machine's apt configured and the mirror reachable?)"
     }
 }
 
@@ -241,6 +153,16 @@ resolve_module() { # name: appends deps first, then itself, to MOD_ORDER
     MOD_ORDER+=("$name")
 }
 
+# resolve_list <out-file> <module...>: the load order of these modules and their dependencies.
+resolve_list() {
+    local out=$1 m
+    shift
+    MOD_ORDER=()
+    MOD_SEEN=()
+    for m in "$@"; do resolve_module "$m"; done
+    printf '%s\n' "${MOD_ORDER[@]}" >"$out"
+}
+
 prepare_guest_kernel() {
     mkdir -p "$CACHE"
     apt_lists_ready
@@ -252,7 +174,7 @@ prepare_guest_kernel() {
         log "apt metadata unavailable; using cached $KPKG"
     fi
     local kdir="$CACHE/$KPKG"
-    if [ ! -f "$kdir/.complete" ]; then
+    if [ ! -f "$kdir/$MODSET_STAMP" ]; then
         log "fetching $KPKG"
         rm -rf "$kdir" "$CACHE/deb-tmp"
         mkdir -p "$kdir/modules" "$CACHE/deb-tmp"
@@ -268,12 +190,11 @@ prepare_guest_kernel() {
             base=${base%%.ko*}
             MOD_PATH[${base//-/_}]=$ko
         done < <(find "$unpack/lib/modules/$KVER/kernel" -name '*.ko*')
+        resolve_list "$kdir/modules/load-igb" "${IGB_MODS[@]}"
+        resolve_list "$kdir/modules/load-vfio" "${VFIO_MODS[@]}"
+        resolve_list "$kdir/modules/load-ixgbe" "${IXGBE_MODS[@]}"
         local m
-        for m in "${IGB_MODS[@]}"; do resolve_module "$m"; done
-        local igb_order=("${MOD_ORDER[@]}")
-        for m in "${VFIO_MODS[@]}"; do resolve_module "$m"; done
-        local vfio_order=("${MOD_ORDER[@]:${#igb_order[@]}}")
-        for m in "${MOD_ORDER[@]}"; do
+        for m in $(sort -u "$kdir"/modules/load-*); do
             ko=${MOD_PATH[$m]}
             case "$ko" in
             *.ko.xz) xz -dc "$ko" >"$kdir/modules/$m.ko" ;;
@@ -282,16 +203,17 @@ prepare_guest_kernel() {
             *) cp "$ko" "$kdir/modules/$m.ko" ;;
             esac
         done
-        printf '%s\n' "${igb_order[@]}" >"$kdir/modules/load-igb"
-        printf '%s\n' "${vfio_order[@]}" >"$kdir/modules/load-vfio"
         echo "$KVER" >"$kdir/kver"
         rm -rf "$CACHE/deb-tmp"
-        touch "$kdir/.complete"
+        touch "$kdir/$MODSET_STAMP"
     fi
     echo "$KPKG" >"$CACHE/kernel.current"
     KDIR=$kdir
     KVER=$(cat "$kdir/kver")
-    log "guest kernel $KVER; modules: igb path [$(tr '\n' ' ' <"$kdir/modules/load-igb")] vfio path [$(tr '\n' ' ' <"$kdir/modules/load-vfio")]"
+    local l
+    for l in igb vfio ixgbe; do
+        log "guest kernel $KVER; $l modules: $(tr '\n' ' ' <"$kdir/modules/load-$l")"
+    done
 
     BUSYBOX="$CACHE/busybox"
     if [ ! -x "$BUSYBOX" ]; then
@@ -303,39 +225,97 @@ prepare_guest_kernel() {
         cp "$CACHE/bb-tmp/unpack/bin/busybox" "$BUSYBOX"
         rm -rf "$CACHE/bb-tmp"
     fi
+
+    # Debian's ethtool (dynamically linked): the binary, libmnl from its own package, and the
+    # C library and loader of this (same-release) host; run.sh copies them into the initramfs.
+    ETHTOOL_DIR="$CACHE/ethtool"
+    if [ ! -f "$ETHTOOL_DIR/.complete" ]; then
+        log "fetching ethtool and libmnl0"
+        rm -rf "$ETHTOOL_DIR" "$CACHE/et-tmp"
+        mkdir -p "$ETHTOOL_DIR" "$CACHE/et-tmp"
+        download_deb ethtool "$CACHE/et-tmp"
+        download_deb libmnl0 "$CACHE/et-tmp"
+        local deb
+        for deb in "$CACHE"/et-tmp/*.deb; do
+            dpkg-deb -x "$deb" "$ETHTOOL_DIR/root" || die "dpkg-deb -x of $deb failed"
+        done
+        rm -rf "$CACHE/et-tmp"
+        local bin
+        bin=$(find "$ETHTOOL_DIR/root" -type f -name ethtool -path '*sbin*' | head -n1)
+        [ -n "$bin" ] || die "no ethtool binary in the ethtool package"
+        cp "$bin" "$ETHTOOL_DIR/ethtool"
+        touch "$ETHTOOL_DIR/.complete"
+    fi
+}
+
+# Copies a dynamically linked host binary's shared libraries (and the loader) into an initramfs
+# at the paths the binary asks for. Libraries found in $ETHTOOL_DIR/root win over the host's.
+copy_libs() { # binary initramfs-root
+    local bin=$1 root=$2 lib dest
+    local libpath
+    libpath=$(find "$ETHTOOL_DIR/root" -name 'lib*.so*' -printf '%h\n' | sort -u | tr '\n' ':')
+    local lines
+    lines=$(LD_LIBRARY_PATH="$libpath" ldd "$bin") || die "ldd $bin failed"
+    if grep -q 'not found' <<<"$lines"; then
+        die "libraries of $bin missing on this host: $(grep 'not found' <<<"$lines" | tr -s ' \t\n' ' ')"
+    fi
+    while read -r lib; do
+        [ -n "$lib" ] || continue
+        case "$lib" in
+        "$ETHTOOL_DIR"/*) dest="$root/lib/x86_64-linux-gnu/${lib##*/}" ;;
+        *) dest="$root$lib" ;;
+        esac
+        mkdir -p "$(dirname "$dest")"
+        cp -L "$lib" "$dest"
+    done < <(awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' <<<"$lines")
 }
 
 # ---------------------------------------------------------------------------------------------
 # Test programs and initramfs
 # ---------------------------------------------------------------------------------------------
 
+# The quick release profile of every build here: the workspace's release profile uses fat LTO
+# with one codegen unit, which these test programs do not need; these overrides (for these
+# builds only) keep the build time down on 2 cores and the binaries small.
+quick_release() {
+    (cd "$REPO" && CARGO_TARGET_DIR="$TARGET_DIR" \
+        CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+        CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=symbols \
+        cargo build -q --release -j2 "$@")
+}
+
 build_programs() {
     GUEST_BIN_DIR="$TARGET_DIR/$TRIPLE/release"
-    local pkgs=(-p tests --bin qemu_guest --bin qemu_refuse)
+    local pkgs=(-p tests --bin qemu_guest --bin qemu_refuse --bin sim_guest)
     FWD_BIN=
     if [ -n "${QEMU_E2E_NO_FWD:-}" ]; then
-        log "QEMU_E2E_NO_FWD set: refusal is checked with qemu_refuse only"
+        log "QEMU_E2E_NO_FWD set: refusal is checked with qemu_refuse only, no ixgbe-fwd cases"
     elif [ -f "$REPO/apps/src/bin/ixgbe-fwd.rs" ] || grep -q '"ixgbe-fwd"' "$REPO/apps/Cargo.toml" 2>/dev/null; then
         pkgs+=(-p apps --bin ixgbe-fwd)
         FWD_BIN="$GUEST_BIN_DIR/ixgbe-fwd"
     else
         log "apps has no ixgbe-fwd yet: refusal is checked with qemu_refuse only"
     fi
-    # Statically linked so they run on a bare busybox initramfs. The workspace's release profile
-    # uses fat LTO with one codegen unit; these test programs do not need that, and the
-    # overrides below (for this build only) keep the build time down on 2 cores and the
-    # initramfs small (no debug info, symbols stripped).
+    # Statically linked so they run on a bare busybox initramfs.
     log "building static guest programs (release, $TRIPLE, crt-static): ${pkgs[*]}"
-    (cd "$REPO" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$TARGET_DIR" \
-        CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-        CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=symbols \
-        cargo build -q --release --target "$TRIPLE" -j2 "${pkgs[@]}") ||
+    RUSTFLAGS="-C target-feature=+crt-static" quick_release --target "$TRIPLE" "${pkgs[@]}" ||
         die "building the guest programs failed"
-    # The peer checks a few hundred frames: a debug build is plenty (and CI has the deps built).
-    log "building the host peer"
-    (cd "$REPO" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build -q -j2 -p tests --bin qemu_peer) ||
-        die "building qemu_peer failed"
+    # The peers check a few thousand frames: a debug build is plenty (and CI has the deps built).
+    log "building the host peers"
+    (cd "$REPO" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build -q -j2 -p tests --bin qemu_peer --bin sim_peer) ||
+        die "building qemu_peer/sim_peer failed"
     PEER_BIN="$TARGET_DIR/debug/qemu_peer"
+    SIM_PEER_BIN="$TARGET_DIR/debug/sim_peer"
+    # The vfio-user server, for the host (release: it sits on every one of the guest's MMIO
+    # accesses and moves every frame).
+    SIM_BIN=
+    if grep -q '"ixgbe-sim"' "$REPO/platform-mock/Cargo.toml" 2>/dev/null || [ -f "$REPO/platform-mock/src/bin/ixgbe-sim.rs" ]; then
+        log "building ixgbe-sim (release, host)"
+        quick_release -p platform-mock --bin ixgbe-sim || die "building ixgbe-sim failed"
+        SIM_BIN="$TARGET_DIR/release/ixgbe-sim"
+    else
+        log "platform-mock has no ixgbe-sim binary: the ixgbe-sim cases will fail"
+    fi
 }
 
 build_initramfs() {
@@ -344,11 +324,13 @@ build_initramfs() {
     mkdir -p "$root"/{bin,dev,proc,sys,tmp,modules}
     cp "$BUSYBOX" "$root/bin/busybox"
     local applet
-    for applet in sh mount umount cat echo ls readlink basename sleep grep sed dd od tr insmod poweroff sync head tail wc mkdir cut; do
-        ln -s busybox "$root/bin/$applet"
+    for applet in $("$BUSYBOX" --list); do
+        [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
     done
+    cp "$ETHTOOL_DIR/ethtool" "$root/bin/ethtool"
+    copy_libs "$ETHTOOL_DIR/ethtool" "$root"
     cp "$KDIR"/modules/*.ko "$KDIR"/modules/load-* "$root/modules/"
-    cp "$GUEST_BIN_DIR/qemu_guest" "$GUEST_BIN_DIR/qemu_refuse" "$root/bin/"
+    cp "$GUEST_BIN_DIR/qemu_guest" "$GUEST_BIN_DIR/qemu_refuse" "$GUEST_BIN_DIR/sim_guest" "$root/bin/"
     [ -n "$FWD_BIN" ] && cp "$FWD_BIN" "$root/bin/ixgbe-fwd"
     cp "$HERE/init.sh" "$root/init"
     chmod 755 "$root/init"
@@ -362,15 +344,59 @@ build_initramfs() {
 # Boots
 # ---------------------------------------------------------------------------------------------
 
-declare -A FRAMES_TX=() FRAMES_RX=() BOOT_SECS=() RESULT=()
-FAILURES=0
+declare -A RESULT=() WHY=() BOOT_SECS=() INFO=() VIOLATIONS=()
+declare -a CASE_ORDER=()
 
-# run_boot <name> <mode> <machine args...>
-run_boot() {
+# record <case> PASS|FAIL [why]: one line per case, as it ends.
+record() {
+    local name=$1 verdict=$2 why=${3:-}
+    CASE_ORDER+=("$name")
+    RESULT[$name]=$verdict
+    WHY[$name]=$why
+    if [ "$verdict" = PASS ]; then
+        echo "PASS $name"
+    else
+        echo "FAIL $name: $why"
+    fi
+}
+
+# guest_verdict <case> <console> <markers...>: sets VERDICT_WHY to the first problem, or "".
+guest_verdict() {
+    local name=$1 console=$2
+    shift 2
+    VERDICT_WHY=
+    if grep -q 'QTEST: FAIL' "$console"; then
+        log "case '$name': guest reported failures:"
+        grep 'QTEST: FAIL' "$console" | tr -d '\r' >&2
+        VERDICT_WHY=$(grep -m1 'QTEST: FAIL' "$console" | tr -d '\r' | sed 's/.*QTEST: FAIL //')
+    fi
+    local want
+    for want in "$@"; do
+        if ! grep -q "QTEST: PASS $want\\b" "$console"; then
+            log "case '$name': missing PASS marker '$want'"
+            VERDICT_WHY=${VERDICT_WHY:-"guest never passed '$want'"}
+        fi
+    done
+    if ! grep -q 'QTEST: DONE' "$console"; then
+        log "case '$name': guest never reached DONE"
+        VERDICT_WHY=${VERDICT_WHY:-"guest never reached DONE"}
+    fi
+}
+
+qemu_rc_why() { # rc
+    case $1 in
+    0) ;;
+    124 | 137) echo "timeout after ${BOOT_TIMEOUT}s (guest hung)" ;;
+    *) echo "qemu exited with $1" ;;
+    esac
+}
+
+# run_igb_boot <case> <mode> <machine args...>: the boots against QEMU's own igb device.
+run_igb_boot() {
     local name=$1 mode=$2
     shift 2
     local console="$WORK/$name.console" peerlog="$WORK/$name.peer" ports="$WORK/$name.ports"
-    log "boot '$name': starting peer"
+    log "case '$name': starting peer"
     "$PEER_BIN" --ports-file "$ports" --guest-mac "$GUEST_MAC" --frames "$FRAMES" \
         --timeout "$BOOT_TIMEOUT" >"$peerlog" 2>&1 &
     local peer_pid=$!
@@ -383,14 +409,13 @@ run_boot() {
     local peer_port qemu_port
     read -r peer_port qemu_port <"$ports"
 
-    local accel_args=(-accel "$ACCEL")
     local cmdline="console=ttyS0 quiet loglevel=3 panic=-1 hugepages=16 qtest.mode=$mode qtest.frames=$FRAMES qtest.addr=$DEV_ADDR"
     [ "$mode" = vfio ] && cmdline="$cmdline intel_iommu=on"
-    log "boot '$name': qemu ($ACCEL) netdev dgram 127.0.0.1:$qemu_port <-> peer 127.0.0.1:$peer_port"
+    log "case '$name': qemu ($ACCEL) netdev dgram 127.0.0.1:$qemu_port <-> peer 127.0.0.1:$peer_port"
     local t0 rc=0
     t0=$(date +%s)
-    timeout --kill-after=5 "$BOOT_TIMEOUT" qemu-system-x86_64 \
-        "${accel_args[@]}" "$@" -m 512M -smp 1 \
+    timeout --kill-after=5 "$BOOT_TIMEOUT" "$QEMU" \
+        -accel "$ACCEL" "$@" -m 512M -smp 1 \
         -kernel "$KDIR/vmlinuz" -initrd "$INITRD" -append "$cmdline" \
         -display none -monitor none -serial "file:$console" -no-reboot \
         -nodefaults \
@@ -416,39 +441,22 @@ run_boot() {
         cat "$WORK/$name.qemu"
     fi
 
-    local ok=1
-    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
-        log "boot '$name': TIMEOUT after ${BOOT_TIMEOUT}s (guest hung)"
-        ok=0
-    elif [ $rc -ne 0 ]; then
-        log "boot '$name': qemu exited with $rc"
-        ok=0
+    local why
+    why=$(qemu_rc_why $rc)
+    guest_verdict "$name" "$console" $(igb_markers "$mode")
+    why=${why:-$VERDICT_WHY}
+    if [ -z "$why" ] && { [ $peer_rc -ne 0 ] || ! grep -q '^PEER: PASS' "$peerlog"; }; then
+        why="host peer did not pass (exit $peer_rc): $(grep -m1 '^PEER: FAIL' "$peerlog" || echo 'no verdict')"
     fi
-    grep -q 'QTEST: DONE' "$console" || { log "boot '$name': guest never reached DONE"; ok=0; }
-    if grep -q 'QTEST: FAIL' "$console"; then
-        log "boot '$name': guest reported failures:"
-        grep 'QTEST: FAIL' "$console" | tr -d '\r' >&2
-        ok=0
-    fi
-    local want
-    for want in $(expected_markers "$mode"); do
-        grep -q "QTEST: PASS $want\\b" "$console" || { log "boot '$name': missing PASS marker '$want'"; ok=0; }
-    done
-    if [ $peer_rc -ne 0 ] || ! grep -q '^PEER: PASS' "$peerlog"; then
-        log "boot '$name': host peer did not pass (exit $peer_rc)"
-        ok=0
-    fi
-    FRAMES_TX[$name]=$(sed -n 's/^PEER: STATS guest_to_host=\([0-9]*\) host_to_guest=.*/\1/p' "$peerlog" | tail -n1)
-    FRAMES_RX[$name]=$(sed -n 's/^PEER: STATS guest_to_host=[0-9]* host_to_guest=\([0-9]*\).*/\1/p' "$peerlog" | tail -n1)
-    if [ $ok -eq 1 ]; then
-        RESULT[$name]=PASS
-    else
-        RESULT[$name]=FAIL
-        FAILURES=$((FAILURES + 1))
-    fi
+    local tx rx
+    tx=$(sed -n 's/^PEER: STATS guest_to_host=\([0-9]*\) host_to_guest=.*/\1/p' "$peerlog" | tail -n1)
+    rx=$(sed -n 's/^PEER: STATS guest_to_host=[0-9]* host_to_guest=\([0-9]*\).*/\1/p' "$peerlog" | tail -n1)
+    INFO[$name]="frames guest->host ${tx:-0}, host->guest ${rx:-0}"
+    VIOLATIONS[$name]=-
+    if [ -z "$why" ]; then record "$name" PASS; else record "$name" FAIL "$why"; fi
 }
 
-expected_markers() {
+igb_markers() {
     case "$1" in
     sysfs)
         echo "refuse-error refuse-still-bound refuse-config-unchanged"
@@ -461,6 +469,221 @@ expected_markers() {
     esac
 }
 
+sim_markers() {
+    case "$1" in
+    linux-ixgbe)
+        echo "ixgbe-bound link-up msix-vectors ping guest-to-host host-to-guest-bytes host-to-guest"
+        echo "rss-spread nic-error-counters stats-agree queue-interrupts unbind rebind rebind-link rebind-ping"
+        ;;
+    linux-then-ours) echo "ixgbe-bound link-up fwd-run taken-over" ;;
+    fwd-sysfs) echo "fwd-run" ;;
+    fwd-vfio) echo "vfio-bind vfio-group fwd-run" ;;
+    esac
+}
+
+# Stops a process this script started: TERM, a bounded wait, then KILL.
+stop_pid() { # pid seconds
+    local pid=$1 secs=$2
+    for _ in $(seq 1 $((secs * 10))); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 30); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    local rc=0
+    wait "$pid" 2>/dev/null || rc=$?
+    return $rc
+}
+
+# run_sim_boot <case> <guest-mode> <ports> <smp> <peer-mode> <procs> <machine> [qemu args...]: a boot
+# whose PCI devices are ixgbe-sim's ports over vfio-user (slots 0x4 and 0x5).
+run_sim_boot() {
+    local name=$1 mode=$2 nports=$3 smp=$4 peer_mode=$5 procs=$6 machine=$7
+    shift 7
+    VIOLATIONS[$name]=?
+    INFO[$name]=
+    if [ -z "$SIM_BIN" ]; then
+        BOOT_SECS[$name]=0
+        record "$name" FAIL "ixgbe-sim is not built (platform-mock has no such binary)"
+        return
+    fi
+    local console="$WORK/$name.console" peerlog="$WORK/$name.peer" ports="$WORK/$name.ports"
+    local fwd_packets=$FWD_FRAMES
+    log "case '$name': starting sim_peer ($peer_mode, $nports wire(s))"
+    "$SIM_PEER_BIN" --ports-file "$ports" --mode "$peer_mode" --wires "$nports" \
+        --frames "$([ "$peer_mode" = fwd ] && echo "$FWD_FRAMES" || echo "$SIM_FRAMES")" \
+        --fwd-target "$fwd_packets" --pings "$PINGS" \
+        --window "$([ "$peer_mode" = fwd ] && echo "$FWD_WINDOW" || echo "$SIM_WINDOW")" \
+        --timeout "$BOOT_TIMEOUT" >"$peerlog" 2>&1 &
+    local peer_pid=$!
+    STARTED_PIDS+=("$peer_pid")
+    for _ in $(seq 1 100); do
+        [ "$(wc -l <"$ports" 2>/dev/null || echo 0)" -ge "$nports" ] && break
+        sleep 0.1
+    done
+    [ "$(wc -l <"$ports" 2>/dev/null || echo 0)" -ge "$nports" ] || die "sim_peer did not start: $(cat "$peerlog")"
+
+    # One ixgbe-sim for all ports (a dual-port 82599), or one per port (procs=per-port): the
+    # model has a single bus address space per process, while under an IOMMU every port has
+    # its own IOVA space (its own VFIO container in the guest, its own DMA_MAPs from QEMU).
+    local dev_args=() i=0 peer_port sim_port slots=(0x4 0x5)
+    local -a sim_cmd=() sim_pids=()
+    while read -r peer_port sim_port; do
+        rm -f "$WORK/$name.sock$i"
+        local wire=$i
+        if [ "$procs" = per-port ]; then
+            wire=0
+            sim_cmd+=("--socket $WORK/$name.sock$i --mac 0=02:00:00:00:00:0$((i + 1)) --wire 0=udp:127.0.0.1:$peer_port,listen=$sim_port")
+        else
+            sim_cmd[0]="${sim_cmd[0]:-} --socket $WORK/$name.sock$i --wire $wire=udp:127.0.0.1:$peer_port,listen=$sim_port"
+        fi
+        dev_args+=(-device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"path\":\"$WORK/$name.sock$i\",\"type\":\"unix\"},\"addr\":\"${slots[$i]}\"}")
+        i=$((i + 1))
+    done <"$ports"
+    local p
+    for p in "${!sim_cmd[@]}"; do
+        log "case '$name': ixgbe-sim ${sim_cmd[$p]# }"
+        # shellcheck disable=SC2086 # the arguments are built above without spaces inside
+        "$SIM_BIN" ${sim_cmd[$p]} >"$WORK/$name.sim$p.out" 2>"$WORK/$name.sim$p.log" &
+        sim_pids+=($!)
+        STARTED_PIDS+=($!)
+    done
+    local up=0
+    for _ in $(seq 1 100); do
+        up=1
+        for ((i = 0; i < nports; i++)); do [ -S "$WORK/$name.sock$i" ] || up=0; done
+        for p in "${sim_pids[@]}"; do kill -0 "$p" 2>/dev/null || up=0; done
+        [ $up -eq 1 ] && break
+        sleep 0.1
+    done
+    if [ $up -ne 1 ]; then
+        cat "$WORK/$name".sim*.log >&2
+        kill "$peer_pid" "${sim_pids[@]}" 2>/dev/null || true
+        BOOT_SECS[$name]=0
+        record "$name" FAIL "ixgbe-sim did not come up (no socket)"
+        return
+    fi
+
+    local cmdline="console=ttyS0 quiet loglevel=3 panic=-1 hugepages=64 ipv6.disable=1"
+    cmdline="$cmdline qtest.mode=$mode qtest.addr=0000:00:04.0 qtest.addr2=0000:00:05.0"
+    cmdline="$cmdline qtest.txf=$SIM_FRAMES qtest.rxf=$SIM_FRAMES qtest.flows=$SIM_FLOWS qtest.window=$SIM_WINDOW"
+    cmdline="$cmdline qtest.pings=$PINGS qtest.fwdpackets=$fwd_packets qtest.fwdsecs=$FWD_SECONDS"
+    case "$machine" in *kernel-irqchip=split*) cmdline="$cmdline intel_iommu=on" ;; esac
+    [ "$mode" = fwd-noiommu ] && cmdline="$cmdline vfio.enable_unsafe_noiommu_mode=1"
+    cmdline="$cmdline ${GUEST_CMDLINE:-}"
+    log "case '$name': qemu ($ACCEL, -smp $smp, $nports vfio-user port(s))"
+    local t0 rc=0
+    t0=$(date +%s)
+    timeout --kill-after=5 "$BOOT_TIMEOUT" "$QEMU" \
+        -accel "$ACCEL" -machine "$machine" "$@" \
+        -object memory-backend-memfd,id=mem,size=512M,share=on -m 512M -smp "$smp" \
+        -kernel "$KDIR/vmlinuz" -initrd "$INITRD" -append "$cmdline" \
+        -display none -monitor none -serial "file:$console" -no-reboot -nodefaults \
+        "${dev_args[@]}" </dev/null >"$WORK/$name.qemu" 2>&1 || rc=$?
+    BOOT_SECS[$name]=$(($(date +%s) - t0))
+    local peer_rc=0 sim_rc=()
+    stop_pid "$peer_pid" 5 || peer_rc=$?
+    # ixgbe-sim ends when its client (QEMU) has gone; it prints its summary on the way out.
+    for p in "${!sim_pids[@]}"; do
+        sim_rc[$p]=0
+        stop_pid "${sim_pids[$p]}" 5 || sim_rc[$p]=$?
+    done
+
+    echo "----- $name: guest console -----"
+    tr -d '\r' <"$console" | grep -v '^$' || true
+    echo "----- $name: host peer -----"
+    cat "$peerlog"
+    for p in "${!sim_pids[@]}"; do
+        echo "----- $name: ixgbe-sim #$p log (stderr, exit ${sim_rc[$p]}) -----"
+        cat "$WORK/$name.sim$p.log"
+        cat "$WORK/$name.sim$p.out"
+    done
+    if [ -s "$WORK/$name.qemu" ]; then
+        echo "----- $name: qemu -----"
+        cat "$WORK/$name.qemu"
+    fi
+
+    # The model's violations: every line ixgbe-sim logs about one, and its exit summary.
+    cat "$WORK/$name".sim*.log | grep ': violation: ' >"$WORK/$name.violations" || true
+    VIOLATIONS[$name]=$(sim_violation_count "$WORK/$name" "${#sim_pids[@]}")
+
+    local why
+    why=$(qemu_rc_why $rc)
+    # shellcheck disable=SC2046
+    guest_verdict "$name" "$console" $(sim_markers "$name")
+    why=${why:-$VERDICT_WHY}
+    if [ -z "$why" ] && { [ $peer_rc -ne 0 ] || ! grep -q '^PEER: PASS' "$peerlog"; }; then
+        why="host peer did not pass (exit $peer_rc): $(grep -m1 '^PEER: FAIL' "$peerlog" | sed 's/^PEER: FAIL //' || echo 'no verdict')"
+    fi
+    INFO[$name]=$(sed -n 's/^PEER: STATS wire\([0-9]\) rx_frames=\([0-9]*\) rx_bytes=[0-9]* tx_frames=\([0-9]*\).*/wire\1 rx \2 tx \3/p' "$peerlog" | tr '\n' ' ')
+    if [ -z "$why" ]; then record "$name" PASS; else record "$name" FAIL "$why"; fi
+}
+
+# The number of violations: from the exit summaries of the case's ixgbe-sim processes ("N
+# violation(s) logged, M suppressed"), else the number of violation lines they logged.
+sim_violation_count() { # work-prefix processes
+    local p line n=0 m=0 missing=0
+    for ((p = 0; p < $2; p++)); do
+        line=$(grep -m1 '^ixgbe-sim summary:' "$1.sim$p.out" 2>/dev/null || true)
+        if [ -z "$line" ]; then
+            missing=1
+            continue
+        fi
+        n=$((n + $(echo "$line" | sed -n 's/.* \([0-9]\+\) violation(s) logged.*/\1/p')))
+        m=$((m + $(echo "$line" | sed -n 's/.* \([0-9]\+\) suppressed.*/\1/p')))
+    done
+    if [ $missing -eq 0 ]; then
+        echo "$n (+$m suppressed)"
+    else
+        echo "$(grep -c . "$1.violations" || true) (summary missing)"
+    fi
+}
+
+run_case() {
+    local c=$1
+    case "$c" in
+    igb-sysfs)
+        # A second igb (on an otherwise empty hub: it reaches no network) so that ixgbe-fwd
+        # gets two different devices to refuse.
+        run_igb_boot igb-sysfs sysfs -machine q35 \
+            -netdev hubport,id=n1,hubid=1 -device "igb,netdev=n1,mac=52:54:00:12:34:57,romfile=,addr=$DEV2_SLOT"
+        ;;
+    igb-vfio)
+        run_igb_boot igb-vfio vfio -machine q35,kernel-irqchip=split -device intel-iommu,intremap=on,caching-mode=on
+        ;;
+    linux-ixgbe)
+        run_sim_boot linux-ixgbe linux-ixgbe 1 4 linux one q35,memory-backend=mem
+        ;;
+    linux-then-ours | fwd-sysfs)
+        need_fwd "$c" || return 0
+        run_sim_boot "$c" "$c" 2 1 fwd one q35,memory-backend=mem
+        ;;
+    fwd-vfio)
+        need_fwd "$c" || return 0
+        run_sim_boot fwd-vfio fwd-vfio 2 1 fwd per-port q35,memory-backend=mem,kernel-irqchip=split \
+            -device intel-iommu,intremap=on,caching-mode=on
+        ;;
+    *) die "unknown case '$c' (known: $ALL_CASES)" ;;
+    esac
+}
+
+# The forwarding cases need ixgbe-fwd in the guest.
+need_fwd() {
+    [ -n "$FWD_BIN" ] && return 0
+    BOOT_SECS[$1]=0
+    VIOLATIONS[$1]=-
+    record "$1" FAIL "no ixgbe-fwd (QEMU_E2E_NO_FWD set or apps has no such binary)"
+    return 1
+}
+
+ALL_CASES="igb-sysfs igb-vfio linux-ixgbe linux-then-ours fwd-sysfs fwd-vfio"
+
 main() {
     [ "$(uname -m)" = x86_64 ] || die "needs an x86_64 host"
     ensure_host_tools
@@ -470,24 +693,28 @@ main() {
     build_initramfs
     local t_setup=$(($(date +%s) - T_START))
 
-    # Boot 1 has a second igb (on an otherwise empty hub: it reaches no network) so that
-    # ixgbe-fwd gets two different devices to refuse.
-    run_boot sysfs sysfs -machine q35 \
-        -netdev hubport,id=n1,hubid=1 -device "igb,netdev=n1,mac=52:54:00:12:34:57,romfile=,addr=$DEV2_SLOT"
-    run_boot vfio vfio -machine q35,kernel-irqchip=split -device intel-iommu,intremap=on,caching-mode=on
+    local c
+    for c in ${CASES:-$ALL_CASES}; do run_case "$c"; done
 
     local total=$(($(date +%s) - T_START))
     echo
     echo "================ QEMU end-to-end summary ================"
-    printf '%-8s %-6s %-22s %-22s %s\n' path result "guest->host frames" "host->guest frames" "boot time"
-    local n
-    for n in sysfs vfio; do
-        printf '%-8s %-6s %-22s %-22s %ss\n' "$n" "${RESULT[$n]:-FAIL}" "${FRAMES_TX[$n]:-0}" "${FRAMES_RX[$n]:-0}" "${BOOT_SECS[$n]:-?}"
+    printf '%-16s %-6s %-9s %-11s %s\n' case result boot violations details
+    local n passed=0 failed=0
+    for n in "${CASE_ORDER[@]}"; do
+        printf '%-16s %-6s %-9s %-11s %s\n' "$n" "${RESULT[$n]}" "${BOOT_SECS[$n]:-?}s" "${VIOLATIONS[$n]:-?}" "${INFO[$n]:-}"
+        if [ "${RESULT[$n]}" = PASS ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
     done
-    echo "setup (tools, kernel, build, initramfs): ${t_setup}s; total: ${total}s (accel $ACCEL)"
-    local passed=$((2 - FAILURES))
-    echo "qemu-e2e: $passed passed, $FAILURES failed"
-    [ $FAILURES -eq 0 ]
+    for n in "${CASE_ORDER[@]}"; do
+        if [ -s "$WORK/$n.violations" ]; then
+            echo "violations logged by ixgbe-sim in $n:"
+            sed 's/^ixgbe-sim: //; s/\[[0-9.]*s\] //; s/^/  /' "$WORK/$n.violations" | sort | uniq -c | sort -rn | head -n 40
+        fi
+        [ "${RESULT[$n]}" = FAIL ] && echo "FAIL $n: ${WHY[$n]}"
+    done
+    echo "setup (tools, QEMU, kernel, build, initramfs): ${t_setup}s; total: ${total}s (accel $ACCEL)"
+    echo "qemu-e2e: $passed passed, $failed failed"
+    [ $failed -eq 0 ]
 }
 
 # QEMU_E2E_LIB=1 only defines the functions (for debugging single steps).
