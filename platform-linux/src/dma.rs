@@ -23,8 +23,6 @@ use crate::vfio::Vfio;
 const SMALL_LIMIT: usize = DMA_PAGE_SIZE / 2;
 /// Alignment and granularity of shared-chunk allocations.
 const SMALL_ALIGN: usize = 4096;
-/// First IOVA handed out under VFIO: above the 32-bit MMIO/MSI window.
-const IOVA_BASE: u64 = 1 << 32;
 
 /// The fix printed whenever hugepages are missing.
 pub(crate) const HUGEPAGE_FIX: &str = "run scripts/setup-hugepages.sh 512 as root";
@@ -68,9 +66,6 @@ pub(crate) struct DmaPool {
     /// Live regions keyed by start address (which is also the region's cookie).
     allocs: BTreeMap<usize, Alloc>,
     slab: Option<Slab>,
-    /// Free IOVA ranges (start, len) and the first never-used IOVA.
-    iova_free: Vec<(u64, u64)>,
-    iova_next: u64,
 }
 
 fn round_up(value: usize, to: usize) -> Option<usize> {
@@ -223,9 +218,9 @@ impl DmaPool {
             ),
         };
         map.touch(step);
-        let iova = self.iova_alloc(len as u64);
+        let iova = vfio.iova_alloc(len as u64);
         if let Err(source) = vfio.map_dma(map.addr(), iova, len) {
-            self.iova_release(iova, len as u64);
+            vfio.iova_release(iova, len as u64);
             return Err(Error::Vfio {
                 what: format!("VFIO_IOMMU_MAP_DMA of {len} bytes (check ulimit -l)"),
                 source,
@@ -240,33 +235,6 @@ impl DmaPool {
             iova: Some(iova),
             users: 0,
         })
-    }
-
-    /// First fit in the free list, else fresh IOVA space; 2 MiB aligned (lengths are multiples).
-    fn iova_alloc(&mut self, len: u64) -> u64 {
-        if self.iova_next == 0 {
-            self.iova_next = IOVA_BASE;
-        }
-        if let Some(i) = self.iova_free.iter().position(|&(_, l)| l >= len) {
-            let (start, l) = self.iova_free[i];
-            if l == len {
-                self.iova_free.swap_remove(i);
-            } else {
-                self.iova_free[i] = (start + len, l - len);
-            }
-            return start;
-        }
-        let start = self.iova_next;
-        self.iova_next += len;
-        start
-    }
-
-    fn iova_release(&mut self, start: u64, len: u64) {
-        if start + len == self.iova_next {
-            self.iova_next = start;
-        } else {
-            self.iova_free.push((start, len));
-        }
     }
 
     /// Frees the region starting at `cookie`; unknown cookies are ignored.
@@ -296,7 +264,7 @@ impl DmaPool {
                 std::mem::forget(chunk.map);
                 return;
             }
-            self.iova_release(iova, chunk.map.len() as u64);
+            vfio.iova_release(iova, chunk.map.len() as u64);
         }
         drop(chunk.map);
     }

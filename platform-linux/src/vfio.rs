@@ -8,7 +8,8 @@ use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::mem::size_of;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 
 use vfio_bindings::bindings::vfio as sys;
 
@@ -52,15 +53,34 @@ fn vfio_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
     }
 }
 
-/// An open VFIO device: container (IOMMU context), group and device file descriptors.
+/// First IOVA handed out: above the 32-bit MMIO/MSI window.
+const IOVA_BASE: u64 = 1 << 32;
+
+/// A VFIO container: one IOMMU context, and the IOVA space of every device in it.
+///
+/// One per process (per `/dev` root): every device this process opens joins the same container,
+/// so DMA memory mapped for one device is reachable by the others at the same IOVA. A forwarder
+/// hands the buffers a packet was received into on one port to another port's transmit ring;
+/// with a container per device the second port would read other memory at that IOVA.
+#[derive(Debug)]
+struct Container {
+    file: File,
+    /// Free IOVA ranges (start, len) and the first never-used IOVA.
+    iova: Mutex<(Vec<(u64, u64)>, u64)>,
+}
+
+/// The containers of this process, by `/dev` root (tests use fake roots).
+static CONTAINERS: Mutex<Vec<(PathBuf, Weak<Container>)>> = Mutex::new(Vec::new());
+
+/// An open VFIO device: its group and device file descriptors, and the shared container.
 ///
 /// Field order is drop order: the device is closed before its group, the group before the
-/// container.
+/// container (closed with its last device).
 #[derive(Debug)]
 pub(crate) struct Vfio {
     device: File,
     _group: File,
-    container: File,
+    container: Arc<Container>,
     config_offset: u64,
 }
 
@@ -73,33 +93,25 @@ struct Region {
 }
 
 impl Vfio {
-    /// Opens the container, attaches the group, selects the Type1 IOMMU and opens the device.
+    /// Opens (or joins) the process's container, attaches the group, selects the Type1 IOMMU
+    /// for a new container, and opens the device.
     pub(crate) fn open(dev_root: &Path, group: u32, addr: &PciAddress) -> Result<Vfio, Error> {
         let rw = |path: &Path| OpenOptions::new().read(true).write(true).open(path);
-
-        let container_path = dev_root.join("vfio/vfio");
-        let container =
-            rw(&container_path).map_err(vfio_err(format!("open {}", container_path.display())))?;
-        let version = ioctl_val(&container, VFIO_GET_API_VERSION, 0)
-            .map_err(vfio_err("VFIO_GET_API_VERSION"))?;
-        if version != sys::VFIO_API_VERSION as i32 {
-            return Err(Error::Vfio {
-                what: format!("API version check (kernel reports {version})"),
-                source: io::Error::new(io::ErrorKind::Unsupported, "unknown VFIO API version"),
-            });
-        }
-        let has_type1 = ioctl_val(
-            &container,
-            VFIO_CHECK_EXTENSION,
-            sys::VFIO_TYPE1_IOMMU.into(),
-        )
-        .map_err(vfio_err("VFIO_CHECK_EXTENSION"))?;
-        if has_type1 != 1 {
-            return Err(Error::Vfio {
-                what: "VFIO_CHECK_EXTENSION(TYPE1_IOMMU)".into(),
-                source: io::Error::new(io::ErrorKind::Unsupported, "no Type1 IOMMU support"),
-            });
-        }
+        // Held until the group is attached, so two threads never both set up one container.
+        let mut containers = CONTAINERS.lock().unwrap_or_else(|p| p.into_inner());
+        containers.retain(|(_, c)| c.strong_count() > 0);
+        let shared = containers
+            .iter()
+            .find(|(root, _)| root == dev_root)
+            .and_then(|(_, c)| c.upgrade());
+        let fresh = shared.is_none();
+        let container = match shared {
+            Some(c) => c,
+            None => Arc::new(Container {
+                file: open_container(dev_root)?,
+                iova: Mutex::new((Vec::new(), IOVA_BASE)),
+            }),
+        };
 
         let group_path = dev_root.join(format!("vfio/{group}"));
         let group_file =
@@ -114,12 +126,21 @@ impl Vfio {
         if status.flags & sys::VFIO_GROUP_FLAGS_VIABLE == 0 {
             return Err(Error::IommuGroupNotViable { group });
         }
-        let mut container_fd = std::os::fd::AsRawFd::as_raw_fd(&container);
+        let mut container_fd = std::os::fd::AsRawFd::as_raw_fd(&container.file);
         // SAFETY: VFIO_GROUP_SET_CONTAINER reads one int, the container fd.
         unsafe { ioctl_ptr(&group_file, VFIO_GROUP_SET_CONTAINER, &mut container_fd) }
             .map_err(vfio_err("VFIO_GROUP_SET_CONTAINER"))?;
-        ioctl_val(&container, VFIO_SET_IOMMU, sys::VFIO_TYPE1_IOMMU.into())
+        if fresh {
+            // Only once per container, after its first group is attached.
+            ioctl_val(
+                &container.file,
+                VFIO_SET_IOMMU,
+                sys::VFIO_TYPE1_IOMMU.into(),
+            )
             .map_err(vfio_err("VFIO_SET_IOMMU(TYPE1)"))?;
+            containers.push((dev_root.to_path_buf(), Arc::downgrade(&container)));
+        }
+        drop(containers);
 
         let name = CString::new(addr.to_string()).expect("a PCI address has no NUL byte");
         // SAFETY: VFIO_GROUP_GET_DEVICE_FD reads a NUL-terminated string, which `name` is; the
@@ -175,7 +196,7 @@ impl Vfio {
             size: len as u64,
         };
         // SAFETY: VFIO_IOMMU_MAP_DMA reads a vfio_iommu_type1_dma_map, whose argsz covers it.
-        unsafe { ioctl_ptr(&self.container, VFIO_IOMMU_MAP_DMA, &mut map) }.map(drop)
+        unsafe { ioctl_ptr(&self.container.file, VFIO_IOMMU_MAP_DMA, &mut map) }.map(drop)
     }
 
     /// Removes an IOMMU mapping made by [`Vfio::map_dma`].
@@ -189,8 +210,79 @@ impl Vfio {
         };
         // SAFETY: VFIO_IOMMU_UNMAP_DMA reads and writes a vfio_iommu_type1_dma_unmap (without
         // the optional bitmap, so the zero-length `data` tail is never touched); argsz covers it.
-        unsafe { ioctl_ptr(&self.container, VFIO_IOMMU_UNMAP_DMA, &mut unmap) }.map(drop)
+        unsafe { ioctl_ptr(&self.container.file, VFIO_IOMMU_UNMAP_DMA, &mut unmap) }.map(drop)
     }
+}
+
+impl Vfio {
+    /// IOVA space for `len` bytes (a multiple of 2 MiB): first fit among freed ranges, else
+    /// fresh space; shared by every device of the container.
+    pub(crate) fn iova_alloc(&self, len: u64) -> u64 {
+        let mut guard = self
+            .container
+            .iova
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (free, next) = &mut *guard;
+        if let Some(i) = free.iter().position(|&(_, l)| l >= len) {
+            let (start, l) = free[i];
+            if l == len {
+                free.swap_remove(i);
+            } else {
+                free[i] = (start + len, l - len);
+            }
+            return start;
+        }
+        let start = *next;
+        *next += len;
+        start
+    }
+
+    /// Gives IOVA space back.
+    pub(crate) fn iova_release(&self, start: u64, len: u64) {
+        let mut guard = self
+            .container
+            .iova
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (free, next) = &mut *guard;
+        if start + len == *next {
+            *next = start;
+        } else {
+            free.push((start, len));
+        }
+    }
+}
+
+/// Opens `/dev/vfio/vfio` and checks the API version and Type1 support.
+fn open_container(dev_root: &Path) -> Result<File, Error> {
+    let container_path = dev_root.join("vfio/vfio");
+    let container = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&container_path)
+        .map_err(vfio_err(format!("open {}", container_path.display())))?;
+    let version =
+        ioctl_val(&container, VFIO_GET_API_VERSION, 0).map_err(vfio_err("VFIO_GET_API_VERSION"))?;
+    if version != sys::VFIO_API_VERSION as i32 {
+        return Err(Error::Vfio {
+            what: format!("API version check (kernel reports {version})"),
+            source: io::Error::new(io::ErrorKind::Unsupported, "unknown VFIO API version"),
+        });
+    }
+    let has_type1 = ioctl_val(
+        &container,
+        VFIO_CHECK_EXTENSION,
+        sys::VFIO_TYPE1_IOMMU.into(),
+    )
+    .map_err(vfio_err("VFIO_CHECK_EXTENSION"))?;
+    if has_type1 != 1 {
+        return Err(Error::Vfio {
+            what: "VFIO_CHECK_EXTENSION(TYPE1_IOMMU)".into(),
+            source: io::Error::new(io::ErrorKind::Unsupported, "no Type1 IOMMU support"),
+        });
+    }
+    Ok(container)
 }
 
 fn region_info(device: &File, index: u32) -> Result<Region, Error> {
