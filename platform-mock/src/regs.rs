@@ -113,7 +113,14 @@ pub const FCTRL_SBP: u32 = 1 << 1;
 pub const FCTRL_MPE: u32 = 1 << 8;
 pub const FCTRL_UPE: u32 = 1 << 9;
 pub const FCTRL_BAM: u32 = 1 << 10;
-pub const FCTRL_VALID: u32 = FCTRL_SBP | FCTRL_MPE | FCTRL_UPE | FCTRL_BAM;
+/// Pass MAC control frames (§8.2.3.7.1).
+pub const FCTRL_PMCF: u32 = 1 << 12;
+/// Discard pause frames (§8.2.3.7.1).
+pub const FCTRL_DPF: u32 = 1 << 13;
+pub const FCTRL_VALID: u32 = FCTRL_SBP | FCTRL_MPE | FCTRL_UPE | FCTRL_BAM | FCTRL_PMCF | FCTRL_DPF;
+/// Firmware status (Linux's `IXGBE_FWSTS`): bit 9 FWRI, firmware reset indication, write 1 to
+/// clear. No firmware resets here, so it reads 0.
+pub const FWSTS: u32 = 0x15F0C;
 pub const VLNCTRL: u32 = 0x05088;
 pub const MCSTCTRL: u32 = 0x05090;
 pub const MTA: u32 = 0x05200;

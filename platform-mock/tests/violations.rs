@@ -24,7 +24,7 @@ fn reserved_bits() {
         (DTXMXSZRQ, 0xFFFF),
         (CTRL, 1 << 0),
         (CTRL, 1 << 10),
-        (FCTRL, 1 << 13),
+        (FCTRL, 1 << 16),
         (RXCTRL, 1 << 4),
         (rx_base(0) + 0x14, SRRCTL_ADV_2K | 1 << 6),
         (tx_base(0) + 0x28, 1 << 23),
@@ -80,7 +80,9 @@ fn ring_reprogrammed_while_enabled() {
         0x02100,
     ] {
         let v = rd(&p, off);
-        wr(&p, off, v);
+        // SRRCTL (and its alias): a change of the buffer size; only Drop_En may change.
+        let srrctl = off == rx_base(0) + 0x14 || off == 0x02100;
+        wr(&p, off, if srrctl { v ^ 1 } else { v });
     }
     for off in [tx_base(1), tx_base(1) + 4, tx_base(1) + 8] {
         let v = rd(&p, off);
@@ -232,4 +234,21 @@ fn dma_free_in_use_and_bad_free() {
         p.dma_free(cookie_twin);
         p.dma_free(r.bufs);
     }
+}
+
+/// What Linux's ixgbe does on real boards is not a violation: FCTRL.DPF and PMCF
+/// (§8.2.3.7.1), clearing FWSTS.FWRI, and Drop_En toggled in SRRCTL while the queue runs (its
+/// watchdog does at every link-up). Changing the buffer size of a running queue still is one.
+#[test]
+fn what_linux_writes_on_real_boards_is_accepted() {
+    let (sim, _nic, p) = one_nic();
+    wr(&p, FCTRL, 1 << 13 | 1 << 12 | 1 << 10);
+    assert_eq!(rd(&p, FCTRL), 1 << 13 | 1 << 12 | 1 << 10);
+    wr(&p, 0x15F0C, 0x200); // FWSTS.FWRI: write 1 to clear
+    assert_eq!(rd(&p, 0x15F0C), 0);
+    let _r = setup_rx(&p, 0, 8, SRRCTL_ADV_2K, Some(1));
+    wr(&p, rx_base(0) + 0x14, SRRCTL_ADV_2K | 1 << 28);
+    assert_no_violations(&sim);
+    wr(&p, rx_base(0) + 0x14, (SRRCTL_ADV_2K & !0x1F) | 4);
+    assert_eq!(kinds(&sim), vec![K::RingReprogrammedWhileEnabled]);
 }

@@ -372,6 +372,10 @@ impl World {
                     n.start_enable(true, 0, true, now);
                 }
             }
+            FWSTS => {
+                let old = n.r(FWSTS);
+                n.set(FWSTS, old & !v);
+            }
             DTXMXSZRQ => {
                 reserved(core, "DTXMXSZRQ", v & !0xFFF);
                 n.set(DTXMXSZRQ, v & 0xFFF);
@@ -454,8 +458,11 @@ impl World {
                 n.set(base + f, v);
             }
             Q_SRRCTL => {
-                if enabled {
-                    reprogram(core, "SRRCTL");
+                // Drop_En may change while the queue runs: Linux's ixgbe sets it at every
+                // link-up (ixgbe_set_rx_drop_en from its watchdog) on real boards. Anything
+                // else (buffer sizes, descriptor type) must be set before the queue is enabled.
+                if enabled && (v ^ n.r(base + f)) & !SRRCTL_DROP_EN != 0 {
+                    reprogram(core, "SRRCTL (beyond Drop_En)");
                 }
                 if v & SRRCTL_RESERVED != 0 {
                     core.violate(
