@@ -276,7 +276,8 @@ run_fwd() {
     S=$(arg qtest.fwdsecs)
     say "ixgbe-fwd $A1 $A2 --packets $P --seconds $S"
     t0=$(cut -d' ' -f1 /proc/uptime)
-    out=$(/bin/ixgbe-fwd "$A1" "$A2" --packets "$P" --seconds "$S" --json 2>&1)
+    # shellcheck disable=SC2086 # FWD_AS is a command prefix (setpriv ...) or empty
+    out=$($FWD_AS /bin/ixgbe-fwd "$A1" "$A2" --packets "$P" --seconds "$S" --json 2>&1)
     rc=$?
     t1=$(cut -d' ' -f1 /proc/uptime)
     echo "$out" | sed 's/^/  ixgbe-fwd: /'
@@ -326,6 +327,41 @@ linux_then_ours_main() {
     fi
 }
 
+# Runs its arguments (one shell command line) as the ordinary user fwd (uid 1000): busybox su
+# as root asks no password and drops every capability with the uid; rlimits are kept.
+as_fwd_user() { su -s /bin/sh fwd -c "$*"; }
+
+# Bus Master Enable (bit 2 of the PCI command register) of device $1: 4 when on, 0 when off.
+bus_master() { low=$(command_reg "$1" | cut -c1-2); echo $((0x${low:-00} & 4)); }
+
+# SIGTERM (what timeout, systemd and container runtimes send) must end our forwarder through its
+# normal exit: summary printed, exit 0, and both devices with Bus Master off (read back from
+# config space) before their DMA memory went back to the kernel.
+fwd_sigterm() {
+    A1=$(arg qtest.addr)
+    A2=$(arg qtest.addr2)
+    /bin/ixgbe-fwd "$A1" "$A2" --seconds 300 >/tmp/sigterm.out 2>&1 &
+    pid=$!
+    SA1=$A1
+    SA2=$A2
+    if ! wait_for 60 '[ "$(bus_master "$SA1")" = 4 ] && [ "$(bus_master "$SA2")" = 4 ]'; then
+        kill -KILL $pid 2>/dev/null
+        fail "fwd-sigterm: the forwarder never enabled bus mastering on both ports"
+        return
+    fi
+    sleep 2
+    kill -TERM $pid
+    wait $pid
+    rc=$?
+    sed 's/^/  ixgbe-fwd: /' /tmp/sigterm.out
+    bm="$(bus_master "$A1")$(bus_master "$A2")"
+    if [ $rc -eq 0 ] && grep -q 'total:' /tmp/sigterm.out && [ "$bm" = 00 ]; then
+        pass "fwd-sigterm (SIGTERM: exit 0, summary printed, Bus Master off on both ports)"
+    else
+        fail "fwd-sigterm: exit $rc, bus master bits after exit '$bm' (want 00), summary $(grep -c 'total:' /tmp/sigterm.out)"
+    fi
+}
+
 fwd_vfio_main() {
     A1=$(arg qtest.addr)
     A2=$(arg qtest.addr2)
@@ -346,14 +382,34 @@ fwd_vfio_main() {
         [ -e "/dev/vfio/$g" ] || { fail "vfio-group: $a: no /dev/vfio/$g (group '$g'; /dev/vfio has: $(ls /dev/vfio | tr '\n' ' '))"; return; }
     done
     pass "vfio-group (groups$groups)"
-    run_fwd "through VFIO"
+    # Least privilege: the groups go to an ordinary user (what scripts/bind-vfio.sh does), who
+    # runs the forwarder with no capabilities; VFIO pins DMA memory against RLIMIT_MEMLOCK.
+    for a in $A1 $A2; do
+        chown 1000:1000 "/dev/vfio/$(basename "$(readlink "/sys/bus/pci/devices/$a/iommu_group")")"
+    done
+    ulimit -l unlimited
+    mkdir -p /etc
+    echo 'fwd:x:1000:1000:forwarder:/:/bin/sh' >>/etc/passwd
+    echo 'fwd:x:1000:' >>/etc/group
+    FWD_AS=as_fwd_user
+    who=$(as_fwd_user 'id -u; grep CapEff /proc/self/status')
+    if [ "$(echo "$who" | head -n1)" = 1000 ] && echo "$who" | grep -q 'CapEff:[[:space:]]*0000000000000000'; then
+        pass "unprivileged (uid 1000, no capabilities)"
+    else
+        fail "unprivileged: setpriv gave '$who'"
+    fi
+    run_fwd "through VFIO as uid 1000"
+    FWD_AS=
 }
 
 case "$MODE" in
 sysfs | vfio) igb_main ;;
 linux-ixgbe) linux_ixgbe_main ;;
 linux-then-ours) linux_then_ours_main ;;
-fwd-sysfs) run_fwd "through sysfs" ;;
+fwd-sysfs)
+    run_fwd "through sysfs"
+    fwd_sigterm
+    ;;
 fwd-vfio) fwd_vfio_main ;;
 *) fail "mode: unknown qtest.mode '$MODE'" ;;
 esac

@@ -476,8 +476,8 @@ sim_markers() {
         echo "rss-spread nic-error-counters stats-agree queue-interrupts unbind rebind rebind-link rebind-ping"
         ;;
     linux-then-ours) echo "ixgbe-bound link-up fwd-run taken-over" ;;
-    fwd-sysfs) echo "fwd-run" ;;
-    fwd-vfio) echo "vfio-bind vfio-group fwd-run" ;;
+    fwd-sysfs) echo "fwd-run fwd-sigterm" ;;
+    fwd-vfio) echo "vfio-bind vfio-group unprivileged fwd-run" ;;
     esac
 }
 
