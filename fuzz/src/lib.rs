@@ -27,8 +27,23 @@ struct Raw(*mut u8);
 // SAFETY: only dereferenced under the state's mutex while its region is live.
 unsafe impl Send for Raw {}
 
+/// How the platform keeps (or breaks) its DMA contract, for `platform_edges`.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Contract {
+    /// Bytes every `dma_alloc` reports less than asked.
+    pub shorten: usize,
+    /// Added (wrapping) to every bus address: near `u64::MAX` translations overflow.
+    pub bus_offset: u64,
+    /// Every n-th translation (1-based) fails; 0: none.
+    pub fail_every: u32,
+    /// Every n-th translation is off by 4 KiB (a region that is not contiguous); 0: none.
+    pub skew_every: u32,
+}
+
 struct State {
     mode: Mmio,
+    contract: Contract,
+    translations: u32,
     regs: BTreeMap<u32, u32>,
     noise: Vec<u8>,
     noise_at: usize,
@@ -45,6 +60,8 @@ impl FuzzPlatform {
     pub fn new(mode: Mmio, noise: &[u8]) -> Self {
         FuzzPlatform(Arc::new(Mutex::new(State {
             mode,
+            contract: Contract::default(),
+            translations: 0,
             regs: BTreeMap::new(),
             noise: noise.to_vec(),
             noise_at: 0,
@@ -59,6 +76,11 @@ impl FuzzPlatform {
     /// Switches how reads answer (init cooperatively, then noise on the data path).
     pub fn set_mode(&self, mode: Mmio) {
         self.state().mode = mode;
+    }
+
+    /// Makes the platform break its DMA contract as `c` says.
+    pub fn set_contract(&self, c: Contract) {
+        self.state().contract = c;
     }
 
     /// Number of live DMA regions.
@@ -139,8 +161,10 @@ unsafe impl Platform for FuzzPlatform {
         self.state()
             .dma
             .insert(p.as_ptr() as usize, (Raw(p.as_ptr()), size));
-        // SAFETY: fresh zeroed block of `size` bytes, 4096-aligned, ours until dma_free.
-        Ok(unsafe { DmaRegion::new(p, size, size) })
+        let short = self.state().contract.shorten;
+        // SAFETY: fresh zeroed block of at least the reported bytes, 4096-aligned, ours until
+        // dma_free; the cookie keeps the real size.
+        Ok(unsafe { DmaRegion::new(p, size.saturating_sub(short), size) })
     }
 
     unsafe fn dma_free(&self, region: DmaRegion) {
@@ -161,10 +185,20 @@ unsafe impl Platform for FuzzPlatform {
     }
 
     fn virt_to_phys(&self, virt: *const u8) -> Option<u64> {
-        let st = self.state();
+        let mut st = self.state();
+        st.translations = st.translations.wrapping_add(1);
+        let (n, c) = (st.translations, st.contract);
+        if c.fail_every != 0 && n % c.fail_every == 0 {
+            return None;
+        }
         let addr = virt as usize;
         let (&start, &(_, len)) = st.dma.range(..=addr).next_back()?;
-        (addr - start < len).then_some(addr as u64)
+        let skew = if c.skew_every != 0 && n % c.skew_every == 0 {
+            4096
+        } else {
+            0
+        };
+        (addr - start < len).then_some((addr as u64).wrapping_add(c.bus_offset).wrapping_add(skew))
     }
 
     fn delay(&self, _duration: Duration) {}
