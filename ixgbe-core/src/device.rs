@@ -304,3 +304,40 @@ fn read36<P: Platform>(r: &Regs<P>, low: regs::Reg, high: regs::Reg) -> u64 {
     let h = u64::from(r.read(high) & 0xF);
     (h << 32) | l
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mempool::fake::FakePlatform;
+
+    /// Totals saturate: a device whose counters read all ones on every poll (the fake platform
+    /// returns the last value written, so they never clear) cannot make them overflow (a panic
+    /// in debug builds, a silent wrap in release, before).
+    #[test]
+    fn statistics_saturate_instead_of_overflowing() {
+        let p = FakePlatform::default();
+        let regs = Regs::new(p.clone());
+        for (low, high) in [(regs::qbrc_l(0), regs::qbrc_h(0)), (regs::GOTCL, regs::GOTCH)] {
+            regs.write(low, u32::MAX);
+            regs.write(high, 0xF);
+        }
+        for reg in [regs::qprc(0), regs::GPTC, regs::CRCERRS, regs::rxmpc(0)] {
+            regs.write(reg, u32::MAX);
+        }
+        let device = Device::new(regs, &Config::default());
+        {
+            let mut t = device.totals.lock();
+            t.rx_packets = u64::MAX - 1;
+            t.rx_bytes = u64::MAX - 1;
+            t.tx_packets = u64::MAX - 1;
+            t.tx_bytes = u64::MAX - 1;
+            t.rx_missed = u64::MAX - 1;
+            t.rx_crc_errors = u64::MAX - 1;
+        }
+        let s = device.stats();
+        assert_eq!((s.rx_packets, s.rx_bytes), (u64::MAX, u64::MAX));
+        assert_eq!((s.tx_packets, s.tx_bytes), (u64::MAX, u64::MAX));
+        assert_eq!((s.rx_missed, s.rx_crc_errors), (u64::MAX, u64::MAX));
+        assert_eq!(device.stats().rx_packets, u64::MAX);
+    }
+}
