@@ -84,6 +84,16 @@ pub fn request_stop() {
     STOP.store(true, Ordering::Relaxed);
 }
 
+/// Makes a panic in any thread ask every loop to end (then report as usual), so the threads
+/// that did not panic leave their loops and the devices are stopped by their `Drop`.
+fn stop_on_panic() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        request_stop();
+        default_hook(info);
+    }));
+}
+
 /// Runs a program's body: sets up logging and the stop handlers, prints an error as one line
 /// on stderr, and turns the outcome into the exit code (0 on success, 1 on error).
 ///
@@ -99,11 +109,7 @@ pub fn run_main(body: impl FnOnce() -> Result<(), AppError>) -> ExitCode {
     if let Err(e) = ctrlc::set_handler(request_stop) {
         log::warn!("cannot install the SIGINT/SIGTERM/SIGHUP handler: {e}");
     }
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        request_stop();
-        default_hook(info);
-    }));
+    stop_on_panic();
     match body() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -433,4 +439,18 @@ pub fn time_up_after_printing<P: Platform>(
         printer.print(now, &all_stats(devices));
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_any_thread_stops_every_loop() {
+        stop_on_panic();
+        assert!(!stop_requested());
+        let worker = std::thread::spawn(|| panic!("a forwarding thread fails"));
+        assert!(worker.join().is_err());
+        assert!(stop_requested(), "the other loops were not asked to stop");
+    }
 }
