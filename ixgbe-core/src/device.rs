@@ -317,7 +317,10 @@ mod tests {
     fn statistics_saturate_instead_of_overflowing() {
         let p = FakePlatform::default();
         let regs = Regs::new(p.clone());
-        for (low, high) in [(regs::qbrc_l(0), regs::qbrc_h(0)), (regs::GOTCL, regs::GOTCH)] {
+        for (low, high) in [
+            (regs::qbrc_l(0), regs::qbrc_h(0)),
+            (regs::GOTCL, regs::GOTCH),
+        ] {
             regs.write(low, u32::MAX);
             regs.write(high, 0xF);
         }

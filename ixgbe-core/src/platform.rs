@@ -26,6 +26,33 @@ use core::time::Duration;
 /// virtual memory are in general *not* next to each other in physical memory.
 pub const DMA_PAGE_SIZE: usize = 2 * 1024 * 1024;
 
+/// The read-only accessors both kinds of region share.
+macro_rules! region_accessors {
+    ($region:ident) => {
+        impl $region {
+            /// Start of the region in this process's address space.
+            pub fn virt(&self) -> NonNull<u8> {
+                self.virt
+            }
+
+            /// Length in bytes.
+            pub fn len(&self) -> usize {
+                self.len
+            }
+
+            /// True when the region has no bytes.
+            pub fn is_empty(&self) -> bool {
+                self.len == 0
+            }
+
+            /// The platform's own tag for this region.
+            pub fn cookie(&self) -> usize {
+                self.cookie
+            }
+        }
+    };
+}
+
 /// A block of DMA memory handed out by [`Platform::dma_alloc`].
 ///
 /// Guarantees made by the platform that allocated it (see the safety contract of [`Platform`]):
@@ -57,27 +84,9 @@ impl DmaRegion {
     pub unsafe fn new(virt: NonNull<u8>, len: usize, cookie: usize) -> Self {
         Self { virt, len, cookie }
     }
-
-    /// Start of the region in this process's address space.
-    pub fn virt(&self) -> NonNull<u8> {
-        self.virt
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True when the region has no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The platform's own tag for this region.
-    pub fn cookie(&self) -> usize {
-        self.cookie
-    }
 }
+
+region_accessors!(DmaRegion);
 
 /// A block of private memory handed out by [`Platform::private_alloc`]: like a [`DmaRegion`]
 /// (zeroed, 4096-byte aligned, valid until [`Platform::private_free`]) but never mapped for the
@@ -106,27 +115,9 @@ impl PrivateRegion {
     pub unsafe fn new(virt: NonNull<u8>, len: usize, cookie: usize) -> Self {
         Self { virt, len, cookie }
     }
-
-    /// Start of the region.
-    pub fn virt(&self) -> NonNull<u8> {
-        self.virt
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True when the region has no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The platform's own tag for this region.
-    pub fn cookie(&self) -> usize {
-        self.cookie
-    }
 }
+
+region_accessors!(PrivateRegion);
 
 /// Why a platform could not provide DMA memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -50,6 +50,21 @@ fn frame(dst: [u8; 6], seq: u32, len: usize, flow: u16) -> Vec<u8> {
     f
 }
 
+/// Two NICs (MAC and OTHER_MAC) joined by a cable.
+fn cabled_pair() -> (Sim, NicId, NicId) {
+    let sim = Sim::new();
+    let a = sim.add_nic(NicConfig {
+        mac: MAC,
+        ..NicConfig::default()
+    });
+    let b = sim.add_nic(NicConfig {
+        mac: OTHER_MAC,
+        ..NicConfig::default()
+    });
+    sim.cable(a, b);
+    (sim, a, b)
+}
+
 fn assert_clean(sim: &Sim) {
     let v = sim.violations();
     assert!(
@@ -464,16 +479,7 @@ fn queues_move_to_threads() {
 #[test]
 #[cfg_attr(miri, ignore = "a million packets is too slow under Miri")]
 fn a_million_packets_leave_the_pool_as_it_was() {
-    let sim = Sim::new();
-    let a = sim.add_nic(NicConfig {
-        mac: MAC,
-        ..NicConfig::default()
-    });
-    let b = sim.add_nic(NicConfig {
-        mac: OTHER_MAC,
-        ..NicConfig::default()
-    });
-    sim.cable(a, b);
+    let (sim, a, b) = cabled_pair();
     let (pa, pb) = (sim.platform(a), sim.platform(b));
     let pool_a = [Mempool::new(&pa, 1024, DEFAULT_BUF_SIZE).unwrap()];
     let pool_b = [Mempool::new(&pb, 1024, DEFAULT_BUF_SIZE).unwrap()];
@@ -717,16 +723,7 @@ fn packets_too_short_to_send_are_dropped_and_counted() {
 /// counted, and both pools are whole at the end (no buffer lost or handed out twice).
 #[test]
 fn a_rogue_device_cannot_break_the_pools() {
-    let sim = Sim::new();
-    let a = sim.add_nic(NicConfig {
-        mac: MAC,
-        ..NicConfig::default()
-    });
-    let b = sim.add_nic(NicConfig {
-        mac: OTHER_MAC,
-        ..NicConfig::default()
-    });
-    sim.cable(a, b);
+    let (sim, a, b) = cabled_pair();
     let (pa, pb) = (sim.platform(a), sim.platform(b));
     let pool_a = [Mempool::new(&pa, 256, DEFAULT_BUF_SIZE).unwrap()];
     let pool_b = [Mempool::new(&pb, 256, DEFAULT_BUF_SIZE).unwrap()];
