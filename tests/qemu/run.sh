@@ -9,6 +9,8 @@
 #                        unbind/rebind, against a host peer (tests/src/bin/sim_peer.rs).
 #   linux-then-ours      ixgbe.ko probes and is unbound; ixgbe-fwd takes the ports via sysfs.
 #   fwd-sysfs, fwd-vfio  ixgbe-fwd between two ixgbe-sim ports, through sysfs and through VFIO.
+#   apps-sysfs           ixgbe-pktgen on port 0 (frames checked by the peer), ixgbe-pcap on port 1
+#                        (the capture of frames the peer injected read back in the guest).
 #
 # Run as root on Debian bookworm:  bash tests/qemu/run.sh
 # Environment: ACCEL=tcg|kvm (default tcg), CARGO_TARGET_DIR, QEMU_CACHE (default
@@ -291,7 +293,7 @@ build_programs() {
     if [ -n "${QEMU_E2E_NO_FWD:-}" ]; then
         log "QEMU_E2E_NO_FWD set: refusal is checked with qemu_refuse only, no ixgbe-fwd cases"
     elif [ -f "$REPO/apps/src/bin/ixgbe-fwd.rs" ] || grep -q '"ixgbe-fwd"' "$REPO/apps/Cargo.toml" 2>/dev/null; then
-        pkgs+=(-p apps --bin ixgbe-fwd)
+        pkgs+=(-p apps --bin ixgbe-fwd --bin ixgbe-pktgen --bin ixgbe-pcap)
         FWD_BIN="$GUEST_BIN_DIR/ixgbe-fwd"
     else
         log "apps has no ixgbe-fwd yet: refusal is checked with qemu_refuse only"
@@ -331,7 +333,10 @@ build_initramfs() {
     copy_libs "$ETHTOOL_DIR/ethtool" "$root"
     cp "$KDIR"/modules/*.ko "$KDIR"/modules/load-* "$root/modules/"
     cp "$GUEST_BIN_DIR/qemu_guest" "$GUEST_BIN_DIR/qemu_refuse" "$GUEST_BIN_DIR/sim_guest" "$root/bin/"
-    [ -n "$FWD_BIN" ] && cp "$FWD_BIN" "$root/bin/ixgbe-fwd"
+    if [ -n "$FWD_BIN" ]; then
+        cp "$FWD_BIN" "$root/bin/ixgbe-fwd"
+        cp "$GUEST_BIN_DIR/ixgbe-pktgen" "$GUEST_BIN_DIR/ixgbe-pcap" "$root/bin/"
+    fi
     cp "$HERE/init.sh" "$root/init"
     chmod 755 "$root/init"
     (cd "$root" && find . | LC_ALL=C sort | cpio --quiet -o -H newc | gzip -1 >"$WORK/initramfs.gz") ||
@@ -478,6 +483,7 @@ sim_markers() {
     linux-then-ours) echo "ixgbe-bound link-up fwd-run taken-over" ;;
     fwd-sysfs) echo "fwd-run fwd-sigterm" ;;
     fwd-vfio) echo "vfio-bind vfio-group unprivileged fwd-run" ;;
+    apps-sysfs) echo "pcap-started pktgen-run pcap-run pcap-readback" ;;
     esac
 }
 
@@ -516,9 +522,19 @@ run_sim_boot() {
     local console="$WORK/$name.console" peerlog="$WORK/$name.peer" ports="$WORK/$name.ports"
     local fwd_packets=$FWD_FRAMES
     log "case '$name': starting sim_peer ($peer_mode, $nports wire(s))"
+    # apps: pktgen sends FWD_FRAMES on port 0; the peer then injects 1.5 times as many on
+    # port 1 (to its MAC), of which pcap captures the first FWD_FRAMES.
+    local peer_frames=$SIM_FRAMES fwd_target=$fwd_packets extra=()
+    case "$peer_mode" in
+    fwd) peer_frames=$FWD_FRAMES ;;
+    apps)
+        peer_frames=$FWD_FRAMES
+        fwd_target=$((FWD_FRAMES * 3 / 2))
+        extra=(--fwd-dst 02:00:00:00:00:02)
+        ;;
+    esac
     "$SIM_PEER_BIN" --ports-file "$ports" --mode "$peer_mode" --wires "$nports" \
-        --frames "$([ "$peer_mode" = fwd ] && echo "$FWD_FRAMES" || echo "$SIM_FRAMES")" \
-        --fwd-target "$fwd_packets" --pings "$PINGS" \
+        --frames "$peer_frames" --fwd-target "$fwd_target" "${extra[@]}" --pings "$PINGS" \
         --window "$([ "$peer_mode" = fwd ] && echo "$FWD_WINDOW" || echo "$SIM_WINDOW")" \
         --timeout "$BOOT_TIMEOUT" >"$peerlog" 2>&1 &
     local peer_pid=$!
@@ -574,6 +590,7 @@ run_sim_boot() {
     cmdline="$cmdline qtest.mode=$mode qtest.addr=0000:00:04.0 qtest.addr2=0000:00:05.0"
     cmdline="$cmdline qtest.txf=$SIM_FRAMES qtest.rxf=$SIM_FRAMES qtest.flows=$SIM_FLOWS qtest.window=$SIM_WINDOW"
     cmdline="$cmdline qtest.pings=$PINGS qtest.fwdpackets=$fwd_packets qtest.fwdsecs=$FWD_SECONDS"
+    cmdline="$cmdline qtest.inject=$((FWD_FRAMES * 3 / 2))"
     case "$machine" in *kernel-irqchip=split*) cmdline="$cmdline intel_iommu=on" ;; esac
     [ "$mode" = fwd-noiommu ] && cmdline="$cmdline vfio.enable_unsafe_noiommu_mode=1"
     cmdline="$cmdline ${GUEST_CMDLINE:-}"
@@ -664,6 +681,10 @@ run_case() {
         need_fwd "$c" || return 0
         run_sim_boot "$c" "$c" 2 1 fwd one q35,memory-backend=mem
         ;;
+    apps-sysfs)
+        need_fwd "$c" || return 0
+        run_sim_boot apps-sysfs apps-sysfs 2 1 apps one q35,memory-backend=mem
+        ;;
     fwd-vfio)
         need_fwd "$c" || return 0
         run_sim_boot fwd-vfio fwd-vfio 2 1 fwd per-port q35,memory-backend=mem,kernel-irqchip=split \
@@ -682,7 +703,7 @@ need_fwd() {
     return 1
 }
 
-ALL_CASES="igb-sysfs igb-vfio linux-ixgbe linux-then-ours fwd-sysfs fwd-vfio"
+ALL_CASES="igb-sysfs igb-vfio linux-ixgbe linux-then-ours fwd-sysfs fwd-vfio apps-sysfs"
 
 main() {
     [ "$(uname -m)" = x86_64 ] || die "needs an x86_64 host"

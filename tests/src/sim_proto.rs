@@ -459,6 +459,17 @@ pub fn fwd_frame(seq: u32, count: u32, dst: [u8; 6]) -> Vec<u8> {
 /// Checks a frame that came back from the forwarder: `fwd_frame` with byte 1 incremented.
 /// Returns its sequence number.
 pub fn check_fwd_frame(f: &[u8], count: u32, dst: [u8; 6]) -> Result<u32, String> {
+    check_sfwd(f, count, dst, 1)
+}
+
+/// Checks a frame exactly as the peer injected it (`fwd_frame`, e.g. read back from a capture).
+/// Returns its sequence number.
+pub fn check_injected_frame(f: &[u8], count: u32, dst: [u8; 6]) -> Result<u32, String> {
+    check_sfwd(f, count, dst, 0)
+}
+
+/// `fwd_frame` with `bump` added to byte 1.
+fn check_sfwd(f: &[u8], count: u32, dst: [u8; 6], bump: u8) -> Result<u32, String> {
     if f.len() < 26 || f[12..14] != FWD_ETHERTYPE.to_be_bytes() || &f[14..18] != b"SFWD" {
         return Err(format!("{}-byte frame that is not an SFWD frame", f.len()));
     }
@@ -467,7 +478,7 @@ pub fn check_fwd_frame(f: &[u8], count: u32, dst: [u8; 6]) -> Result<u32, String
         return Err(format!("seq {seq} out of range (count {count})"));
     }
     let mut want = fwd_frame(seq, count, dst);
-    want[1] = want[1].wrapping_add(1);
+    want[1] = want[1].wrapping_add(bump);
     if f.len() != want.len() {
         return Err(format!(
             "seq {seq}: {} bytes, expected {}",

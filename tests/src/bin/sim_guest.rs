@@ -50,7 +50,20 @@ fn main() -> ExitCode {
             (|| exchange(&args[1], num(2)?, num(3)?, num(4)?, num(5)?))()
         }
         Some("bye") => Ctrl::open().and_then(|c| c.send("BYE")),
-        _ => Err("usage: sim_guest exchange IFACE TX RX FLOWS WINDOW | sim_guest bye".into()),
+        Some("pcap-check") if args.len() == 5 => (|| {
+            let num = |i: usize| {
+                args[i]
+                    .parse::<u32>()
+                    .map_err(|e| format!("{}: {e}", args[i]))
+            };
+            let dst = parse_mac(&args[4]).ok_or(format!("bad MAC {}", args[4]))?;
+            pcap_check(&args[1], num(2)?, num(3)?, dst)
+        })(),
+        _ => Err(
+            "usage: sim_guest exchange IFACE TX RX FLOWS WINDOW | sim_guest bye | \
+             sim_guest pcap-check FILE RECORDS COUNT DST_MAC"
+                .into(),
+        ),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -59,6 +72,62 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Reads back a capture of `ixgbe-pcap`: a pcap file (microsecond or nanosecond, either byte
+/// order) of exactly `records` frames, each one of the `count` frames the peer injected
+/// (`fwd_frame`), byte for byte, in increasing sequence.
+fn pcap_check(path: &str, records: u32, count: u32, dst: [u8; 6]) -> Result<(), String> {
+    let data = std::fs::read(path).map_err(|e| format!("read {path}: {e}"))?;
+    if data.len() < 24 {
+        return Err(format!("{path}: {} bytes, no pcap header", data.len()));
+    }
+    let magic = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+    let le = match magic {
+        0xa1b2_c3d4 | 0xa1b2_3c4d => true,
+        0xd4c3_b2a1 | 0x4d3c_b2a1 => false,
+        m => return Err(format!("{path}: magic {m:#x} is not pcap")),
+    };
+    let u32_at = |o: usize| {
+        let b = [data[o], data[o + 1], data[o + 2], data[o + 3]];
+        if le {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        }
+    };
+    let (mut at, mut n, mut last) = (24usize, 0u32, None::<u32>);
+    while at < data.len() {
+        if at + 16 > data.len() {
+            return Err(format!("record {n}: truncated header"));
+        }
+        let (incl, orig) = (u32_at(at + 8) as usize, u32_at(at + 12) as usize);
+        let frame = data
+            .get(at + 16..at + 16 + incl)
+            .ok_or(format!("record {n}: truncated frame"))?;
+        if incl != orig {
+            return Err(format!("record {n}: {incl} of {orig} bytes captured"));
+        }
+        let seq =
+            check_injected_frame(frame, count, dst).map_err(|e| format!("record {n}: {e}"))?;
+        if last.is_some_and(|l| seq <= l) {
+            return Err(format!("record {n}: seq {seq} after {}", last.unwrap_or(0)));
+        }
+        last = Some(seq);
+        n += 1;
+        at += 16 + incl;
+    }
+    if n != records {
+        return Err(format!("{n} records, expected {records}"));
+    }
+    pass(
+        "pcap-readback",
+        format!(
+            "{n} frames read back from {path}, byte-exact, in order (seq up to {})",
+            last.unwrap_or(0)
+        ),
+    );
+    Ok(())
 }
 
 fn peer(port: u16) -> SocketAddrV4 {
