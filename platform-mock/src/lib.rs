@@ -2,8 +2,9 @@
 //!
 //! A [`Sim`] is a small simulated world with a virtual clock. It holds any number of NICs
 //! ([`Sim::add_nic`]); each NIC is reached by the driver through a [`SimPlatform`], which
-//! implements [`ixgbe_core::Platform`]. The model follows the datasheet facts in
-//! `shared/reference/82599.md`: register reset values, self-clearing reset, EEPROM auto-read and
+//! implements [`ixgbe_core::Platform`]. The model follows the 82599 datasheet (Intel 82599 10 GbE
+//! Controller Datasheet; sections are cited in the code) and what Linux's ixgbe driver shows real
+//! silicon does: register reset values, self-clearing reset, EEPROM auto-read and
 //! DMA-init flags, link training, queue enable lag, advanced RX/TX descriptors, the packet buffer,
 //! the L2 filter, RSS, statistics, and a log of protocol [`Violation`]s.
 //!

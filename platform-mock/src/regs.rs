@@ -1,5 +1,5 @@
-//! Register offsets and bits of the simulated 82599, taken from the datasheet fact sheet
-//! (`shared/reference/82599.md` §2). Private to the mock: the driver has its own definitions.
+//! Register offsets and bits of the simulated 82599, from the datasheet (Intel 82599 10 GbE
+//! Controller Datasheet, chapter 8). Private to the mock: the driver has its own definitions.
 
 #![allow(dead_code)]
 
