@@ -1,5 +1,6 @@
 //! Garbage on every register read during `Device::init`: init must end (Ok or an error), never
-//! panic or hang, and give every buffer back.
+//! panic or hang, and give every buffer back, unless a queue whose device never confirmed it
+//! stopped kept (leaked) its memory on purpose: then the harness takes it back at the end.
 #![no_main]
 
 use ixgbe_core::{Config, Device, Mempool};
@@ -20,5 +21,9 @@ fuzz_target!(|data: &[u8]| {
             let _ = e.to_string();
         }
     }
-    assert_eq!(pools[0].free_count(), 64, "init lost buffers");
+    let free = pools[0].free_count();
+    drop(pools);
+    if platform.reclaim_dma() == 0 {
+        assert_eq!(free, 64, "init lost buffers without a reason");
+    }
 });

@@ -83,6 +83,20 @@ impl FuzzPlatform {
         self.state().contract = c;
     }
 
+    /// Frees every DMA region still live and returns how many there were: at the end of a run
+    /// the harness powers the device off, and may then take back memory the driver leaked on
+    /// purpose (a queue whose device never confirmed it stopped must never free its memory).
+    pub fn reclaim_dma(&self) -> usize {
+        let regions = std::mem::take(&mut self.state().dma);
+        for (Raw(p), len) in regions.values().copied() {
+            // SAFETY: allocated by dma_alloc with the layout of `len`, and no longer tracked
+            // (taken out above), so freed once; the driver gave up these regions (leaked them)
+            // and the device is gone.
+            unsafe { dealloc(p, layout(len)) };
+        }
+        regions.len()
+    }
+
     /// Number of live DMA regions.
     pub fn dma_regions(&self) -> usize {
         self.state().dma.len()
