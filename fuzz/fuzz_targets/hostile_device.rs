@@ -46,7 +46,10 @@ fuzz_target!(|data: &[u8]| {
                 let mut seen = BTreeSet::new();
                 for p in held.iter().chain(batch.iter()) {
                     assert!(p.len() <= p.capacity());
-                    assert!(seen.insert(p.as_ptr() as usize), "a buffer handed out twice");
+                    assert!(
+                        seen.insert(p.as_ptr() as usize),
+                        "a buffer handed out twice"
+                    );
                 }
                 while held.len() < 8 {
                     let Some(p) = batch.pop() else { break };
@@ -73,5 +76,9 @@ fuzz_target!(|data: &[u8]| {
     drop(rx);
     drop(tx);
     drop(started.device);
-    assert_eq!(pools[0].free_count(), POOL as usize, "pool not whole at the end");
+    assert_eq!(
+        pools[0].free_count(),
+        POOL as usize,
+        "pool not whole at the end"
+    );
 });

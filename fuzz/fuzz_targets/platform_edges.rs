@@ -22,7 +22,11 @@ fuzz_target!(|data: &[u8]| {
     let entries = 1 + u32::from(data[12] % 64);
     let buf = 1024 << (data[13] % 5);
     let Ok(pool) = Mempool::new(&platform, entries, buf) else {
-        assert_eq!(platform.dma_regions(), 0, "a refused pool leaked its region");
+        assert_eq!(
+            platform.dma_regions(),
+            0,
+            "a refused pool leaked its region"
+        );
         return;
     };
     let pools = [pool];
