@@ -65,8 +65,40 @@ const IOVA_BASE: u64 = 1 << 32;
 #[derive(Debug)]
 struct Container {
     file: File,
-    /// Free IOVA ranges (start, len) and the first never-used IOVA.
-    iova: Mutex<(Vec<(u64, u64)>, u64)>,
+    iova: Mutex<IovaSpace>,
+}
+
+/// The IOVA space of a container: free ranges (start, len) and the first never-used IOVA.
+#[derive(Debug)]
+struct IovaSpace {
+    free: Vec<(u64, u64)>,
+    next: u64,
+}
+
+impl IovaSpace {
+    /// First fit among freed ranges, else fresh space.
+    fn alloc(&mut self, len: u64) -> u64 {
+        if let Some(i) = self.free.iter().position(|&(_, l)| l >= len) {
+            let (start, l) = self.free[i];
+            if l == len {
+                self.free.swap_remove(i);
+            } else {
+                self.free[i] = (start + len, l - len);
+            }
+            return start;
+        }
+        let start = self.next;
+        self.next += len;
+        start
+    }
+
+    fn release(&mut self, start: u64, len: u64) {
+        if start + len == self.next {
+            self.next = start;
+        } else {
+            self.free.push((start, len));
+        }
+    }
 }
 
 /// The containers of this process, by `/dev` root (tests use fake roots).
@@ -109,7 +141,10 @@ impl Vfio {
             Some(c) => c,
             None => Arc::new(Container {
                 file: open_container(dev_root)?,
-                iova: Mutex::new((Vec::new(), IOVA_BASE)),
+                iova: Mutex::new(IovaSpace {
+                    free: Vec::new(),
+                    next: IOVA_BASE,
+                }),
             }),
         };
 
@@ -215,42 +250,22 @@ impl Vfio {
 }
 
 impl Vfio {
-    /// IOVA space for `len` bytes (a multiple of 2 MiB): first fit among freed ranges, else
-    /// fresh space; shared by every device of the container.
+    /// IOVA space for `len` bytes (a multiple of 2 MiB), shared by every device of the
+    /// container.
     pub(crate) fn iova_alloc(&self, len: u64) -> u64 {
-        let mut guard = self
-            .container
-            .iova
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let (free, next) = &mut *guard;
-        if let Some(i) = free.iter().position(|&(_, l)| l >= len) {
-            let (start, l) = free[i];
-            if l == len {
-                free.swap_remove(i);
-            } else {
-                free[i] = (start + len, l - len);
-            }
-            return start;
-        }
-        let start = *next;
-        *next += len;
-        start
+        self.iova_space().alloc(len)
     }
 
     /// Gives IOVA space back.
     pub(crate) fn iova_release(&self, start: u64, len: u64) {
-        let mut guard = self
-            .container
+        self.iova_space().release(start, len);
+    }
+
+    fn iova_space(&self) -> std::sync::MutexGuard<'_, IovaSpace> {
+        self.container
             .iova
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let (free, next) = &mut *guard;
-        if start + len == *next {
-            *next = start;
-        } else {
-            free.push((start, len));
-        }
+            .unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -138,29 +138,30 @@ impl Port {
         einval()
     }
 
-    /// BAR4 (MSI-X table at 0, PBA at 0x2000), served by the model in 32-bit words (QEMU
-    /// emulates the MSI-X table itself, so accesses are rare); a partial word is read, merged
-    /// and written back.
-    fn bar4_access(&mut self, offset: usize, read: Option<&mut [u8]>, write: Option<&[u8]>) {
-        let len = read.as_ref().map_or(0, |d| d.len()) + write.map_or(0, <[u8]>::len);
-        let first = offset & !3;
-        let mut out = read;
-        for word in (first..offset + len).step_by(4) {
+    /// Reads BAR4 (MSI-X table at 0, PBA at 0x2000), served by the model in 32-bit words (QEMU
+    /// emulates the MSI-X table itself, so accesses are rare).
+    fn bar4_read(&self, offset: usize, data: &mut [u8]) {
+        for word in (offset & !3..offset + data.len()).step_by(4) {
+            let bytes = self.sim.bar4_read(self.nic, word as u32).to_le_bytes();
+            for (k, &b) in bytes.iter().enumerate() {
+                if let Some(d) = (word + k).checked_sub(offset).and_then(|i| data.get_mut(i)) {
+                    *d = b;
+                }
+            }
+        }
+    }
+
+    /// Writes BAR4; a partial word is read, merged and written back.
+    fn bar4_write(&self, offset: usize, data: &[u8]) {
+        for word in (offset & !3..offset + data.len()).step_by(4) {
             let old = self.sim.bar4_read(self.nic, word as u32).to_le_bytes();
             let mut new = old;
             for (k, b) in new.iter_mut().enumerate() {
-                let at = word + k;
-                if at < offset || at >= offset + len {
-                    continue;
-                }
-                if let Some(d) = out.as_deref_mut() {
-                    d[at - offset] = old[k];
-                }
-                if let Some(d) = write {
-                    *b = d[at - offset];
+                if let Some(&d) = (word + k).checked_sub(offset).and_then(|i| data.get(i)) {
+                    *b = d;
                 }
             }
-            if write.is_some() && new != old {
+            if new != old {
                 self.sim
                     .bar4_write(self.nic, word as u32, u32::from_le_bytes(new));
             }
@@ -259,7 +260,7 @@ impl ServerBackend for Port {
                 r
             }
             VFIO_PCI_BAR4_REGION_INDEX => {
-                self.bar4_access(off, Some(data), None);
+                self.bar4_read(off, data);
                 Ok(())
             }
             _ => unreachable!("check_range admits only sized regions"),
@@ -280,7 +281,7 @@ impl ServerBackend for Port {
                 r
             }
             VFIO_PCI_BAR4_REGION_INDEX => {
-                self.bar4_access(off, None, Some(data));
+                self.bar4_write(off, data);
                 Ok(())
             }
             _ => unreachable!("check_range admits only sized regions"),
