@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 
-# Published figures (shared/reference/anchors.md): ixy-languages README (Xeon E3-1230 v2 at
+# Published figures: ixy-languages README (github.com/ixy-languages/ixy-languages) (Xeon E3-1230 v2 at
 # 3.3 GHz, 64-byte packets, bidirectional forwarding, one core) and its
 # Rust-vs-C-performance.md (batch 8 and 32, measured at 1.6 GHz).
 PUBLISHED_MPPS = {
