@@ -210,6 +210,21 @@ pub const FCRTV: u32 = 0x032A0;
 pub const AUTOC: u32 = 0x042A0;
 pub const AUTOC_INIT: u32 = 0xC19D_8284;
 pub const AUTOC_RESTART_AN: u32 = 1 << 12;
+/// AUTOC.LMS (bits 15:13) position, and its 10 Gb/s serial value 011b.
+pub const AUTOC_LMS_SHIFT: u32 = 13;
+pub const AUTOC_LMS_10G_SERIAL: u32 = 0b011 << AUTOC_LMS_SHIFT;
+/// MMNGC.MNG_VETO: manageability firmware forbids link resets and link-mode changes.
+pub const MMNGC_MNG_VETO: u32 = 1;
+/// SW_FW_SYNC: software's MAC_CSR semaphore bit (3) and firmware's (8).
+pub const SW_FW_SYNC_SW_MAC: u32 = 1 << 3;
+pub const SW_FW_SYNC_FW_MAC: u32 = 1 << 8;
+/// SWSM.SWESMBI (bit 1): software's hold on SW_FW_SYNC.
+pub const SWSM_SWESMBI: u32 = 1 << 1;
+/// FWSM.FW_mode (bits 3:1): 0 = no manageability.
+pub const FWSM_FW_MODE_SHIFT: u32 = 1;
+/// RDRXCTL.RSCACKC (bit 25) and FCOE_WRFIX (bit 26): both must be 1 (datasheet §8.2.3.8.8).
+pub const RDRXCTL_RSCACKC: u32 = 1 << 25;
+pub const RDRXCTL_FCOE_WRFIX: u32 = 1 << 26;
 pub const LINKS: u32 = 0x042A4;
 pub const LINKS_UP: u32 = 1 << 30;
 pub const LINKS_SPEED_10G: u32 = 0b11 << 28;
