@@ -29,6 +29,7 @@ mod error;
 mod hostile_tests;
 pub mod ids;
 mod init;
+mod link;
 pub mod mempool;
 pub mod platform;
 pub mod regs;
@@ -40,7 +41,7 @@ pub use device::{
 };
 pub use error::Error;
 pub use heapless;
-pub use ids::{supported_device, DeviceInfo, SUPPORTED_DEVICES};
+pub use ids::{supported_device, DeviceInfo, Media, SUPPORTED_DEVICES};
 pub use mempool::{Mempool, Packet, TooLong, DEFAULT_BUF_SIZE};
 pub use platform::{DmaError, DmaRegion, Platform, PrivateRegion, DMA_PAGE_SIZE};
 pub use rx::{RxCounters, RxQueue};

@@ -616,5 +616,9 @@ pub(crate) mod fake {
         }
 
         fn delay(&self, _duration: Duration) {}
+
+        fn pci_device_id(&self) -> u16 {
+            0x10FB
+        }
     }
 }

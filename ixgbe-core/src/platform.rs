@@ -204,6 +204,11 @@ pub unsafe trait Platform: Clone + Send + Sync {
 
     /// Waits at least `duration`. On a simulator this advances virtual time.
     fn delay(&self, duration: Duration);
+
+    /// The PCI device ID of the function (configuration space offset 0x02). The core takes
+    /// the board's media from it (SFP+ or backplane: how the link is set up) and refuses IDs
+    /// it does not handle.
+    fn pci_device_id(&self) -> u16;
 }
 
 /// Private memory owned by the driver: freed when dropped.

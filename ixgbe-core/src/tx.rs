@@ -31,12 +31,30 @@ pub struct TxCounters {
     /// Frames the device reported done and whose buffers went back to their pool.
     pub completed: u64,
     /// Packets shorter than an Ethernet header, which the device must not be given: dropped.
+    /// (Packets of 14..17 bytes are padded to 17 and sent.)
     pub runts: u64,
 }
 
-/// Shortest packet `tx_batch` hands to the device: an Ethernet header (DPDK's
-/// `IXGBE_TX_MIN_PKT_LEN`); the device pads anything shorter than 60 bytes (HLREG0.TXPADEN).
+/// Shortest packet `tx_batch` accepts: an Ethernet header (DPDK's `IXGBE_TX_MIN_PKT_LEN`);
+/// shorter ones are dropped and counted as runts.
 pub const MIN_TX_LEN: u32 = 14;
+
+/// Shortest packet handed to the device: Linux's ixgbe pads to 17 bytes ("minimum packet size
+/// for olinfo paylen is 17"), so packets of 14..17 bytes get zero bytes appended first; the
+/// MAC pads everything to 60 bytes on the wire (HLREG0.TXPADEN).
+pub const MIN_PAYLEN: u32 = 17;
+
+/// Pads a packet of 14..17 bytes with zeros to [`MIN_PAYLEN`]; `None` for a runt (shorter
+/// than an Ethernet header, or a buffer too small to pad).
+#[cold]
+fn pad(packet: &mut Packet<'_>) -> Option<u32> {
+    let len = packet.len();
+    if len < MIN_TX_LEN as usize || packet.set_len(MIN_PAYLEN as usize).is_err() {
+        return None;
+    }
+    packet[len..].fill(0);
+    Some(MIN_PAYLEN)
+}
 
 /// One transmit queue. Owns its ring and the packets in flight on it.
 pub struct TxQueue<'a, P: Platform> {
@@ -223,10 +241,13 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         let start = usize::from(self.tail);
         let mut t = start;
         let mut bytes = 0u64;
-        for packet in &packets[..n] {
-            let (pool, index, len) = packet.raw_parts();
-            if len < MIN_TX_LEN {
-                break; // a runt: stop here, it is dropped below
+        for packet in packets[..n].iter_mut() {
+            let (pool, index, mut len) = packet.raw_parts();
+            if len < MIN_PAYLEN {
+                match pad(packet) {
+                    Some(padded) => len = padded,
+                    None => break, // a runt: stop here, it is dropped below
+                }
             }
             ring.write(t, pool.phys(index), tx_word1(len));
             ring.set_side(t, Slot { pool, index });

@@ -276,6 +276,13 @@ pub enum Fault {
     LinkNeverUp,
     /// SECRXSTAT.SECRX_RDY never gets set after SECRXCTRL.RX_DIS.
     SecRxNeverReady,
+    /// No valid NVM: EEC.EE_PRES reads 0 (Auto_RD is still set, §8.2.3.2.1).
+    NvmMissing,
+    /// Firmware reports an error in FWSM.Ext_err_ind (bits 24:19; 0x01 = bad NVM checksum).
+    FirmwareError {
+        /// The error code, 1..=63.
+        code: u8,
+    },
     /// TX queue `queue` stops fetching descriptors (the tail moves, the head does not).
     StallTx {
         /// Queue index.
@@ -645,6 +652,10 @@ unsafe impl Platform for SimPlatform {
     #[inline(never)]
     fn delay(&self, duration: Duration) {
         self.sim.advance(duration);
+    }
+
+    fn pci_device_id(&self) -> u16 {
+        self.sim.device_id(NicId(self.nic))
     }
 }
 

@@ -92,6 +92,16 @@ impl World {
             Fault::QueueEnableStuck => f.queue_stuck = true,
             Fault::LinkNeverUp => f.link_never = true,
             Fault::SecRxNeverReady => f.secrx_never = true,
+            Fault::NvmMissing => {
+                f.nvm_missing = true;
+                let n = &mut self.nics[i];
+                n.set(EEC, n.r(EEC) & !EEC_EE_PRES);
+            }
+            Fault::FirmwareError { code } => {
+                let n = &mut self.nics[i];
+                let v = (n.r(FWSM) & !(0x3F << 19)) | u32::from(code & 0x3F) << 19;
+                n.set(FWSM, v);
+            }
             Fault::StallTx { queue } => bit_set(&mut f.stall_tx, queue as usize),
             Fault::RxWriteback { corruption, count } => f.rx_wb = Some((corruption, count)),
             Fault::TxSpuriousDone { queue } => bit_set(&mut f.spurious_tx, queue as usize),

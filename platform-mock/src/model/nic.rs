@@ -44,6 +44,7 @@ pub(crate) struct Faults {
     pub(crate) queue_stuck: bool,
     pub(crate) link_never: bool,
     pub(crate) secrx_never: bool,
+    pub(crate) nvm_missing: bool,
     pub(crate) stall_tx: [u64; 2],
     pub(crate) spurious_tx: [u64; 2],
     pub(crate) rx_wb: Option<(RxCorruption, u32)>,
@@ -235,9 +236,14 @@ impl Nic {
         }
         self.set(MMNGC, u32::from(self.cfg.mng_veto) * MMNGC_MNG_VETO);
         self.secrx_rdy_at = None;
+        let present = if self.faults.nvm_missing {
+            0
+        } else {
+            EEC_EE_PRES
+        };
         self.set(
             EEC,
-            EEC_EE_PRES | EEC_FIXED | (crate::eeprom::EE_SIZE_CODE << EEC_SIZE_SHIFT),
+            present | EEC_FIXED | (crate::eeprom::EE_SIZE_CODE << EEC_SIZE_SHIFT),
         );
         // I2C lines released (bus idle).
         self.set(I2CCTL, I2C_CLK_OUT | I2C_DATA_OUT);

@@ -102,7 +102,9 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
         return;
     }
     n.inc(GPRC, 1);
-    // GORC counts what reaches host memory: without the CRC when it is stripped.
+    // GORC counts what reaches host memory: without the CRC when it is stripped (DS8 says DA
+    // through CRC; DPDK's PMD corrects GORC/QBRC by 4 bytes per packet only when stripping is
+    // off, "RX byte count not including CRC bytes when CRC strip is enabled").
     let stored = if n.r(HLREG0) & HLREG0_RXCRCSTRP != 0 {
         frame.len() as u64
     } else {
