@@ -319,6 +319,15 @@ linux_then_ours_main() {
     done
     if [ $ok -eq 1 ]; then pass "link-up (both ports up at 10000 Mb/s under ixgbe.ko)"; else fail "link-up: not both ports up at 10000 Mb/s"; fi
     for a in $A1 $A2; do ip link set "$(netdev_of "$a")" down 2>/dev/null; done
+    # ixgbe_down turned the SR modules' lasers off (ESDP.SDP3 = 1, kept across resets): the
+    # next driver finds dark optics. Read ESDP (BAR0 + 0x20).
+    dark=1
+    for a in $A1 $A2; do
+        esdp=$(/bin/sim_guest bar0-read "$a" 0x20 2>&1 | tail -n1)
+        say "$a: ESDP after ixgbe.ko's down: $esdp"
+        case "$esdp" in 0x*) [ $((esdp & 8)) -ne 0 ] || dark=0 ;; *) dark=0 ;; esac
+    done
+    if [ $dark -eq 1 ]; then pass "laser-off (ixgbe.ko left both lasers off: SDP3 = 1)"; else fail "laser-off: SDP3 not set on both ports after ixgbe.ko's down"; fi
     run_fwd "after ixgbe.ko"
     if [ "$(driver_of "$A1") $(driver_of "$A2")" = "none none" ]; then
         pass "taken-over (ixgbe.ko unbound from both ports)"
