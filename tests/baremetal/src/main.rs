@@ -157,9 +157,13 @@ fn run(start_info: u32) -> Result<(), Failure> {
         "BAREMETAL: forwarded port 0 -> 1: {}, port 1 -> 0: {}, dropped (Tx ring full): {} in {ms} ms",
         counts.to1, counts.to0, counts.dropped
     );
-    // Let port 1 send what it still holds (bounded), so its counters are final.
+    // Let both ports send what they still hold (bounded), so their counters are final.
     let drain = time::deadline(Duration::from_secs(1));
-    while b.tx[0].in_flight() > 0 && !time::passed(drain) {
+    while a.tx[0].in_flight() + b.tx[0].in_flight() > 0 {
+        if time::passed(drain) {
+            return Err("frames still in the Tx rings 1 s after forwarding ended".into());
+        }
+        a.tx[0].clean();
         b.tx[0].clean();
     }
     let stats = [a.device.stats(), b.device.stats()];
@@ -180,9 +184,12 @@ fn run(start_info: u32) -> Result<(), Failure> {
             "port 0 counted fewer frames received than were forwarded, or CRC errors".into(),
         );
     }
-    // Tear down in order: queues (each waits, bounded, for its ring to stop), then the devices
-    // (DRV_LOAD off), then the pools.
-    drop(started);
+    // Tear down in order: the queues (each waits, bounded, for its ring to stop), then the
+    // device (DRV_LOAD off); the pools go last, when `run` returns.
+    for Started { device, rx, tx } in started {
+        drop((rx, tx));
+        drop(device);
+    }
     println!("BAREMETAL: queues stopped, ports handed back");
     Ok(())
 }
