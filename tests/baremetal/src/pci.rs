@@ -59,7 +59,11 @@ impl Function {
 pub fn find(vendor: u16, device: u16) -> ixgbe_core::heapless::Vec<Function, 8> {
     let mut found = ixgbe_core::heapless::Vec::new();
     for dev in 0..32 {
-        let multi = Function { dev, func: 0 }.read(HEADER_TYPE) >> 16 & 0x80 != 0;
+        let first = Function { dev, func: 0 };
+        if first.ids().0 == 0xFFFF {
+            continue; // no device in this slot: reads return all ones
+        }
+        let multi = first.read(HEADER_TYPE) >> 16 & 0x80 != 0;
         for func in 0..if multi { 8 } else { 1 } {
             let f = Function { dev, func };
             if f.ids() == (vendor, device) {
