@@ -3,12 +3,13 @@
 use core::time::Duration;
 
 use crate::error::Error;
-use crate::init::{self, poll};
+use crate::init;
 use crate::mempool::Mempool;
 use crate::platform::Platform;
 use crate::regs::{self, Regs};
 use crate::rx::RxQueue;
 use crate::tx::TxQueue;
+use crate::wait::poll;
 
 /// Most receive queues: RSS spreads over 16 (MRQC.MRQE = 0001b, §8.2.3.7.12).
 pub const MAX_RX_QUEUES: usize = 16;

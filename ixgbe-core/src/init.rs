@@ -11,28 +11,7 @@ use crate::platform::Platform;
 use crate::regs::{self, Regs};
 use crate::rx::RxQueue;
 use crate::tx::TxQueue;
-
-/// Polls `done` every 10 µs (or timeout/100, whichever is larger) until it holds or `timeout`
-/// of delays have passed; the typed error names what was awaited.
-pub(crate) fn poll<P: Platform>(
-    platform: &P,
-    timeout: Duration,
-    what: &'static str,
-    mut done: impl FnMut() -> bool,
-) -> Result<(), Error> {
-    let step = (timeout / 100).max(Duration::from_micros(10));
-    let mut waited = Duration::ZERO;
-    loop {
-        if done() {
-            return Ok(());
-        }
-        if waited >= timeout {
-            return Err(Error::Timeout { what });
-        }
-        platform.delay(step);
-        waited += step;
-    }
-}
+use crate::wait::{poll, until};
 
 /// How long the waits of the init sequence may take.
 const RESET_SETTLE: Duration = Duration::from_millis(10);
@@ -59,6 +38,11 @@ pub(crate) fn init<'a, P: Platform>(
     let info = ids::supported_device(ids::INTEL_VENDOR_ID, device_id)
         .ok_or(Error::UnsupportedDevice { device: device_id })?;
     let regs = Regs::new(platform);
+    log::debug!(
+        "init: 8086:{device_id:04x} ({}), {:?} media",
+        info.name,
+        info.media
+    );
 
     // §4.6.3.1: disable interrupts.
     mask_interrupts(&regs);
@@ -76,6 +60,10 @@ pub(crate) fn init<'a, P: Platform>(
     }
     // §4.6.3.1 again: the datasheet orders disable, reset, disable.
     mask_interrupts(&regs);
+    log::debug!(
+        "init: reset done (link reset: {link_reset}, second reset: {})",
+        !master_stopped
+    );
 
     // §4.6.3 steps 3–4: EEPROM auto-read and DMA init must be done before anything else.
     poll(
@@ -99,6 +87,7 @@ pub(crate) fn init<'a, P: Platform>(
         "RDRXCTL.DMAIDONE (DMA init done)",
         || regs.is_set(regs::RDRXCTL, regs::RDRXCTL::DMAIDONE),
     )?;
+    log::debug!("init: EEPROM auto-read and DMA init done");
     // Tell firmware a driver owns the port (§8.2.3.1.3).
     regs.modify(regs::CTRL_EXT, regs::CTRL_EXT::DRV_LOAD::SET);
 
@@ -133,6 +122,7 @@ pub(crate) fn init<'a, P: Platform>(
         queue.enable()?;
     }
     enable_rx(&regs)?;
+    log::debug!("init: {} rx queue(s) enabled, receive on", config.rx_queues);
 
     // §4.6.8: transmit.
     init_tx_global(&regs);
@@ -145,6 +135,7 @@ pub(crate) fn init<'a, P: Platform>(
     for queue in tx.iter_mut() {
         queue.enable()?;
     }
+    log::debug!("init: {} tx queue(s) enabled", config.tx_queues);
     Ok(Started { device, rx, tx })
 }
 
@@ -278,7 +269,7 @@ pub(crate) fn fctrl_value(
 /// ready in time is not fatal: Intel's shared code (Linux, DPDK) warns and goes on.
 pub(crate) fn enable_rx<P: Platform>(regs: &Regs<P>) -> Result<(), Error> {
     regs.modify(regs::SECRXCTRL, regs::SECRXCTRL::RX_DIS::SET);
-    if let Err(e) = poll(
+    if let Err(e) = until(
         regs.platform(),
         SECRX_TIMEOUT,
         "SECRXSTAT.SECRX_RDY",

@@ -54,6 +54,7 @@ pub mod platform;
 pub mod regs;
 pub mod rx;
 pub mod tx;
+mod wait;
 
 pub use device::{
     Config, Device, LinkSpeed, LinkStatus, Started, Stats, MAX_RX_QUEUES, MAX_TX_QUEUES,

@@ -13,9 +13,9 @@ use core::time::Duration;
 
 use crate::error::Error;
 use crate::ids::Media;
-use crate::init::poll;
 use crate::platform::Platform;
 use crate::regs::{self, Regs};
+use crate::wait::poll;
 
 /// How long each semaphore step may wait (Intel's shared code: 2000 × 50 µs for SWSM, 200 ×
 /// 5 ms for SW_FW_SYNC).
@@ -49,6 +49,15 @@ pub(crate) fn setup<P: Platform>(regs: &Regs<P>, media: Media) -> Result<(), Err
     }
     autoc.modify(regs::AUTOC::RESTART_AN::SET);
     regs.write(regs::AUTOC, autoc.get());
+    log::debug!(
+        "link: AUTOC = {:#010x} ({media:?}: {})",
+        autoc.get(),
+        if media == Media::Sfp {
+            "laser on, 10 Gb/s serial"
+        } else {
+            "the NVM's link mode"
+        }
+    );
     Ok(())
 }
 

@@ -279,7 +279,7 @@ impl<P: Platform> Mempool<P> {
             region: Some(region),
             _private: private,
         };
-        debug_assert!(DMA_PAGE_SIZE % buf_size as usize == 0);
+        debug_assert!(DMA_PAGE_SIZE.is_multiple_of(buf_size as usize));
         for i in 0..entries {
             let start = pool.core.layout.buf_ptr(i).as_ptr();
             // SAFETY-free arithmetic: the last byte of buffer i, still inside the region.

@@ -5,10 +5,10 @@ use core::time::Duration;
 
 use crate::descriptors::{decode_rx, rx_done, DescRing, RxWriteback, DESC_SIZE};
 use crate::error::Error;
-use crate::init::poll;
 use crate::mempool::{Packet, PoolCore};
 use crate::platform::{DmaRegion, Platform, PrivateMem};
 use crate::regs::{self, Regs, RXDCTL};
+use crate::wait::poll;
 
 /// Buffers taken from the pool per lock when a ring is first filled.
 const REFILL_CHUNK: usize = 64;
@@ -271,10 +271,20 @@ impl<'a, P: Platform> RxQueue<'a, P> {
 
     #[cold]
     fn count_bad(&mut self, what: RxWriteback) {
-        match what {
-            RxWriteback::NoEop => self.counters.no_eop += 1,
-            RxWriteback::Error => self.counters.errors += 1,
-            _ => self.counters.bad_length += 1,
+        let (count, why) = match what {
+            RxWriteback::NoEop => (&mut self.counters.no_eop, "a write-back without EOP"),
+            RxWriteback::Error => (
+                &mut self.counters.errors,
+                "a write-back flagging a MAC error",
+            ),
+            _ => (
+                &mut self.counters.bad_length,
+                "a write-back with a bad length",
+            ),
+        };
+        *count += 1;
+        if crate::wait::worth_logging(*count) {
+            log::warn!("rx queue {}: dropped {why} ({} so far)", self.id, *count);
         }
     }
 

@@ -5,10 +5,10 @@ use core::time::Duration;
 
 use crate::descriptors::{tx_done, tx_word1, DescRing, DESC_SIZE};
 use crate::error::Error;
-use crate::init::poll;
 use crate::mempool::{Packet, PoolCore};
 use crate::platform::{DmaRegion, Platform, PrivateMem};
 use crate::regs::{self, Regs, TXDCTL};
+use crate::wait::poll;
 
 /// Descriptors checked and freed per step of cleaning: one DD read and one pool lock per step.
 const CLEAN_BATCH: usize = 32;
@@ -291,6 +291,13 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         if !packets.is_empty() {
             drop(packets.remove(0));
             self.counters.runts += 1;
+            if crate::wait::worth_logging(self.counters.runts) {
+                log::warn!(
+                    "tx queue {}: dropped a packet shorter than {MIN_TX_LEN} bytes ({} so far)",
+                    self.id,
+                    self.counters.runts
+                );
+            }
         }
     }
 

@@ -308,13 +308,13 @@ pub fn is_stat32(off: u32) -> bool {
         | 0x04140..=0x0417C // PXONRXCNT / PXOFFRXCNT
         | 0x08680..=0x086BC // QPTC[0..15]
         | 0x0CF90 | 0x08780)
-        && off % 4 == 0
+        && off.is_multiple_of(4)
 }
 
 /// Low halves of 36-bit clear-on-read byte counters (the high half is at `+4`).
 pub fn is_stat36_low(off: u32) -> bool {
     matches!(off, GORCL | GOTCL | TORL | RXNFGBCL | RXDGBCL | TXDGBCL)
-        || (QBTC_L..QBTC_L + 16 * 8).contains(&off) && (off - QBTC_L) % 8 == 0
+        || (QBTC_L..QBTC_L + 16 * 8).contains(&off) && (off - QBTC_L).is_multiple_of(8)
 }
 
 /// Base offset of RX queue `n`'s register block.
@@ -333,7 +333,7 @@ pub fn tx_base(n: u32) -> u32 {
 
 /// `off` lies in `[base, base + 4 * count)` and is 4-aligned.
 pub fn in_array(off: u32, base: u32, count: u32) -> bool {
-    off >= base && off < base + 4 * count && (off - base) % 4 == 0
+    off >= base && off < base + 4 * count && (off - base).is_multiple_of(4)
 }
 
 /// Plain configuration registers (stored and read back, no behaviour in the model):
@@ -442,7 +442,7 @@ pub fn is_plain(off: u32) -> bool {
         m
     });
     let w = (off / 4) as usize;
-    off % 4 == 0 && w / 64 < map.len() && map[w / 64] & (1 << (w % 64)) != 0
+    off.is_multiple_of(4) && w / 64 < map.len() && map[w / 64] & (1 << (w % 64)) != 0
 }
 
 /// Maps 82598-compatible aliases of plain registers to their primary 82599 offset.

@@ -89,7 +89,7 @@ impl World {
     fn mmio_read_inner(&mut self, i: usize, off: u32) -> u32 {
         let core = &mut self.core;
         let n = &mut self.nics[i];
-        if off % 4 != 0 {
+        if !off.is_multiple_of(4) {
             core.violate(
                 i,
                 ViolationKind::UnalignedAccess,
@@ -207,7 +207,7 @@ impl World {
     }
 
     fn mmio_write_inner(&mut self, i: usize, off: u32, v: u32) {
-        if off % 4 != 0 {
+        if !off.is_multiple_of(4) {
             self.core.violate(
                 i,
                 ViolationKind::UnalignedAccess,
@@ -460,7 +460,7 @@ impl World {
             rx_base(q as u32)
         };
         let len = n.r(base + Q_LEN);
-        if len == 0 || len % 128 != 0 {
+        if len == 0 || !len.is_multiple_of(128) {
             let name = if tx { "TDLEN" } else { "RDLEN" };
             self.core.violate(
                 i,
@@ -497,7 +497,7 @@ impl World {
                         format!("RX queue {q}: RDBAL {v:#x} is not 128-byte aligned"),
                     );
                 }
-                if f == Q_LEN && (v % 128 != 0 || v >= 1 << 20) {
+                if f == Q_LEN && (!v.is_multiple_of(128) || v >= 1 << 20) {
                     core.violate(
                         i,
                         ViolationKind::RingLength,
@@ -606,7 +606,7 @@ impl World {
                         format!("TX queue {q}: TDBAL {v:#x} is not 128-byte aligned"),
                     );
                 }
-                if f == Q_LEN && (v % 128 != 0 || v >= 1 << 20) {
+                if f == Q_LEN && (!v.is_multiple_of(128) || v >= 1 << 20) {
                     core.violate(
                         i,
                         ViolationKind::RingLength,
