@@ -232,6 +232,20 @@ impl<P: Platform> Mempool<P> {
     ///
     /// `buf_size` must be a power of two from 1 KiB to 16 KiB (the Rx buffer size is programmed
     /// in 1 KiB units, §8.2.3.8.7); `entries` must be at least 1.
+    ///
+    /// ```
+    /// use ixgbe_core::{Mempool, DEFAULT_BUF_SIZE};
+    /// let sim = platform_mock::Sim::new();
+    /// let platform = sim.platform(sim.add_nic(platform_mock::NicConfig::default()));
+    /// let pool = Mempool::new(&platform, 128, DEFAULT_BUF_SIZE).unwrap();
+    /// let mut packet = pool.alloc().unwrap(); // an empty packet that owns a buffer
+    /// packet.set_len(60).unwrap();
+    /// packet[..6].copy_from_slice(&[0xFF; 6]);
+    /// assert_eq!(pool.free_count(), 127);
+    /// drop(packet); // back to the pool
+    /// assert_eq!(pool.free_count(), 128);
+    /// assert!(Mempool::new(&platform, 128, 3000).is_err(), "not a power of two");
+    /// ```
     pub fn new(platform: &P, entries: u32, buf_size: u32) -> Result<Self, Error> {
         if !(1024..=16 * 1024).contains(&buf_size) || !buf_size.is_power_of_two() {
             return Err(Error::InvalidConfig {

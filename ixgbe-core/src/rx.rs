@@ -179,6 +179,25 @@ impl<'a, P: Platform> RxQueue<'a, P> {
     /// their buffer goes straight back to the device. The pool is locked once per call that
     /// finds a frame (its free stack gives one fresh buffer per frame received); the tail
     /// register is written once per call, after a release fence.
+    ///
+    /// ```
+    /// # use ixgbe_core::{Config, Device, Mempool, Packet, DEFAULT_BUF_SIZE};
+    /// # let sim = platform_mock::Sim::new();
+    /// # let nic = sim.add_nic(platform_mock::NicConfig::default());
+    /// # let pools = [Mempool::new(&sim.platform(nic), 1024, DEFAULT_BUF_SIZE).unwrap()];
+    /// # let mut started = Device::init(sim.platform(nic), &Config::default(), &pools).unwrap();
+    /// # started.device.wait_for_link(core::time::Duration::from_secs(1)).unwrap();
+    /// let rx = &mut started.rx[0];
+    /// for _ in 0..3 {
+    ///     sim.inject(nic, &[0xFF; 64]); // three frames arrive
+    /// }
+    /// let mut batch = ixgbe_core::heapless::Vec::<Packet, 32>::new();
+    /// assert_eq!(rx.rx_batch(&mut batch, 2), 2); // at most 2
+    /// assert_eq!(rx.rx_batch(&mut batch, 32), 1); // appends the third
+    /// assert!(batch.iter().all(|p| p.len() == 64 && p[..6] == [0xFF; 6]));
+    /// drop(batch); // each buffer goes back to its pool
+    /// assert_eq!(rx.counters().packets, 3);
+    /// ```
     #[inline]
     pub fn rx_batch<const N: usize>(
         &mut self,

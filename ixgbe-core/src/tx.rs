@@ -222,6 +222,26 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     /// are free descriptors (one slot always stays empty, so a full ring and an empty one
     /// differ); whatever does not fit stays in `packets` for the caller to retry or drop. The
     /// tail register is written once, after a release fence.
+    ///
+    /// ```
+    /// # use ixgbe_core::{Config, Device, Mempool, Packet, DEFAULT_BUF_SIZE};
+    /// # let sim = platform_mock::Sim::new();
+    /// # let nic = sim.add_nic(platform_mock::NicConfig::default());
+    /// # let pools = [Mempool::new(&sim.platform(nic), 1024, DEFAULT_BUF_SIZE).unwrap()];
+    /// # let mut started = Device::init(sim.platform(nic), &Config::default(), &pools).unwrap();
+    /// # started.device.wait_for_link(core::time::Duration::from_secs(1)).unwrap();
+    /// let mut batch = ixgbe_core::heapless::Vec::<Packet, 32>::new();
+    /// pools[0].alloc_batch(&mut batch, 4, 60); // four 60-byte frames
+    /// for p in batch.iter_mut() {
+    ///     p[..6].copy_from_slice(&[0xFF; 6]);
+    /// }
+    /// assert_eq!(started.tx[0].tx_batch(&mut batch), 4);
+    /// assert!(batch.is_empty());
+    /// sim.advance(core::time::Duration::from_micros(10));
+    /// assert_eq!(sim.take_transmitted(nic).len(), 4);
+    /// started.tx[0].clean(); // the buffers the device finished go back to the pool
+    /// assert_eq!(pools[0].free_count(), 1024 - started.rx[0].ring_size()); // the rest fill the Rx ring
+    /// ```
     #[inline]
     pub fn tx_batch<const N: usize>(
         &mut self,
