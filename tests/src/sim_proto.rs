@@ -468,8 +468,8 @@ pub fn check_injected_frame(f: &[u8], count: u32, dst: [u8; 6]) -> Result<u32, S
     check_sfwd(f, count, dst, 0)
 }
 
-/// `fwd_frame` with `bump` added to byte 1.
-fn check_sfwd(f: &[u8], count: u32, dst: [u8; 6], bump: u8) -> Result<u32, String> {
+/// `fwd_frame` with `bump` added to byte 1. Returns its sequence number.
+pub fn check_sfwd(f: &[u8], count: u32, dst: [u8; 6], bump: u8) -> Result<u32, String> {
     if f.len() < 26 || f[12..14] != FWD_ETHERTYPE.to_be_bytes() || &f[14..18] != b"SFWD" {
         return Err(format!("{}-byte frame that is not an SFWD frame", f.len()));
     }
