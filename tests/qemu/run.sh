@@ -11,6 +11,8 @@
 #   fwd-sysfs, fwd-vfio  ixgbe-fwd between two ixgbe-sim ports, through sysfs and through VFIO.
 #   apps-sysfs           ixgbe-pktgen on port 0 (frames checked by the peer), ixgbe-pcap on port 1
 #                        (the capture of frames the peer injected read back in the guest).
+#   dpdk-testpmd         Debian trixie's dpdk-testpmd with DPDK's ixgbe PMD (get-dpdk.sh), io
+#                        forwarding between the two ports through VFIO (DPDK_FRAMES, 1000).
 #
 # Run as root on Debian bookworm:  bash tests/qemu/run.sh
 # Environment: ACCEL=tcg|kvm (default tcg), CARGO_TARGET_DIR, QEMU_CACHE (default
@@ -741,7 +743,7 @@ need_fwd() {
     return 1
 }
 
-ALL_CASES="igb-sysfs igb-vfio linux-ixgbe linux-then-ours fwd-sysfs fwd-vfio apps-sysfs"
+ALL_CASES="igb-sysfs igb-vfio linux-ixgbe linux-then-ours fwd-sysfs fwd-vfio apps-sysfs dpdk-testpmd"
 
 main() {
     [ "$(uname -m)" = x86_64 ] || die "needs an x86_64 host"
