@@ -547,6 +547,29 @@ dpdk_testpmd_main() {
     else
         fail "testpmd-fwd: port 0 received $rx0 (dropped $rxd0), port 1 sent $tx1 (dropped $txd1), want $P"
     fi
+    # The last statistics screen (the model's counters through DPDK's arithmetic: QBRC as is,
+    # GOTC minus 4 bytes of CRC per frame): port 1 sent what port 0 received, except the
+    # peer's probes (frame 0, 60 bytes) that arrived after the port started and before
+    # forwarding did, which testpmd drains and frees (flush_fwd_rx_queues); no error, miss or
+    # mbuf shortage on either port.
+    st=/tmp/testpmd.out
+    rxp=$(testpmd_stat RX-packets 0 $st)
+    rxb=$(testpmd_stat RX-bytes 0 $st)
+    txp=$(testpmd_stat TX-packets 1 $st)
+    txb=$(testpmd_stat TX-bytes 1 $st)
+    bad=0
+    for port in 0 1; do
+        for c in RX-missed RX-errors RX-nombuf TX-errors; do
+            bad=$((bad + $(testpmd_stat "$c" "$port" $st)))
+        done
+    done
+    flushed=$((rxp - txp))
+    if [ "$txp" -ge "$P" ] && [ $flushed -ge 0 ] && [ $flushed -le 2 ] && [ $((rxb - txb)) -eq $((flushed * 60)) ] &&
+        [ "$txb" -gt 0 ] && [ $bad -eq 0 ]; then
+        pass "testpmd-stats (port 0 RX $rxp frames $rxb bytes, port 1 TX $txp frames $txb bytes, $flushed probe(s) flushed before forwarding; missed, errors, nombuf 0)"
+    else
+        fail "testpmd-stats: port 0 RX $rxp frames $rxb bytes, port 1 TX $txp frames $txb bytes, $bad missed/errors/nombuf"
+    fi
     if [ $rc -eq 0 ] && grep -q 'Bye' /tmp/testpmd.out; then
         pass "testpmd-exit (exit 0 after SIGINT, both ports closed)"
     else

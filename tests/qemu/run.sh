@@ -486,7 +486,7 @@ sim_markers() {
     fwd-sysfs) echo "fwd-run fwd-sigterm" ;;
     fwd-vfio) echo "vfio-bind vfio-group unprivileged fwd-run" ;;
     apps-sysfs) echo "pcap-started pktgen-run pcap-run pcap-readback" ;;
-    dpdk-testpmd) echo "vfio-bind testpmd-probe testpmd-started testpmd-fwd testpmd-exit" ;;
+    dpdk-testpmd) echo "vfio-bind testpmd-probe testpmd-started testpmd-fwd testpmd-stats testpmd-exit" ;;
     esac
 }
 
@@ -699,6 +699,10 @@ run_dpdk_testpmd() {
     local INITRD=$DPDK_INITRD SIM_FRAMES=$DPDK_FRAMES SIM_WINDOW=$DPDK_WINDOW FWD_FRAMES=$DPDK_FRAMES
     run_sim_boot dpdk-testpmd dpdk-testpmd 2 2 io per-port q35,memory-backend=mem,kernel-irqchip=split \
         -device intel-iommu,intremap=on,caching-mode=on -cpu max
+    # testpmd's own count next to the peer's in the summary table.
+    local st
+    st=$(tr -d '\r' <"$WORK/dpdk-testpmd.console" 2>/dev/null | sed -n 's/.*QTEST: PASS testpmd-stats (port 0 RX \([0-9]*\) frames.*port 1 TX \([0-9]*\) frames.*/testpmd rx0 \1 tx1 \2/p')
+    INFO[dpdk-testpmd]="${INFO[dpdk-testpmd]:-}${st}"
 }
 
 run_case() {
