@@ -654,6 +654,21 @@ mod tests {
     }
 
     #[test]
+    fn io_forwarded_frames_come_back_unchanged() {
+        // testpmd's io mode (the peer's `io` mode, bump 0): the frame exactly as injected.
+        let dst = [0x02, 0, 0, 0, 0, 0x01];
+        let f = fwd_frame(7, 10, dst);
+        assert_eq!(check_sfwd(&f, 10, dst, 0), Ok(7));
+        let mut bumped = f.clone();
+        bumped[1] = bumped[1].wrapping_add(1);
+        assert!(check_sfwd(&bumped, 10, dst, 0).is_err(), "a changed byte 1");
+        assert!(
+            check_sfwd(&f[..f.len() - 1], 10, dst, 0).is_err(),
+            "a short frame"
+        );
+    }
+
+    #[test]
     fn digest_is_order_independent() {
         let a = payload(Dir::HostToGuest, 0, 2, 0);
         let b = payload(Dir::HostToGuest, 1, 2, 1);
