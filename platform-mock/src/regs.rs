@@ -67,6 +67,12 @@ pub const CTRL_RST: u32 = 1 << 26;
 /// Bits of CTRL that are not reserved.
 pub const CTRL_VALID: u32 = CTRL_MASTER_DISABLE | CTRL_LRST | CTRL_RST;
 pub const STATUS_MASTER_ENABLE: u32 = 1 << 19;
+pub const EEC_EE_SK: u32 = 1 << 0;
+pub const EEC_EE_CS: u32 = 1 << 1;
+pub const EEC_EE_DI: u32 = 1 << 2;
+pub const EEC_EE_DO: u32 = 1 << 3;
+pub const EEC_EE_REQ: u32 = 1 << 6;
+pub const EEC_EE_GNT: u32 = 1 << 7;
 pub const EEC_EE_PRES: u32 = 1 << 8;
 pub const EEC_AUTO_RD: u32 = 1 << 9;
 /// EEC bit 10 (reserved, reads 1) plus FWE = 01b.

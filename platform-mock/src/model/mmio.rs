@@ -158,6 +158,18 @@ impl World {
                 };
                 v | clk | data
             }
+            EEC => {
+                let v = n.r(EEC) & !(EEC_EE_GNT | EEC_EE_DO);
+                if !n.eeprom_granted() {
+                    return v;
+                }
+                let out = if n.spi.data_out(&n.eeprom) {
+                    EEC_EE_DO
+                } else {
+                    0
+                };
+                v | EEC_EE_GNT | out
+            }
             EERD => {
                 let v = n.r(EERD);
                 let Some(due) = n.eerd_due.take() else {
@@ -281,6 +293,14 @@ impl World {
             EEC => {
                 let keep = n.r(EEC) & !EEC_SW_BITS;
                 n.set(EEC, keep | (v & EEC_SW_BITS));
+                // The pins reach the EEPROM only while software holds the grant.
+                let (cs, sk, di) = if n.eeprom_granted() {
+                    (v & EEC_EE_CS != 0, v & EEC_EE_SK != 0, v & EEC_EE_DI != 0)
+                } else {
+                    (true, false, false)
+                };
+                let bytes = n.eeprom.len() * 2;
+                n.spi.drive(cs, sk, di, bytes);
             }
             EERD => {
                 if v & EERD_START != 0 {

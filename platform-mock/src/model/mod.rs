@@ -18,6 +18,7 @@ mod nic;
 mod offload;
 mod rogue;
 mod rx;
+mod spi_eeprom;
 mod tx;
 
 use nic::{bit_get, bit_set, Faults};

@@ -72,6 +72,8 @@ pub(crate) struct Nic {
     pub(crate) eeprom: Vec<u16>,
     /// An EERD read in progress: DONE shows after one more read of EERD or at this time.
     pub(crate) eerd_due: Option<Duration>,
+    /// The EEPROM's end of the pins software drives through EEC once granted.
+    pub(crate) spi: super::spi_eeprom::SpiEeprom,
     /// The SFP+ cage's I2C bus.
     pub(crate) i2c: crate::sfp::I2cBus,
     pub(crate) reset_until: Option<Duration>,
@@ -154,6 +156,7 @@ impl Nic {
             config,
             eeprom: crate::eeprom::image(cfg.mac),
             eerd_due: None,
+            spi: Default::default(),
             i2c: crate::sfp::I2cBus::new(cfg.module, &serial),
             irq: super::interrupts::Irq::new(),
             cfg,
@@ -249,6 +252,7 @@ impl Nic {
         self.set(I2CCTL, I2C_CLK_OUT | I2C_DATA_OUT);
         self.i2c.drive(true, true);
         self.eerd_due = None;
+        self.spi = Default::default();
         self.set(IVAR_MISC, 1 << 15);
         self.set(RDRXCTL, RDRXCTL_INIT);
         for n in 0..8 {
@@ -285,6 +289,13 @@ impl Nic {
             self.pool.push(h.buf);
         }
         self.held_bytes = 0;
+    }
+
+    /// EEC.EE_GNT: software asked for the EEPROM's pins and the auto-read is not using them
+    /// (§8.2.3.2.1).
+    pub(crate) fn eeprom_granted(&self) -> bool {
+        let eec = self.r(EEC);
+        eec & EEC_EE_REQ != 0 && eec & EEC_AUTO_RD != 0
     }
 
     pub(crate) fn set_link_down(&mut self) {
