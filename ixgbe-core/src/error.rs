@@ -24,6 +24,13 @@ pub enum Error {
         /// What is wrong, in one phrase.
         what: &'static str,
     },
+    /// The platform could not set up or wait for interrupts.
+    Interrupt {
+        /// What failed, in one phrase.
+        what: &'static str,
+        /// The operating system's error number, when there is one.
+        os_error: Option<i32>,
+    },
 }
 
 impl fmt::Display for Error {
@@ -38,6 +45,14 @@ impl fmt::Display for Error {
                 )
             }
             Error::InvalidConfig { what } => write!(f, "invalid configuration: {what}"),
+            Error::Interrupt {
+                what,
+                os_error: None,
+            } => write!(f, "interrupts: {what}"),
+            Error::Interrupt {
+                what,
+                os_error: Some(e),
+            } => write!(f, "interrupts: {what} (os error {e})"),
         }
     }
 }
