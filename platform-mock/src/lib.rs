@@ -36,7 +36,10 @@
 //! computes it, MAC, PBA, SFP+ init sequences, firmware version). [`sfp`] is the SFP+ cage:
 //! a passive direct-attach cable answering on the I2C bus bit-banged through I2CCTL. The
 //! interrupt logic (IVAR, EIAC, EIAM, EITR, the MSI-X table and PBA of [`Sim::bar4_read`])
-//! delivers messages through [`Sim::attach_interrupts`]. MDIO reads find no PHY. The IPsec /
+//! delivers messages through [`Sim::attach_interrupts`]; [`SimPlatform`] implements
+//! [`ixgbe_core::InterruptPlatform`] on top of it (MSI-X set up as vfio-pci would, or MSI with
+//! [`SimPlatform::prefer_single_interrupt`]; a wait advances virtual time until its vector's
+//! message). MDIO reads find no PHY. The IPsec /
 //! LinkSec offload reads as fused off (SECTXSTAT / SECRXSTAT.OFF_DIS).
 //!
 //! Virtual time only moves in [`Sim::advance`] and [`Platform::delay`]. While a
@@ -65,6 +68,7 @@ mod regs;
 pub mod rss;
 pub mod sfp;
 pub mod traffic;
+mod waiting;
 
 use std::fmt;
 use std::ptr::NonNull;
