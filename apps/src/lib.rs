@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod frame;
+pub mod irq;
 pub mod sim;
 pub mod stats;
 
@@ -290,6 +291,17 @@ pub fn start_devices<'a, P: Platform>(
         tx_queues: queues,
         ..Config::default()
     };
+    start_devices_with(platforms, names, pools, &config)
+}
+
+/// As [`start_devices`], with a configuration of the caller's.
+pub fn start_devices_with<'a, P: Platform>(
+    platforms: &[P],
+    names: &[String],
+    pools: &'a [Vec<Mempool<P>>],
+    config: &Config,
+) -> Result<Vec<Started<'a, P>>, AppError> {
+    let config = config.clone();
     let mut started = Vec::new();
     for ((platform, name), pools) in platforms.iter().zip(names).zip(pools) {
         let s = Device::init(platform.clone(), &config, pools)

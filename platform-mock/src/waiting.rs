@@ -6,7 +6,10 @@
 //! for (the others stay masked), or enables MSI when the NIC was told to prefer a single
 //! interrupt ([`SimPlatform::prefer_single_interrupt`]). The messages go to counters, one per
 //! vector, that a wait consumes. A wait advances virtual time (in slices, so it ends within one
-//! slice of the message) until its vector has a message or the timeout has passed.
+//! slice of the message) until its vector has a message or the timeout has passed; when another
+//! thread drives the clock ([`crate::Sim::set_waits_advance_clock`]), it sleeps in wall time
+//! instead, looking at its counter every [`EXTERNAL_CLOCK_POLL`] (and ends by the wall-clock timeout
+//! too, should the pump stop).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -68,6 +71,19 @@ impl InterruptSink for PendingSink {
     }
 }
 
+/// How often a wait looks at its counter while another thread drives the clock.
+pub const EXTERNAL_CLOCK_POLL: Duration = Duration::from_micros(50);
+
+impl crate::Sim {
+    /// `true` (the default): an interrupt wait advances virtual time itself, as
+    /// [`ixgbe_core::Platform::delay`] does. `false`: a program pumps the clock from another
+    /// thread, and waits sleep in wall time until the pumped clock brings their message or
+    /// their deadline (several waiters advancing one clock would race it ahead of the others).
+    pub fn set_waits_advance_clock(&self, on: bool) {
+        self.lock().waits_advance_clock = on;
+    }
+}
+
 impl SimPlatform {
     /// Makes the next [`InterruptPlatform::enable_interrupts`] set up MSI (one interrupt for
     /// every cause) instead of MSI-X, as a host without MSI-X would.
@@ -125,6 +141,7 @@ impl InterruptPlatform for SimPlatform {
                 os_error: None,
             });
         };
+        let wall_start = std::time::Instant::now();
         loop {
             let n = counter.swap(0, Ordering::Relaxed);
             if n > 0 {
@@ -134,6 +151,15 @@ impl InterruptPlatform for SimPlatform {
             let now = w.core.now;
             if now >= deadline {
                 return Ok(0);
+            }
+            if !w.waits_advance_clock {
+                drop(w);
+                // Bounded in wall time too: the pump may have stopped for good.
+                if wall_start.elapsed() >= timeout {
+                    return Ok(0);
+                }
+                std::thread::sleep(EXTERNAL_CLOCK_POLL);
+                continue;
             }
             // Other threads advance the same clock: the deadline is virtual time, not the sum
             // of this thread's steps. Sliced, so a frame another thread injects is seen within

@@ -47,6 +47,9 @@ pub(crate) struct World {
     pub irq_sinks: Vec<Option<Box<dyn InterruptSink>>>,
     /// Per NIC: the messages [`crate::SimPlatform`]'s interrupt waits consume.
     pub waiters: Vec<crate::waiting::Waiter>,
+    /// Interrupt waits advance virtual time themselves (false: someone else drives the clock
+    /// and waits sleep in wall time).
+    pub waits_advance_clock: bool,
     pub(crate) tx_scratch: Vec<u8>,
     pub(crate) tx_descs: Vec<TxDesc>,
 }
@@ -71,6 +74,7 @@ impl World {
             sinks: Vec::new(),
             irq_sinks: Vec::new(),
             waiters: Vec::new(),
+            waits_advance_clock: true,
             tx_scratch: Vec::with_capacity(16 * 1024),
             tx_descs: Vec::with_capacity(64),
         }
