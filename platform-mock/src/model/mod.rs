@@ -50,6 +50,8 @@ pub(crate) struct World {
     /// Interrupt waits advance virtual time themselves (false: someone else drives the clock
     /// and waits sleep in wall time).
     pub waits_advance_clock: bool,
+    /// Time slice while sources are attached (and of interrupt waits).
+    pub slice: Duration,
     pub(crate) tx_scratch: Vec<u8>,
     pub(crate) tx_descs: Vec<TxDesc>,
 }
@@ -75,6 +77,7 @@ impl World {
             irq_sinks: Vec::new(),
             waiters: Vec::new(),
             waits_advance_clock: true,
+            slice: Duration::from_micros(100),
             tx_scratch: Vec::with_capacity(16 * 1024),
             tx_descs: Vec::with_capacity(64),
         }
@@ -147,7 +150,7 @@ impl World {
     /// another thread did.
     pub fn advance_until(&mut self, d: Duration, sliced: bool, mut stop: impl FnMut() -> bool) {
         let target = self.core.now + d;
-        let slice = Duration::from_micros(100);
+        let slice = self.slice;
         loop {
             let have_sources = sliced || self.sources.iter().any(Option::is_some);
             let mut step = if have_sources {
