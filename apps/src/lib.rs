@@ -402,6 +402,26 @@ pub fn supervise<P: Platform>(
     devices: &[Device<P>],
     done: &AtomicU64,
 ) {
+    supervise_every(
+        pacer,
+        limits,
+        printer,
+        devices,
+        done,
+        Duration::from_millis(1),
+    );
+}
+
+/// As [`supervise`], looking every `interval` on real devices (interrupt runs look less often:
+/// each look wakes this thread, and the point of sleeping workers is a quiet CPU).
+pub fn supervise_every<P: Platform>(
+    pacer: &mut Pacer,
+    limits: &Limits,
+    printer: &mut RatePrinter,
+    devices: &[Device<P>],
+    done: &AtomicU64,
+    interval: Duration,
+) {
     loop {
         pacer.tick();
         let enough = limits.remaining(done.load(Ordering::Relaxed)) == 0;
@@ -413,7 +433,7 @@ pub fn supervise<P: Platform>(
         std::thread::sleep(if pacer.is_sim() {
             SIM_PUMP_INTERVAL
         } else {
-            Duration::from_millis(1)
+            interval
         });
     }
 }

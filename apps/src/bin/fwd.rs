@@ -4,15 +4,15 @@
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use apps::irq::{cpu_line, cpu_time, InterruptArg, IrqTotals};
 use apps::sim::wire_time_ps;
 use apps::stats::out;
 use apps::{
     make_pacer, make_pools, open_devices, report, request_stop, run_main, start_devices_with,
-    supervise, time_up_after_printing, AppError, CommonArgs, DevSpec, Limits, Opened, Pacer,
-    RatePrinter, SimEnv, CLOCK_CHECK_INTERVAL, MAX_BATCH,
+    supervise, supervise_every, time_up_after_printing, AppError, CommonArgs, DevSpec, Limits,
+    Opened, Pacer, RatePrinter, SimEnv, CLOCK_CHECK_INTERVAL, MAX_BATCH,
 };
 use clap::Parser;
 use ixgbe_core::heapless;
@@ -125,9 +125,9 @@ fn forward<P: InterruptPlatform>(
                 .enable_interrupts()
                 .map_err(|e| AppError::from(e).context(name))?;
             match irqs.delivery {
-                Delivery::MsiX { vectors } => {
-                    log::info!("{name}: MSI-X, {vectors} vectors (one per Rx queue, one for link)")
-                }
+                Delivery::MsiX { vectors } => out(&format!(
+                    "[irq] {name}: MSI-X, {vectors} vectors (one per Rx queue, one for link)"
+                )),
                 Delivery::Single => log::warn!(
                     "{name}: no MSI-X, one interrupt (MSI or INTx) for every queue: queues \
                      share it, so a wake-up may come late"
@@ -400,7 +400,15 @@ fn run_interrupts<'a, P: InterruptPlatform>(
                 (vec![rx], vec![tx])
             }));
         }
-        supervise(pacer, &limits, printer, devices, &forwarded);
+        // The --packets limit is seen within 10 ms.
+        supervise_every(
+            pacer,
+            &limits,
+            printer,
+            devices,
+            &forwarded,
+            Duration::from_millis(10),
+        );
         done.store(true, Ordering::Relaxed);
         workers
             .into_iter()
