@@ -565,6 +565,88 @@ fn program<P: Platform>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mempool::fake::FakePlatform;
+
+    impl InterruptPlatform for FakePlatform {
+        fn enable_interrupts(&self, vectors: u16) -> Result<Delivery, Error> {
+            Ok(Delivery::MsiX { vectors })
+        }
+        fn wait_interrupt(&self, _vector: u16, _timeout: Duration) -> Result<u64, Error> {
+            Ok(1)
+        }
+        fn disable_interrupts(&self) {}
+        fn now(&self) -> Duration {
+            Duration::ZERO
+        }
+    }
+
+    fn written(
+        p: &FakePlatform,
+        reg: crate::regs::Reg<impl tock_registers::RegisterLongName>,
+    ) -> Option<u32> {
+        p.writes()
+            .iter()
+            .rev()
+            .find(|(off, _)| *off == reg.offset())
+            .map(|&(_, v)| v)
+    }
+
+    /// The register values of §8.2.3.5 for 4 Rx and 4 Tx queues.
+    #[test]
+    fn msix_set_up_writes_what_the_datasheet_asks() {
+        for tx_completions in [false, true] {
+            let p = FakePlatform::default();
+            let config = crate::Config {
+                rx_queues: 4,
+                tx_queues: 4,
+                interrupts: Some(InterruptConfig {
+                    tx_completions,
+                    ..InterruptConfig::default()
+                }),
+                ..crate::Config::default()
+            };
+            let device = Device::new(Regs::new(p.clone()), &config);
+            let irqs = device.enable_interrupts().unwrap();
+            assert_eq!(irqs.delivery, Delivery::MsiX { vectors: 5 });
+            let gpie = written(&p, regs::GPIE).unwrap();
+            assert_eq!(
+                gpie & (1 << 4 | 1 << 30 | 1 << 31),
+                1 << 4 | 1 << 30 | 1 << 31
+            );
+            // Rx 2n and 2n+1 on vectors 2n, 2n+1 (valid bit 7); Tx with them when asked.
+            let tx = |entries: u32| if tx_completions { entries } else { 0 };
+            assert_eq!(
+                written(&p, regs::ivar(0)),
+                Some(0x0081_0080 | tx(0x8100_8000))
+            );
+            assert_eq!(
+                written(&p, regs::ivar(1)),
+                Some(0x0083_0082 | tx(0x8300_8200))
+            );
+            assert_eq!(
+                written(&p, regs::IVAR_MISC),
+                Some(0x8400),
+                "other causes on vector 4"
+            );
+            for v in 0..5 {
+                assert_eq!(
+                    written(&p, regs::eitr(v)),
+                    Some(25 << 3),
+                    "50 µs on vector {v}"
+                );
+            }
+            assert_eq!(written(&p, regs::EIAC), Some(0xF));
+            assert_eq!(written(&p, regs::eiam_ex(0)), Some(0xF));
+            assert_eq!(written(&p, regs::EIMS), Some(regs::EICR_LSC));
+            irqs.queues[2].arm();
+            assert_eq!(written(&p, regs::eims_ex(0)), Some(1 << 2));
+            for (off, v) in p.writes() {
+                if off == regs::EIMS.offset() || off == regs::EIMC.offset() {
+                    assert_eq!(v & (1 << 31), 0, "reserved bit 31 of EIMS/EIMC");
+                }
+            }
+        }
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
