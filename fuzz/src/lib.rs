@@ -216,4 +216,8 @@ unsafe impl Platform for FuzzPlatform {
     }
 
     fn delay(&self, _duration: Duration) {}
+
+    fn pci_device_id(&self) -> u16 {
+        0x10FB
+    }
 }

@@ -3,13 +3,14 @@
 use core::time::Duration;
 
 use crate::error::Error;
-use crate::init::{self, poll};
+use crate::init;
 use crate::interrupts::InterruptConfig;
 use crate::mempool::Mempool;
 use crate::platform::Platform;
 use crate::regs::{self, Regs};
 use crate::rx::RxQueue;
 use crate::tx::TxQueue;
+use crate::wait::poll;
 
 /// Most receive queues: RSS spreads over 16 (MRQC.MRQE = 0001b, §8.2.3.7.12).
 pub const MAX_RX_QUEUES: usize = 16;
@@ -233,6 +234,12 @@ impl<P: Platform> Device<P> {
 
     /// Accumulated statistics since init. Reads (and thereby clears) the device counters.
     /// Totals saturate rather than wrap (whatever the device's registers read).
+    ///
+    /// Call it at least every 50 seconds while traffic flows: the device's counters stick at
+    /// their maximum instead of wrapping (§8.2.3.23), and at 10 Gb/s line rate the 36-bit
+    /// byte counters fill in about 55 s (2^36 bytes at 1.25 GB/s), the 32-bit packet counters
+    /// in about 290 s (at 14.88 Mpps); whatever arrives after that is lost to the totals.
+    /// Linux's ixgbe reads every 2 s; the apps read once per second.
     pub fn stats(&self) -> Stats {
         let mut totals = self.totals.lock();
         let d = self.read_counters();

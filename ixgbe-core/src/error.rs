@@ -24,6 +24,19 @@ pub enum Error {
         /// What is wrong, in one phrase.
         what: &'static str,
     },
+    /// The platform's PCI device ID is not one the driver handles (`ids`).
+    UnsupportedDevice {
+        /// The PCI device ID.
+        device: u16,
+    },
+    /// EEC.EE_PRES reads 0 after the auto-read: no NVM with a valid signature, so the MAC
+    /// address and link settings were not loaded.
+    NoEeprom,
+    /// Firmware reports an error (FWSM.Ext_err_ind, datasheet §8.2.3.4.10).
+    Firmware {
+        /// The error code (0x01: bad NVM checksum).
+        code: u8,
+    },
     /// The platform could not set up or wait for interrupts.
     Interrupt {
         /// What failed, in one phrase.
@@ -45,6 +58,28 @@ impl fmt::Display for Error {
                 )
             }
             Error::InvalidConfig { what } => write!(f, "invalid configuration: {what}"),
+            Error::UnsupportedDevice { device } => {
+                match crate::ids::unsupported_reason(crate::ids::INTEL_VENDOR_ID, *device) {
+                    Some(why) => write!(f, "device 8086:{device:04x} is not handled: {why}"),
+                    None => write!(
+                        f,
+                        "device 8086:{device:04x} is not an 82599 this driver handles"
+                    ),
+                }
+            }
+            Error::NoEeprom => write!(
+                f,
+                "no valid EEPROM (EEC.EE_PRES = 0): MAC address and link settings were not loaded"
+            ),
+            Error::Firmware { code } => write!(
+                f,
+                "firmware reports error {code:#04x} (FWSM.Ext_err_ind{})",
+                if *code == 1 {
+                    ": bad EEPROM checksum"
+                } else {
+                    ""
+                }
+            ),
             Error::Interrupt {
                 what,
                 os_error: None,

@@ -69,7 +69,7 @@ fn hostile_run(seed: u64, density: u64, rounds: usize) {
             let Some(packet) = batch.pop() else { break };
             held.push(packet);
         }
-        if rng.next() % 8 == 0 {
+        if rng.next().is_multiple_of(8) {
             held.clear();
         }
         for packet in batch.iter_mut() {
@@ -77,7 +77,7 @@ fn hostile_run(seed: u64, density: u64, rounds: usize) {
         }
         tx.tx_batch(&mut batch);
         drop(batch); // what did not fit goes back to the pool
-        if rng.next() % 4 == 0 {
+        if rng.next().is_multiple_of(4) {
             tx.clean();
         }
         // Every buffer is in exactly one place: free, held, in flight, or in the Rx ring

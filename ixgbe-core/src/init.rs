@@ -4,33 +4,14 @@ use core::time::Duration;
 
 use crate::device::{Config, Device, Started};
 use crate::error::Error;
+use crate::ids;
+use crate::link;
 use crate::mempool::Mempool;
 use crate::platform::Platform;
 use crate::regs::{self, Regs};
 use crate::rx::RxQueue;
 use crate::tx::TxQueue;
-
-/// Polls `done` every 10 µs (or timeout/100, whichever is larger) until it holds or `timeout`
-/// of delays have passed; the typed error names what was awaited.
-pub(crate) fn poll<P: Platform>(
-    platform: &P,
-    timeout: Duration,
-    what: &'static str,
-    mut done: impl FnMut() -> bool,
-) -> Result<(), Error> {
-    let step = (timeout / 100).max(Duration::from_micros(10));
-    let mut waited = Duration::ZERO;
-    loop {
-        if done() {
-            return Ok(());
-        }
-        if waited >= timeout {
-            return Err(Error::Timeout { what });
-        }
-        platform.delay(step);
-        waited += step;
-    }
-}
+use crate::wait::{poll, until};
 
 /// How long the waits of the init sequence may take.
 const RESET_SETTLE: Duration = Duration::from_millis(10);
@@ -53,21 +34,36 @@ pub(crate) fn init<'a, P: Platform>(
     pools: &'a [Mempool<P>],
 ) -> Result<Started<'a, P>, Error> {
     config.validate(pools.len())?;
+    let device_id = platform.pci_device_id();
+    let info = ids::supported_device(ids::INTEL_VENDOR_ID, device_id)
+        .ok_or(Error::UnsupportedDevice { device: device_id })?;
     let regs = Regs::new(platform);
+    log::debug!(
+        "init: 8086:{device_id:04x} ({}), {:?} media",
+        info.name,
+        info.media
+    );
 
     // §4.6.3.1: disable interrupts.
     mask_interrupts(&regs);
     // §4.6.3.2: global reset (software + link reset), preceded by the master-disable flow of
-    // §5.2.5.3.2 so no DMA is in flight when the reset hits.
+    // §5.2.5.3.2 so no DMA is in flight when the reset hits. Where manageability vetoes link
+    // resets, the software reset alone (Intel's shared code: a link reset "might reset the PHY
+    // when mng is using it").
+    let link_reset = !link::reset_blocked(&regs);
     let master_stopped = master_disable(&regs);
-    reset(&regs)?;
+    reset(&regs, link_reset)?;
     if !master_stopped {
         // §5.2.5.3.2: when master disable does not complete, issue a second reset.
         regs.platform().delay(Duration::from_micros(10));
-        reset(&regs)?;
+        reset(&regs, link_reset)?;
     }
     // §4.6.3.1 again: the datasheet orders disable, reset, disable.
     mask_interrupts(&regs);
+    log::debug!(
+        "init: reset done (link reset: {link_reset}, second reset: {})",
+        !master_stopped
+    );
 
     // §4.6.3 steps 3–4: EEPROM auto-read and DMA init must be done before anything else.
     poll(
@@ -76,18 +72,28 @@ pub(crate) fn init<'a, P: Platform>(
         "EEC.AUTO_RD (EEPROM auto-read done)",
         || regs.is_set(regs::EEC, regs::EEC::AUTO_RD),
     )?;
+    // Auto_RD is set even without a valid NVM (§8.2.3.2.1): check that one was read, and that
+    // firmware found no error in it.
+    if !regs.is_set(regs::EEC, regs::EEC::EE_PRES) {
+        return Err(Error::NoEeprom);
+    }
+    let fw_error = regs.get(regs::FWSM).read(regs::FWSM::EXT_ERR_IND) as u8;
+    if fw_error != 0 {
+        return Err(Error::Firmware { code: fw_error });
+    }
     poll(
         regs.platform(),
         DMA_INIT_TIMEOUT,
         "RDRXCTL.DMAIDONE (DMA init done)",
         || regs.is_set(regs::RDRXCTL, regs::RDRXCTL::DMAIDONE),
     )?;
+    log::debug!("init: EEPROM auto-read and DMA init done");
     // Tell firmware a driver owns the port (§8.2.3.1.3).
     regs.modify(regs::CTRL_EXT, regs::CTRL_EXT::DRV_LOAD::SET);
 
-    // §4.6.4 link setup: keep the link mode the EEPROM configured for this board and restart
-    // auto-negotiation so it applies; waiting for link is `Device::wait_for_link`.
-    regs.modify(regs::AUTOC, regs::AUTOC::RESTART_AN::SET);
+    // §4.6.4 link setup for the board's media (laser, link mode); waiting for link is
+    // `Device::wait_for_link`.
+    link::setup(&regs, info.media)?;
 
     let device = Device::new(regs.clone(), config);
     // §4.6.5: statistics registers are clear-on-read: read them once so totals start at zero.
@@ -116,6 +122,7 @@ pub(crate) fn init<'a, P: Platform>(
         queue.enable()?;
     }
     enable_rx(&regs)?;
+    log::debug!("init: {} rx queue(s) enabled, receive on", config.rx_queues);
 
     // §4.6.8: transmit.
     init_tx_global(&regs);
@@ -128,6 +135,7 @@ pub(crate) fn init<'a, P: Platform>(
     for queue in tx.iter_mut() {
         queue.enable()?;
     }
+    log::debug!("init: {} tx queue(s) enabled", config.tx_queues);
     Ok(Started { device, rx, tx })
 }
 
@@ -151,10 +159,14 @@ fn master_disable<P: Platform>(regs: &Regs<P>) -> bool {
     .is_ok()
 }
 
-/// §4.6.3.2: CTRL.RST | CTRL.LRST, wait 1 ms before polling (§8.2.3.1.1), poll both clear, then
+/// §4.6.3.2: CTRL.RST | CTRL.LRST (RST alone when `link_reset` is false), wait 1 ms before polling (§8.2.3.1.1), poll both clear, then
 /// wait at least 10 ms.
-fn reset<P: Platform>(regs: &Regs<P>) -> Result<(), Error> {
-    regs.modify(regs::CTRL, regs::CTRL::RST::SET + regs::CTRL::LRST::SET);
+fn reset<P: Platform>(regs: &Regs<P>, link_reset: bool) -> Result<(), Error> {
+    if link_reset {
+        regs.modify(regs::CTRL, regs::CTRL::RST::SET + regs::CTRL::LRST::SET);
+    } else {
+        regs.modify(regs::CTRL, regs::CTRL::RST::SET);
+    }
     regs.platform().delay(Duration::from_millis(1));
     poll(
         regs.platform(),
@@ -176,6 +188,13 @@ fn init_rx_global<P: Platform>(regs: &Regs<P>, config: &Config) {
     // multicast table, which is undefined after reset.
     for n in 0..128 {
         regs.write(regs::mta(n), 0);
+    }
+    // MPSAR has no reset value (§8.2.3.7.10: software initialises it): RAR0 to pool 0, every
+    // other address in no pool, as Linux's set_rar / clear_vmdq leave it. A receive address in
+    // no pool passes nothing.
+    regs.write(regs::mpsar(0), 1);
+    for n in 1..256 {
+        regs.write(regs::mpsar(n), 0);
     }
     // Step 2: CRC stripping in both places (they must agree, and their defaults do not), and
     // the RDRXCTL corrections of ixy.rs #29: RSCFRSTSIZE = 0, RSCACKC = 1, FCOE_WRFIX = 1.
@@ -246,15 +265,18 @@ pub(crate) fn fctrl_value(
 }
 
 /// §4.6.7 step 11: stop the security Rx path, wait until it is empty, set RXEN, restart it
-/// (a silicon erratum workaround in Intel's drivers).
+/// (a silicon erratum workaround in Intel's drivers). A security block that does not report
+/// ready in time is not fatal: Intel's shared code (Linux, DPDK) warns and goes on.
 pub(crate) fn enable_rx<P: Platform>(regs: &Regs<P>) -> Result<(), Error> {
     regs.modify(regs::SECRXCTRL, regs::SECRXCTRL::RX_DIS::SET);
-    poll(
+    if let Err(e) = until(
         regs.platform(),
         SECRX_TIMEOUT,
         "SECRXSTAT.SECRX_RDY",
         || regs.is_set(regs::SECRXSTAT, regs::SECRXSTAT::SECRX_RDY),
-    )?;
+    ) {
+        log::warn!("{e}: enabling receive before the security path drained");
+    }
     regs.modify(regs::RXCTRL, regs::RXCTRL::RXEN::SET);
     regs.modify(regs::SECRXCTRL, regs::SECRXCTRL::RX_DIS::CLEAR);
     Ok(())

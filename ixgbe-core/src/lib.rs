@@ -4,13 +4,32 @@
 //! so the same code drives a real NIC from Linux user space (`platform-linux`), a simulated NIC
 //! in tests (`platform-mock`), or a NIC under another kernel.
 //!
-//! ```text
-//! let pools = [Mempool::new(&platform, 4096, DEFAULT_BUF_SIZE)?];
+//! Bring a port up, receive a batch and send it back out; here on the simulated 82599 of
+//! `platform-mock` (with `platform-linux` the platform is a real NIC, and nothing else changes):
+//!
+//! ```
+//! use core::time::Duration;
+//! use ixgbe_core::{Config, Device, Mempool, Packet, Started, DEFAULT_BUF_SIZE};
+//! use platform_mock::{NicConfig, Sim};
+//!
+//! # fn main() -> Result<(), ixgbe_core::Error> {
+//! let sim = Sim::new();
+//! let nic = sim.add_nic(NicConfig::default());
+//! let platform = sim.platform(nic);
+//!
+//! let pools = [Mempool::new(&platform, 1024, DEFAULT_BUF_SIZE)?];
 //! let Started { device, mut rx, mut tx } = Device::init(platform, &Config::default(), &pools)?;
-//! device.wait_for_link(Duration::from_secs(10))?;
-//! let mut batch = heapless::Vec::<Packet, 32>::new();
+//! device.wait_for_link(Duration::from_secs(1))?;
+//!
+//! sim.inject(nic, &[0xFF; 60]); // a broadcast frame arrives on the wire
+//! let mut batch = ixgbe_core::heapless::Vec::<Packet, 32>::new();
 //! rx[0].rx_batch(&mut batch, 32);
-//! tx[0].tx_batch(&mut batch);
+//! assert_eq!(batch.len(), 1);
+//! assert_eq!(tx[0].tx_batch(&mut batch), 1); // and leaves again
+//! sim.advance(Duration::from_micros(10));
+//! assert_eq!(sim.take_transmitted(nic).len(), 1);
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! Modules follow the datasheet: [`regs`] (chapter 8), [`descriptors`] (§7.1.6, §7.2.3),
@@ -31,18 +50,20 @@ mod hostile_tests;
 pub mod ids;
 mod init;
 pub mod interrupts;
+mod link;
 pub mod mempool;
 pub mod platform;
 pub mod regs;
 pub mod rx;
 pub mod tx;
+mod wait;
 
 pub use device::{
     Config, Device, LinkSpeed, LinkStatus, Started, Stats, MAX_RX_QUEUES, MAX_TX_QUEUES,
 };
 pub use error::Error;
 pub use heapless;
-pub use ids::{supported_device, DeviceInfo, SUPPORTED_DEVICES};
+pub use ids::{supported_device, DeviceInfo, Media, SUPPORTED_DEVICES};
 pub use interrupts::{
     Delivery, HybridConfig, InterruptConfig, InterruptCounters, InterruptMode, InterruptPlatform,
     Interrupts, LinkInterrupt, QueueInterrupt,

@@ -232,6 +232,20 @@ impl<P: Platform> Mempool<P> {
     ///
     /// `buf_size` must be a power of two from 1 KiB to 16 KiB (the Rx buffer size is programmed
     /// in 1 KiB units, §8.2.3.8.7); `entries` must be at least 1.
+    ///
+    /// ```
+    /// use ixgbe_core::{Mempool, DEFAULT_BUF_SIZE};
+    /// let sim = platform_mock::Sim::new();
+    /// let platform = sim.platform(sim.add_nic(platform_mock::NicConfig::default()));
+    /// let pool = Mempool::new(&platform, 128, DEFAULT_BUF_SIZE).unwrap();
+    /// let mut packet = pool.alloc().unwrap(); // an empty packet that owns a buffer
+    /// packet.set_len(60).unwrap();
+    /// packet[..6].copy_from_slice(&[0xFF; 6]);
+    /// assert_eq!(pool.free_count(), 127);
+    /// drop(packet); // back to the pool
+    /// assert_eq!(pool.free_count(), 128);
+    /// assert!(Mempool::new(&platform, 128, 3000).is_err(), "not a power of two");
+    /// ```
     pub fn new(platform: &P, entries: u32, buf_size: u32) -> Result<Self, Error> {
         if !(1024..=16 * 1024).contains(&buf_size) || !buf_size.is_power_of_two() {
             return Err(Error::InvalidConfig {
@@ -279,7 +293,7 @@ impl<P: Platform> Mempool<P> {
             region: Some(region),
             _private: private,
         };
-        debug_assert!(DMA_PAGE_SIZE % buf_size as usize == 0);
+        debug_assert!(DMA_PAGE_SIZE.is_multiple_of(buf_size as usize));
         for i in 0..entries {
             let start = pool.core.layout.buf_ptr(i).as_ptr();
             // SAFETY-free arithmetic: the last byte of buffer i, still inside the region.
@@ -616,5 +630,9 @@ pub(crate) mod fake {
         }
 
         fn delay(&self, _duration: Duration) {}
+
+        fn pci_device_id(&self) -> u16 {
+            0x10FB
+        }
     }
 }

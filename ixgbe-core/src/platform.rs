@@ -146,6 +146,24 @@ impl fmt::Display for DmaError {
 /// What the driver needs from its host: BAR0 MMIO, DMA memory, address translation and a delay.
 ///
 /// Implementations are cheap handles (`Clone`): every queue keeps one to reach its tail register.
+/// Three exist: `platform-linux` (sysfs or VFIO), `platform-mock` (the simulator) and the
+/// bare-metal test fixture that docs/porting.md walks through. Code that drives a device is
+/// generic over it:
+///
+/// ```
+/// use ixgbe_core::{Platform, Mempool, Device, Config, DEFAULT_BUF_SIZE};
+///
+/// /// Brings any 82599 up and reports its MAC address.
+/// fn mac_of<P: Platform>(platform: P) -> Result<[u8; 6], ixgbe_core::Error> {
+///     let pools = [Mempool::new(&platform, 1024, DEFAULT_BUF_SIZE)?];
+///     let started = Device::init(platform, &Config::default(), &pools)?;
+///     Ok(started.device.mac())
+/// }
+///
+/// let sim = platform_mock::Sim::new();
+/// let nic = sim.add_nic(platform_mock::NicConfig { mac: [2, 0, 0, 0, 0, 7], ..Default::default() });
+/// assert_eq!(mac_of(sim.platform(nic)).unwrap(), [2, 0, 0, 0, 0, 7]);
+/// ```
 ///
 /// # Safety
 /// Implementing this trait promises:
@@ -204,6 +222,11 @@ pub unsafe trait Platform: Clone + Send + Sync {
 
     /// Waits at least `duration`. On a simulator this advances virtual time.
     fn delay(&self, duration: Duration);
+
+    /// The PCI device ID of the function (configuration space offset 0x02). The core takes
+    /// the board's media from it (SFP+ or backplane: how the link is set up) and refuses IDs
+    /// it does not handle.
+    fn pci_device_id(&self) -> u16;
 }
 
 /// Private memory owned by the driver: freed when dropped.

@@ -134,6 +134,39 @@ mod fields {
             /// Driver loaded (tells firmware a driver owns the port).
             DRV_LOAD OFFSET(28) NUMBITS(1) []
         ],
+        /// Extended SDP Control, §8.2.3.1.4 (not reset by CTRL.RST).
+        pub ESDP [
+            /// SDP3 data: on SFP+ boards the module's TX_DISABLE (1 = laser off).
+            SDP3 OFFSET(3) NUMBITS(1) [],
+            /// SDP3 direction: 1 = output.
+            SDP3_IODIR OFFSET(11) NUMBITS(1) []
+        ],
+        /// Software Semaphore, §8.2.3.4.9 (shared by both ports).
+        pub SWSM [
+            /// Set by reading; the reader that saw 0 owns it until it writes 0.
+            SMBI OFFSET(0) NUMBITS(1) [],
+            /// Software's hold on SW_FW_SYNC; reads back 1 only if firmware does not hold it.
+            SWESMBI OFFSET(1) NUMBITS(1) []
+        ],
+        /// Firmware Semaphore, §8.2.3.4.10 (written by firmware).
+        pub FWSM [
+            /// Manageability mode (0 = none).
+            FW_MODE OFFSET(1) NUMBITS(3) [],
+            /// External error indication (0 = no error, 0x01 = bad NVM checksum).
+            EXT_ERR_IND OFFSET(19) NUMBITS(6) []
+        ],
+        /// Software-Firmware Synchronisation, §8.2.3.4.11: bits 4:0 software's, 9:5 firmware's.
+        pub SW_FW_SYNC [
+            /// Software holds the MAC CSRs (AUTOC and friends).
+            SW_MAC_CSR OFFSET(3) NUMBITS(1) [],
+            /// Firmware holds the MAC CSRs.
+            FW_MAC_CSR OFFSET(8) NUMBITS(1) []
+        ],
+        /// MAC Manageability Control (MMNGC), among the MAC registers of §8.2.3.22.
+        pub MMNGC [
+            /// Manageability forbids link resets and link-mode changes.
+            MNG_VETO OFFSET(0) NUMBITS(1) []
+        ],
         /// EEPROM/Flash Control, §8.2.3.2.1.
         pub EEC [
             /// EEPROM present with a valid signature.
@@ -351,6 +384,16 @@ pub const STATUS: Reg<STATUS::Register> = Reg::at(0x00008);
 pub const CTRL_EXT: Reg<CTRL_EXT::Register> = Reg::at(0x00018);
 /// EEPROM/Flash Control.
 pub const EEC: Reg<EEC::Register> = Reg::at(0x10010);
+/// Extended SDP Control.
+pub const ESDP: Reg<ESDP::Register> = Reg::at(0x00020);
+
+// §8.2.3.4: semaphores shared with firmware and the other port.
+/// Software Semaphore.
+pub const SWSM: Reg<SWSM::Register> = Reg::at(0x10140);
+/// Firmware Semaphore.
+pub const FWSM: Reg<FWSM::Register> = Reg::at(0x10148);
+/// Software-Firmware Synchronisation.
+pub const SW_FW_SYNC: Reg<SW_FW_SYNC::Register> = Reg::at(0x10160);
 
 // §8.2.3.5: interrupts (masked by init; set up by `interrupts` when asked for).
 /// Extended Interrupt Mask Clear (bit 31 reserved).
@@ -433,6 +476,11 @@ pub const fn ral(n: u32) -> Reg {
 /// Receive Address High, n = 0..127.
 pub const fn rah(n: u32) -> Reg<RAH::Register> {
     Reg::at(0x0A204 + 8 * n)
+}
+/// MAC Pool Select Array, n = 0..255: registers 2k and 2k + 1 hold the pools (0–31, 32–63)
+/// receive address k belongs to (§8.2.3.7.10).
+pub const fn mpsar(n: u32) -> Reg {
+    Reg::at(0x0A600 + 4 * n)
 }
 /// RSS redirection table, n = 0..31 (4 entries each).
 pub const fn reta(n: u32) -> Reg {
@@ -554,6 +602,8 @@ pub const HLREG0: Reg<HLREG0::Register> = Reg::at(0x04240);
 pub const AUTOC: Reg<AUTOC::Register> = Reg::at(0x042A0);
 /// Link Status.
 pub const LINKS: Reg<LINKS::Register> = Reg::at(0x042A4);
+/// Management Control.
+pub const MMNGC: Reg<MMNGC::Register> = Reg::at(0x042D0);
 
 // §8.2.3.23: statistics. All clear on read; byte counters are 36 bits (read low first).
 /// CRC error count.

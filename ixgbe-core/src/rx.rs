@@ -5,10 +5,10 @@ use core::time::Duration;
 
 use crate::descriptors::{decode_rx, rx_done, DescRing, RxWriteback, DESC_SIZE};
 use crate::error::Error;
-use crate::init::poll;
 use crate::mempool::{Packet, PoolCore};
 use crate::platform::{DmaRegion, Platform, PrivateMem};
 use crate::regs::{self, Regs, RXDCTL};
+use crate::wait::poll;
 
 /// Buffers taken from the pool per lock when a ring is first filled.
 const REFILL_CHUNK: usize = 64;
@@ -179,6 +179,25 @@ impl<'a, P: Platform> RxQueue<'a, P> {
     /// their buffer goes straight back to the device. The pool is locked once per call that
     /// finds a frame (its free stack gives one fresh buffer per frame received); the tail
     /// register is written once per call, after a release fence.
+    ///
+    /// ```
+    /// # use ixgbe_core::{Config, Device, Mempool, Packet, DEFAULT_BUF_SIZE};
+    /// # let sim = platform_mock::Sim::new();
+    /// # let nic = sim.add_nic(platform_mock::NicConfig::default());
+    /// # let pools = [Mempool::new(&sim.platform(nic), 1024, DEFAULT_BUF_SIZE).unwrap()];
+    /// # let mut started = Device::init(sim.platform(nic), &Config::default(), &pools).unwrap();
+    /// # started.device.wait_for_link(core::time::Duration::from_secs(1)).unwrap();
+    /// let rx = &mut started.rx[0];
+    /// for _ in 0..3 {
+    ///     sim.inject(nic, &[0xFF; 64]); // three frames arrive
+    /// }
+    /// let mut batch = ixgbe_core::heapless::Vec::<Packet, 32>::new();
+    /// assert_eq!(rx.rx_batch(&mut batch, 2), 2); // at most 2
+    /// assert_eq!(rx.rx_batch(&mut batch, 32), 1); // appends the third
+    /// assert!(batch.iter().all(|p| p.len() == 64 && p[..6] == [0xFF; 6]));
+    /// drop(batch); // each buffer goes back to its pool
+    /// assert_eq!(rx.counters().packets, 3);
+    /// ```
     #[inline]
     pub fn rx_batch<const N: usize>(
         &mut self,
@@ -271,10 +290,20 @@ impl<'a, P: Platform> RxQueue<'a, P> {
 
     #[cold]
     fn count_bad(&mut self, what: RxWriteback) {
-        match what {
-            RxWriteback::NoEop => self.counters.no_eop += 1,
-            RxWriteback::Error => self.counters.errors += 1,
-            _ => self.counters.bad_length += 1,
+        let (count, why) = match what {
+            RxWriteback::NoEop => (&mut self.counters.no_eop, "a write-back without EOP"),
+            RxWriteback::Error => (
+                &mut self.counters.errors,
+                "a write-back flagging a MAC error",
+            ),
+            _ => (
+                &mut self.counters.bad_length,
+                "a write-back with a bad length",
+            ),
+        };
+        *count += 1;
+        if crate::wait::worth_logging(*count) {
+            log::warn!("rx queue {}: dropped {why} ({} so far)", self.id, *count);
         }
     }
 

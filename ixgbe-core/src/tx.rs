@@ -5,10 +5,10 @@ use core::time::Duration;
 
 use crate::descriptors::{tx_done, tx_word1, DescRing, DESC_SIZE};
 use crate::error::Error;
-use crate::init::poll;
 use crate::mempool::{Packet, PoolCore};
 use crate::platform::{DmaRegion, Platform, PrivateMem};
 use crate::regs::{self, Regs, TXDCTL};
+use crate::wait::poll;
 
 /// Descriptors checked and freed per step of cleaning: one DD read and one pool lock per step.
 const CLEAN_BATCH: usize = 32;
@@ -31,12 +31,30 @@ pub struct TxCounters {
     /// Frames the device reported done and whose buffers went back to their pool.
     pub completed: u64,
     /// Packets shorter than an Ethernet header, which the device must not be given: dropped.
+    /// (Packets of 14..17 bytes are padded to 17 and sent.)
     pub runts: u64,
 }
 
-/// Shortest packet `tx_batch` hands to the device: an Ethernet header (DPDK's
-/// `IXGBE_TX_MIN_PKT_LEN`); the device pads anything shorter than 60 bytes (HLREG0.TXPADEN).
+/// Shortest packet `tx_batch` accepts: an Ethernet header (DPDK's `IXGBE_TX_MIN_PKT_LEN`);
+/// shorter ones are dropped and counted as runts.
 pub const MIN_TX_LEN: u32 = 14;
+
+/// Shortest packet handed to the device: Linux's ixgbe pads to 17 bytes ("minimum packet size
+/// for olinfo paylen is 17"), so packets of 14..17 bytes get zero bytes appended first; the
+/// MAC pads everything to 60 bytes on the wire (HLREG0.TXPADEN).
+pub const MIN_PAYLEN: u32 = 17;
+
+/// Pads a packet of 14..17 bytes with zeros to [`MIN_PAYLEN`]; `None` for a runt (shorter
+/// than an Ethernet header, or a buffer too small to pad).
+#[cold]
+fn pad(packet: &mut Packet<'_>) -> Option<u32> {
+    let len = packet.len();
+    if len < MIN_TX_LEN as usize || packet.set_len(MIN_PAYLEN as usize).is_err() {
+        return None;
+    }
+    packet[len..].fill(0);
+    Some(MIN_PAYLEN)
+}
 
 /// One transmit queue. Owns its ring and the packets in flight on it.
 pub struct TxQueue<'a, P: Platform> {
@@ -204,6 +222,26 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     /// are free descriptors (one slot always stays empty, so a full ring and an empty one
     /// differ); whatever does not fit stays in `packets` for the caller to retry or drop. The
     /// tail register is written once, after a release fence.
+    ///
+    /// ```
+    /// # use ixgbe_core::{Config, Device, Mempool, Packet, DEFAULT_BUF_SIZE};
+    /// # let sim = platform_mock::Sim::new();
+    /// # let nic = sim.add_nic(platform_mock::NicConfig::default());
+    /// # let pools = [Mempool::new(&sim.platform(nic), 1024, DEFAULT_BUF_SIZE).unwrap()];
+    /// # let mut started = Device::init(sim.platform(nic), &Config::default(), &pools).unwrap();
+    /// # started.device.wait_for_link(core::time::Duration::from_secs(1)).unwrap();
+    /// let mut batch = ixgbe_core::heapless::Vec::<Packet, 32>::new();
+    /// pools[0].alloc_batch(&mut batch, 4, 60); // four 60-byte frames
+    /// for p in batch.iter_mut() {
+    ///     p[..6].copy_from_slice(&[0xFF; 6]);
+    /// }
+    /// assert_eq!(started.tx[0].tx_batch(&mut batch), 4);
+    /// assert!(batch.is_empty());
+    /// sim.advance(core::time::Duration::from_micros(10));
+    /// assert_eq!(sim.take_transmitted(nic).len(), 4);
+    /// started.tx[0].clean(); // the buffers the device finished go back to the pool
+    /// assert_eq!(pools[0].free_count(), 1024 - started.rx[0].ring_size()); // the rest fill the Rx ring
+    /// ```
     #[inline]
     pub fn tx_batch<const N: usize>(
         &mut self,
@@ -223,10 +261,13 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         let start = usize::from(self.tail);
         let mut t = start;
         let mut bytes = 0u64;
-        for packet in &packets[..n] {
-            let (pool, index, len) = packet.raw_parts();
-            if len < MIN_TX_LEN {
-                break; // a runt: stop here, it is dropped below
+        for packet in packets[..n].iter_mut() {
+            let (pool, index, mut len) = packet.raw_parts();
+            if len < MIN_PAYLEN {
+                match pad(packet) {
+                    Some(padded) => len = padded,
+                    None => break, // a runt: stop here, it is dropped below
+                }
             }
             ring.write(t, pool.phys(index), tx_word1(len));
             ring.set_side(t, Slot { pool, index });
@@ -270,6 +311,13 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         if !packets.is_empty() {
             drop(packets.remove(0));
             self.counters.runts += 1;
+            if crate::wait::worth_logging(self.counters.runts) {
+                log::warn!(
+                    "tx queue {}: dropped a packet shorter than {MIN_TX_LEN} bytes ({} so far)",
+                    self.id,
+                    self.counters.runts
+                );
+            }
         }
     }
 

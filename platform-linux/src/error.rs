@@ -122,7 +122,7 @@ impl fmt::Display for Error {
                 supported,
             } => write!(
                 f,
-                "refusing {addr}: {identity} is not a supported device (supported: {supported}); \
+                "refusing {addr}: {identity} is not a supported device ({supported}); \
                  nothing was changed"
             ),
             Error::PermissionDenied { what, fix } => {

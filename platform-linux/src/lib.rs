@@ -175,7 +175,7 @@ fn supported_82599() -> String {
         .iter()
         .map(|d| format!("{:04x}:{:04x}", d.vendor, d.device))
         .collect();
-    format!("Intel 82599 family ({})", ids.join(", "))
+    format!("supported: Intel 82599 family ({})", ids.join(", "))
 }
 
 /// Whether the process has `CAP_SYS_ADMIN`, from `<proc_root>/self/status`.
@@ -232,10 +232,16 @@ impl LinuxPlatform {
     ) -> Result<LinuxPlatform, Error> {
         let identity = read_identity(&opts.sysfs_root, addr)?;
         if !accept(&identity) {
+            // Family members the driver knows but does not handle say why.
+            let supported =
+                match ixgbe_core::ids::unsupported_reason(identity.vendor, identity.device) {
+                    Some(why) => format!("{why}; {supported}"),
+                    None => supported.to_string(),
+                };
             return Err(Error::Unsupported {
                 addr: *addr,
                 identity,
-                supported: supported.to_string(),
+                supported,
             });
         }
         let dev_dir = addr.sysfs_dir(&opts.sysfs_root);
@@ -505,6 +511,10 @@ unsafe impl Platform for LinuxPlatform {
 
     fn delay(&self, duration: Duration) {
         std::thread::sleep(duration);
+    }
+
+    fn pci_device_id(&self) -> u16 {
+        self.inner.identity.device
     }
 }
 

@@ -61,6 +61,7 @@
     clippy::undocumented_unsafe_blocks
 )]
 
+pub mod board;
 mod dma;
 pub mod eeprom;
 mod model;
@@ -78,6 +79,7 @@ use std::time::Duration;
 
 use ixgbe_core::{DmaError, DmaRegion, Platform, PrivateRegion};
 
+pub use board::{Board, MpsarPowerOn, NvmLink};
 pub use rss::toeplitz_hash;
 pub use sfp::SfpModule;
 
@@ -85,12 +87,14 @@ pub use sfp::SfpModule;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NicId(pub usize);
 
-/// Configuration of a simulated NIC.
+/// Configuration of a simulated NIC. [`NicConfig::for_board`] fills it from a board profile;
+/// the default is an X520-DA2 port with a direct-attach cable ([`Board::X520Da`]).
 #[derive(Debug, Clone)]
 pub struct NicConfig {
     /// MAC address loaded into RAR0 (with AV = 1) on every reset, as if from the EEPROM.
     pub mac: [u8; 6],
-    /// PCI device ID (informational; the model behaves as an 82599ES, 0x10FB).
+    /// PCI device ID. SFP+ IDs ([`board::media_is_sfp`]) link through the cage, the others
+    /// as a backplane (see [`board`]).
     pub device_id: u16,
     /// PCI subsystem ID (vendor 0x8086). Default 0x000C, "Ethernet Server Adapter X520-2" in
     /// pci.ids (the X520-DA2); 0x7A11 is another X520-2 SKU.
@@ -99,8 +103,21 @@ pub struct NicConfig {
     /// leaves a real board for the in-process driver). `false`: PCI power-on state, command = 0,
     /// as a front end that lets a guest enumerate the function needs.
     pub pci_enabled: bool,
-    /// The module in the SFP+ cage (identified over I2C). Link does not depend on it.
+    /// The module in the SFP+ cage (identified over I2C).
     pub module: SfpModule,
+    /// What the NVM loads into AUTOC, AUTOC2 and ESDP.
+    pub nvm: NvmLink,
+    /// MPSAR's content at power-on.
+    pub mpsar: MpsarPowerOn,
+    /// Time from SECRXCTRL.RX_DIS to SECRXSTAT.SECRX_RDY.
+    pub secrx_drain: Duration,
+    /// Manageability firmware runs (FWSM.FW_mode = 001b): it shares AUTOC with the driver, so
+    /// AUTOC may be written only while software holds the SW_FW_SYNC MAC_CSR semaphore
+    /// (datasheet §10.5.4; Intel's `prot_autoc_write_82599`).
+    pub manageability: bool,
+    /// MMNGC.MNG_VETO: firmware forbids link resets and link-mode changes (Linux's
+    /// `ixgbe_check_reset_blocked`).
+    pub mng_veto: bool,
     /// Which port of the dual-port device this function is (STATUS.LAN_ID, 0 or 1): Linux
     /// names the SFP type `_core0` / `_core1` after it.
     pub lan_id: u8,
@@ -108,17 +125,29 @@ pub struct NicConfig {
     pub link_up_delay: Duration,
 }
 
-impl Default for NicConfig {
-    fn default() -> Self {
+impl NicConfig {
+    /// A port of `board`, everything else at its default.
+    pub fn for_board(board: Board) -> Self {
         NicConfig {
             mac: [0x02, 0x00, 0x00, 0x00, 0x00, 0x01],
-            device_id: 0x10FB,
-            subsystem_id: 0x000C,
+            device_id: board.device_id(),
+            subsystem_id: board.subsystem_id(),
             pci_enabled: true,
-            module: SfpModule::DirectAttachCopper,
+            module: board.module(),
+            nvm: board.nvm(),
+            mpsar: MpsarPowerOn::default(),
+            secrx_drain: board::SECRX_DRAIN,
+            manageability: false,
+            mng_veto: false,
             lan_id: 0,
             link_up_delay: Duration::from_millis(20),
         }
+    }
+}
+
+impl Default for NicConfig {
+    fn default() -> Self {
+        NicConfig::for_board(Board::default())
     }
 }
 
@@ -194,6 +223,11 @@ pub enum ViolationKind {
     HeadWrite,
     /// Another invalid configuration (e.g. SRRCTL.BSIZEPACKET = 0).
     InvalidConfig,
+    /// AUTOC written while manageability firmware runs without the SW_FW_SYNC MAC_CSR
+    /// semaphore held by software.
+    SemaphoreNotHeld,
+    /// A link reset or link-mode change while MMNGC.MNG_VETO forbids it.
+    LinkResetVetoed,
 }
 
 /// A protocol violation recorded by the model (it never panics on driver mistakes).
@@ -245,6 +279,15 @@ pub enum Fault {
     QueueEnableStuck,
     /// The link never comes up.
     LinkNeverUp,
+    /// SECRXSTAT.SECRX_RDY never gets set after SECRXCTRL.RX_DIS.
+    SecRxNeverReady,
+    /// No valid NVM: EEC.EE_PRES reads 0 (Auto_RD is still set, §8.2.3.2.1).
+    NvmMissing,
+    /// Firmware reports an error in FWSM.Ext_err_ind (bits 24:19; 0x01 = bad NVM checksum).
+    FirmwareError {
+        /// The error code, 1..=63.
+        code: u8,
+    },
     /// TX queue `queue` stops fetching descriptors (the tail moves, the head does not).
     StallTx {
         /// Queue index.
@@ -359,6 +402,7 @@ impl Sim {
         let mut w = self.lock();
         w.cables[a.0] = Some(b.0);
         w.cables[b.0] = Some(a.0);
+        w.link_conditions_changed(a.0);
     }
 
     /// A frame (without FCS) arrives on `nic`'s wire.
@@ -620,6 +664,10 @@ unsafe impl Platform for SimPlatform {
     #[inline(never)]
     fn delay(&self, duration: Duration) {
         self.sim.advance(duration);
+    }
+
+    fn pci_device_id(&self) -> u16 {
+        self.sim.device_id(NicId(self.nic))
     }
 }
 

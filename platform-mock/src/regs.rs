@@ -67,6 +67,12 @@ pub const CTRL_RST: u32 = 1 << 26;
 /// Bits of CTRL that are not reserved.
 pub const CTRL_VALID: u32 = CTRL_MASTER_DISABLE | CTRL_LRST | CTRL_RST;
 pub const STATUS_MASTER_ENABLE: u32 = 1 << 19;
+pub const EEC_EE_SK: u32 = 1 << 0;
+pub const EEC_EE_CS: u32 = 1 << 1;
+pub const EEC_EE_DI: u32 = 1 << 2;
+pub const EEC_EE_DO: u32 = 1 << 3;
+pub const EEC_EE_REQ: u32 = 1 << 6;
+pub const EEC_EE_GNT: u32 = 1 << 7;
 pub const EEC_EE_PRES: u32 = 1 << 8;
 pub const EEC_AUTO_RD: u32 = 1 << 9;
 /// EEC bit 10 (reserved, reads 1) plus FWE = 01b.
@@ -210,6 +216,21 @@ pub const FCRTV: u32 = 0x032A0;
 pub const AUTOC: u32 = 0x042A0;
 pub const AUTOC_INIT: u32 = 0xC19D_8284;
 pub const AUTOC_RESTART_AN: u32 = 1 << 12;
+/// AUTOC.LMS (bits 15:13) position, and its 10 Gb/s serial value 011b.
+pub const AUTOC_LMS_SHIFT: u32 = 13;
+pub const AUTOC_LMS_10G_SERIAL: u32 = 0b011 << AUTOC_LMS_SHIFT;
+/// MMNGC.MNG_VETO: manageability firmware forbids link resets and link-mode changes.
+pub const MMNGC_MNG_VETO: u32 = 1;
+/// SW_FW_SYNC: software's MAC_CSR semaphore bit (3) and firmware's (8).
+pub const SW_FW_SYNC_SW_MAC: u32 = 1 << 3;
+pub const SW_FW_SYNC_FW_MAC: u32 = 1 << 8;
+/// SWSM.SWESMBI (bit 1): software's hold on SW_FW_SYNC.
+pub const SWSM_SWESMBI: u32 = 1 << 1;
+/// FWSM.FW_mode (bits 3:1): 0 = no manageability.
+pub const FWSM_FW_MODE_SHIFT: u32 = 1;
+/// RDRXCTL.RSCACKC (bit 25) and FCOE_WRFIX (bit 26): both must be 1 (datasheet §8.2.3.8.8).
+pub const RDRXCTL_RSCACKC: u32 = 1 << 25;
+pub const RDRXCTL_FCOE_WRFIX: u32 = 1 << 26;
 pub const LINKS: u32 = 0x042A4;
 pub const LINKS_UP: u32 = 1 << 30;
 pub const LINKS_SPEED_10G: u32 = 0b11 << 28;
@@ -293,13 +314,13 @@ pub fn is_stat32(off: u32) -> bool {
         | 0x04140..=0x0417C // PXONRXCNT / PXOFFRXCNT
         | 0x08680..=0x086BC // QPTC[0..15]
         | 0x0CF90 | 0x08780)
-        && off % 4 == 0
+        && off.is_multiple_of(4)
 }
 
 /// Low halves of 36-bit clear-on-read byte counters (the high half is at `+4`).
 pub fn is_stat36_low(off: u32) -> bool {
     matches!(off, GORCL | GOTCL | TORL | RXNFGBCL | RXDGBCL | TXDGBCL)
-        || (QBTC_L..QBTC_L + 16 * 8).contains(&off) && (off - QBTC_L) % 8 == 0
+        || (QBTC_L..QBTC_L + 16 * 8).contains(&off) && (off - QBTC_L).is_multiple_of(8)
 }
 
 /// Base offset of RX queue `n`'s register block.
@@ -318,7 +339,7 @@ pub fn tx_base(n: u32) -> u32 {
 
 /// `off` lies in `[base, base + 4 * count)` and is 4-aligned.
 pub fn in_array(off: u32, base: u32, count: u32) -> bool {
-    off >= base && off < base + 4 * count && (off - base) % 4 == 0
+    off >= base && off < base + 4 * count && (off - base).is_multiple_of(4)
 }
 
 /// Plain configuration registers (stored and read back, no behaviour in the model):
@@ -427,7 +448,7 @@ pub fn is_plain(off: u32) -> bool {
         m
     });
     let w = (off / 4) as usize;
-    off % 4 == 0 && w / 64 < map.len() && map[w / 64] & (1 << (w % 64)) != 0
+    off.is_multiple_of(4) && w / 64 < map.len() && map[w / 64] & (1 << (w % 64)) != 0
 }
 
 /// Maps 82598-compatible aliases of plain registers to their primary 82599 offset.

@@ -16,8 +16,21 @@ pub enum SfpModule {
     /// `ixgbe_sfp_type_da_cu_core0` / `_core1`.
     #[default]
     DirectAttachCopper,
+    /// A 10GBASE-SR optical transceiver (850 nm, LC) under Intel's OUI, as Intel ships with
+    /// X520-SR boards; Linux identifies it as `ixgbe_sfp_type_srlr_core0` / `_core1`. Its
+    /// laser follows TX_DISABLE (SFF-8431 §2.4.3: pulled up inside the module, so the laser is
+    /// off unless the host drives the line low), which SFP+ boards wire to ESDP.SDP3.
+    SrOptical,
     /// An empty cage (no device answers on I2C; ESDP.SDP2 reads 0).
     None,
+}
+
+impl SfpModule {
+    /// The module transmits light only while TX_DISABLE is deasserted (optics); a passive
+    /// copper cable has no transmitter of its own and ignores the line.
+    pub fn has_laser(self) -> bool {
+        matches!(self, SfpModule::SrOptical)
+    }
 }
 
 /// The 256-byte A0h page of a passive DA cable (SFF-8472 Table 4-1), with both check codes.
@@ -39,6 +52,32 @@ pub fn da_copper_id(serial: &[u8; 16]) -> [u8; 256] {
     b[56..60].copy_from_slice(b"A   "); // revision
     b[60] = 0x01; // passive cable: compliant with SFF-8431 appendix E
     b[63] = cc(&b[0..63]);
+    b[68..84].copy_from_slice(serial); // vendor serial number
+    b[84..92].copy_from_slice(b"261201  "); // date code YYMMDD + lot
+    b[92] = 0x00; // no digital diagnostics
+    b[94] = 0x00; // SFF-8472 compliance: not included (A2h absent)
+    b[95] = cc(&b[64..95]);
+    b
+}
+
+/// The 256-byte A0h page of a 10GBASE-SR module (SFF-8472 Table 4-1), with both check codes.
+pub fn sr_optical_id(serial: &[u8; 16]) -> [u8; 256] {
+    let mut b = [0u8; 256];
+    b[0] = 0x03; // identifier: SFP/SFP+
+    b[1] = 0x04; // extended identifier: serial ID via 2-wire
+    b[2] = 0x07; // connector: LC
+    b[3] = 0x10; // 10G Ethernet compliance: 10GBASE-SR (Linux: IXGBE_SFF_10GBASESR_CAPABLE)
+    b[11] = 0x06; // encoding: 64B/66B
+    b[12] = 0x67; // nominal rate 10.3 Gb/s in 100 Mb/s units
+    b[16] = 8; // OM2 50 µm: 80 m in 10 m units
+    b[17] = 3; // OM1 62.5 µm: 30 m in 10 m units
+    b[20..36].copy_from_slice(b"Intel Corp      "); // vendor name
+    b[37..40].copy_from_slice(&[0x00, 0x1B, 0x21]); // vendor OUI: Intel (IXGBE_SFF_VENDOR_OUI_INTEL)
+    b[40..56].copy_from_slice(b"SIM-SR-850      "); // vendor part number
+    b[56..60].copy_from_slice(b"A   "); // revision
+    b[60..62].copy_from_slice(&850u16.to_be_bytes()); // laser wavelength, nm
+    b[63] = cc(&b[0..63]);
+    b[65] = 0x1A; // options: TX_DISABLE implemented (bit 4), TX_FAULT (bit 3), LOS (bit 1)
     b[68..84].copy_from_slice(serial); // vendor serial number
     b[84..92].copy_from_slice(b"261201  "); // date code YYMMDD + lot
     b[92] = 0x00; // no digital diagnostics
@@ -87,6 +126,7 @@ impl I2cBus {
         I2cBus {
             page: match module {
                 SfpModule::DirectAttachCopper => Some(Box::new(da_copper_id(serial))),
+                SfpModule::SrOptical => Some(Box::new(sr_optical_id(serial))),
                 SfpModule::None => None,
             },
             scl: true,

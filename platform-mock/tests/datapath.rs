@@ -590,11 +590,21 @@ fn tiny_tx_frame_without_padding() {
     let (sim, nic, p) = one_nic();
     wr(&p, HLREG0, 0x0801_2C0B & !(1 << 10));
     let t = setup_tx(&p, 0, 8);
-    t.put(&p, 0, &[0xAB], data_cmd());
+    t.put(&p, 0, &[0xAB; 17], data_cmd());
     wr(&p, tx_base(0) + 0x18, 1);
-    assert_eq!(sim.take_transmitted(nic), vec![vec![0xAB]]);
+    assert_eq!(sim.take_transmitted(nic), vec![vec![0xAB; 17]]);
     assert_eq!(rd(&p, GPTC), 0, "under 64 bytes: not a good packet");
     assert_no_violations(&sim);
+}
+
+#[test]
+fn tx_packets_under_17_bytes_are_a_violation_and_dropped() {
+    let (sim, nic, p) = one_nic();
+    let t = setup_tx(&p, 0, 8);
+    t.put(&p, 0, &[0xAB; 16], data_cmd());
+    wr(&p, tx_base(0) + 0x18, 1);
+    assert_eq!(sim.take_transmitted(nic), Vec::<Vec<u8>>::new());
+    assert_eq!(kinds(&sim), [ViolationKind::TxDataLength]);
 }
 
 #[test]

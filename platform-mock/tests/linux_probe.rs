@@ -419,8 +419,23 @@ fn empty_cage_does_not_answer() {
     sim.advance(Duration::from_millis(25));
     assert_eq!(Bus(&p).read_byte(0x00, 0xA0), Err(()), "no ACK");
     assert_eq!(rd(&p, ESDP) & (1 << 2), 0, "SDP2: cage empty");
-    // Link does not depend on the module in this model.
-    assert_ne!(rd(&p, LINKS) & (1 << 30), 0);
+    // No module, no link (SFP+ boards link through the cage).
+    assert_eq!(rd(&p, LINKS) & (1 << 30), 0);
+}
+
+#[test]
+fn sr_module_identifies_as_srlr_under_intels_oui() {
+    let sim = Sim::new();
+    let nic = sim.add_nic(NicConfig::for_board(platform_mock::Board::X520Sr));
+    let p = sim.platform(nic);
+    assert_eq!(identify(&p), Ok(5), "ixgbe_sfp_type_srlr_core0");
+    let b = Bus(&p);
+    let oui: Vec<u8> = (37..40)
+        .map(|o| b.read_byte(o, 0xA0).expect("oui"))
+        .collect();
+    // Linux refuses optical modules of other vendors unless allow_unsupported_sfp is set.
+    assert_eq!(oui, [0x00, 0x1B, 0x21], "IXGBE_SFF_VENDOR_OUI_INTEL");
+    assert_no_violations(&sim);
 }
 
 #[test]

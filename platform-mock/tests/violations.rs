@@ -44,9 +44,14 @@ fn reserved_bits() {
 #[test]
 fn rscfrstsize_left_nonzero_when_rxen_set() {
     let (sim, _nic, p) = one_nic();
+    // RDRXCTL's reset value: RSCFRSTSIZE != 0, RSCACKC = 0, FCOE_WRFIX = 0; all three flagged.
     wr(&p, SECRXCTRL, 2);
     wr(&p, RXCTRL, 1);
-    assert_eq!(kinds(&sim), vec![K::ReservedBits]);
+    assert_eq!(kinds(&sim), vec![K::ReservedBits; 3]);
+    let what: Vec<String> = sim.violations().iter().map(|v| v.what.clone()).collect();
+    for name in ["RSCFRSTSIZE", "RSCACKC", "FCOE_WRFIX"] {
+        assert!(what.iter().any(|w| w.contains(name)), "{name}: {what:?}");
+    }
 }
 
 #[test]

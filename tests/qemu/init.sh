@@ -319,6 +319,15 @@ linux_then_ours_main() {
     done
     if [ $ok -eq 1 ]; then pass "link-up (both ports up at 10000 Mb/s under ixgbe.ko)"; else fail "link-up: not both ports up at 10000 Mb/s"; fi
     for a in $A1 $A2; do ip link set "$(netdev_of "$a")" down 2>/dev/null; done
+    # ixgbe_down turned the SR modules' lasers off (ESDP.SDP3 = 1, kept across resets): the
+    # next driver finds dark optics. Read ESDP (BAR0 + 0x20).
+    dark=1
+    for a in $A1 $A2; do
+        esdp=$(/bin/sim_guest bar0-read "$a" 0x20 2>&1 | tail -n1)
+        say "$a: ESDP after ixgbe.ko's down: $esdp"
+        case "$esdp" in 0x*) [ $((esdp & 8)) -ne 0 ] || dark=0 ;; *) dark=0 ;; esac
+    done
+    if [ $dark -eq 1 ]; then pass "laser-off (ixgbe.ko left both lasers off: SDP3 = 1)"; else fail "laser-off: SDP3 not set on both ports after ixgbe.ko's down"; fi
     run_fwd "after ixgbe.ko"
     if [ "$(driver_of "$A1") $(driver_of "$A2")" = "none none" ]; then
         pass "taken-over (ixgbe.ko unbound from both ports)"
@@ -430,16 +439,41 @@ fwd_vfio_main() {
     FWD_AS=
 }
 
-# fwd-irq: ixgbe-fwd --interrupts hybrid through VFIO (4 queues per port, each on its own MSI-X
-# vector). The peer first sends a low-rate stream (run.sh: --rate), then floods: while the rate
-# is low the forwarder must sleep (CPU under 10 % of wall time in at least two per-second
-# lines), the flood must switch it to polling; the peer checks that no frame was lost. Then a
-# polling run without traffic for the reference (about 100 % CPU).
-fwd_irq_main() {
+# ------------------------------------------------------------------------------------------
+# dpdk-testpmd: DPDK's own ixgbe PMD, a second client of the model written by Intel and others
+# ------------------------------------------------------------------------------------------
+
+# testpmd's last "NIC statistics for port $2" value of counter $1 (e.g. TX-packets) in $3.
+testpmd_stat() {
+    awk -v want="$2" -v key="$1:" '
+        /NIC statistics for port/ { for (i = 1; i <= NF; i++) if ($i == "port") p = $(i + 1) }
+        /Forward statistics for port/ { p = "" }
+        p == want { for (i = 1; i < NF; i++) if ($i == key) v = $(i + 1) }
+        END { print v + 0 }' "$3"
+}
+
+# The value of $1 (RX-packets, TX-dropped, ...) in testpmd's closing "Forward statistics for
+# port $2" block of $3.
+testpmd_fwd_stat() {
+    awk -v want="$2" -v key="$1:" '
+        /Forward statistics for port/ { for (i = 1; i <= NF; i++) if ($i == "port") p = $(i + 1); next }
+        /-----------------------------/ { p = "" }
+        p == want { for (i = 1; i < NF; i++) if ($i == key) v = $(i + 1) }
+        END { print v + 0 }' "$3"
+}
+
+# Debian trixie's dpdk-testpmd (the tree run.sh appended at /dpdk) with its ixgbe PMD on both
+# ports through vfio-pci and the emulated IOMMU; io forwarding until port 1 has sent
+# qtest.fwdpackets frames (the host peer injects them on port 0 and checks each on port 1).
+dpdk_testpmd_main() {
     A1=$(arg qtest.addr)
     A2=$(arg qtest.addr2)
     P=$(arg qtest.fwdpackets)
     S=$(arg qtest.fwdsecs)
+    if [ ! -x /dpdk/usr/bin/dpdk-testpmd ]; then
+        fail "testpmd-present: no /dpdk/usr/bin/dpdk-testpmd in the initramfs"
+        return
+    fi
     load_modules vfio
     for a in $A1 $A2; do
         echo vfio-pci >"/sys/bus/pci/devices/$a/driver_override"
@@ -451,51 +485,107 @@ fwd_irq_main() {
         fail "vfio-bind: drivers $(driver_of "$A1") $(driver_of "$A2")"
         return
     fi
-    for a in $A1 $A2; do
-        g=$(basename "$(readlink "/sys/bus/pci/devices/$a/iommu_group" 2>/dev/null)")
-        [ -e "/dev/vfio/$g" ] || { fail "vfio-group: $a: no /dev/vfio/$g"; return; }
+    # The chroot sees the guest's devices, sysfs, procfs and hugepages.
+    for d in dev proc sys; do mount --bind "/$d" "/dpdk/$d"; done
+    mount -t hugetlbfs nodev /dpdk/mnt/huge
+    free_hp=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages)
+    say "hugepages free: $free_hp x 2 MiB, vfio: $(ls /dev/vfio | tr '\n' ' ')"
+    # Main lcore 0 (prints the stats each second), forwarding lcore 1 (polls both ports); a pool
+    # of 4096 mbufs instead of testpmd's default of ~160 000 (which would not fit in 128 MiB).
+    # Debugging knob (GUEST_CMDLINE=qtest.dpdklog=pmd.net.ixgbe.*:debug): EAL log levels.
+    loglevel=
+    [ -n "$(arg qtest.dpdklog)" ] && loglevel="--log-level=$(arg qtest.dpdklog)"
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    # shellcheck disable=SC2086 # loglevel is one word or empty
+    chroot /dpdk /usr/bin/dpdk-testpmd -l 0,1 -n 1 --in-memory --huge-dir /mnt/huge $loglevel \
+        -a "$A1" -a "$A2" -- --forward-mode=io --nb-cores=1 --total-num-mbufs=4096 \
+        --stats-period 1 </dev/null >/tmp/testpmd.raw 2>&1 &
+    pid=$!
+    # Done when port 1 has sent P frames (each one the peer checks); bounded by qtest.fwdsecs
+    # after forwarding started and by 120 s for EAL, the probe and the links.
+    n=0
+    started=
+    while kill -0 $pid 2>/dev/null; do
+        tr -d '\033' </tmp/testpmd.raw >/tmp/testpmd.out
+        if [ -z "$started" ] && grep -q 'io packet forwarding' /tmp/testpmd.out; then
+            started=$(cut -d' ' -f1 /proc/uptime)
+            n=0
+        fi
+        [ "$(testpmd_stat TX-packets 1 /tmp/testpmd.out)" -ge "$P" ] && break
+        n=$((n + 1))
+        if { [ -n "$started" ] && [ $n -gt $((S * 2)) ]; } || [ $n -gt 240 ]; then
+            say "testpmd: bound reached (forwarding started at ${started:-never}), stopping it"
+            break
+        fi
+        sleep 0.5
     done
-    pass "vfio-group"
-    ulimit -l unlimited
-    say "ixgbe-fwd $A1 $A2 --interrupts hybrid --queues 4 --packets $P --seconds $S"
-    out=$(/bin/ixgbe-fwd "$A1" "$A2" --interrupts hybrid --queues 4 --packets "$P" --seconds "$S" --json 2>&1)
+    t1=$(cut -d' ' -f1 /proc/uptime)
+    # SIGINT: testpmd stops forwarding, prints its forward statistics, closes both ports.
+    kill -INT $pid 2>/dev/null
+    n=0
+    while kill -0 $pid 2>/dev/null && [ $n -lt 60 ]; do
+        sleep 0.5
+        n=$((n + 1))
+    done
+    kill -0 $pid 2>/dev/null && { say "testpmd did not exit within 30 s of SIGINT"; kill -KILL $pid; }
+    wait $pid
     rc=$?
-    echo "$out" | sed 's/^/  ixgbe-fwd: /'
-    tx2=$(echo "$out" | tail -n1 | sed -n 's/.*"name":"[^"]*","rx_bytes":[0-9]*,"rx_dropped":[0-9]*,"rx_missed":[0-9]*,"rx_packets":[0-9]*,"tx_bytes":[0-9]*,"tx_packets":\([0-9]*\)}\].*/\1/p')
-    if [ $rc -eq 0 ] && [ "${tx2:-0}" -ge "$P" ]; then
-        pass "fwd-run (ixgbe-fwd --interrupts hybrid exit 0 after forwarding $tx2 frames)"
-    else
-        fail "fwd-run: ixgbe-fwd exit $rc, port 1 sent ${tx2:-?} of $P frames"
+    tr -d '\033' </tmp/testpmd.raw >/tmp/testpmd.out
+    # Everything but the periodic screens (their last one is kept).
+    last=$(grep -n 'Port statistics ====' /tmp/testpmd.out | tail -n1 | cut -d: -f1)
+    awk -v last="${last:-0}" '/Port statistics ====/ { skip = (NR != last) } /Stopping forwarding|Telling cores|Bye/ { skip = 0 } !skip' \
+        /tmp/testpmd.out | sed 's/\[2J\[1;1H//; s/^/  testpmd: /'
+
+    # ethdev prints "Port N: <MAC>" for each port the PMD probed and configured (the MAC it read
+    # from RAR0, i.e. the EEPROM).
+    macs=$(sed -n 's/^Port \([01]\): \(\([0-9A-Fa-f]\{2\}:\)\{5\}[0-9A-Fa-f]\{2\}\)$/\1=\2/p' /tmp/testpmd.out | tr '\n' ' ')
+    if [ "$(echo "$macs" | wc -w)" -eq 2 ]; then pass "testpmd-probe (net_ixgbe probed both ports: $macs)"; else
+        fail "testpmd-probe: net_ixgbe configured ports '$macs', want 0 and 1"
     fi
-    n=$(echo "$out" | grep -c 'MSI-X, 5 vectors')
-    if [ "$n" -eq 2 ]; then pass "msix-vectors (5 per port: 4 queues, link)"; else
-        fail "msix-vectors: $n of 2 ports report 'MSI-X, 5 vectors'"; fi
-    # The seconds of the low-rate stream: every queue asleep ("0/8 queues polling") and at
-    # least half the offered rate in interrupts; their CPU shares must average under the bound.
-    M=$(arg qtest.irqcpu)
-    R=$(arg qtest.irqrate)
-    low=$(echo "$out" | awk -v r="$R" '
-        /^\[irq\] [0-9]+ interrupts\/s/ { ints = $2; asleep = ($0 ~ / 0\/8 queues polling/) }
-        /^\[cpu\] .* % of wall time$/ { if (ints >= r / 2 && asleep) printf "%s ", $(NF-4) }')
-    mean=$(echo "$low" | awk '{ for (i = 1; i <= NF; i++) s += $i; if (NF) printf "%.1f %d", s / NF, NF; else print "- 0" }')
-    if [ "${mean#* }" -ge 2 ] && echo "${mean% *}" | awk -v m="$M" '{ exit !($1 < m) }'; then
-        pass "irq-cpu (low-rate seconds: ${low}% CPU, mean ${mean% *} % < $M %)"
+    if grep -q 'io packet forwarding' /tmp/testpmd.out; then
+        pass "testpmd-started (io forwarding at ${started}s of guest uptime)"
     else
-        fail "irq-cpu: low-rate seconds: '${low}' (mean ${mean% *}, bound $M %), all: $(echo "$out" | sed -n 's/^\[cpu\] .*: \([0-9.]*\) % of wall time$/\1/p' | tr '\n' ' ')"
+        fail "testpmd-started: testpmd never started forwarding"
     fi
-    to_polling=$(echo "$out" | sed -n 's/^\[irq\] total: .* switches to polling \([0-9]*\) .*/\1/p')
-    if [ "${to_polling:-0}" -ge 1 ]; then
-        pass "irq-polling (the flood switched queues to polling $to_polling times)"
+    rx0=$(testpmd_fwd_stat RX-packets 0 /tmp/testpmd.out)
+    tx1=$(testpmd_fwd_stat TX-packets 1 /tmp/testpmd.out)
+    txd1=$(testpmd_fwd_stat TX-dropped 1 /tmp/testpmd.out)
+    rxd0=$(testpmd_fwd_stat RX-dropped 0 /tmp/testpmd.out)
+    if [ "$tx1" -ge "$P" ] && [ "$rx0" -ge "$P" ] && [ "$txd1" = 0 ] && [ "$rxd0" = 0 ]; then
+        pass "testpmd-fwd (port 0 received $rx0, port 1 sent $tx1, none dropped; ${started}s..${t1}s)"
     else
-        fail "irq-polling: no switch to polling ($(echo "$out" | grep '^\[irq\] total'))"
+        fail "testpmd-fwd: port 0 received $rx0 (dropped $rxd0), port 1 sent $tx1 (dropped $txd1), want $P"
     fi
-    # The reference: polling without traffic burns the CPU.
-    ref=$(/bin/ixgbe-fwd "$A1" "$A2" --seconds 3 2>&1 | sed -n 's/^\[cpu\] .*: \([0-9.]*\) % of wall time$/\1/p' | tail -n1)
-    if echo "${ref:-0}" | awk '{ exit !($1 >= 50) }'; then
-        pass "poll-cpu (polling without traffic: ${ref} % CPU)"
+    # The last statistics screen (the model's counters through DPDK's arithmetic: QBRC as is,
+    # GOTC minus 4 bytes of CRC per frame): port 1 sent what port 0 received, except the
+    # peer's probes (frame 0, 60 bytes) that arrived after the port started and before
+    # forwarding did, which testpmd drains and frees (flush_fwd_rx_queues); no error, miss or
+    # mbuf shortage on either port.
+    st=/tmp/testpmd.out
+    rxp=$(testpmd_stat RX-packets 0 $st)
+    rxb=$(testpmd_stat RX-bytes 0 $st)
+    txp=$(testpmd_stat TX-packets 1 $st)
+    txb=$(testpmd_stat TX-bytes 1 $st)
+    bad=0
+    for port in 0 1; do
+        for c in RX-missed RX-errors RX-nombuf TX-errors; do
+            bad=$((bad + $(testpmd_stat "$c" "$port" $st)))
+        done
+    done
+    flushed=$((rxp - txp))
+    if [ "$txp" -ge "$P" ] && [ $flushed -ge 0 ] && [ $flushed -le 10 ] && [ $((rxb - txb)) -eq $((flushed * 60)) ] &&
+        [ "$txb" -gt 0 ] && [ $bad -eq 0 ]; then
+        pass "testpmd-stats (port 0 RX $rxp frames $rxb bytes, port 1 TX $txp frames $txb bytes, $flushed probe(s) flushed before forwarding; missed, errors, nombuf 0)"
     else
-        fail "poll-cpu: polling used ${ref:-?} % CPU"
+        fail "testpmd-stats: port 0 RX $rxp frames $rxb bytes, port 1 TX $txp frames $txb bytes, $bad missed/errors/nombuf"
     fi
+    if [ $rc -eq 0 ] && grep -q 'Bye' /tmp/testpmd.out; then
+        pass "testpmd-exit (exit 0 after SIGINT, both ports closed)"
+    else
+        fail "testpmd-exit: exit $rc, Bye $(grep -c Bye /tmp/testpmd.out)"
+    fi
+    for d in mnt/huge sys proc dev; do umount "/dpdk/$d"; done
+    say "drivers after testpmd: $A1 $(driver_of "$A1"), $A2 $(driver_of "$A2")"
 }
 
 case "$MODE" in
@@ -509,6 +599,7 @@ fwd-sysfs)
 fwd-vfio) fwd_vfio_main ;;
 fwd-irq) fwd_irq_main ;;
 apps-sysfs) apps_main ;;
+dpdk-testpmd) dpdk_testpmd_main ;;
 *) fail "mode: unknown qtest.mode '$MODE'" ;;
 esac
 finish

@@ -10,9 +10,13 @@
 #   linux-then-ours      ixgbe.ko probes and is unbound; ixgbe-fwd takes the ports via sysfs.
 #   fwd-sysfs, fwd-vfio  ixgbe-fwd between two ixgbe-sim ports, through sysfs and through VFIO.
 #   fwd-irq              ixgbe-fwd --interrupts hybrid through VFIO, 4 queues on 4 MSI-X vectors
-#                        per port: asleep (< 10 % CPU) on a low-rate stream, polling on a flood.
+#                        per port: asleep on a low-rate stream, polling on a flood.
 #   apps-sysfs           ixgbe-pktgen on port 0 (frames checked by the peer), ixgbe-pcap on port 1
 #                        (the capture of frames the peer injected read back in the guest).
+#   baremetal            no Linux: tests/baremetal (ixgbe-core on a bare-metal Platform) booted by
+#                        QEMU itself forwards FWD_FRAMES frames port 0 -> port 1 of ixgbe-sim.
+#   dpdk-testpmd         Debian trixie's dpdk-testpmd with DPDK's ixgbe PMD (get-dpdk.sh), io
+#                        forwarding between the two ports through VFIO (DPDK_FRAMES, 1000).
 #
 # Run as root on Debian bookworm:  bash tests/qemu/run.sh
 # Environment: ACCEL=tcg|kvm (default tcg), CARGO_TARGET_DIR, QEMU_CACHE (default
@@ -54,6 +58,10 @@ DEV_ADDR=0000:00:03.0
 DEV2_SLOT=0x6
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/qemu-e2e.XXXXXX")
 declare -a STARTED_PIDS=()
+# The board ixgbe-sim simulates per case (ixgbe-sim --board; default x520-da, a direct-attach
+# cable). linux-then-ours uses SR optics: Linux's ixgbe turns their laser off when it lets the
+# port go, and our driver must turn it back on to get link.
+declare -A CASE_BOARD=([linux-then-ours]=x520-sr)
 
 log() { printf '[qemu-e2e] %s\n' "$*" >&2; }
 die() {
@@ -490,11 +498,12 @@ sim_markers() {
         echo "ixgbe-bound link-up msix-vectors ping guest-to-host host-to-guest-bytes host-to-guest"
         echo "rss-spread nic-error-counters stats-agree queue-interrupts unbind rebind rebind-link rebind-ping"
         ;;
-    linux-then-ours) echo "ixgbe-bound link-up fwd-run taken-over" ;;
+    linux-then-ours) echo "ixgbe-bound link-up laser-off fwd-run taken-over" ;;
     fwd-sysfs) echo "fwd-run fwd-sigterm" ;;
     fwd-vfio) echo "vfio-bind vfio-group unprivileged fwd-run" ;;
     fwd-irq) echo "vfio-bind vfio-group fwd-run msix-vectors irq-cpu irq-polling poll-cpu" ;;
     apps-sysfs) echo "pcap-started pktgen-run pcap-run pcap-readback" ;;
+    dpdk-testpmd) echo "vfio-bind testpmd-probe testpmd-started testpmd-fwd testpmd-stats testpmd-exit" ;;
     esac
 }
 
@@ -576,6 +585,7 @@ run_sim_boot() {
     done <"$ports"
     local p
     for p in "${!sim_cmd[@]}"; do
+        sim_cmd[$p]="${sim_cmd[$p]} --board ${CASE_BOARD[$name]:-x520-da}"
         log "case '$name': ixgbe-sim ${sim_cmd[$p]# }"
         # shellcheck disable=SC2086 # the arguments are built above without spaces inside
         "$SIM_BIN" ${sim_cmd[$p]} >"$WORK/$name.sim$p.out" 2>"$WORK/$name.sim$p.log" &
@@ -599,6 +609,9 @@ run_sim_boot() {
     fi
 
     local cmdline="console=ttyS0 quiet loglevel=3 panic=-1 hugepages=64 ipv6.disable=1"
+    # iomem=relaxed: Debian's kernel has IO_STRICT_DEVMEM, which forbids mapping a BAR that a
+    # driver claimed; linux-then-ours reads ESDP while ixgbe.ko still holds the port.
+    [ "$name" = linux-then-ours ] && cmdline="$cmdline iomem=relaxed"
     cmdline="$cmdline qtest.mode=$mode qtest.addr=0000:00:04.0 qtest.addr2=0000:00:05.0"
     cmdline="$cmdline qtest.txf=$SIM_FRAMES qtest.rxf=$SIM_FRAMES qtest.flows=$SIM_FLOWS qtest.window=$SIM_WINDOW"
     cmdline="$cmdline qtest.pings=$PINGS qtest.fwdpackets=$fwd_packets qtest.fwdsecs=$FWD_SECONDS"
@@ -674,6 +687,166 @@ sim_violation_count() { # work-prefix processes
     fi
 }
 
+# ---------------------------------------------------------------------------------------------
+# baremetal: ixgbe-core with no Linux at all (tests/baremetal, see docs/porting.md)
+# ---------------------------------------------------------------------------------------------
+
+# The fixture is its own package (outside the workspace, like fuzz/), built here for
+# x86_64-unknown-none; the target is added with rustup when missing. Sets BAREMETAL_ELF, or
+# BAREMETAL_WHY and returns 1.
+build_baremetal() {
+    BAREMETAL_ELF=
+    BAREMETAL_WHY=
+    if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-none; then
+        log "adding the Rust target x86_64-unknown-none"
+        if ! rustup target add x86_64-unknown-none >"$WORK/rustup-target.log" 2>&1; then
+            cat "$WORK/rustup-target.log" >&2
+            BAREMETAL_WHY="'rustup target add x86_64-unknown-none' failed (is rustup installed and static.rust-lang.org reachable?)"
+            return 1
+        fi
+    fi
+    local dir="$TARGET_DIR/baremetal"
+    log "building tests/baremetal (release, x86_64-unknown-none)"
+    if ! (cd "$REPO/tests/baremetal" && CARGO_TARGET_DIR="$dir" \
+        cargo build -q --release --locked -j2 --target x86_64-unknown-none) >"$WORK/baremetal-build.log" 2>&1; then
+        cat "$WORK/baremetal-build.log" >&2
+        BAREMETAL_WHY="building tests/baremetal for x86_64-unknown-none failed (see above)"
+        return 1
+    fi
+    BAREMETAL_ELF="$dir/x86_64-unknown-none/release/ixgbe-baremetal"
+}
+
+# QEMU boots the fixture itself (-kernel with its PVH note; SeaBIOS assigns the BARs) with
+# ixgbe-sim's two ports and sim_peer in fwd mode on their wires. The fixture forwards
+# FWD_FRAMES frames port 0 -> port 1 and ends QEMU through isa-debug-exit: status 33 is its
+# PASS, 35 its FAIL (a triple fault under -no-reboot would give 0).
+run_baremetal() {
+    local name=baremetal
+    VIOLATIONS[$name]=?
+    INFO[$name]=
+    BOOT_SECS[$name]=0
+    [ -n "$SIM_BIN" ] || { record $name FAIL "ixgbe-sim is not built"; return; }
+    build_baremetal || { record $name FAIL "$BAREMETAL_WHY"; return; }
+    local console="$WORK/$name.console" peerlog="$WORK/$name.peer" ports="$WORK/$name.ports"
+    "$SIM_PEER_BIN" --ports-file "$ports" --mode fwd --wires 2 --frames "$FWD_FRAMES" \
+        --fwd-target "$FWD_FRAMES" --window "$FWD_WINDOW" --timeout "$BOOT_TIMEOUT" >"$peerlog" 2>&1 &
+    local peer_pid=$!
+    STARTED_PIDS+=("$peer_pid")
+    for _ in $(seq 1 100); do
+        [ "$(wc -l <"$ports" 2>/dev/null || echo 0)" -ge 2 ] && break
+        sleep 0.1
+    done
+    [ "$(wc -l <"$ports" 2>/dev/null || echo 0)" -ge 2 ] || die "sim_peer did not start: $(cat "$peerlog")"
+    local sim_args=() dev_args=() i=0 slots=(0x4 0x5) peer_port sim_port
+    while read -r peer_port sim_port; do
+        rm -f "$WORK/$name.sock$i"
+        sim_args+=(--socket "$WORK/$name.sock$i" --wire "$i=udp:127.0.0.1:$peer_port,listen=$sim_port")
+        dev_args+=(-device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"path\":\"$WORK/$name.sock$i\",\"type\":\"unix\"},\"addr\":\"${slots[$i]}\"}")
+        i=$((i + 1))
+    done <"$ports"
+    log "case '$name': ixgbe-sim ${sim_args[*]} --board x520-da"
+    "$SIM_BIN" "${sim_args[@]}" --board x520-da >"$WORK/$name.sim0.out" 2>"$WORK/$name.sim0.log" &
+    local sim_pid=$!
+    STARTED_PIDS+=("$sim_pid")
+    for _ in $(seq 1 100); do
+        [ -S "$WORK/$name.sock0" ] && [ -S "$WORK/$name.sock1" ] && break
+        kill -0 "$sim_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ! [ -S "$WORK/$name.sock1" ]; then
+        cat "$WORK/$name.sim0.log" >&2
+        kill "$peer_pid" "$sim_pid" 2>/dev/null || true
+        record $name FAIL "ixgbe-sim did not come up (no socket)"
+        return
+    fi
+    log "case '$name': qemu ($ACCEL) -kernel $BAREMETAL_ELF, 2 vfio-user ports"
+    local t0 rc=0
+    t0=$(date +%s)
+    timeout --kill-after=5 "$BOOT_TIMEOUT" "$QEMU" \
+        -accel "$ACCEL" -machine q35,memory-backend=mem \
+        -object memory-backend-memfd,id=mem,size=512M,share=on -m 512M -smp 1 \
+        -kernel "$BAREMETAL_ELF" -append "frames=$FWD_FRAMES seconds=$FWD_SECONDS" \
+        -device isa-debug-exit,iobase=0xf4,iosize=4 \
+        -display none -monitor none -serial "file:$console" -no-reboot -nodefaults \
+        "${dev_args[@]}" </dev/null >"$WORK/$name.qemu" 2>&1 || rc=$?
+    BOOT_SECS[$name]=$(($(date +%s) - t0))
+    local peer_rc=0 sim_rc=0
+    stop_pid "$peer_pid" 5 || peer_rc=$?
+    stop_pid "$sim_pid" 5 || sim_rc=$?
+
+    echo "----- $name: guest console -----"
+    tr -d '\r' <"$console" | grep -v '^$' || true
+    echo "----- $name: host peer -----"
+    cat "$peerlog"
+    echo "----- $name: ixgbe-sim log (stderr, exit $sim_rc) -----"
+    cat "$WORK/$name.sim0.log" "$WORK/$name.sim0.out"
+    if [ -s "$WORK/$name.qemu" ]; then
+        echo "----- $name: qemu -----"
+        cat "$WORK/$name.qemu"
+    fi
+    grep ': violation: ' "$WORK/$name.sim0.log" >"$WORK/$name.violations" || true
+    VIOLATIONS[$name]=$(sim_violation_count "$WORK/$name" 1)
+
+    local why=
+    case $rc in
+    33) ;;
+    35) why="the fixture failed: $(grep -m1 'BAREMETAL: FAIL' "$console" | tr -d '\r' | sed 's/.*BAREMETAL: FAIL //')" ;;
+    124 | 137) why="timeout after ${BOOT_TIMEOUT}s (fixture hung)" ;;
+    0) why="qemu exited with 0: the guest reset (triple fault?) instead of reporting through isa-debug-exit" ;;
+    *) why="qemu exited with $rc (expected 33 from isa-debug-exit)" ;;
+    esac
+    if [ -z "$why" ] && ! grep -q 'BAREMETAL: PASS' "$console"; then
+        why="exit status 33 but no 'BAREMETAL: PASS' on the console"
+    fi
+    if [ -z "$why" ] && { [ $peer_rc -ne 0 ] || ! grep -q '^PEER: PASS' "$peerlog"; }; then
+        why="host peer did not pass (exit $peer_rc): $(grep -m1 '^PEER: FAIL' "$peerlog" | sed 's/^PEER: FAIL //' || echo 'no verdict')"
+    fi
+    local tx1
+    tx1=$(tr -d '\r' <"$console" | sed -n 's/^BAREMETAL: STATS port 1 .*tx_packets=\([0-9]*\).*/\1/p')
+    INFO[$name]="$(sed -n 's/^PEER: STATS wire\([0-9]\) rx_frames=\([0-9]*\) rx_bytes=[0-9]* tx_frames=\([0-9]*\).*/wire\1 rx \2 tx \3/p' "$peerlog" | tr '\n' ' ')port 1 tx_packets ${tx1:-?}"
+    if [ -z "$why" ]; then record $name PASS; else record $name FAIL "$why"; fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# dpdk-testpmd: DPDK's ixgbe PMD (Debian trixie's dpdk-testpmd) as a second independent client
+# ---------------------------------------------------------------------------------------------
+
+DPDK_FRAMES=${DPDK_FRAMES:-1000}
+DPDK_WINDOW=${DPDK_WINDOW:-32}
+
+# The common initramfs followed by the DPDK tree (get-dpdk.sh, cached in <cache>/dpdk) as a
+# second cpio archive, unpacked by the guest kernel at /dpdk. Sets DPDK_INITRD.
+dpdk_initrd() {
+    local out rc=0
+    out=$(bash "$HERE/get-dpdk.sh" "$CACHE/dpdk" 2>"$WORK/get-dpdk.log") || rc=$?
+    cat "$WORK/get-dpdk.log" >&2
+    [ $rc -eq 0 ] || return 1
+    DPDK_INITRD="$WORK/initramfs-dpdk.gz"
+    cat "$INITRD" "$(tail -n1 <<<"$out")" >"$DPDK_INITRD"
+    log "dpdk-testpmd initramfs $(du -h "$DPDK_INITRD" | cut -f1)"
+}
+
+# Both ports on vfio-pci under intel-iommu (one ixgbe-sim per port, as in fwd-vfio: each port
+# has its own IOVA space), testpmd's io forwarding between them, checked by sim_peer's io mode.
+# `-cpu max`: Debian builds DPDK for x86-64 with SSE4.2 (package sse4.2-support), which TCG's
+# default qemu64 CPU lacks (testpmd dies of SIGILL).
+run_dpdk_testpmd() {
+    if ! dpdk_initrd; then
+        BOOT_SECS[dpdk-testpmd]=0
+        VIOLATIONS[dpdk-testpmd]=-
+        record dpdk-testpmd FAIL "could not get DPDK from Debian trixie (download failed? see get-dpdk's messages above)"
+        return
+    fi
+    # run_sim_boot reads these globals; bash's dynamic scope gives it this case's values.
+    local INITRD=$DPDK_INITRD SIM_FRAMES=$DPDK_FRAMES SIM_WINDOW=$DPDK_WINDOW FWD_FRAMES=$DPDK_FRAMES
+    run_sim_boot dpdk-testpmd dpdk-testpmd 2 2 io per-port q35,memory-backend=mem,kernel-irqchip=split \
+        -device intel-iommu,intremap=on,caching-mode=on -cpu max
+    # testpmd's own count next to the peer's in the summary table.
+    local st
+    st=$(tr -d '\r' <"$WORK/dpdk-testpmd.console" 2>/dev/null | sed -n 's/.*QTEST: PASS testpmd-stats (port 0 RX \([0-9]*\) frames.*port 1 TX \([0-9]*\) frames.*/testpmd rx0 \1 tx1 \2/p')
+    INFO[dpdk-testpmd]="${INFO[dpdk-testpmd]:-}${st}"
+}
+
 run_case() {
     local c=$1
     case "$c" in
@@ -713,6 +886,8 @@ run_case() {
             run_sim_boot fwd-irq fwd-irq 2 1 fwd per-port q35,memory-backend=mem,kernel-irqchip=split \
             -device intel-iommu,intremap=on,caching-mode=on
         ;;
+    baremetal) run_baremetal ;;
+    dpdk-testpmd) run_dpdk_testpmd ;;
     *) die "unknown case '$c' (known: $ALL_CASES)" ;;
     esac
 }
@@ -726,7 +901,7 @@ need_fwd() {
     return 1
 }
 
-ALL_CASES="igb-sysfs igb-vfio linux-ixgbe linux-then-ours fwd-sysfs fwd-vfio apps-sysfs fwd-irq"
+ALL_CASES="igb-sysfs igb-vfio linux-ixgbe linux-then-ours fwd-sysfs fwd-vfio apps-sysfs baremetal dpdk-testpmd fwd-irq"
 
 main() {
     [ "$(uname -m)" = x86_64 ] || die "needs an x86_64 host"

@@ -468,8 +468,8 @@ pub fn check_injected_frame(f: &[u8], count: u32, dst: [u8; 6]) -> Result<u32, S
     check_sfwd(f, count, dst, 0)
 }
 
-/// `fwd_frame` with `bump` added to byte 1.
-fn check_sfwd(f: &[u8], count: u32, dst: [u8; 6], bump: u8) -> Result<u32, String> {
+/// `fwd_frame` with `bump` added to byte 1. Returns its sequence number.
+pub fn check_sfwd(f: &[u8], count: u32, dst: [u8; 6], bump: u8) -> Result<u32, String> {
     if f.len() < 26 || f[12..14] != FWD_ETHERTYPE.to_be_bytes() || &f[14..18] != b"SFWD" {
         return Err(format!("{}-byte frame that is not an SFWD frame", f.len()));
     }
@@ -651,6 +651,21 @@ mod tests {
             f[last] ^= 0x80;
             assert!(check_fwd_frame(&f, 10, dst).is_err());
         }
+    }
+
+    #[test]
+    fn io_forwarded_frames_come_back_unchanged() {
+        // testpmd's io mode (the peer's `io` mode, bump 0): the frame exactly as injected.
+        let dst = [0x02, 0, 0, 0, 0, 0x01];
+        let f = fwd_frame(7, 10, dst);
+        assert_eq!(check_sfwd(&f, 10, dst, 0), Ok(7));
+        let mut bumped = f.clone();
+        bumped[1] = bumped[1].wrapping_add(1);
+        assert!(check_sfwd(&bumped, 10, dst, 0).is_err(), "a changed byte 1");
+        assert!(
+            check_sfwd(&f[..f.len() - 1], 10, dst, 0).is_err(),
+            "a short frame"
+        );
     }
 
     #[test]

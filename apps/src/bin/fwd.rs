@@ -254,7 +254,7 @@ fn run_single<'a, P: Platform>(
         if limits.remaining(forwarded) == 0 {
             break;
         }
-        if iteration % CLOCK_CHECK_INTERVAL == 0
+        if iteration.is_multiple_of(CLOCK_CHECK_INTERVAL)
             && time_up_after_printing(pacer, &limits, printer, devices)
         {
             break;
@@ -385,7 +385,7 @@ fn run_interrupts<'a, P: InterruptPlatform>(
                     iteration += 1;
                     match irq.after_rx(got, reserved as usize) {
                         Ok(slept) => {
-                            if slept || iteration % CLOCK_CHECK_INTERVAL == 0 {
+                            if slept || iteration.is_multiple_of(CLOCK_CHECK_INTERVAL) {
                                 totals.publish(i, &irq.counters(), irq.polling());
                             }
                         }

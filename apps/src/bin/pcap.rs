@@ -128,7 +128,7 @@ fn capture<P: Platform>(
             }
         }
         iteration += 1;
-        if iteration % CLOCK_CHECK_INTERVAL == 0
+        if iteration.is_multiple_of(CLOCK_CHECK_INTERVAL)
             && time_up_after_printing(&pacer, &limits, &mut printer, &devices)
         {
             break;

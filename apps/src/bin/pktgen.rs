@@ -239,7 +239,7 @@ fn run_single<P: Platform>(
         if limits.remaining(sent) == 0 {
             break;
         }
-        if iteration % CLOCK_CHECK_INTERVAL == 0
+        if iteration.is_multiple_of(CLOCK_CHECK_INTERVAL)
             && time_up_after_printing(pacer, &limits, printer, devices)
         {
             break;

@@ -79,13 +79,17 @@ impl World {
     #[inline(never)]
     pub fn mmio_write(&mut self, i: usize, off: u32, v: u32) {
         self.mmio_write_inner(i, off, v);
+        if off == ESDP {
+            // SDP3 is the module's TX_DISABLE on SFP+ boards.
+            self.link_conditions_changed(i);
+        }
         self.irq_update(i);
     }
 
     fn mmio_read_inner(&mut self, i: usize, off: u32) -> u32 {
         let core = &mut self.core;
         let n = &mut self.nics[i];
-        if off % 4 != 0 {
+        if !off.is_multiple_of(4) {
             core.violate(
                 i,
                 ViolationKind::UnalignedAccess,
@@ -154,6 +158,18 @@ impl World {
                 };
                 v | clk | data
             }
+            EEC => {
+                let v = n.r(EEC) & !(EEC_EE_GNT | EEC_EE_DO);
+                if !n.eeprom_granted() {
+                    return v;
+                }
+                let out = if n.spi.data_out(&n.eeprom) {
+                    EEC_EE_DO
+                } else {
+                    0
+                };
+                v | EEC_EE_GNT | out
+            }
             EERD => {
                 let v = n.r(EERD);
                 let Some(due) = n.eerd_due.take() else {
@@ -186,7 +202,13 @@ impl World {
             }
             // SECRX_RDY follows RX_DIS; SECRX_OFF_DIS: the security offload is fused off (as on
             // the 82599EN), so Linux does not set up IPsec.
-            SECRXSTAT => u32::from(n.r(SECRXCTRL) & SECRXCTRL_RX_DIS != 0) | SEC_OFF_DIS,
+            // SECRX_RDY once the block has drained after RX_DIS (`NicConfig::secrx_drain`).
+            SECRXSTAT => {
+                let rdy = n.r(SECRXCTRL) & SECRXCTRL_RX_DIS != 0
+                    && !n.faults.secrx_never
+                    && n.secrx_rdy_at.is_some_and(|t| t <= core.now);
+                u32::from(rdy) | SEC_OFF_DIS
+            }
             x if is_stat(x) => {
                 let v = n.r(x);
                 n.set(x, 0);
@@ -197,7 +219,7 @@ impl World {
     }
 
     fn mmio_write_inner(&mut self, i: usize, off: u32, v: u32) {
-        if off % 4 != 0 {
+        if !off.is_multiple_of(4) {
             self.core.violate(
                 i,
                 ViolationKind::UnalignedAccess,
@@ -241,6 +263,13 @@ impl World {
         match off {
             CTRL => {
                 reserved(core, "CTRL", v & !CTRL_VALID);
+                if v & CTRL_LRST != 0 && n.cfg.mng_veto {
+                    core.violate(
+                        i,
+                        ViolationKind::LinkResetVetoed,
+                        "CTRL.LRST while MMNGC.MNG_VETO is set (use CTRL.RST alone)".into(),
+                    );
+                }
                 if v & (CTRL_RST | CTRL_LRST) != 0 {
                     n.reset_state();
                     n.set_link_down();
@@ -251,7 +280,7 @@ impl World {
                     n.set(CTRL, v & CTRL_MASTER_DISABLE);
                 }
             }
-            STATUS | LINKS | SECRXSTAT | ANLP1 => core.violate(
+            STATUS | LINKS | SECRXSTAT | ANLP1 | MMNGC => core.violate(
                 i,
                 ViolationKind::ReadOnlyRegister,
                 format!("write {v:#x} to read-only register {off:#x}"),
@@ -264,6 +293,14 @@ impl World {
             EEC => {
                 let keep = n.r(EEC) & !EEC_SW_BITS;
                 n.set(EEC, keep | (v & EEC_SW_BITS));
+                // The pins reach the EEPROM only while software holds the grant.
+                let (cs, sk, di) = if n.eeprom_granted() {
+                    (v & EEC_EE_CS != 0, v & EEC_EE_SK != 0, v & EEC_EE_DI != 0)
+                } else {
+                    (true, false, false)
+                };
+                let bytes = n.eeprom.len() * 2;
+                n.spi.drive(cs, sk, di, bytes);
             }
             EERD => {
                 if v & EERD_START != 0 {
@@ -310,6 +347,18 @@ impl World {
                             ),
                         );
                     }
+                    for (bit, name) in [
+                        (RDRXCTL_RSCACKC, "RSCACKC"),
+                        (RDRXCTL_FCOE_WRFIX, "FCOE_WRFIX"),
+                    ] {
+                        if rd & bit == 0 {
+                            core.violate(
+                                i,
+                                ViolationKind::ReservedBits,
+                                format!("RXCTRL.RXEN set while RDRXCTL.{name} = 0 (must be 1)"),
+                            );
+                        }
+                    }
                     if n.r(SECRXCTRL) & SECRXCTRL_RX_DIS == 0 {
                         core.violate(
                             i,
@@ -349,8 +398,27 @@ impl World {
                 n.set(HLREG0, v);
             }
             AUTOC => {
+                if n.cfg.manageability && n.r(SW_FW_SYNC) & SW_FW_SYNC_SW_MAC == 0 {
+                    core.violate(
+                        i,
+                        ViolationKind::SemaphoreNotHeld,
+                        format!(
+                            "AUTOC written ({v:#x}) without the SW_FW_SYNC MAC_CSR semaphore while manageability firmware runs"
+                        ),
+                    );
+                }
+                let lms_mask = 0b111 << AUTOC_LMS_SHIFT;
+                if n.cfg.mng_veto && (v & AUTOC_RESTART_AN != 0 || (v ^ n.r(AUTOC)) & lms_mask != 0)
+                {
+                    core.violate(
+                        i,
+                        ViolationKind::LinkResetVetoed,
+                        format!("AUTOC written ({v:#x}) while MMNGC.MNG_VETO forbids link changes"),
+                    );
+                }
                 n.set(AUTOC, v & !AUTOC_RESTART_AN);
                 if v & AUTOC_RESTART_AN != 0 && n.reset_until.is_none() {
+                    n.link_mode = (v & !AUTOC_RESTART_AN, n.r(AUTOC2));
                     // AN leaves state 0 (idle): ANLP1.ANAS (bits 19:16), which Linux's
                     // ixgbe_reset_pipeline_82599 waits for. The model does not step through
                     // the arbitration states.
@@ -361,7 +429,15 @@ impl World {
                     }
                 }
             }
-            SECRXCTRL => n.set(SECRXCTRL, v),
+            SECRXCTRL => {
+                let old = n.r(SECRXCTRL);
+                if v & SECRXCTRL_RX_DIS == 0 {
+                    n.secrx_rdy_at = None;
+                } else if old & SECRXCTRL_RX_DIS == 0 || n.secrx_rdy_at.is_none() {
+                    n.secrx_rdy_at = Some(now + n.cfg.secrx_drain);
+                }
+                n.set(SECRXCTRL, v);
+            }
             DMATXCTL => {
                 let old = n.r(DMATXCTL);
                 n.set(DMATXCTL, v);
@@ -381,7 +457,7 @@ impl World {
                 n.set(DTXMXSZRQ, v & 0xFFF);
             }
             x if is_plain(x) => {
-                if (RAL..RAL + 0x400).contains(&x) {
+                if (RAL..MPSAR + 0x400).contains(&x) {
                     n.rar_dirty = true;
                 }
                 n.set(x, v);
@@ -404,7 +480,7 @@ impl World {
             rx_base(q as u32)
         };
         let len = n.r(base + Q_LEN);
-        if len == 0 || len % 128 != 0 {
+        if len == 0 || !len.is_multiple_of(128) {
             let name = if tx { "TDLEN" } else { "RDLEN" };
             self.core.violate(
                 i,
@@ -441,7 +517,7 @@ impl World {
                         format!("RX queue {q}: RDBAL {v:#x} is not 128-byte aligned"),
                     );
                 }
-                if f == Q_LEN && (v % 128 != 0 || v >= 1 << 20) {
+                if f == Q_LEN && (!v.is_multiple_of(128) || v >= 1 << 20) {
                     core.violate(
                         i,
                         ViolationKind::RingLength,
@@ -550,7 +626,7 @@ impl World {
                         format!("TX queue {q}: TDBAL {v:#x} is not 128-byte aligned"),
                     );
                 }
-                if f == Q_LEN && (v % 128 != 0 || v >= 1 << 20) {
+                if f == Q_LEN && (!v.is_multiple_of(128) || v >= 1 << 20) {
                     core.violate(
                         i,
                         ViolationKind::RingLength,

@@ -18,6 +18,7 @@ mod nic;
 mod offload;
 mod rogue;
 mod rx;
+mod spi_eeprom;
 mod tx;
 
 use nic::{bit_get, bit_set, Faults};
@@ -102,6 +103,17 @@ impl World {
             Fault::DmaInitNeverDone => f.dmainit_never = true,
             Fault::QueueEnableStuck => f.queue_stuck = true,
             Fault::LinkNeverUp => f.link_never = true,
+            Fault::SecRxNeverReady => f.secrx_never = true,
+            Fault::NvmMissing => {
+                f.nvm_missing = true;
+                let n = &mut self.nics[i];
+                n.set(EEC, n.r(EEC) & !EEC_EE_PRES);
+            }
+            Fault::FirmwareError { code } => {
+                let n = &mut self.nics[i];
+                let v = (n.r(FWSM) & !(0x3F << 19)) | u32::from(code & 0x3F) << 19;
+                n.set(FWSM, v);
+            }
             Fault::StallTx { queue } => bit_set(&mut f.stall_tx, queue as usize),
             Fault::RxWriteback { corruption, count } => f.rx_wb = Some((corruption, count)),
             Fault::TxSpuriousDone { queue } => bit_set(&mut f.spurious_tx, queue as usize),
@@ -118,6 +130,21 @@ impl World {
         self.nics[i].faults = Faults::default();
         let now = self.core.now;
         self.nics[i].run_events(now);
+    }
+
+    /// NIC `i`'s laser or link mode changed: re-evaluate its link and its cabled partner's.
+    pub(crate) fn link_conditions_changed(&mut self, i: usize) {
+        let now = self.core.now;
+        if let Some(j) = self.cables[i] {
+            let dark = !self.nics[i].transmits();
+            self.nics[j].partner_dark = dark;
+            let dark_j = !self.nics[j].transmits();
+            self.nics[i].partner_dark = dark_j;
+            self.nics[j].link_conditions_changed(now);
+            self.irq_update(j);
+        }
+        self.nics[i].link_conditions_changed(now);
+        self.irq_update(i);
     }
 
     pub fn set_link(&mut self, i: usize, up: bool) {

@@ -43,6 +43,8 @@ pub(crate) struct Faults {
     pub(crate) dmainit_never: bool,
     pub(crate) queue_stuck: bool,
     pub(crate) link_never: bool,
+    pub(crate) secrx_never: bool,
+    pub(crate) nvm_missing: bool,
     pub(crate) stall_tx: [u64; 2],
     pub(crate) spurious_tx: [u64; 2],
     pub(crate) rx_wb: Option<(RxCorruption, u32)>,
@@ -70,6 +72,8 @@ pub(crate) struct Nic {
     pub(crate) eeprom: Vec<u16>,
     /// An EERD read in progress: DONE shows after one more read of EERD or at this time.
     pub(crate) eerd_due: Option<Duration>,
+    /// The EEPROM's end of the pins software drives through EEC once granted.
+    pub(crate) spi: super::spi_eeprom::SpiEeprom,
     /// The SFP+ cage's I2C bus.
     pub(crate) i2c: crate::sfp::I2cBus,
     pub(crate) reset_until: Option<Duration>,
@@ -77,6 +81,13 @@ pub(crate) struct Nic {
     pub(crate) dmaidone_at: Option<Duration>,
     pub(crate) link_at: Option<Duration>,
     pub(crate) link_up: bool,
+    /// AUTOC and AUTOC2 as applied at the last reset or AUTOC.Restart_AN (the starred link
+    /// fields take effect only then, §8.2.3.22.19).
+    pub(crate) link_mode: (u32, u32),
+    /// The cabled partner sends no light (its laser is off): it reports a remote fault.
+    pub(crate) partner_dark: bool,
+    /// SECRX_RDY reads 1 from this time on (while RX_DIS stays set).
+    pub(crate) secrx_rdy_at: Option<Duration>,
     pub(crate) plugged: bool,
     pub(crate) pending_q: Vec<(bool, u16)>,
     pub faults: Faults,
@@ -145,6 +156,7 @@ impl Nic {
             config,
             eeprom: crate::eeprom::image(cfg.mac),
             eerd_due: None,
+            spi: Default::default(),
             i2c: crate::sfp::I2cBus::new(cfg.module, &serial),
             irq: super::interrupts::Irq::new(),
             cfg,
@@ -156,6 +168,9 @@ impl Nic {
             dmaidone_at: None,
             link_at: None,
             link_up: false,
+            link_mode: (0, 0),
+            partner_dark: false,
+            secrx_rdy_at: None,
             plugged: true,
             pending_q: Vec::new(),
             faults: Faults::default(),
@@ -169,9 +184,27 @@ impl Nic {
             rar_dirty: true,
         };
         n.reset_state();
+        // LAN Power Good: the NVM's ESDP (kept across software resets from now on) and MPSAR,
+        // which has no defined reset value.
+        n.set(ESDP, n.cfg.nvm.esdp);
+        let mut seed = match n.cfg.mpsar {
+            crate::board::MpsarPowerOn::Random(seed) => Some(seed | 1),
+            crate::board::MpsarPowerOn::Zero => None,
+        };
+        for k in 0..256 {
+            let v = seed.as_mut().map_or(0, |x| {
+                // xorshift64*: repeatable noise.
+                *x ^= *x >> 12;
+                *x ^= *x << 25;
+                *x ^= *x >> 27;
+                (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
+            });
+            n.set(MPSAR + 4 * k, v);
+        }
         // Firmware reports itself valid (FWSM.FW_Val_bit; Linux warns "firmware error"
-        // otherwise), no manageability mode.
-        n.set(FWSM, FWSM_FW_VAL);
+        // otherwise); FW_mode 001b when manageability firmware runs.
+        let mode = u32::from(n.cfg.manageability) << FWSM_FW_MODE_SHIFT;
+        n.set(FWSM, FWSM_FW_VAL | mode);
         // Power-on: the EEPROM auto-read and DMA init are done, the link trains.
         n.regs[(EEC / 4) as usize] |= EEC_AUTO_RD | EEC_DONE_BITS;
         n.regs[(RDRXCTL / 4) as usize] |= RDRXCTL_DMAIDONE;
@@ -192,20 +225,34 @@ impl Nic {
     /// Power-on values of everything CTRL.RST resets.
     #[inline(never)]
     pub(crate) fn reset_state(&mut self) {
+        // Not reset by CTRL.RST: the semaphores, FWSM, ESDP; MPSAR has no reset value, so it
+        // keeps whatever it held.
         let keep = [SWSM, FWSM, SW_FW_SYNC, ESDP];
         let saved: Vec<u32> = keep.iter().map(|&o| self.r(o)).collect();
+        let mpsar: Vec<u32> = (0..256).map(|k| self.r(MPSAR + 4 * k)).collect();
         self.regs.fill(0);
         for (o, v) in keep.iter().zip(saved) {
             self.set(*o, v);
         }
+        for (k, v) in (0..256).zip(mpsar) {
+            self.set(MPSAR + 4 * k, v);
+        }
+        self.set(MMNGC, u32::from(self.cfg.mng_veto) * MMNGC_MNG_VETO);
+        self.secrx_rdy_at = None;
+        let present = if self.faults.nvm_missing {
+            0
+        } else {
+            EEC_EE_PRES
+        };
         self.set(
             EEC,
-            EEC_EE_PRES | EEC_FIXED | (crate::eeprom::EE_SIZE_CODE << EEC_SIZE_SHIFT),
+            present | EEC_FIXED | (crate::eeprom::EE_SIZE_CODE << EEC_SIZE_SHIFT),
         );
         // I2C lines released (bus idle).
         self.set(I2CCTL, I2C_CLK_OUT | I2C_DATA_OUT);
         self.i2c.drive(true, true);
         self.eerd_due = None;
+        self.spi = Default::default();
         self.set(IVAR_MISC, 1 << 15);
         self.set(RDRXCTL, RDRXCTL_INIT);
         for n in 0..8 {
@@ -219,7 +266,10 @@ impl Nic {
         self.set(RTTDCS, 0x00C0_0000);
         self.set(HLREG0, HLREG0_INIT);
         self.set(MAXFRS, 0x05EE_0000);
-        self.set(AUTOC, AUTOC_INIT);
+        // The NVM's link mode, applied as the reset completes.
+        self.set(AUTOC, self.cfg.nvm.autoc);
+        self.set(AUTOC2, self.cfg.nvm.autoc2);
+        self.link_mode = (self.cfg.nvm.autoc, self.cfg.nvm.autoc2);
         self.set(SECRXCTRL, 1);
         for q in 0..128 {
             let rb = rx_base(q);
@@ -239,6 +289,13 @@ impl Nic {
             self.pool.push(h.buf);
         }
         self.held_bytes = 0;
+    }
+
+    /// EEC.EE_GNT: software asked for the EEPROM's pins and the auto-read is not using them
+    /// (§8.2.3.2.1).
+    pub(crate) fn eeprom_granted(&self) -> bool {
+        let eec = self.r(EEC);
+        eec & EEC_EE_REQ != 0 && eec & EEC_AUTO_RD != 0
     }
 
     pub(crate) fn set_link_down(&mut self) {
@@ -275,7 +332,15 @@ impl Nic {
             }
         }
         if let Some(t) = self.link_at {
-            if t <= now && self.plugged && !self.faults.link_never && self.reset_until.is_none() {
+            if t <= now && self.reset_until.is_none() && !self.link_possible() {
+                // Training found no signal in this mode: it starts again only when something
+                // changes (AUTOC.Restart_AN, a reset, the laser).
+                self.link_at = None;
+            } else if t <= now
+                && self.plugged
+                && !self.faults.link_never
+                && self.reset_until.is_none()
+            {
                 self.link_at = None;
                 if !self.link_up {
                     self.link_up = true;
@@ -328,6 +393,48 @@ impl Nic {
         self.link_up
     }
 
+    /// The board, the applied link mode, the module and the laser allow a 10 Gb/s link
+    /// (rules in [`crate::board`]).
+    pub(crate) fn link_possible(&self) -> bool {
+        let lms = self.link_mode.0 & (0b111 << AUTOC_LMS_SHIFT);
+        if !crate::board::media_is_sfp(self.cfg.device_id) {
+            return matches!(lms >> AUTOC_LMS_SHIFT, 0b001 | 0b100 | 0b110 | 0b111);
+        }
+        let serial = lms == AUTOC_LMS_10G_SERIAL
+            && self.link_mode.1 & crate::board::AUTOC2_PMA_SERIAL_MASK
+                == crate::board::AUTOC2_PMA_SERIAL_SFI;
+        serial && self.i2c.present() && self.transmits() && !self.partner_dark
+    }
+
+    /// The port sends a signal: a copper cable always, an optical module with its laser on;
+    /// backplane boards have no laser.
+    pub(crate) fn transmits(&self) -> bool {
+        !crate::board::media_is_sfp(self.cfg.device_id)
+            || !self.cfg.module.has_laser()
+            || self.laser_on()
+    }
+
+    /// SDP3 (the module's TX_DISABLE) is an output driven low.
+    pub(crate) fn laser_on(&self) -> bool {
+        let esdp = self.r(ESDP);
+        esdp & crate::board::ESDP_SDP3_DIR != 0 && esdp & crate::board::ESDP_SDP3 == 0
+    }
+
+    /// Something the link depends on changed without a retrain (the laser): drop the link
+    /// when it is no longer possible; bring it up (after the training time) when it becomes
+    /// possible again.
+    pub(crate) fn link_conditions_changed(&mut self, now: Duration) {
+        if !self.link_possible() {
+            self.set_link_down();
+        } else if !self.link_up
+            && self.link_at.is_none()
+            && self.plugged
+            && self.reset_until.is_none()
+        {
+            self.link_at = Some(now + self.cfg.link_up_delay);
+        }
+    }
+
     pub(crate) fn ring_len(&self, tx: bool, q: usize) -> u32 {
         let base = if tx {
             tx_base(q as u32)
@@ -366,7 +473,10 @@ impl Nic {
             for n in 0..128 {
                 let l = self.r(RAL + 8 * n);
                 let h = self.r(RAL + 8 * n + 4);
-                if h & RAH_AV != 0 {
+                // A receive address passes only for the pools MPSAR associates it with
+                // (§7.1.2.2, §8.2.3.7.10): none associated, no match.
+                let pools = self.r(MPSAR + 8 * n) | self.r(MPSAR + 8 * n + 4);
+                if h & RAH_AV != 0 && pools != 0 {
                     let b = l.to_le_bytes();
                     self.rar_cache
                         .push([b[0], b[1], b[2], b[3], h as u8, (h >> 8) as u8]);

@@ -41,6 +41,29 @@ pub(crate) fn crc32(data: &[u8]) -> u32 {
     !c
 }
 
+/// The write-back's RSS field when RXCSUM.PCSD = 0, for IPv4: bits 31:16 the fragment
+/// checksum (the unadjusted 16-bit ones' complement sum of the IP payload, §7.1.11), bits 15:0
+/// the IP identification. 0 for other frames.
+fn fragment_field(frame: &[u8], p: &rss::Parsed) -> u32 {
+    let l3 = p.l3;
+    if p.ip != 4 || frame.len() < l3 + 20 {
+        return 0;
+    }
+    let ihl = usize::from(frame[l3] & 0xF) * 4;
+    let total = usize::from(u16::from_be_bytes([frame[l3 + 2], frame[l3 + 3]]));
+    let end = (l3 + total).min(frame.len());
+    let payload = frame.get(l3 + ihl..end).unwrap_or(&[]);
+    let mut sum = 0u32;
+    for c in payload.chunks(2) {
+        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    let id = u32::from(u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]));
+    sum << 16 | id
+}
+
 /// A frame (without FCS) arrives on NIC `n`'s wire.
 #[inline(never)]
 pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
@@ -79,7 +102,15 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
         return;
     }
     n.inc(GPRC, 1);
-    n.add36(GORCL, u64::from(wlen));
+    // GORC counts what reaches host memory: without the CRC when it is stripped (DS8 says DA
+    // through CRC; DPDK's PMD corrects GORC/QBRC by 4 bytes per packet only when stripping is
+    // off, "RX byte count not including CRC bytes when CRC strip is enabled").
+    let stored = if n.r(HLREG0) & HLREG0_RXCRCSTRP != 0 {
+        frame.len() as u64
+    } else {
+        u64::from(wlen)
+    };
+    n.add36(GORCL, stored);
     if frame[..6] == [0xFF; 6] {
         n.inc(BPRC, 1);
     } else if frame[0] & 1 != 0 {
@@ -107,6 +138,11 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
             let e = h & 0x7F;
             queue = ((n.r(RETA + 4 * (e / 4)) >> (8 * (e % 4))) & 0xF) as u16;
         }
+    }
+    // The write-back's RSS field holds the hash with RXCSUM.PCSD = 1, otherwise the fragment
+    // checksum and IP identification (§7.1.6.2).
+    if n.r(RXCSUM) & RXCSUM_PCSD == 0 {
+        hash = fragment_field(frame, &p);
     }
     if !n.held.is_empty() || n.dma_blocked() {
         hold(n, queue, hash, info, frame);
@@ -251,7 +287,6 @@ pub(crate) fn deliver(
         return Deliver::NoDesc;
     }
     let ring = n.ring_base(false, q);
-    let pcsd = n.r(RXCSUM) & RXCSUM_PCSD != 0;
     let mut h = head;
     let mut faults: [Option<DmaFault>; 2] = [None, None];
     for k in 0..need as usize {
@@ -282,7 +317,7 @@ pub(crate) fn deliver(
                 n.faults.rx_wb = None;
             }
         }
-        let lo = u64::from(info) | u64::from(if pcsd { hash } else { 0 }) << 32;
+        let lo = u64::from(info) | u64::from(hash) << 32;
         let hi = u64::from(status) | u64::from(plen) << 32;
         let _ = dma.write_u64(d, lo);
         let _ = dma.write_u64(d + 8, hi);

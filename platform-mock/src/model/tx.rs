@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// The smallest packet the transmit path takes (Linux's `ixgbe_xmit_frame_ring` pads to it).
+const TX_MIN_PAYLEN: usize = 17;
+
 /// TX descriptor as fetched.
 #[derive(Clone, Copy)]
 pub(crate) struct TxDesc {
@@ -176,6 +179,19 @@ pub(crate) fn tx_one(
                 bad = true;
             }
         }
+    }
+    if !bad && scratch.len() < TX_MIN_PAYLEN {
+        // Linux's ixgbe: "the minimum packet size for olinfo paylen is 17", it pads shorter
+        // frames; what the MAC does with less is not specified, so the model drops it.
+        core.violate(
+            i,
+            ViolationKind::TxDataLength,
+            format!(
+                "TX queue {q}: packet of {} bytes (the 82599 needs at least {TX_MIN_PAYLEN})",
+                scratch.len()
+            ),
+        );
+        bad = true;
     }
     // Write-back and head update.
     let dctl = n.r(tx_base(q as u32) + Q_DCTL);

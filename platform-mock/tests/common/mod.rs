@@ -199,7 +199,13 @@ pub fn setup_rx(p: &SimPlatform, q: u32, n: usize, srrctl: u32, tail: Option<u32
     wr(p, base + 0x18, tail.unwrap_or(n as u32 - 1));
     if !rxen {
         wr(p, SECRXCTRL, 1 << 1);
-        assert_eq!(rd(p, SECRXSTAT) & 1, 1);
+        // SECRX_RDY comes once the security block drained (tens of µs in the model).
+        let mut polls = 0;
+        while rd(p, SECRXSTAT) & 1 == 0 {
+            polls += 1;
+            assert!(polls < 100, "SECRXSTAT.SECRX_RDY never set");
+            p.delay(std::time::Duration::from_micros(10));
+        }
         wr(p, RXCTRL, 1);
         wr(p, SECRXCTRL, 0);
     }

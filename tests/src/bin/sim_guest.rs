@@ -7,6 +7,8 @@
 //!   keeps at most WINDOW unacknowledged), then the spread over RX queues and the interface's
 //!   `ethtool -S` counters, which the peer compares with what it counted on the wire.
 //! - `sim_guest bye`: tells the peer the guest is done.
+//! - `sim_guest bar0-read ADDR OFFSET`: prints the 32-bit register at hex OFFSET of BAR0 of PCI
+//!   function ADDR (through sysfs `resource0`, which works while a driver is bound).
 //!
 //! Prints `QTEST: PASS <name> (...)` / `QTEST: FAIL <name>: why` lines for the init script.
 
@@ -59,9 +61,15 @@ fn main() -> ExitCode {
             let dst = parse_mac(&args[4]).ok_or(format!("bad MAC {}", args[4]))?;
             pcap_check(&args[1], num(2)?, num(3)?, dst)
         })(),
+        Some("bar0-read") if args.len() == 3 => (|| {
+            let off = u32::from_str_radix(args[2].trim_start_matches("0x"), 16)
+                .map_err(|e| format!("{}: {e}", args[2]))?;
+            println!("{:#010x}", bar0_read(&args[1], off)?);
+            Ok(())
+        })(),
         _ => Err(
             "usage: sim_guest exchange IFACE TX RX FLOWS WINDOW | sim_guest bye | \
-             sim_guest pcap-check FILE RECORDS COUNT DST_MAC"
+             sim_guest pcap-check FILE RECORDS COUNT DST_MAC | sim_guest bar0-read ADDR OFFSET"
                 .into(),
         ),
     };
@@ -402,4 +410,38 @@ fn exchange(iface: &str, tx: u32, rx: u32, flows: u32, window: u32) -> Result<()
         format!("peer: {r}"),
     );
     Ok(())
+}
+
+/// One 32-bit read of BAR0 of `addr` at `off`, through a mapping of sysfs `resource0`.
+fn bar0_read(addr: &str, off: u32) -> Result<u32, String> {
+    use std::os::fd::AsRawFd;
+    let path = format!("/sys/bus/pci/devices/{addr}/resource0");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("{path}: {e}"))?;
+    let len = 4096usize;
+    let page = (off as usize) & !(len - 1);
+    // SAFETY: a fresh shared mapping of one page of the BAR file; nothing else refers to it.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            page as libc::off_t,
+        )
+    };
+    if map == libc::MAP_FAILED {
+        return Err(format!("mmap {path}: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: the offset lies inside the mapped page and is 4-byte aligned (a register);
+    // MMIO needs a volatile access.
+    let v =
+        unsafe { std::ptr::read_volatile(map.cast::<u8>().add(off as usize - page).cast::<u32>()) };
+    // SAFETY: unmaps exactly the mapping made above.
+    unsafe { libc::munmap(map, len) };
+    Ok(v)
 }

@@ -1,7 +1,7 @@
 //! QEMU end-to-end test against `ixgbe-sim`, host side: the far end of the simulated ports'
 //! UDP wires (one datagram per Ethernet frame, 127.0.0.1 only).
 //!
-//! Usage: `sim_peer --ports-file F --mode linux|fwd [--wires 1|2] [--frames N] [--pings N]
+//! Usage: `sim_peer --ports-file F --mode linux|fwd|io|apps [--wires 1|2] [--frames N] [--pings N]
 //! [--window W] [--rate FPS:COUNT] [--timeout SECONDS]`
 //!
 //! For every wire it binds a UDP socket on 127.0.0.1, picks a free port for ixgbe-sim's side and
@@ -20,6 +20,9 @@
 //! frames go out at FPS frames per second (a low-rate stream for the forwarder's interrupts),
 //! the rest as fast as the window allows (a flood).
 //!
+//! `io` (two wires; DPDK's `dpdk-testpmd --forward-mode=io` in the guest): as `fwd`, but the
+//! forwarder sends every frame on unchanged, so each must come back exactly as injected.
+//!
 //! Prints `PEER: PASS <check>` / `PEER: FAIL <check>: why` lines, `PEER: STATS ...`, and at the
 //! end `PEER: PASS` (exit 0) or `PEER: FAIL ...` (exit 1).
 
@@ -37,6 +40,8 @@ use sim_proto::*;
 enum Mode {
     Linux,
     Fwd,
+    /// `fwd` for a forwarder that changes no byte (testpmd's io mode).
+    Io,
     Apps,
 }
 
@@ -77,6 +82,7 @@ fn parse_args() -> Result<Args, String> {
                 a.mode = match value()?.as_str() {
                     "linux" => Mode::Linux,
                     "fwd" => Mode::Fwd,
+                    "io" => Mode::Io,
                     "apps" => Mode::Apps,
                     m => return Err(format!("unknown mode {m}")),
                 }
@@ -261,7 +267,8 @@ fn run(args: &Args) -> Result<bool, String> {
     let mut out = Verdicts::default();
     match args.mode {
         Mode::Linux => Linux::new(args).run(&mut wires[0], args, &mut out)?,
-        Mode::Fwd => run_fwd(&mut wires, args, &mut out)?,
+        Mode::Fwd => run_fwd(&mut wires, args, 1, &mut out)?,
+        Mode::Io => run_fwd(&mut wires, args, 0, &mut out)?,
         Mode::Apps => run_apps(&mut wires, args, &mut out)?,
     }
     for (i, w) in wires.iter().enumerate() {
@@ -797,7 +804,8 @@ fn run_apps(wires: &mut [Wire], args: &Args, out: &mut Verdicts) -> Result<(), S
     Ok(())
 }
 
-fn run_fwd(wires: &mut [Wire], args: &Args, out: &mut Verdicts) -> Result<(), String> {
+/// `bump`: what the forwarder adds to byte 1 of every frame (1 for ours, 0 for testpmd's io mode).
+fn run_fwd(wires: &mut [Wire], args: &Args, bump: u8, out: &mut Verdicts) -> Result<(), String> {
     let n = args.frames;
     let target = args.fwd_target.unwrap_or(n as u64);
     let dst = args.fwd_dst;
@@ -829,7 +837,7 @@ fn run_fwd(wires: &mut [Wire], args: &Args, out: &mut Verdicts) -> Result<(), St
             busy = true;
             back += 1;
             last_progress = Instant::now();
-            match check_fwd_frame(&buf[..len], n, dst) {
+            match check_sfwd(&buf[..len], n, dst, bump) {
                 Ok(seq) => {
                     if started.is_none() {
                         started = Some(Instant::now());

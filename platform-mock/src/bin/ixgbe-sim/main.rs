@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use log::{error, info, warn};
 use platform_mock::traffic::PeerCounters;
-use platform_mock::{NicConfig, NicId, Sim};
+use platform_mock::{Board, NicConfig, NicId, Sim};
 use vfio_user::Server;
 
 use crate::clock::Clock;
@@ -59,6 +59,11 @@ struct Args {
     /// MAC address of port N (default 02:00:00:00:00:0M with M = N + 1).
     #[arg(long = "mac", value_name = "N=aa:bb:cc:dd:ee:ff", value_parser = wire::parse_mac)]
     macs: Vec<(usize, [u8; 6])>,
+
+    /// The board every port sits on: x520-da (X520-DA2 with a direct-attach cable), x520-sr
+    /// (10GBASE-SR optics), x520-empty (no module: no link), backplane (KX4/KR, 8086:10F8).
+    #[arg(long, value_name = "NAME", default_value = "x520-da", value_parser = parse_board)]
+    board: Board,
 
     /// Cable port 0 to port 1 (needs two sockets).
     #[arg(long)]
@@ -104,6 +109,13 @@ struct PortReport {
     irqs: Arc<IrqCounters>,
     udp: Option<Arc<UdpCounters>>,
     peer: Option<(Arc<PeerCounters>, Arc<PeerCounters>)>,
+}
+
+fn parse_board(name: &str) -> Result<Board, String> {
+    Board::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Board::ALL.iter().map(|b| b.name()).collect();
+        format!("unknown board {name:?} (one of: {})", names.join(", "))
+    })
 }
 
 fn fmt_mac(m: &[u8; 6]) -> String {
@@ -197,7 +209,8 @@ fn run(args: Args) -> Result<(), String> {
             .unwrap_or([0x02, 0, 0, 0, 0, (i + 1) as u8]);
         nics.push(sim.add_nic(NicConfig {
             mac,
-            ..NicConfig::default()
+            lan_id: (i & 1) as u8,
+            ..NicConfig::for_board(args.board)
         }));
         reports.push(PortReport {
             mac,

@@ -203,7 +203,7 @@ impl Port {
 
     fn bar0_read(&mut self, off: usize, data: &mut [u8]) -> io::Result<()> {
         let len = data.len();
-        if !matches!(len, 1 | 2 | 4 | 8) || off % len != 0 {
+        if !matches!(len, 1 | 2 | 4 | 8) || !off.is_multiple_of(len) {
             return Err(self.reject(format_args!("BAR0 read of {len} bytes at {off:#x}")));
         }
         self.clock.sync();
@@ -229,7 +229,7 @@ impl Port {
         let len = data.len();
         // Writes of part of a register would need read-modify-write, which has side effects on
         // clear-on-read and write-1-to-clear registers: refuse them.
-        if !matches!(len, 4 | 8) || off % 4 != 0 {
+        if !matches!(len, 4 | 8) || !off.is_multiple_of(4) {
             return Err(self.reject(format_args!("BAR0 write of {len} bytes at {off:#x}")));
         }
         self.clock.sync();
