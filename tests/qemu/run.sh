@@ -47,7 +47,7 @@ IRQ_FRAMES=${IRQ_FRAMES:-4000}
 IRQ_FLOOD=${IRQ_FLOOD:-3000}
 # ... and the CPU share (percent of wall time) the forwarder may use while the rate is low:
 # 10 % with KVM; under TCG every guest wake-up and every MMIO exit to ixgbe-sim costs about
-# 0.1 ms of guest time, so 1000 wake-ups/s alone use about 10 % there (measured: 29-33 %).
+# 0.1 ms of guest time, so 1000 wake-ups/s alone use about 10 % there (measured: 17-33 %).
 if [ "$ACCEL" = kvm ]; then IRQ_CPU_MAX=${IRQ_CPU_MAX:-10}; else IRQ_CPU_MAX=${IRQ_CPU_MAX:-50}; fi
 TRIPLE=x86_64-unknown-linux-gnu
 GUEST_MAC=52:54:00:12:34:56
