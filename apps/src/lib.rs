@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod frame;
+pub mod irq;
 pub mod sim;
 pub mod stats;
 
@@ -290,6 +291,17 @@ pub fn start_devices<'a, P: Platform>(
         tx_queues: queues,
         ..Config::default()
     };
+    start_devices_with(platforms, names, pools, &config)
+}
+
+/// As [`start_devices`], with a configuration of the caller's.
+pub fn start_devices_with<'a, P: Platform>(
+    platforms: &[P],
+    names: &[String],
+    pools: &'a [Vec<Mempool<P>>],
+    config: &Config,
+) -> Result<Vec<Started<'a, P>>, AppError> {
+    let config = config.clone();
     let mut started = Vec::new();
     for ((platform, name), pools) in platforms.iter().zip(names).zip(pools) {
         let s = Device::init(platform.clone(), &config, pools)
@@ -390,6 +402,26 @@ pub fn supervise<P: Platform>(
     devices: &[Device<P>],
     done: &AtomicU64,
 ) {
+    supervise_every(
+        pacer,
+        limits,
+        printer,
+        devices,
+        done,
+        Duration::from_millis(1),
+    );
+}
+
+/// As [`supervise`], looking every `interval` on real devices (interrupt runs look less often:
+/// each look wakes this thread, and the point of sleeping workers is a quiet CPU).
+pub fn supervise_every<P: Platform>(
+    pacer: &mut Pacer,
+    limits: &Limits,
+    printer: &mut RatePrinter,
+    devices: &[Device<P>],
+    done: &AtomicU64,
+    interval: Duration,
+) {
     loop {
         pacer.tick();
         let enough = limits.remaining(done.load(Ordering::Relaxed)) == 0;
@@ -401,7 +433,7 @@ pub fn supervise<P: Platform>(
         std::thread::sleep(if pacer.is_sim() {
             SIM_PUMP_INTERVAL
         } else {
-            Duration::from_millis(1)
+            interval
         });
     }
 }

@@ -2,9 +2,12 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use ixgbe_core::Stats;
+use ixgbe_core::{InterruptCounters, Stats};
+
+use crate::irq::{cpu_line, cpu_time, irq_line, IrqTotals};
 use serde_json::{json, Value};
 
 /// What the simulated peer counted.
@@ -82,6 +85,9 @@ pub struct RatePrinter {
     last_time: Duration,
     /// Highest TX rate seen in any interval, Mpps summed over devices.
     pub peak_tx_mpps: f64,
+    /// With `--interrupts`: the queues' counters, their values and the CPU time at the last
+    /// print.
+    irq: Option<(Arc<IrqTotals>, InterruptCounters, Duration)>,
 }
 
 impl RatePrinter {
@@ -93,7 +99,14 @@ impl RatePrinter {
             last,
             last_time: now,
             peak_tx_mpps: 0.0,
+            irq: None,
         }
+    }
+
+    /// Also prints the interrupt counters and the CPU time each interval.
+    pub fn with_interrupts(mut self, totals: Arc<IrqTotals>) -> Self {
+        self.irq = Some((totals, InterruptCounters::default(), cpu_time()));
+        self
     }
 
     /// True when a second has passed since the last print.
@@ -111,6 +124,17 @@ impl RatePrinter {
             tx_total += new.tx_packets - old.tx_packets;
         }
         self.peak_tx_mpps = self.peak_tx_mpps.max(mpps(tx_total, secs));
+        if let Some((totals, last, last_cpu)) = &mut self.irq {
+            let (sum, polling) = totals.sum();
+            out(&irq_line(last, &sum, polling, totals.queues(), secs));
+            let cpu = cpu_time();
+            out(&cpu_line(
+                cpu.saturating_sub(*last_cpu),
+                Duration::from_secs_f64(secs),
+            ));
+            *last = sum;
+            *last_cpu = cpu;
+        }
         self.last.copy_from_slice(stats);
         self.last_time = now;
     }

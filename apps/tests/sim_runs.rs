@@ -96,6 +96,51 @@ fn fwd_multi_queue_threads_spread_and_stay_intact() {
     assert_eq!(u(peer, "corrupted"), 0, "{v}");
 }
 
+/// `--interrupts`: every queue of both ports on its own thread and vector; the frames arrive
+/// intact, the summary counts the interrupts, and no violation is logged (run_json checks).
+#[test]
+fn fwd_with_interrupts_forwards_intact_and_counts_them() {
+    for mode in ["hybrid", "always"] {
+        let args = [
+            "sim",
+            "sim",
+            "--interrupts",
+            mode,
+            "--queues",
+            "2",
+            "--packets",
+            "3000",
+            "--seconds",
+            "60",
+            "--json",
+        ];
+        let v = run_json(FWD, &args);
+        assert_eq!(sum(&v, "tx_packets"), 3000, "{mode}: {v}");
+        assert_eq!(u(&v["peer"], "corrupted"), 0, "{mode}: {v}");
+        let out = common::run(FWD, &args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let total = stdout
+            .lines()
+            .find(|l| l.starts_with("[irq] total: "))
+            .unwrap_or_else(|| panic!("{mode}: no interrupt summary in\n{stdout}"));
+        let numbers: Vec<u64> = total
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let [interrupts, _wake_ups, _sleeps, _timeouts, to_polling, _to_interrupts] = numbers[..]
+        else {
+            panic!("{mode}: {total}");
+        };
+        if mode == "always" {
+            assert!(interrupts >= 1, "{mode}: {total}");
+        } else {
+            // The peer floods at line rate: full batches make every queue poll.
+            assert!(to_polling >= 1, "{mode}: {total}");
+        }
+        assert!(stdout.contains("[cpu] "), "{stdout}");
+    }
+}
+
 #[test]
 fn fwd_stops_after_seconds_with_wall_clock() {
     let start = Instant::now();

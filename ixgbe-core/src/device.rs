@@ -4,6 +4,7 @@ use core::time::Duration;
 
 use crate::error::Error;
 use crate::init;
+use crate::interrupts::InterruptConfig;
 use crate::mempool::Mempool;
 use crate::platform::Platform;
 use crate::regs::{self, Regs};
@@ -36,6 +37,9 @@ pub struct Config {
     /// Drop frames for a queue whose ring is full instead of holding them in the shared packet
     /// buffer, where one stalled queue would block all others (SRRCTL.Drop_En).
     pub rx_drop_when_full: bool,
+    /// Interrupts instead of pure polling (opt-in; `None`, the default, polls). Set up after
+    /// init with [`Device::enable_interrupts`] on a platform that has them.
+    pub interrupts: Option<InterruptConfig>,
 }
 
 impl Default for Config {
@@ -47,6 +51,7 @@ impl Default for Config {
             tx_ring_size: DEFAULT_RING_SIZE,
             promiscuous: true,
             rx_drop_when_full: true,
+            interrupts: None,
         }
     }
 }
@@ -73,6 +78,9 @@ impl Config {
             return Err(Error::InvalidConfig {
                 what: "give one pool shared by all Rx queues, or one pool per Rx queue",
             });
+        }
+        if let Some(irq) = &self.interrupts {
+            irq.validate()?;
         }
         Ok(())
     }
@@ -136,6 +144,8 @@ pub struct Device<P: Platform> {
     /// Serialises read-modify-writes of shared control registers (RXCTRL, FCTRL, RAR0).
     control: spin::Mutex<()>,
     rx_queues: u16,
+    tx_queues: u16,
+    interrupts: Option<InterruptConfig>,
 }
 
 /// What [`Device::init`] returns: the device and its queues, ready for traffic.
@@ -167,7 +177,21 @@ impl<P: Platform> Device<P> {
             totals: spin::Mutex::new(Stats::default()),
             control: spin::Mutex::new(()),
             rx_queues: config.rx_queues,
+            tx_queues: config.tx_queues,
+            interrupts: config.interrupts,
         }
+    }
+
+    pub(crate) fn regs(&self) -> &Regs<P> {
+        &self.regs
+    }
+
+    pub(crate) fn queue_counts(&self) -> (u16, u16) {
+        (self.rx_queues, self.tx_queues)
+    }
+
+    pub(crate) fn interrupt_config(&self) -> Option<InterruptConfig> {
+        self.interrupts
     }
 
     /// Reads every counter once to clear it and zeroes the totals.

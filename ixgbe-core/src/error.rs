@@ -37,6 +37,13 @@ pub enum Error {
         /// The error code (0x01: bad NVM checksum).
         code: u8,
     },
+    /// The platform could not set up or wait for interrupts.
+    Interrupt {
+        /// What failed, in one phrase.
+        what: &'static str,
+        /// The operating system's error number, when there is one.
+        os_error: Option<i32>,
+    },
 }
 
 impl fmt::Display for Error {
@@ -73,6 +80,14 @@ impl fmt::Display for Error {
                     ""
                 }
             ),
+            Error::Interrupt {
+                what,
+                os_error: None,
+            } => write!(f, "interrupts: {what}"),
+            Error::Interrupt {
+                what,
+                os_error: Some(e),
+            } => write!(f, "interrupts: {what} (os error {e})"),
         }
     }
 }

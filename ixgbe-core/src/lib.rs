@@ -33,7 +33,8 @@
 //! ```
 //!
 //! Modules follow the datasheet: [`regs`] (chapter 8), [`descriptors`] (§7.1.6, §7.2.3),
-//! [`mempool`], [`rx`] (§4.6.7), [`tx`] (§4.6.8), `init` (§4.6.3), [`device`].
+//! [`mempool`], [`rx`] (§4.6.7), [`tx`] (§4.6.8), `init` (§4.6.3), [`device`],
+//! [`interrupts`] (§7.3).
 #![no_std]
 #![deny(
     missing_docs,
@@ -48,6 +49,7 @@ mod error;
 mod hostile_tests;
 pub mod ids;
 mod init;
+pub mod interrupts;
 mod link;
 pub mod mempool;
 pub mod platform;
@@ -62,6 +64,10 @@ pub use device::{
 pub use error::Error;
 pub use heapless;
 pub use ids::{supported_device, DeviceInfo, Media, SUPPORTED_DEVICES};
+pub use interrupts::{
+    Delivery, HybridConfig, InterruptConfig, InterruptCounters, InterruptMode, InterruptPlatform,
+    Interrupts, LinkInterrupt, QueueInterrupt,
+};
 pub use mempool::{Mempool, Packet, TooLong, DEFAULT_BUF_SIZE};
 pub use platform::{DmaError, DmaRegion, Platform, PrivateRegion, DMA_PAGE_SIZE};
 pub use rx::{RxCounters, RxQueue};

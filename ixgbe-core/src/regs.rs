@@ -352,6 +352,24 @@ mod fields {
         pub RXCSUM [
             /// Put the RSS hash (not the fragment checksum) in the descriptor.
             PCSD OFFSET(13) NUMBITS(1) []
+        ],
+        /// General Purpose Interrupt Enable, §8.2.3.5.18.
+        pub GPIE [
+            /// MSI-X with one vector per cause group (IVAR chooses the vector).
+            MULTIPLE_MSIX OFFSET(4) NUMBITS(1) [],
+            /// Other Clear Disable: reading EICR clears only the queue bits.
+            OCD OFFSET(5) NUMBITS(1) [],
+            /// EIAM applies in MSI-X mode: a vector is masked when its message is sent.
+            EIAME OFFSET(30) NUMBITS(1) [],
+            /// Pending bits are reported in the MSI-X PBA.
+            PBA_SUPPORT OFFSET(31) NUMBITS(1) []
+        ],
+        /// Extended Interrupt Throttle, §8.2.3.5.12.
+        pub EITR [
+            /// Minimum interval between interrupts, 2 µs units at 1 and 10 Gb/s; 0: none.
+            ITR_INTERVAL OFFSET(3) NUMBITS(9) [],
+            /// Counter write disable (write only): the write does not restart the counter.
+            CNT_WDIS OFFSET(31) NUMBITS(1) []
         ]
     ];
 }
@@ -377,7 +395,7 @@ pub const FWSM: Reg<FWSM::Register> = Reg::at(0x10148);
 /// Software-Firmware Synchronisation.
 pub const SW_FW_SYNC: Reg<SW_FW_SYNC::Register> = Reg::at(0x10160);
 
-// §8.2.3.5: interrupts (a poll-mode driver only masks them).
+// §8.2.3.5: interrupts (masked by init; set up by `interrupts` when asked for).
 /// Extended Interrupt Mask Clear (bit 31 reserved).
 pub const EIMC: Reg = Reg::at(0x00888);
 /// Value that masks every interrupt cause without touching reserved bit 31 (ixy.rs #29).
@@ -386,6 +404,47 @@ pub const EIMC_ALL: u32 = 0x7FFF_FFFF;
 pub const fn eimc_ex(n: u32) -> Reg {
     Reg::at(0x00AB0 + 4 * n)
 }
+/// Extended Interrupt Cause (RW1C; bits 15:0 queue causes, 20 LSC), §8.2.3.5.1.
+pub const EICR: Reg = Reg::at(0x00800);
+/// Extended Interrupt Cause Set (write-only; a read returns EICR without clearing it).
+pub const EICS: Reg = Reg::at(0x00808);
+/// Extended Interrupt Auto Clear: bits 15:0 clear a queue cause when its message is sent.
+pub const EIAC: Reg = Reg::at(0x00810);
+/// Extended Interrupt Mask Set (bit 31 reserved).
+pub const EIMS: Reg = Reg::at(0x00880);
+/// Extended Interrupt Auto Mask Enable (bits 30:16; the queue bits are in EIAM_EX).
+pub const EIAM: Reg = Reg::at(0x00890);
+/// General Purpose Interrupt Enable.
+pub const GPIE: Reg<GPIE::Register> = Reg::at(0x00898);
+/// EICR bit 20: link status change.
+pub const EICR_LSC: u32 = 1 << 20;
+/// Extended Interrupt Cause Set for queue vectors 32·n..32·n+31, n = 0..1.
+pub const fn eics_ex(n: u32) -> Reg {
+    Reg::at(0x00A90 + 4 * n)
+}
+/// Extended Interrupt Mask Set for queue vectors 32·n..32·n+31, n = 0..1.
+pub const fn eims_ex(n: u32) -> Reg {
+    Reg::at(0x00AA0 + 4 * n)
+}
+/// Extended Interrupt Auto Mask for queue vectors 32·n..32·n+31, n = 0..1.
+pub const fn eiam_ex(n: u32) -> Reg {
+    Reg::at(0x00AD0 + 4 * n)
+}
+/// Extended Interrupt Throttle of vector n = 0..63 (0..23 low block, the rest at 0x12300).
+pub const fn eitr(n: u32) -> Reg<EITR::Register> {
+    if n < 24 {
+        Reg::at(0x00820 + 4 * n)
+    } else {
+        Reg::at(0x12300 + 4 * (n - 24))
+    }
+}
+/// Interrupt Vector Allocation, n = 0..63: Rx queue 2n (bits 7:0), Tx 2n (15:8), Rx 2n+1
+/// (23:16), Tx 2n+1 (31:24); each entry is a vector in bits 5:0 and a valid bit 7 (§8.2.3.5.16).
+pub const fn ivar(n: u32) -> Reg {
+    Reg::at(0x00900 + 4 * n)
+}
+/// Miscellaneous Interrupt Vector Allocation: the "other" causes' vector in bits 14:8, valid 15.
+pub const IVAR_MISC: Reg = Reg::at(0x00A00);
 
 // §8.2.3.7–8: receive global and filtering.
 /// Receive Control.
@@ -596,6 +655,9 @@ mod tests {
         assert_eq!(tdbal(0).offset(), 0x06000);
         assert_eq!(txdctl(127).offset(), 0x06000 + 0x40 * 127 + 0x28);
         assert_eq!(eimc_ex(1).offset(), 0x00AB4);
+        assert_eq!(eitr(23).offset(), 0x0087C);
+        assert_eq!(eitr(24).offset(), 0x12300);
+        assert_eq!(ivar(63).offset(), 0x009FC);
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //! - **VFIO** (no root needed): when the device is bound to `vfio-pci` and `/dev/vfio/<group>`
 //!   exists, BAR0 is mapped through the VFIO device and DMA memory is mapped into the IOMMU.
 //!
+//! Under VFIO, [`LinuxPlatform`] also implements [`InterruptPlatform`]: one eventfd per MSI-X
+//! vector (MSI, then INTx, as fallbacks), waited for with a timeout. The sysfs path only polls.
+//!
 //! Before anything is changed the device's identity is read from sysfs and anything the driver
 //! does not support is refused. All paths are parameters ([`OpenOptions`]), so tests run against
 //! a fake sysfs tree in a temporary directory. See `README.md` for the real-hardware setup.
@@ -20,6 +23,7 @@
 
 mod dma;
 mod error;
+mod irq;
 mod mmio;
 mod pci;
 mod sys;
@@ -33,7 +37,7 @@ use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ixgbe_core::{DmaError, DmaRegion, Platform, PrivateRegion};
+use ixgbe_core::{Delivery, DmaError, DmaRegion, InterruptPlatform, Platform, PrivateRegion};
 
 pub use error::Error;
 pub use pci::{read_identity, PciAddress, PciIdentity};
@@ -111,6 +115,9 @@ struct Inner {
     dma: Mutex<DmaPool>,
     /// Private memory (ordinary pages, never mapped for the device), by start address.
     private: Mutex<std::collections::BTreeMap<usize, Mapping>>,
+    /// Eventfds of the interrupts set up by `enable_interrupts` (VFIO only); shared with the
+    /// threads waiting on them.
+    irqs: Mutex<Option<Arc<irq::Irqs>>>,
     vfio: Option<Vfio>,
 }
 
@@ -328,6 +335,7 @@ impl LinuxPlatform {
             proc_root: opts.proc_root.clone(),
             dma: Mutex::default(),
             private: Mutex::default(),
+            irqs: Mutex::default(),
             vfio: None,
         })
     }
@@ -357,6 +365,7 @@ impl LinuxPlatform {
             proc_root: opts.proc_root.clone(),
             dma: Mutex::default(),
             private: Mutex::default(),
+            irqs: Mutex::default(),
             vfio: Some(vfio),
         })
     }
@@ -506,6 +515,86 @@ unsafe impl Platform for LinuxPlatform {
 
     fn pci_device_id(&self) -> u16 {
         self.inner.identity.device
+    }
+}
+
+/// What the sysfs path answers to interrupt requests.
+const NEEDS_VFIO: &str = "interrupts need VFIO: bind the device to vfio-pci \
+                          (scripts/bind-vfio.sh <address> <user>); the sysfs path can only poll";
+
+fn irq_error(what: &'static str) -> impl FnOnce(std::io::Error) -> ixgbe_core::Error {
+    move |e| ixgbe_core::Error::Interrupt {
+        what,
+        os_error: e.raw_os_error(),
+    }
+}
+
+/// The process's monotonic clock origin (the hybrid policy only needs differences).
+fn clock_origin() -> std::time::Instant {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *ORIGIN.get_or_init(std::time::Instant::now)
+}
+
+/// Interrupts through VFIO eventfds (MSI-X, else MSI, else INTx); the sysfs path has none.
+impl InterruptPlatform for LinuxPlatform {
+    fn enable_interrupts(&self, vectors: u16) -> Result<Delivery, ixgbe_core::Error> {
+        let Some(vfio) = &self.inner.vfio else {
+            return Err(ixgbe_core::Error::Interrupt {
+                what: NEEDS_VFIO,
+                os_error: None,
+            });
+        };
+        self.disable_interrupts();
+        let irqs = irq::enable(vfio.device(), u32::from(vectors)).map_err(irq_error(
+            "VFIO_DEVICE_SET_IRQS (MSI-X, MSI and INTx all failed)",
+        ))?;
+        let delivery = match irqs.kind {
+            irq::Kind::MsiX => Delivery::MsiX {
+                vectors: irqs.vectors() as u16,
+            },
+            irq::Kind::Msi | irq::Kind::Intx => Delivery::Single,
+        };
+        *self.inner.irqs.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(irqs));
+        Ok(delivery)
+    }
+
+    fn wait_interrupt(&self, vector: u16, timeout: Duration) -> Result<u64, ixgbe_core::Error> {
+        let (Some(vfio), Some(irqs)) = (
+            &self.inner.vfio,
+            self.inner
+                .irqs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        ) else {
+            return Err(ixgbe_core::Error::Interrupt {
+                what: if self.inner.vfio.is_none() {
+                    NEEDS_VFIO
+                } else {
+                    "wait before enable_interrupts"
+                },
+                os_error: None,
+            });
+        };
+        irqs.wait(vfio.device(), usize::from(vector), timeout)
+            .map_err(irq_error("waiting on an interrupt eventfd"))
+    }
+
+    fn disable_interrupts(&self) {
+        let old = self
+            .inner
+            .irqs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let (Some(vfio), Some(irqs)) = (&self.inner.vfio, old) {
+            // Best effort: closing the device fd tears them down anyway.
+            let _ = irq::disable(vfio.device(), &irqs);
+        }
+    }
+
+    fn now(&self) -> Duration {
+        clock_origin().elapsed()
     }
 }
 

@@ -200,6 +200,11 @@ impl Vfio {
         })
     }
 
+    /// The device fd (for interrupt set-up).
+    pub(crate) fn device(&self) -> &File {
+        &self.device
+    }
+
     /// The configuration space region: the device fd and the offset of config byte 0.
     pub(crate) fn config(&self) -> (&File, u64) {
         (&self.device, self.config_offset)

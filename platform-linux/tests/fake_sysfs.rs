@@ -441,3 +441,17 @@ fn handles_are_send_sync_and_debug() {
     );
     assert_eq!(p.virt_to_phys(&0u8 as *const u8), None, "not DMA memory");
 }
+
+#[test]
+fn interrupts_on_the_sysfs_path_are_refused_with_a_pointer_to_vfio() {
+    use ixgbe_core::InterruptPlatform;
+    let fake = Fake::new(Spec::default());
+    let p = LinuxPlatform::open(&fake.addr, &fake.opts).unwrap();
+    let err = p.enable_interrupts(2).unwrap_err();
+    assert!(err.to_string().contains("need VFIO"), "{err}");
+    assert!(err.to_string().contains("vfio-pci"), "{err}");
+    let err = p
+        .wait_interrupt(0, std::time::Duration::from_millis(1))
+        .unwrap_err();
+    assert!(err.to_string().contains("need VFIO"), "{err}");
+}

@@ -36,11 +36,15 @@
 //! computes it, MAC, PBA, SFP+ init sequences, firmware version). [`sfp`] is the SFP+ cage:
 //! a passive direct-attach cable answering on the I2C bus bit-banged through I2CCTL. The
 //! interrupt logic (IVAR, EIAC, EIAM, EITR, the MSI-X table and PBA of [`Sim::bar4_read`])
-//! delivers messages through [`Sim::attach_interrupts`]. MDIO reads find no PHY. The IPsec /
+//! delivers messages through [`Sim::attach_interrupts`]; [`SimPlatform`] implements
+//! [`ixgbe_core::InterruptPlatform`] on top of it (MSI-X set up as vfio-pci would, or MSI with
+//! [`SimPlatform::prefer_single_interrupt`]; a wait advances virtual time until its vector's
+//! message). MDIO reads find no PHY. The IPsec /
 //! LinkSec offload reads as fused off (SECTXSTAT / SECRXSTAT.OFF_DIS).
 //!
 //! Virtual time only moves in [`Sim::advance`] and [`Platform::delay`]. While a
-//! [`TrafficSource`] is attached, time advances in 100 µs slices so sources, RX and TX interleave.
+//! [`TrafficSource`] is attached, time advances in 100 µs slices ([`Sim::set_time_slice`]) so
+//! sources, RX and TX interleave.
 //!
 //! # Simplifications
 //!
@@ -66,6 +70,7 @@ mod regs;
 pub mod rss;
 pub mod sfp;
 pub mod traffic;
+mod waiting;
 
 use std::fmt;
 use std::ptr::NonNull;
@@ -413,6 +418,13 @@ impl Sim {
     /// Advances virtual time, running timed events, sources, TX and held RX frames.
     pub fn advance(&self, d: Duration) {
         self.lock().advance(d);
+    }
+
+    /// Sets the time slice of [`Sim::advance`] while sources are attached (default 100 µs):
+    /// frames a source emits arrive at the end of the slice they fall in. Shorter slices give
+    /// finer timing at a higher cost per simulated second. Zero is taken as 1 µs.
+    pub fn set_time_slice(&self, slice: Duration) {
+        self.lock().slice = slice.max(Duration::from_micros(1));
     }
 
     /// Current virtual time.

@@ -3,16 +3,22 @@
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use apps::irq::{cpu_line, cpu_time, InterruptArg, IrqTotals};
 use apps::sim::wire_time_ps;
+use apps::stats::out;
 use apps::{
-    make_pacer, make_pools, open_devices, report, run_main, start_devices, supervise,
-    time_up_after_printing, AppError, CommonArgs, DevSpec, Limits, Opened, Pacer, RatePrinter,
-    SimEnv, CLOCK_CHECK_INTERVAL, MAX_BATCH,
+    make_pacer, make_pools, open_devices, report, request_stop, run_main, start_devices_with,
+    supervise, supervise_every, time_up_after_printing, AppError, CommonArgs, DevSpec, Limits,
+    Opened, Pacer, RatePrinter, SimEnv, CLOCK_CHECK_INTERVAL, MAX_BATCH,
 };
 use clap::Parser;
 use ixgbe_core::heapless;
-use ixgbe_core::{Device, Packet, Platform, RxQueue, TxQueue};
+use ixgbe_core::{
+    Config, Delivery, Device, InterruptPlatform, Packet, Platform, QueueInterrupt, RxQueue, TxQueue,
+};
 
 /// Forward frames between two 82599 ports (or two simulated ones: `sim sim`).
 #[derive(Debug, Parser)]
@@ -22,6 +28,10 @@ struct Args {
     dev1: DevSpec,
     /// Second device: a PCI address or `sim`.
     dev2: DevSpec,
+    /// Sleep on MSI-X interrupts instead of polling: `hybrid` sleeps while traffic is low
+    /// (VFIO or `sim` only).
+    #[arg(long, value_enum, default_value_t = InterruptArg::Off)]
+    interrupts: InterruptArg,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -42,8 +52,10 @@ fn run(args: &Args) -> Result<(), AppError> {
             env,
             platforms,
             names,
-        } => forward(platforms, names, Some(env), &args.common),
-        Opened::Linux { platforms, names } => forward(platforms, names, None, &args.common),
+        } => forward(platforms, names, Some(env), &args.common, args.interrupts),
+        Opened::Linux { platforms, names } => {
+            forward(platforms, names, None, &args.common, args.interrupts)
+        }
     }
 }
 
@@ -53,19 +65,20 @@ type Batch<'a> = heapless::Vec<Packet<'a>, MAX_BATCH>;
 type QueueGroup<'a, P> = (Vec<RxQueue<'a, P>>, Vec<TxQueue<'a, P>>);
 
 /// Receives up to `max` frames on `rx`, touches byte 1 of each, sends them on `tx`; frames the
-/// Tx ring has no room for are dropped. Returns how many were sent.
+/// Tx ring has no room for are dropped. Returns how many were received and how many sent.
 #[inline(never)]
 fn forward_batch<'a, P: Platform>(
     rx: &mut RxQueue<'a, P>,
     tx: &mut TxQueue<'a, P>,
     batch: &mut Batch<'a>,
     max: usize,
-) -> usize {
-    if rx.rx_batch(batch, max) == 0 {
+) -> (usize, usize) {
+    let received = rx.rx_batch(batch, max);
+    if received == 0 {
         // Idle: let the Tx side return what the device finished, so no buffer waits in the
         // ring for traffic that may never come.
         tx.clean();
-        return 0;
+        return (0, 0);
     }
     for packet in batch.iter_mut() {
         if let Some(byte) = packet.get_mut(1) {
@@ -74,18 +87,25 @@ fn forward_batch<'a, P: Platform>(
     }
     let sent = tx.tx_batch(batch);
     batch.clear();
-    sent
+    (received, sent)
 }
 
-fn forward<P: Platform>(
+fn forward<P: InterruptPlatform>(
     platforms: Vec<P>,
     names: Vec<String>,
     env: Option<SimEnv>,
     args: &CommonArgs,
+    interrupts: InterruptArg,
 ) -> Result<(), AppError> {
     let queues = args.queues;
     let pools = make_pools(&platforms, &names, usize::from(queues))?;
-    let started = start_devices(&platforms, &names, &pools, queues)?;
+    let config = Config {
+        rx_queues: queues,
+        tx_queues: queues,
+        interrupts: interrupts.config(),
+        ..Config::default()
+    };
+    let started = start_devices_with(&platforms, &names, &pools, &config)?;
     let mut devices = Vec::new();
     let mut rx_rows: Vec<Vec<RxQueue<'_, P>>> = Vec::new();
     let mut tx_rows: Vec<Vec<TxQueue<'_, P>>> = Vec::new();
@@ -94,13 +114,36 @@ fn forward<P: Platform>(
         rx_rows.push(s.rx.into_iter().collect());
         tx_rows.push(s.tx.into_iter().collect());
     }
-    let threaded = queues > 1;
+    let mut irq_rows = Vec::new();
+    if config.interrupts.is_some() {
+        if let Some(e) = &env {
+            // This thread pumps the simulator's clock; sleeping workers must not race it.
+            e.sim.set_waits_advance_clock(false);
+        }
+        for (device, name) in devices.iter().zip(&names) {
+            let irqs = device
+                .enable_interrupts()
+                .map_err(|e| AppError::from(e).context(name))?;
+            match irqs.delivery {
+                Delivery::MsiX { vectors } => out(&format!(
+                    "[irq] {name}: MSI-X, {vectors} vectors (one per Rx queue, one for link)"
+                )),
+                Delivery::Single => log::warn!(
+                    "{name}: no MSI-X, one interrupt (MSI or INTx) for every queue: queues \
+                     share it, so a wake-up may come late"
+                ),
+            }
+            irq_rows.push(irqs.queues.into_iter().collect::<Vec<_>>());
+        }
+    }
+    // With interrupts every Rx queue has a thread of its own: a thread sleeps on one vector.
+    let threaded = queues > 1 || !irq_rows.is_empty();
     let peer = env.as_ref().map(|e| {
         // Single thread: at most one batch per port per pump, so a loop that keeps up loses
         // nothing. Threads: the main thread pumps every 100 µs of wall time (the simulator's
         // time slice) and may offer one batch per queue per slice; more would only keep the
         // simulator busy generating frames that get dropped, holding its lock.
-        let flows = if threaded { 64 } else { 1 };
+        let flows = if queues > 1 { 64 } else { 1 };
         let burst = args.batch as u64 * u64::from(queues);
         e.attach_forwarding_peer(flows, burst)
     });
@@ -112,9 +155,26 @@ fn forward<P: Platform>(
     );
     let limits = Limits::from_args(args);
     let mut printer = RatePrinter::new(names.clone(), pacer.elapsed());
+    let totals = Arc::new(IrqTotals::new(irq_rows.iter().map(Vec::len).sum()));
+    if !irq_rows.is_empty() {
+        printer = printer.with_interrupts(totals.clone());
+    }
+    let (wall, cpu) = (Instant::now(), cpu_time());
     // The queues come back from the loops and are dropped only after the summary: tearing
     // them down takes (virtual) time during which the peer keeps sending.
-    let queues = if threaded {
+    let queues = if !irq_rows.is_empty() {
+        run_interrupts(
+            rx_rows,
+            tx_rows,
+            irq_rows,
+            &devices,
+            &mut pacer,
+            &mut printer,
+            limits,
+            args.batch,
+            &totals,
+        )
+    } else if threaded {
         run_threaded(
             rx_rows,
             tx_rows,
@@ -138,9 +198,28 @@ fn forward<P: Platform>(
         );
         vec![(rx, tx)]
     };
+    out(&cpu_line(cpu_time().saturating_sub(cpu), wall.elapsed()));
+    if totals.queues() > 0 {
+        let (sum, _) = totals.sum();
+        out(&format!(
+            "[irq] total: {} interrupts, {} wake-ups, {} sleeps, {} timeouts, switches to \
+             polling {} / to interrupts {}",
+            sum.interrupts,
+            sum.wake_ups,
+            sum.sleeps,
+            sum.timeouts,
+            sum.to_polling,
+            sum.to_interrupts
+        ));
+    }
     report(&pacer, &names, &devices, peer.as_deref(), args.json);
     // Tear down (queues first), then report what the simulator saw, violations included.
     drop(queues);
+    for device in &devices {
+        if config.interrupts.is_some() {
+            device.disable_interrupts();
+        }
+    }
     drop(devices);
     if let Some(env) = &env {
         env.log_diagnostics(&names);
@@ -169,7 +248,7 @@ fn run_single<'a, P: Platform>(
         pacer.tick();
         for (rx, tx) in rx.iter_mut().zip(tx.iter_mut()) {
             let max = (batch_size as u64).min(limits.remaining(forwarded)) as usize;
-            forwarded += forward_batch(rx, tx, &mut batch, max) as u64;
+            forwarded += forward_batch(rx, tx, &mut batch, max).1 as u64;
         }
         iteration += 1;
         if limits.remaining(forwarded) == 0 {
@@ -234,7 +313,7 @@ fn run_threaded<'a, P: Platform>(
                             break;
                         };
                         let reserved = before.min(batch_size as u64);
-                        let sent = forward_batch(rx, tx, &mut batch, reserved as usize) as u64;
+                        let sent = forward_batch(rx, tx, &mut batch, reserved as usize).1 as u64;
                         budget.fetch_add(reserved - sent, Ordering::Relaxed);
                         forwarded.fetch_add(sent, Ordering::Relaxed);
                     }
@@ -243,6 +322,93 @@ fn run_threaded<'a, P: Platform>(
             }));
         }
         supervise(pacer, &limits, printer, devices, &forwarded);
+        done.store(true, Ordering::Relaxed);
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a forwarding thread panicked"))
+            .collect()
+    })
+}
+
+/// With interrupts: one worker per Rx queue of every device. Worker (d, q) receives on device
+/// d's queue q, sends on device d + 1's queue q (its only user) and sleeps on device d's vector
+/// q as its interrupt handle decides; this thread pumps the simulator, prints and decides when
+/// to stop.
+#[allow(clippy::too_many_arguments)]
+fn run_interrupts<'a, P: InterruptPlatform>(
+    rx_rows: Vec<Vec<RxQueue<'a, P>>>,
+    tx_rows: Vec<Vec<TxQueue<'a, P>>>,
+    irq_rows: Vec<Vec<QueueInterrupt<P>>>,
+    devices: &[Device<P>],
+    pacer: &mut Pacer,
+    printer: &mut RatePrinter,
+    limits: Limits,
+    batch_size: usize,
+    totals: &IrqTotals,
+) -> Vec<QueueGroup<'a, P>> {
+    let ports = rx_rows.len();
+    let mut tx_slots: Vec<Vec<Option<TxQueue<'a, P>>>> = tx_rows
+        .into_iter()
+        .map(|row| row.into_iter().map(Some).collect())
+        .collect();
+    let mut jobs = Vec::new();
+    for (d, (rx_row, irq_row)) in rx_rows.into_iter().zip(irq_rows).enumerate() {
+        for (q, (rx, irq)) in rx_row.into_iter().zip(irq_row).enumerate() {
+            if let Some(tx) = tx_slots[(d + 1) % ports][q].take() {
+                jobs.push((rx, tx, irq));
+            }
+        }
+    }
+    let done = AtomicBool::new(false);
+    let budget = AtomicU64::new(limits.packets.unwrap_or(u64::MAX));
+    let forwarded = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        let mut workers = Vec::new();
+        for (i, (mut rx, mut tx, mut irq)) in jobs.into_iter().enumerate() {
+            let (done, budget, forwarded) = (&done, &budget, &forwarded);
+            workers.push(scope.spawn(move || {
+                let mut batch = Batch::new();
+                let mut iteration = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    let Ok(before) =
+                        budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                            (b > 0).then(|| b - b.min(batch_size as u64))
+                        })
+                    else {
+                        break;
+                    };
+                    let reserved = before.min(batch_size as u64);
+                    let (got, sent) =
+                        forward_batch(&mut rx, &mut tx, &mut batch, reserved as usize);
+                    budget.fetch_add(reserved - sent as u64, Ordering::Relaxed);
+                    forwarded.fetch_add(sent as u64, Ordering::Relaxed);
+                    iteration += 1;
+                    match irq.after_rx(got, reserved as usize) {
+                        Ok(slept) => {
+                            if slept || iteration.is_multiple_of(CLOCK_CHECK_INTERVAL) {
+                                totals.publish(i, &irq.counters(), irq.polling());
+                            }
+                        }
+                        Err(e) => {
+                            log::error!("queue {}: {e}", rx.id());
+                            request_stop();
+                            break;
+                        }
+                    }
+                }
+                totals.publish(i, &irq.counters(), irq.polling());
+                (vec![rx], vec![tx])
+            }));
+        }
+        // The --packets limit is seen within 10 ms.
+        supervise_every(
+            pacer,
+            &limits,
+            printer,
+            devices,
+            &forwarded,
+            Duration::from_millis(10),
+        );
         done.store(true, Ordering::Relaxed);
         workers
             .into_iter()

@@ -46,6 +46,13 @@ pub(crate) struct World {
     pub sources: Vec<Option<Box<dyn TrafficSource>>>,
     pub sinks: Vec<Option<Box<dyn TrafficSink>>>,
     pub irq_sinks: Vec<Option<Box<dyn InterruptSink>>>,
+    /// Per NIC: the messages [`crate::SimPlatform`]'s interrupt waits consume.
+    pub waiters: Vec<crate::waiting::Waiter>,
+    /// Interrupt waits advance virtual time themselves (false: someone else drives the clock
+    /// and waits sleep in wall time).
+    pub waits_advance_clock: bool,
+    /// Time slice while sources are attached (and of interrupt waits).
+    pub slice: Duration,
     pub(crate) tx_scratch: Vec<u8>,
     pub(crate) tx_descs: Vec<TxDesc>,
 }
@@ -69,6 +76,9 @@ impl World {
             sources: Vec::new(),
             sinks: Vec::new(),
             irq_sinks: Vec::new(),
+            waiters: Vec::new(),
+            waits_advance_clock: true,
+            slice: Duration::from_micros(100),
             tx_scratch: Vec::with_capacity(16 * 1024),
             tx_descs: Vec::with_capacity(64),
         }
@@ -81,6 +91,7 @@ impl World {
         self.sources.push(None);
         self.sinks.push(None);
         self.irq_sinks.push(None);
+        self.waiters.push(crate::waiting::Waiter::default());
         self.nics.len() - 1
     }
 
@@ -158,10 +169,17 @@ impl World {
     /// Advances virtual time by `d`, running events, sources, TX and held RX frames.
     #[inline(never)]
     pub fn advance(&mut self, d: Duration) {
+        self.advance_until(d, false, || false);
+    }
+
+    /// As [`World::advance`], but stops after the first time slice at whose end `stop` holds.
+    /// `sliced`: slice time even without sources, so a waiter notices within one slice what
+    /// another thread did.
+    pub fn advance_until(&mut self, d: Duration, sliced: bool, mut stop: impl FnMut() -> bool) {
         let target = self.core.now + d;
-        let slice = Duration::from_micros(100);
+        let slice = self.slice;
         loop {
-            let have_sources = self.sources.iter().any(Option::is_some);
+            let have_sources = sliced || self.sources.iter().any(Option::is_some);
             let mut step = if have_sources {
                 slice.min(target - self.core.now)
             } else {
@@ -176,7 +194,7 @@ impl World {
             }
             self.core.now += step;
             self.tick();
-            if self.core.now >= target {
+            if self.core.now >= target || stop() {
                 break;
             }
         }

@@ -2,7 +2,7 @@
 //! UDP wires (one datagram per Ethernet frame, 127.0.0.1 only).
 //!
 //! Usage: `sim_peer --ports-file F --mode linux|fwd|io|apps [--wires 1|2] [--frames N] [--pings N]
-//! [--window W] [--timeout SECONDS]`
+//! [--window W] [--rate FPS:COUNT] [--timeout SECONDS]`
 //!
 //! For every wire it binds a UDP socket on 127.0.0.1, picks a free port for ixgbe-sim's side and
 //! writes one line "<peer-port> <sim-port>" per wire to F (run.sh hands them to ixgbe-sim).
@@ -16,7 +16,9 @@
 //! (first as a probe until one comes back, then with at most W in flight) and checks that each
 //! comes out of wire 1 byte-exact with byte 1 incremented. It stops after `--fwd-target`
 //! frames came back (the forwarder's `--packets`), sending fillers if probes were forwarded
-//! twice, so the guest's forwarder exits on its own.
+//! twice, so the guest's forwarder exits on its own. With `--rate FPS:COUNT` the first COUNT
+//! frames go out at FPS frames per second (a low-rate stream for the forwarder's interrupts),
+//! the rest as fast as the window allows (a flood).
 //!
 //! `io` (two wires; DPDK's `dpdk-testpmd --forward-mode=io` in the guest): as `fwd`, but the
 //! forwarder sends every frame on unchanged, so each must come back exactly as injected.
@@ -52,6 +54,8 @@ struct Args {
     window: u32,
     fwd_target: Option<u64>,
     fwd_dst: [u8; 6],
+    /// Frames per second and how many frames are paced so (fwd mode).
+    rate: Option<(u64, u32)>,
     timeout: Duration,
 }
 
@@ -65,6 +69,7 @@ fn parse_args() -> Result<Args, String> {
         window: 128,
         fwd_target: None,
         fwd_dst: [0x02, 0, 0, 0, 0, 0x01],
+        rate: None,
         timeout: Duration::from_secs(300),
     };
     let mut it = std::env::args().skip(1);
@@ -90,6 +95,17 @@ fn parse_args() -> Result<Args, String> {
             "--fwd-dst" => {
                 let v = value()?;
                 a.fwd_dst = parse_mac(&v).ok_or(format!("bad MAC {v}"))?;
+            }
+            "--rate" => {
+                let v = value()?;
+                let (fps, count) = v
+                    .split_once(':')
+                    .ok_or(format!("--rate takes FPS:COUNT, not {v}"))?;
+                let fps = num(fps.into())?;
+                if fps == 0 {
+                    return Err("--rate: FPS must be > 0".into());
+                }
+                a.rate = Some((fps, num(count.into())? as u32));
             }
             "--timeout" => a.timeout = Duration::from_secs(num(value()?)?),
             other => return Err(format!("unknown argument {other}")),
@@ -855,7 +871,16 @@ fn run_fwd(wires: &mut [Wire], args: &Args, bump: u8, out: &mut Verdicts) -> Res
             }
         } else {
             let in_flight = w0.tx_frames.saturating_sub(lost_probes + back);
-            if next < n && in_flight < args.window as u64 {
+            // Paced: frame `next` is due `next / fps` seconds after the forwarder came up.
+            let paced_wait = match (args.rate, started) {
+                (Some((fps, count)), Some(t0)) if next < count => {
+                    Instant::now() < t0 + Duration::from_secs_f64(f64::from(next) / fps as f64)
+                }
+                _ => false,
+            };
+            if paced_wait {
+                // Not yet: nothing to send this round.
+            } else if next < n && in_flight < args.window as u64 {
                 w0.send(&fwd_frame(next, n, dst))?;
                 next += 1;
                 busy = true;
