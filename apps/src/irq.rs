@@ -80,14 +80,15 @@ impl IrqTotals {
         let mut total = InterruptCounters::default();
         let mut polling = 0;
         for s in &self.slots {
-            total = total.add(&InterruptCounters {
-                sleeps: s.sleeps.load(Ordering::Relaxed),
-                wake_ups: s.wake_ups.load(Ordering::Relaxed),
-                interrupts: s.interrupts.load(Ordering::Relaxed),
-                timeouts: s.timeouts.load(Ordering::Relaxed),
-                to_polling: s.to_polling.load(Ordering::Relaxed),
-                to_interrupts: s.to_interrupts.load(Ordering::Relaxed),
-            });
+            // The counters type is #[non_exhaustive]: fill a default value field by field.
+            let mut c = InterruptCounters::default();
+            c.sleeps = s.sleeps.load(Ordering::Relaxed);
+            c.wake_ups = s.wake_ups.load(Ordering::Relaxed);
+            c.interrupts = s.interrupts.load(Ordering::Relaxed);
+            c.timeouts = s.timeouts.load(Ordering::Relaxed);
+            c.to_polling = s.to_polling.load(Ordering::Relaxed);
+            c.to_interrupts = s.to_interrupts.load(Ordering::Relaxed);
+            total = total.add(&c);
             polling += usize::from(s.polling.load(Ordering::Relaxed));
         }
         (total, polling)
@@ -163,11 +164,12 @@ mod tests {
     #[test]
     fn totals_sum_the_queues() {
         let t = IrqTotals::new(2);
-        let c = InterruptCounters {
-            interrupts: 5,
-            wake_ups: 4,
-            to_polling: 1,
-            ..InterruptCounters::default()
+        let c = {
+            let mut v = InterruptCounters::default(); // #[non_exhaustive]
+            v.interrupts = 5;
+            v.wake_ups = 4;
+            v.to_polling = 1;
+            v
         };
         t.publish(0, &c, true);
         t.publish(1, &c, false);

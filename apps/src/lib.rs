@@ -286,11 +286,7 @@ pub fn start_devices<'a, P: Platform>(
     pools: &'a [Vec<Mempool<P>>],
     queues: u16,
 ) -> Result<Vec<Started<'a, P>>, AppError> {
-    let config = Config {
-        rx_queues: queues,
-        tx_queues: queues,
-        ..Config::default()
-    };
+    let config = Config::default().rx_queues(queues).tx_queues(queues);
     start_devices_with(platforms, names, pools, &config)
 }
 

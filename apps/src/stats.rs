@@ -216,13 +216,14 @@ mod tests {
 
     #[test]
     fn summary_has_the_documented_shape() {
-        let s = Stats {
-            rx_packets: 3,
-            tx_packets: 2,
-            rx_bytes: 180,
-            tx_bytes: 128,
-            rx_dropped: 1,
-            ..Stats::default()
+        let s = {
+            let mut v = Stats::default(); // #[non_exhaustive]
+            v.rx_packets = 3;
+            v.tx_packets = 2;
+            v.rx_bytes = 180;
+            v.tx_bytes = 128;
+            v.rx_dropped = 1;
+            v
         };
         let v = summary_json(
             1.5,

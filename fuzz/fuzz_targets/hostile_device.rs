@@ -15,11 +15,9 @@ const POOL: u32 = 48;
 fuzz_target!(|data: &[u8]| {
     let platform = FuzzPlatform::new(Mmio::Cooperative, &[]);
     let pools = [Mempool::new(&platform, POOL, 1024).expect("pool")];
-    let config = Config {
-        rx_ring_size: 8,
-        tx_ring_size: 8,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .rx_ring_size(8)
+        .tx_ring_size(8);
     let Ok(started) = Device::init(platform.clone(), &config, &pools) else {
         panic!("cooperative init failed");
     };

@@ -10,11 +10,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let platform = FuzzPlatform::new(Mmio::Noise, data);
     let pools = [Mempool::new(&platform, 64, 2048).expect("pool")];
-    let config = Config {
-        rx_ring_size: 16,
-        tx_ring_size: 16,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .rx_ring_size(16)
+        .tx_ring_size(16);
     match Device::init(platform.clone(), &config, &pools) {
         Ok(started) => drop(started),
         Err(e) => {

@@ -30,11 +30,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let pools = [pool];
-    let config = Config {
-        rx_ring_size: 8,
-        tx_ring_size: 8,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .rx_ring_size(8)
+        .tx_ring_size(8);
     if let Ok(started) = Device::init(platform.clone(), &config, &pools) {
         drop(started);
     }

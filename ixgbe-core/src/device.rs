@@ -1,93 +1,20 @@
-//! The device: configuration, bring-up, statistics, link, MAC address and filtering.
+//! The running device: statistics, link, MAC address and filtering (bring-up is in `init`).
 
 use core::time::Duration;
 
+use crate::config::InterruptConfig;
+pub use crate::config::{Config, DEFAULT_RING_SIZE, MAX_RING_SIZE, MAX_RX_QUEUES, MAX_TX_QUEUES};
 use crate::error::Error;
-use crate::init;
-use crate::interrupts::InterruptConfig;
-use crate::mempool::Mempool;
 use crate::platform::Platform;
 use crate::regs::{self, Regs};
 use crate::rx::RxQueue;
+use crate::rxctrl;
 use crate::tx::TxQueue;
 use crate::wait::poll;
 
-/// Most receive queues: RSS spreads over 16 (MRQC.MRQE = 0001b, §8.2.3.7.12).
-pub const MAX_RX_QUEUES: usize = 16;
-/// Most transmit queues: 64 with MTQC = 0 (§8.2.3.9.15).
-pub const MAX_TX_QUEUES: usize = 64;
-/// Default ring size in descriptors.
-pub const DEFAULT_RING_SIZE: u16 = 512;
-/// Largest ring the datasheet validated: 8K descriptors, 128 KB (§8.2.3.8.3).
-pub const MAX_RING_SIZE: u16 = 8192;
-
-/// How to bring a device up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// Receive queues, 1..=16. With more than one, RSS spreads flows over them.
-    pub rx_queues: u16,
-    /// Transmit queues, 1..=64.
-    pub tx_queues: u16,
-    /// Descriptors per receive ring: a power of two from 8 to 8192.
-    pub rx_ring_size: u16,
-    /// Descriptors per transmit ring: a power of two from 8 to 8192.
-    pub tx_ring_size: u16,
-    /// Accept every unicast and multicast frame, not only ours and broadcast.
-    pub promiscuous: bool,
-    /// Drop frames for a queue whose ring is full instead of holding them in the shared packet
-    /// buffer, where one stalled queue would block all others (SRRCTL.Drop_En).
-    pub rx_drop_when_full: bool,
-    /// Interrupts instead of pure polling (opt-in; `None`, the default, polls). Set up after
-    /// init with [`Device::enable_interrupts`] on a platform that has them.
-    pub interrupts: Option<InterruptConfig>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            rx_queues: 1,
-            tx_queues: 1,
-            rx_ring_size: DEFAULT_RING_SIZE,
-            tx_ring_size: DEFAULT_RING_SIZE,
-            promiscuous: true,
-            rx_drop_when_full: true,
-            interrupts: None,
-        }
-    }
-}
-
-impl Config {
-    pub(crate) fn validate(&self, pools: usize) -> Result<(), Error> {
-        let ring_ok = |n: u16| n.is_power_of_two() && (8..=MAX_RING_SIZE).contains(&n);
-        if self.rx_queues == 0 || usize::from(self.rx_queues) > MAX_RX_QUEUES {
-            return Err(Error::InvalidConfig {
-                what: "rx_queues must be from 1 to 16",
-            });
-        }
-        if self.tx_queues == 0 || usize::from(self.tx_queues) > MAX_TX_QUEUES {
-            return Err(Error::InvalidConfig {
-                what: "tx_queues must be from 1 to 64",
-            });
-        }
-        if !ring_ok(self.rx_ring_size) || !ring_ok(self.tx_ring_size) {
-            return Err(Error::InvalidConfig {
-                what: "ring sizes must be powers of two from 8 to 8192",
-            });
-        }
-        if pools != 1 && pools != usize::from(self.rx_queues) {
-            return Err(Error::InvalidConfig {
-                what: "give one pool shared by all Rx queues, or one pool per Rx queue",
-            });
-        }
-        if let Some(irq) = &self.interrupts {
-            irq.validate()?;
-        }
-        Ok(())
-    }
-}
-
 /// Link speed as LINKS reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LinkSpeed {
     /// 100 Mb/s.
     Mbps100,
@@ -110,6 +37,7 @@ impl LinkSpeed {
 
 /// Link state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LinkStatus {
     /// Link is up (LINKS bit 30).
     pub up: bool,
@@ -119,6 +47,7 @@ pub struct LinkStatus {
 
 /// Device counters, accumulated in software from the clear-on-read registers (§8.2.3.23).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Frames received into host memory (Σ QPRC; GPRC also counts frames later missed).
     pub rx_packets: u64,
@@ -159,18 +88,6 @@ pub struct Started<'a, P: Platform> {
 }
 
 impl<P: Platform> Device<P> {
-    /// Resets and initialises the device in the datasheet's order and starts its queues.
-    ///
-    /// `pools` gives the Rx buffers: one pool shared by every Rx queue, or one per queue. The
-    /// pools must outlive the queues. Does not wait for link: see [`Device::wait_for_link`].
-    pub fn init<'a>(
-        platform: P,
-        config: &Config,
-        pools: &'a [Mempool<P>],
-    ) -> Result<Started<'a, P>, Error> {
-        init::init(platform, config, pools)
-    }
-
     pub(crate) fn new(regs: Regs<P>, config: &Config) -> Self {
         Device {
             regs,
@@ -303,9 +220,9 @@ impl<P: Platform> Device<P> {
         let _guard = self.control.lock();
         let was_enabled = self.regs.is_set(regs::RXCTRL, regs::RXCTRL::RXEN);
         self.regs.modify(regs::RXCTRL, regs::RXCTRL::RXEN::CLEAR);
-        self.regs.modify(regs::FCTRL, init::fctrl_value(on));
+        self.regs.modify(regs::FCTRL, rxctrl::fctrl_value(on));
         if was_enabled {
-            init::enable_rx(&self.regs)?;
+            rxctrl::enable_rx(&self.regs)?;
         }
         Ok(())
     }

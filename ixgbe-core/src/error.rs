@@ -6,6 +6,7 @@ use crate::platform::DmaError;
 
 /// Everything that can go wrong while bringing up or running a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error {
     /// A bounded poll of the device ran out of time; names the register and what was awaited.
     Timeout {

@@ -14,6 +14,7 @@ pub const CLASS_ETHERNET: u32 = 0x02_0000;
 /// How the MAC reaches the wire, which decides the link set-up (Linux's
 /// `ixgbe_get_media_type_82599` maps device IDs the same way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Media {
     /// An SFP+ cage (X520-DA/SR/LR): 10 Gb/s serial (SFI) link mode, the module's laser on
     /// SDP3.
@@ -26,6 +27,7 @@ pub enum Media {
 
 /// One supported PCI identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeviceInfo {
     /// PCI vendor ID.
     pub vendor: u16,

@@ -2,7 +2,8 @@
 
 use core::time::Duration;
 
-use crate::device::{Config, Device, Started};
+use crate::config::Config;
+use crate::device::{Device, Started};
 use crate::error::Error;
 use crate::ids;
 use crate::link;
@@ -10,8 +11,9 @@ use crate::mempool::Mempool;
 use crate::platform::Platform;
 use crate::regs::{self, Regs};
 use crate::rx::RxQueue;
+use crate::rxctrl::{enable_rx, fctrl_value};
 use crate::tx::TxQueue;
-use crate::wait::{poll, until};
+use crate::wait::poll;
 
 /// How long the waits of the init sequence may take.
 const RESET_SETTLE: Duration = Duration::from_millis(10);
@@ -19,7 +21,6 @@ const RESET_TIMEOUT: Duration = Duration::from_millis(50);
 const EEPROM_TIMEOUT: Duration = Duration::from_secs(1);
 const DMA_INIT_TIMEOUT: Duration = Duration::from_secs(1);
 const MASTER_DISABLE_TIMEOUT: Duration = Duration::from_millis(80);
-const SECRX_TIMEOUT: Duration = Duration::from_millis(40);
 
 /// The RSS key (any 40 bytes work; this is the datasheet's verification key, §7.1.2.8.3).
 const RSS_KEY: [u8; 40] = [
@@ -27,6 +28,20 @@ const RSS_KEY: [u8; 40] = [
     0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30, 0xf2, 0x0c,
     0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
 ];
+
+impl<P: Platform> Device<P> {
+    /// Resets and initialises the device in the datasheet's order and starts its queues.
+    ///
+    /// `pools` gives the Rx buffers: one pool shared by every Rx queue, or one per queue. The
+    /// pools must outlive the queues. Does not wait for link: see [`Device::wait_for_link`].
+    pub fn init<'a>(
+        platform: P,
+        config: &Config,
+        pools: &'a [Mempool<P>],
+    ) -> Result<Started<'a, P>, Error> {
+        init(platform, config, pools)
+    }
+}
 
 pub(crate) fn init<'a, P: Platform>(
     platform: P,
@@ -252,34 +267,6 @@ fn init_rx_global<P: Platform>(regs: &Regs<P>, config: &Config) {
     regs.write(regs::fcrth(0), (0x200 << 10) - 0x6000);
     // Step 12: no snoop disable.
     regs.modify(regs::CTRL_EXT, regs::CTRL_EXT::NS_DIS::SET);
-}
-
-pub(crate) fn fctrl_value(
-    promiscuous: bool,
-) -> tock_registers::fields::FieldValue<u32, regs::FCTRL::Register> {
-    if promiscuous {
-        regs::FCTRL::BAM::SET + regs::FCTRL::UPE::SET + regs::FCTRL::MPE::SET
-    } else {
-        regs::FCTRL::BAM::SET + regs::FCTRL::UPE::CLEAR + regs::FCTRL::MPE::CLEAR
-    }
-}
-
-/// §4.6.7 step 11: stop the security Rx path, wait until it is empty, set RXEN, restart it
-/// (a silicon erratum workaround in Intel's drivers). A security block that does not report
-/// ready in time is not fatal: Intel's shared code (Linux, DPDK) warns and goes on.
-pub(crate) fn enable_rx<P: Platform>(regs: &Regs<P>) -> Result<(), Error> {
-    regs.modify(regs::SECRXCTRL, regs::SECRXCTRL::RX_DIS::SET);
-    if let Err(e) = until(
-        regs.platform(),
-        SECRX_TIMEOUT,
-        "SECRXSTAT.SECRX_RDY",
-        || regs.is_set(regs::SECRXSTAT, regs::SECRXSTAT::SECRX_RDY),
-    ) {
-        log::warn!("{e}: enabling receive before the security path drained");
-    }
-    regs.modify(regs::RXCTRL, regs::RXCTRL::RXEN::SET);
-    regs.modify(regs::SECRXCTRL, regs::SECRXCTRL::RX_DIS::CLEAR);
-    Ok(())
 }
 
 /// §4.6.8 steps 1–4 for DCB and virtualisation off.

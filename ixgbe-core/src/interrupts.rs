@@ -18,7 +18,9 @@
 
 use core::time::Duration;
 
-use crate::device::{Device, MAX_RX_QUEUES};
+use crate::config::MAX_RX_QUEUES;
+pub use crate::config::{HybridConfig, InterruptConfig, InterruptMode};
+use crate::device::Device;
 use crate::error::Error;
 use crate::platform::Platform;
 use crate::regs::{self, Regs};
@@ -52,99 +54,6 @@ pub trait InterruptPlatform: Platform {
 
     /// A monotonic clock (virtual time on a simulator), read by the hybrid policy.
     fn now(&self) -> Duration;
-}
-
-/// When a receive queue sleeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InterruptMode {
-    /// Sleep whenever a receive call finds nothing.
-    Always,
-    /// Sleep when a call finds nothing and the traffic is low (see [`HybridConfig`]).
-    Hybrid,
-}
-
-/// Thresholds of the hybrid policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HybridConfig {
-    /// Poll when the average rate exceeds this many packets per millisecond (ixy.rs: 1200).
-    pub poll_above: u32,
-    /// Sleep again when the average falls below this many packets per millisecond. Lower than
-    /// `poll_above` gives hysteresis.
-    pub sleep_below: u32,
-    /// Length of one rate sample.
-    pub interval: Duration,
-    /// While polling, the clock is read once per this many receive calls (ixy.rs: 0x1000).
-    pub check_every: u32,
-}
-
-impl Default for HybridConfig {
-    fn default() -> Self {
-        HybridConfig {
-            poll_above: 1200,
-            sleep_below: 1200,
-            interval: Duration::from_millis(1),
-            check_every: 0x1000,
-        }
-    }
-}
-
-/// Interrupt configuration (opt-in: [`crate::Config::interrupts`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InterruptConfig {
-    /// When queues sleep.
-    pub mode: InterruptMode,
-    /// Minimum time between two messages of one vector (EITR, §8.2.3.5.12: 2 µs units up to
-    /// 1022 µs; zero disables throttling). Default 50 µs, the 20 000 interrupts/s of Linux's
-    /// ixgbe (`IXGBE_20K_ITR`).
-    pub throttle: Duration,
-    /// Longest single sleep: a wait returns after it even without an interrupt, so the program
-    /// can look at its clock and flags.
-    pub wait_timeout: Duration,
-    /// Also map each transmit queue to its receive queue's vector (queue q to vector
-    /// q mod rx_queues), so completions wake the sleeper. Off: only receive wakes it.
-    pub tx_completions: bool,
-    /// Thresholds of [`InterruptMode::Hybrid`].
-    pub hybrid: HybridConfig,
-}
-
-impl Default for InterruptConfig {
-    fn default() -> Self {
-        InterruptConfig {
-            mode: InterruptMode::Hybrid,
-            throttle: Duration::from_micros(50),
-            wait_timeout: Duration::from_millis(10),
-            tx_completions: false,
-            hybrid: HybridConfig::default(),
-        }
-    }
-}
-
-/// Largest EITR interval: 9 bits of 2 µs.
-const MAX_THROTTLE: Duration = Duration::from_micros(511 * 2);
-
-impl InterruptConfig {
-    pub(crate) fn validate(&self) -> Result<(), Error> {
-        let bad = |what| Err(Error::InvalidConfig { what });
-        if self.throttle > MAX_THROTTLE {
-            return bad("interrupt throttle must be at most 1022 µs");
-        }
-        if self.wait_timeout.is_zero() {
-            return bad("interrupt wait timeout must not be zero");
-        }
-        let h = &self.hybrid;
-        if h.interval.is_zero() || h.check_every == 0 {
-            return bad("hybrid interval and check_every must not be zero");
-        }
-        if h.sleep_below > h.poll_above {
-            return bad("hybrid sleep_below must not exceed poll_above");
-        }
-        Ok(())
-    }
-
-    /// The EITR interval field: the throttle in 2 µs units.
-    fn itr_interval(&self) -> u32 {
-        (self.throttle.as_micros() / 2) as u32
-    }
 }
 
 /// Rate samples in the moving average (ixy.rs: 5).
@@ -262,6 +171,7 @@ impl HybridPolicy {
 
 /// What one queue's interrupt handling did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct InterruptCounters {
     /// Times the queue went to sleep.
     pub sleeps: u64,

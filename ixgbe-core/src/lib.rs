@@ -32,9 +32,22 @@
 //! # }
 //! ```
 //!
-//! Modules follow the datasheet: [`regs`] (chapter 8), [`descriptors`] (§7.1.6, §7.2.3),
-//! [`mempool`], [`rx`] (§4.6.7), [`tx`] (§4.6.8), `init` (§4.6.3), [`device`],
-//! [`interrupts`] (§7.3).
+//! Modules follow the datasheet and build on each other in this order, without cycles:
+//! [`platform`], [`regs`] (chapter 8), `wait` (bounded polls), [`ids`], `config`, `link`
+//! (§4.6.4), `rxctrl` (RXEN, FCTRL), [`descriptors`] (§7.1.6, §7.2.3), [`mempool`], [`rx`]
+//! (§4.6.7), [`tx`] (§4.6.8), [`device`], `init` (§4.6.3: [`Device::init`]), [`interrupts`]
+//! (§7.3). See docs/porting.md for implementing [`Platform`] on another kernel.
+//!
+//! # Stability
+//!
+//! Before 1.0 every release may break the API; within a release, these are meant to stay:
+//! [`Platform`] and its contract, [`Device::init`], [`RxQueue::rx_batch`],
+//! [`TxQueue::tx_batch`], [`Mempool`] and [`Packet`]. Types that will grow are
+//! `#[non_exhaustive]`: [`Config`] (build it with its setters, `Config::default().rx_queues(4)`),
+//! [`Stats`], [`LinkStatus`], [`LinkSpeed`], [`Error`], [`RxCounters`], [`TxCounters`],
+//! [`Media`], [`DeviceInfo`] and [`InterruptCounters`]: match them with a wildcard arm and read
+//! their fields. The register and descriptor modules ([`regs`], [`descriptors`]) follow the
+//! datasheet and change whenever a feature needs more of it.
 #![no_std]
 #![deny(
     missing_docs,
@@ -42,6 +55,7 @@
     clippy::undocumented_unsafe_blocks
 )]
 
+mod config;
 pub mod descriptors;
 pub mod device;
 mod error;
@@ -55,6 +69,7 @@ pub mod mempool;
 pub mod platform;
 pub mod regs;
 pub mod rx;
+mod rxctrl;
 pub mod tx;
 mod wait;
 

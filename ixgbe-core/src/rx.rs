@@ -16,6 +16,7 @@ const REFILL_CHUNK: usize = 64;
 /// What one receive queue has seen, counted by the driver (the device's own counters are in
 /// [`crate::Stats`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RxCounters {
     /// Frames handed to the program.
     pub packets: u64,

@@ -23,6 +23,7 @@ struct Slot {
 
 /// What one transmit queue has done, counted by the driver.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TxCounters {
     /// Frames handed to the device.
     pub packets: u64,

@@ -23,12 +23,10 @@ fn sim_nic() -> (Sim, NicId, SimPlatform) {
 }
 
 fn small_config() -> Config {
-    Config {
-        rx_ring_size: 64,
-        tx_ring_size: 64,
-        promiscuous: false,
-        ..Config::default()
-    }
+    Config::default()
+        .rx_ring_size(64)
+        .tx_ring_size(64)
+        .promiscuous(false)
 }
 
 /// A UDP/IPv4-looking frame to `dst` whose payload encodes `seq` (the filter only looks at L2;
@@ -81,11 +79,7 @@ fn queues_with_own_pools(
     let pools = (0..queues)
         .map(|_| Mempool::new(platform, 128, DEFAULT_BUF_SIZE).unwrap())
         .collect();
-    let config = Config {
-        rx_queues: queues,
-        tx_queues: queues,
-        ..small_config()
-    };
+    let config = small_config().rx_queues(queues).tx_queues(queues);
     (pools, config)
 }
 
@@ -483,11 +477,7 @@ fn a_million_packets_leave_the_pool_as_it_was() {
     let (pa, pb) = (sim.platform(a), sim.platform(b));
     let pool_a = [Mempool::new(&pa, 1024, DEFAULT_BUF_SIZE).unwrap()];
     let pool_b = [Mempool::new(&pb, 1024, DEFAULT_BUF_SIZE).unwrap()];
-    let config = Config {
-        rx_ring_size: 256,
-        tx_ring_size: 256,
-        ..Config::default()
-    };
+    let config = Config::default().rx_ring_size(256).tx_ring_size(256);
     let mut dev_a = start(&pa, &config, &pool_a);
     let mut dev_b = start(&pb, &config, &pool_b);
     let idle_a = pool_a[0].free_count();
@@ -620,26 +610,11 @@ fn bad_configurations_are_refused_before_touching_the_device() {
     let (sim, _nic, platform) = sim_nic();
     let pools = [Mempool::new(&platform, 128, DEFAULT_BUF_SIZE).unwrap()];
     for config in [
-        Config {
-            rx_queues: 0,
-            ..small_config()
-        },
-        Config {
-            rx_queues: 17,
-            ..small_config()
-        },
-        Config {
-            tx_queues: 65,
-            ..small_config()
-        },
-        Config {
-            rx_ring_size: 100,
-            ..small_config()
-        },
-        Config {
-            tx_ring_size: 4,
-            ..small_config()
-        },
+        small_config().rx_queues(0),
+        small_config().rx_queues(17),
+        small_config().tx_queues(65),
+        small_config().rx_ring_size(100),
+        small_config().tx_ring_size(4),
     ]
     .iter()
     {
@@ -665,10 +640,7 @@ fn pool_buffers_spanning_several_dma_pages_translate_per_buffer() {
         (3000, 2048)
     };
     let pools = [Mempool::new(&platform, entries, DEFAULT_BUF_SIZE).unwrap()];
-    let config = Config {
-        rx_ring_size: ring,
-        ..small_config()
-    };
+    let config = small_config().rx_ring_size(ring);
     let Started { mut rx, mut tx, .. } = start(&platform, &config, &pools);
     let mut batch: HVec<Packet, 64> = HVec::new();
     // Push frames through every descriptor; buffers from all chunks carry them.
@@ -727,11 +699,7 @@ fn a_rogue_device_cannot_break_the_pools() {
     let (pa, pb) = (sim.platform(a), sim.platform(b));
     let pool_a = [Mempool::new(&pa, 256, DEFAULT_BUF_SIZE).unwrap()];
     let pool_b = [Mempool::new(&pb, 256, DEFAULT_BUF_SIZE).unwrap()];
-    let config = Config {
-        rx_ring_size: 64,
-        tx_ring_size: 64,
-        ..Config::default()
-    };
+    let config = Config::default().rx_ring_size(64).tx_ring_size(64);
     let mut dev_a = start(&pa, &config, &pool_a);
     let mut dev_b = start(&pb, &config, &pool_b);
     for (nic, seed) in [(a, 7), (b, 11)] {

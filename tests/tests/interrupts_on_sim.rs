@@ -63,15 +63,13 @@ fn irq_config(mode: InterruptMode, throttle_us: u64) -> InterruptConfig {
 }
 
 fn config(queues: u16, ring: u16, irq: InterruptConfig) -> Config {
-    Config {
-        rx_queues: queues,
-        tx_queues: queues,
-        rx_ring_size: ring,
-        tx_ring_size: 64,
-        promiscuous: false,
-        interrupts: Some(irq),
-        ..Config::default()
-    }
+    Config::default()
+        .rx_queues(queues)
+        .tx_queues(queues)
+        .rx_ring_size(ring)
+        .tx_ring_size(64)
+        .promiscuous(false)
+        .interrupts(Some(irq))
 }
 
 fn start<'a>(
@@ -96,11 +94,7 @@ fn assert_clean(sim: &Sim) {
 fn polling_users_see_no_interrupt_set_up() {
     let (sim, _nic, p) = sim_nic();
     let pools = [Mempool::new(&p, 128, DEFAULT_BUF_SIZE).unwrap()];
-    let cfg = Config {
-        rx_ring_size: 64,
-        tx_ring_size: 64,
-        ..Config::default()
-    };
+    let cfg = Config::default().rx_ring_size(64).tx_ring_size(64);
     let s = start(&p, &cfg, &pools);
     assert_eq!(p.read32(EIMS), 0, "everything masked");
     assert!(

@@ -43,11 +43,7 @@ fn init_steps_anomalies_and_timeouts_are_logged() {
     let nic = sim.add_nic(NicConfig::default());
     let platform = sim.platform(nic);
     let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
-    let config = Config {
-        rx_ring_size: 64,
-        tx_ring_size: 64,
-        ..Config::default()
-    };
+    let config = Config::default().rx_ring_size(64).tx_ring_size(64);
     let mut started = Device::init(platform, &config, &pools).expect("init");
     started
         .device

@@ -23,12 +23,10 @@ const LMS_MASK: u32 = 0b111 << 13;
 const MPSAR: u32 = 0x0A600;
 
 fn config() -> Config {
-    Config {
-        rx_ring_size: 64,
-        tx_ring_size: 64,
-        promiscuous: false,
-        ..Config::default()
-    }
+    Config::default()
+        .rx_ring_size(64)
+        .tx_ring_size(64)
+        .promiscuous(false)
 }
 
 fn nic(sim: &Sim, cfg: NicConfig) -> (NicId, SimPlatform) {

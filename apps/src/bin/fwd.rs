@@ -99,12 +99,10 @@ fn forward<P: InterruptPlatform>(
 ) -> Result<(), AppError> {
     let queues = args.queues;
     let pools = make_pools(&platforms, &names, usize::from(queues))?;
-    let config = Config {
-        rx_queues: queues,
-        tx_queues: queues,
-        interrupts: interrupts.config(),
-        ..Config::default()
-    };
+    let config = Config::default()
+        .rx_queues(queues)
+        .tx_queues(queues)
+        .interrupts(interrupts.config());
     let started = start_devices_with(&platforms, &names, &pools, &config)?;
     let mut devices = Vec::new();
     let mut rx_rows: Vec<Vec<RxQueue<'_, P>>> = Vec::new();

@@ -72,15 +72,13 @@ fn run(mode: Mode, per_ms: u64, ms: u64) -> Result {
     });
     let p = sim.platform(nic);
     let pools = [Mempool::new(&p, 4096, DEFAULT_BUF_SIZE).expect("pool")];
-    let config = Config {
-        rx_ring_size: 1024,
-        tx_ring_size: 64,
-        interrupts: (mode == Mode::Hybrid).then(|| InterruptConfig {
+    let config = Config::default()
+        .rx_ring_size(1024)
+        .tx_ring_size(64)
+        .interrupts((mode == Mode::Hybrid).then(|| InterruptConfig {
             mode: InterruptMode::Hybrid,
             ..InterruptConfig::default()
-        }),
-        ..Config::default()
-    };
+        }));
     let Started { device, mut rx, .. } = Device::init(p.clone(), &config, &pools).expect("init");
     device.wait_for_link(Duration::from_secs(1)).expect("link");
     let mut irqs = match mode {
