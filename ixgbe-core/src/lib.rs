@@ -53,6 +53,8 @@ pub mod mempool;
 pub mod platform;
 pub mod regs;
 pub mod rx;
+#[cfg(feature = "smoltcp")]
+pub mod smoltcp_phy;
 pub mod tx;
 
 pub use device::{
