@@ -137,8 +137,8 @@ impl Server {
 
     /// Runs the interface once and echoes what arrived; true if anything happened.
     pub fn poll<D: Device>(&mut self, now: Instant, dev: &mut D) -> bool {
-        let mut busy = self.iface.poll(now, dev, &mut self.sockets)
-            != smoltcp::iface::PollResult::None;
+        let mut busy =
+            self.iface.poll(now, dev, &mut self.sockets) != smoltcp::iface::PollResult::None;
         for conn in &mut self.tcp {
             let sock = self.sockets.get_mut::<tcp::Socket>(conn.handle);
             if sock.is_active() && conn.peer.is_none() {
@@ -259,10 +259,19 @@ impl ClientReport {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    Ping { seq: u16, sent_at: Option<Instant>, tries: u32 },
-    Udp { sent_at: Option<Instant>, tries: u32 },
+    Ping {
+        seq: u16,
+        sent_at: Option<Instant>,
+        tries: u32,
+    },
+    Udp {
+        sent_at: Option<Instant>,
+        tries: u32,
+    },
     Tcp,
-    Closing { since: Instant },
+    Closing {
+        since: Instant,
+    },
     Done,
 }
 
@@ -335,10 +344,13 @@ impl Client {
 
     /// Runs the interface once and moves the plan on; true if anything happened.
     pub fn poll<D: Device>(&mut self, now: Instant, dev: &mut D) -> bool {
-        let busy =
-            self.iface.poll(now, dev, &mut self.sockets) != smoltcp::iface::PollResult::None;
+        let busy = self.iface.poll(now, dev, &mut self.sockets) != smoltcp::iface::PollResult::None;
         self.phase = match self.phase {
-            Phase::Ping { seq, sent_at, tries } => self.ping(now, seq, sent_at, tries),
+            Phase::Ping {
+                seq,
+                sent_at,
+                tries,
+            } => self.ping(now, seq, sent_at, tries),
             Phase::Udp { sent_at, tries } => self.udp(now, sent_at, tries),
             Phase::Tcp => self.stream(now),
             Phase::Closing { since } => {
@@ -383,7 +395,11 @@ impl Client {
         }
         let due = sent_at.is_none_or(|t| now - t >= RETRY);
         if !due {
-            return Phase::Ping { seq, sent_at, tries };
+            return Phase::Ping {
+                seq,
+                sent_at,
+                tries,
+            };
         }
         if tries >= TRIES {
             // Give up on this one.

@@ -118,7 +118,11 @@ fn serve<P: Platform>(args: &Args, platforms: &[P], names: &[String]) -> Result<
         for line in server.take_log() {
             println!("{line}");
         }
-        if stop_requested() || args.seconds.is_some_and(|s| start.elapsed().as_secs_f64() >= s) {
+        if stop_requested()
+            || args
+                .seconds
+                .is_some_and(|s| start.elapsed().as_secs_f64() >= s)
+        {
             break;
         }
     }
@@ -182,7 +186,9 @@ fn run_sim(
         "{}: {} echoing TCP and UDP on port {}; client {} on {}",
         names[0], args.ip, args.port, client_ip, names[1]
     );
-    let limit = args.seconds.map(|s| Duration::from_micros((s * 1e6) as u64));
+    let limit = args
+        .seconds
+        .map(|s| Duration::from_micros((s * 1e6) as u64));
     let start = vnow();
     // Wall time of the TCP stream alone: from the connect to the last byte back.
     let (mut wall_start, mut wall_end) = (None, None);
@@ -293,8 +299,9 @@ fn print_report(r: &ClientReport, plan: &Plan, wall: f64) {
             r.tcp_sent,
             r.tcp_received,
             plan.tcp_bytes,
-            r.tcp_first_mismatch
-                .map_or(String::new(), |at| format!(", first difference at byte {at}")),
+            r.tcp_first_mismatch.map_or(String::new(), |at| format!(
+                ", first difference at byte {at}"
+            )),
             if r.tcp_failed {
                 ", connection failed"
             } else {
