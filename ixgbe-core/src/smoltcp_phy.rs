@@ -142,11 +142,11 @@ impl<'a, P: Platform, const B: usize> TxSide<'a, P, B> {
     }
 
     /// Makes sure a frame can be built: room in the pending batch and a spare buffer.
-    fn ready(&mut self) -> Result<(), Drop> {
+    fn ready(&mut self) -> Result<(), Dropped> {
         if self.pending.is_full() {
             self.flush();
             if self.pending.is_full() {
-                return Err(Drop::RingFull);
+                return Err(Dropped::RingFull);
             }
         }
         if self.spare.is_empty() {
@@ -155,7 +155,7 @@ impl<'a, P: Platform, const B: usize> TxSide<'a, P, B> {
                 // Buffers the device finished sending may be waiting in the Tx ring.
                 self.queue.clean();
                 if self.pool.alloc_batch(&mut self.spare, want, 0) == 0 {
-                    return Err(Drop::NoBuffer);
+                    return Err(Dropped::NoBuffer);
                 }
             }
         }
@@ -163,29 +163,29 @@ impl<'a, P: Platform, const B: usize> TxSide<'a, P, B> {
     }
 
     /// A buffer of `len` bytes for the next frame, or why there is none.
-    fn buffer(&mut self, len: usize) -> Result<Packet<'a>, Drop> {
+    fn buffer(&mut self, len: usize) -> Result<Packet<'a>, Dropped> {
         if len > self.mtu {
-            return Err(Drop::TooLong);
+            return Err(Dropped::TooLong);
         }
         self.ready()?;
-        let mut packet = self.spare.pop().ok_or(Drop::NoBuffer)?;
-        packet.set_len(len).map_err(|_| Drop::TooLong)?;
+        let mut packet = self.spare.pop().ok_or(Dropped::NoBuffer)?;
+        packet.set_len(len).map_err(|_| Dropped::TooLong)?;
         Ok(packet)
     }
 
-    fn count(&mut self, why: Drop) {
+    fn count(&mut self, why: Dropped) {
         let c = &mut self.counters;
         match why {
-            Drop::NoBuffer => c.tx_no_buffer += 1,
-            Drop::RingFull => c.tx_ring_full += 1,
-            Drop::TooLong => c.tx_too_long += 1,
+            Dropped::NoBuffer => c.tx_no_buffer += 1,
+            Dropped::RingFull => c.tx_ring_full += 1,
+            Dropped::TooLong => c.tx_too_long += 1,
         }
     }
 }
 
 /// Why a frame could not be given a pool buffer.
 #[derive(Clone, Copy)]
-enum Drop {
+enum Dropped {
     NoBuffer,
     RingFull,
     TooLong,
@@ -195,6 +195,7 @@ impl<'a, P: Platform, const B: usize> SmoltcpDevice<'a, P, B> {
     /// A smoltcp device over `rx` and `tx`; frames to send are built in buffers from `pool`
     /// (which may be the Rx queue's pool).
     pub fn new(rx: RxQueue<'a, P>, tx: TxQueue<'a, P>, pool: &'a Mempool<P>) -> Self {
+        const { assert!(B > 0, "a batch holds at least one frame") };
         let mtu = ETHERNET_MTU.min(pool.buf_size() as usize);
         SmoltcpDevice {
             rx,

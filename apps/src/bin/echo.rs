@@ -60,7 +60,7 @@ fn parse_cidr(s: &str) -> Result<Ipv4Cidr, String> {
         .ok()
         .filter(|l| (1..=30).contains(l))
         .ok_or_else(|| format!("{len:?} is not a prefix length from 1 to 30"))?;
-    Ok(Ipv4Cidr::new(Ipv4Address::from(addr), len))
+    Ok(Ipv4Cidr::new(addr, len))
 }
 
 fn main() -> ExitCode {
