@@ -5,6 +5,8 @@
 //! Both are generic over [`smoltcp::phy::Device`], so they run on
 //! [`ixgbe_core::smoltcp_phy::SmoltcpDevice`] over any platform.
 
+use std::sync::OnceLock;
+
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{ChecksumCapabilities, Device};
 use smoltcp::socket::{icmp, tcp, udp};
@@ -31,10 +33,54 @@ const TRIES: u32 = 10;
 /// The client's TCP port.
 const CLIENT_PORT: u16 = 49_152;
 
-/// Byte `i` of the TCP stream the client sends (not periodic over any short span).
+/// Period of the client's byte pattern: a prime, so it lines up with no segment or buffer size.
+const PERIOD: usize = 65_521;
+
+/// Two periods of the pattern, so that any window of up to one period is one slice.
+fn pattern_table() -> &'static [u8] {
+    static TABLE: OnceLock<Vec<u8>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..2 * PERIOD as u64)
+            .map(|i| {
+                let k = i % PERIOD as u64;
+                (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8 ^ (k as u8)
+            })
+            .collect()
+    })
+}
+
+/// Byte `i` of the stream the client sends (period 65521 bytes).
 #[inline]
 pub fn pattern(i: u64) -> u8 {
-    (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8 ^ (i as u8)
+    pattern_table()[(i % PERIOD as u64) as usize]
+}
+
+/// Fills `buf` with the stream's bytes from offset `at` (copies from a table, so generating
+/// the stream costs little next to the stack under test).
+pub fn pattern_fill(at: u64, buf: &mut [u8]) {
+    let table = pattern_table();
+    let mut off = (at % PERIOD as u64) as usize;
+    for chunk in buf.chunks_mut(PERIOD) {
+        chunk.copy_from_slice(&table[off..off + chunk.len()]);
+        off = (off + chunk.len()) % PERIOD;
+    }
+}
+
+/// Index of the first byte of `buf` that differs from the stream's bytes from offset `at`.
+pub fn pattern_mismatch(at: u64, buf: &[u8]) -> Option<usize> {
+    let table = pattern_table();
+    let mut off = (at % PERIOD as u64) as usize;
+    let mut done = 0;
+    for chunk in buf.chunks(PERIOD) {
+        let want = &table[off..off + chunk.len()];
+        if chunk != want {
+            let i = chunk.iter().zip(want).position(|(a, b)| a != b);
+            return i.map(|i| done + i);
+        }
+        done += chunk.len();
+        off = (off + chunk.len()) % PERIOD;
+    }
+    None
 }
 
 fn interface<D: Device>(dev: &mut D, mac: [u8; 6], addr: Ipv4Cidr, now: Instant) -> Interface {
@@ -510,9 +556,7 @@ impl Client {
             let n = sock
                 .send(|buf| {
                     let n = buf.len().min((total - sent) as usize);
-                    for (i, b) in buf[..n].iter_mut().enumerate() {
-                        *b = pattern(sent + i as u64);
-                    }
+                    pattern_fill(sent, &mut buf[..n]);
                     (n, n)
                 })
                 .unwrap_or(0);
@@ -521,13 +565,7 @@ impl Client {
         while sock.can_recv() {
             let received = r.tcp_received;
             let (n, mismatch) = sock
-                .recv(|buf| {
-                    let bad = buf
-                        .iter()
-                        .enumerate()
-                        .position(|(i, &b)| b != pattern(received + i as u64));
-                    (buf.len(), (buf.len(), bad))
-                })
+                .recv(|buf| (buf.len(), (buf.len(), pattern_mismatch(received, buf))))
                 .unwrap_or((0, None));
             if let (Some(at), None) = (mismatch, r.tcp_first_mismatch) {
                 r.tcp_first_mismatch = Some(received + at as u64);
@@ -547,5 +585,32 @@ impl Client {
             return Phase::Done;
         }
         Phase::Tcp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pattern_is_the_same_however_it_is_cut() {
+        let whole: Vec<u8> = (0..200_000).map(pattern).collect();
+        assert_ne!(whole[..PERIOD - 1], whole[1..PERIOD]);
+        for (at, len) in [
+            (0, 200_000),
+            (1, 5),
+            (65_520, 3),
+            (70_000, 130_000),
+            (199_999, 1),
+        ] {
+            let mut buf = vec![0; len];
+            pattern_fill(at as u64, &mut buf);
+            assert_eq!(buf, whole[at..at + len]);
+            assert_eq!(pattern_mismatch(at as u64, &buf), None);
+            buf[len - 1] ^= 1;
+            assert_eq!(pattern_mismatch(at as u64, &buf), Some(len - 1));
+        }
+        // A stream shifted by one byte (a lost byte) does not match.
+        assert_eq!(pattern_mismatch(1, &whole[..100]), Some(0));
     }
 }
