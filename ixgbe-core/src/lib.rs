@@ -33,7 +33,8 @@
 //! ```
 //!
 //! Modules follow the datasheet: [`regs`] (chapter 8), [`descriptors`] (§7.1.6, §7.2.3),
-//! [`mempool`], [`rx`] (§4.6.7), [`tx`] (§4.6.8), `init` (§4.6.3), [`device`].
+//! [`mempool`], [`rx`] (§4.6.7), [`tx`] (§4.6.8), `init` (§4.6.3), [`device`]. With the
+//! `smoltcp` feature (off by default), `smoltcp_phy` runs smoltcp's TCP/IP stack on a queue pair.
 #![no_std]
 #![deny(
     missing_docs,

@@ -5,7 +5,9 @@
 //! where the device wrote them; a transmit token lets smoltcp build its frame in a pool buffer,
 //! which then goes to the Tx ring as it is. Frames are received in batches (one `rx_batch` per
 //! up to `B` frames, handed to smoltcp one at a time) and sent in batches (one `tx_batch` per up
-//! to `B` frames, or per [`SmoltcpDevice::flush`]).
+//! to `B` frames, or per [`SmoltcpDevice::flush`]). A received buffer goes back to its pool when
+//! smoltcp has consumed its token (one pool lock per frame: smoltcp hands tokens back one at a
+//! time); transmit buffers are taken from the pool a batch at a time.
 //!
 //! Nothing the peer sends can make this panic: an empty pool or a full Tx ring means no token
 //! (or, for the reply token smoltcp gets with each received frame, a frame built in scratch
