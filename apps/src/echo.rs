@@ -28,7 +28,7 @@ const UDP_MAX: usize = 1472;
 const PING_IDENT: u16 = 0x1c9b;
 /// How long the client waits for a ping reply or a UDP echo before sending again.
 const RETRY: Duration = Duration::from_millis(100);
-/// Tries per ping and per UDP datagram before the client gives up on it.
+/// Tries per UDP round before the client gives up on the datagrams not yet echoed.
 const TRIES: u32 = 10;
 /// The client's TCP port.
 const CLIENT_PORT: u16 = 49_152;
@@ -115,6 +115,8 @@ fn udp_socket() -> udp::Socket<'static> {
 pub struct ServerTotals {
     /// TCP connections accepted.
     pub tcp_connections: u64,
+    /// TCP connections that have ended.
+    pub tcp_closed: u64,
     /// TCP payload bytes echoed.
     pub tcp_bytes: u64,
     /// UDP datagrams echoed.
@@ -194,6 +196,7 @@ impl Server {
             }
             if !sock.is_active() {
                 if let Some(peer) = conn.peer.take() {
+                    self.totals.tcp_closed += 1;
                     self.log.push(format!(
                         "tcp: connection from {peer} closed after echoing {} bytes",
                         conn.bytes
@@ -260,6 +263,9 @@ impl Server {
 pub struct Plan {
     /// Echo requests to send (one at a time).
     pub pings: u16,
+    /// Tries per echo request, 100 ms apart, before the client gives up on it (a server that
+    /// is still starting: give it many).
+    pub ping_tries: u32,
     /// UDP datagrams to send (all at once).
     pub udp_datagrams: u16,
     /// Payload bytes of each datagram (4..=1472).
@@ -447,7 +453,7 @@ impl Client {
                 tries,
             };
         }
-        if tries >= TRIES {
+        if tries >= self.plan.ping_tries {
             // Give up on this one.
             return Phase::Ping {
                 seq: seq + 1,

@@ -11,12 +11,14 @@
 #   fwd-sysfs, fwd-vfio  ixgbe-fwd between two ixgbe-sim ports, through sysfs and through VFIO.
 #   apps-sysfs           ixgbe-pktgen on port 0 (frames checked by the peer), ixgbe-pcap on port 1
 #                        (the capture of frames the peer injected read back in the guest).
+#   echo-sysfs           ixgbe-echo (smoltcp) on port 0 through sysfs; the host's smoltcp client on
+#                        the wire pings it, and gets UDP datagrams and ECHO_BYTES of TCP back exact.
 #
 # Run as root on Debian bookworm:  bash tests/qemu/run.sh
 # Environment: ACCEL=tcg|kvm (default tcg), CARGO_TARGET_DIR, QEMU_CACHE (default
 # <target>/qemu-cache), BOOT_TIMEOUT seconds per boot (default 240), FRAMES per direction on igb
 # (64), SIM_FRAMES per direction in linux-ixgbe, SIM_FLOWS (16), SIM_WINDOW (64), PINGS (100),
-# FWD_FRAMES (forwarded in the fwd cases), CASES, QEMU_E2E_NO_FWD=1 (no ixgbe-fwd at all),
+# FWD_FRAMES (forwarded in the fwd cases), ECHO_BYTES (TCP bytes echoed, 1000000), CASES, QEMU_E2E_NO_FWD=1 (no ixgbe-fwd at all),
 # KEEP_WORK=1 (keep the temporary directory with consoles and logs).
 set -euo pipefail
 
@@ -35,6 +37,8 @@ PINGS=${PINGS:-100}
 FWD_FRAMES=${FWD_FRAMES:-1000}
 FWD_SECONDS=${FWD_SECONDS:-30}
 FWD_WINDOW=${FWD_WINDOW:-32}
+ECHO_BYTES=${ECHO_BYTES:-1000000}
+ECHO_SECONDS=${ECHO_SECONDS:-150}
 TRIPLE=x86_64-unknown-linux-gnu
 GUEST_MAC=52:54:00:12:34:56
 # PCI slots of the igb device under test and of the second one in boot 1 (addresses in the guest).
@@ -297,7 +301,7 @@ build_programs() {
     if [ -n "${QEMU_E2E_NO_FWD:-}" ]; then
         log "QEMU_E2E_NO_FWD set: refusal is checked with qemu_refuse only, no ixgbe-fwd cases"
     elif [ -f "$REPO/apps/src/bin/ixgbe-fwd.rs" ] || grep -q '"ixgbe-fwd"' "$REPO/apps/Cargo.toml" 2>/dev/null; then
-        pkgs+=(-p apps --bin ixgbe-fwd --bin ixgbe-pktgen --bin ixgbe-pcap)
+        pkgs+=(-p apps --bin ixgbe-fwd --bin ixgbe-pktgen --bin ixgbe-pcap --bin ixgbe-echo)
         FWD_BIN="$GUEST_BIN_DIR/ixgbe-fwd"
     else
         log "apps has no ixgbe-fwd yet: refusal is checked with qemu_refuse only"
@@ -339,7 +343,7 @@ build_initramfs() {
     cp "$GUEST_BIN_DIR/qemu_guest" "$GUEST_BIN_DIR/qemu_refuse" "$GUEST_BIN_DIR/sim_guest" "$root/bin/"
     if [ -n "$FWD_BIN" ]; then
         cp "$FWD_BIN" "$root/bin/ixgbe-fwd"
-        cp "$GUEST_BIN_DIR/ixgbe-pktgen" "$GUEST_BIN_DIR/ixgbe-pcap" "$root/bin/"
+        cp "$GUEST_BIN_DIR/ixgbe-pktgen" "$GUEST_BIN_DIR/ixgbe-pcap" "$GUEST_BIN_DIR/ixgbe-echo" "$root/bin/"
     fi
     cp "$HERE/init.sh" "$root/init"
     chmod 755 "$root/init"
@@ -488,6 +492,7 @@ sim_markers() {
     fwd-sysfs) echo "fwd-run fwd-sigterm" ;;
     fwd-vfio) echo "vfio-bind vfio-group unprivileged fwd-run" ;;
     apps-sysfs) echo "pcap-started pktgen-run pcap-run pcap-readback" ;;
+    echo-sysfs) echo "echo-run" ;;
     esac
 }
 
@@ -536,6 +541,7 @@ run_sim_boot() {
         fwd_target=$((FWD_FRAMES * 3 / 2))
         extra=(--fwd-dst 02:00:00:00:00:02)
         ;;
+    echo) extra=(--bytes "$ECHO_BYTES") ;;
     esac
     "$SIM_PEER_BIN" --ports-file "$ports" --mode "$peer_mode" --wires "$nports" \
         --frames "$peer_frames" --fwd-target "$fwd_target" "${extra[@]}" --pings "$PINGS" \
@@ -599,6 +605,7 @@ run_sim_boot() {
     cmdline="$cmdline qtest.txf=$SIM_FRAMES qtest.rxf=$SIM_FRAMES qtest.flows=$SIM_FLOWS qtest.window=$SIM_WINDOW"
     cmdline="$cmdline qtest.pings=$PINGS qtest.fwdpackets=$fwd_packets qtest.fwdsecs=$FWD_SECONDS"
     cmdline="$cmdline qtest.inject=$((FWD_FRAMES * 3 / 2))"
+    cmdline="$cmdline qtest.echobytes=$ECHO_BYTES qtest.echosecs=$ECHO_SECONDS"
     case "$machine" in *kernel-irqchip=split*) cmdline="$cmdline intel_iommu=on" ;; esac
     [ "$mode" = fwd-noiommu ] && cmdline="$cmdline vfio.enable_unsafe_noiommu_mode=1"
     cmdline="$cmdline ${GUEST_CMDLINE:-}"
@@ -693,6 +700,10 @@ run_case() {
         need_fwd "$c" || return 0
         run_sim_boot apps-sysfs apps-sysfs 2 1 apps one q35,memory-backend=mem
         ;;
+    echo-sysfs)
+        need_fwd "$c" || return 0
+        run_sim_boot echo-sysfs echo-sysfs 1 1 echo one q35,memory-backend=mem
+        ;;
     fwd-vfio)
         need_fwd "$c" || return 0
         run_sim_boot fwd-vfio fwd-vfio 2 1 fwd per-port q35,memory-backend=mem,kernel-irqchip=split \
@@ -711,7 +722,7 @@ need_fwd() {
     return 1
 }
 
-ALL_CASES="igb-sysfs igb-vfio linux-ixgbe linux-then-ours fwd-sysfs fwd-vfio apps-sysfs"
+ALL_CASES="igb-sysfs igb-vfio linux-ixgbe linux-then-ours fwd-sysfs fwd-vfio apps-sysfs echo-sysfs"
 
 main() {
     [ "$(uname -m)" = x86_64 ] || die "needs an x86_64 host"

@@ -36,6 +36,9 @@ struct Args {
     /// Stop after this many seconds (sim: virtual seconds; the client gives up then).
     #[arg(long)]
     seconds: Option<f64>,
+    /// Stop once this many TCP connections have ended.
+    #[arg(long)]
+    connections: Option<u64>,
     /// Sim only: the client's IPv4 address (default: the server's plus one).
     #[arg(long, value_parser = parse_cidr)]
     client_ip: Option<Ipv4Cidr>,
@@ -118,15 +121,28 @@ fn serve<P: Platform>(args: &Args, platforms: &[P], names: &[String]) -> Result<
         for line in server.take_log() {
             println!("{line}");
         }
-        if stop_requested()
-            || args
-                .seconds
-                .is_some_and(|s| start.elapsed().as_secs_f64() >= s)
-        {
+        let served = args
+            .connections
+            .is_some_and(|n| server.totals().tcp_closed >= n);
+        let time_up = args
+            .seconds
+            .is_some_and(|s| start.elapsed().as_secs_f64() >= s);
+        if served || time_up || stop_requested() {
             break;
         }
     }
     let t = server.totals();
+    let c = phy.counters();
+    let rx = phy.rx_queue().counters();
+    println!(
+        "adapter: {} Tx frames dropped (no buffer {}, ring full {}, too long {}); Rx: {} frames, {} dropped as bad",
+        c.tx_no_buffer + c.tx_ring_full + c.tx_too_long,
+        c.tx_no_buffer,
+        c.tx_ring_full,
+        c.tx_too_long,
+        rx.packets,
+        rx.no_eop + rx.errors + rx.bad_length
+    );
     println!(
         "echoed: {} TCP connections, {} TCP bytes, {} UDP datagrams ({} bytes, {} dropped)",
         t.tcp_connections, t.tcp_bytes, t.udp_datagrams, t.udp_bytes, t.udp_dropped
@@ -163,6 +179,7 @@ fn run_sim(
     let vnow = || Instant::from_micros(sim.now().as_micros() as i64);
     let plan = Plan {
         pings: args.pings,
+        ping_tries: 10,
         udp_datagrams: args.udp,
         udp_len: 1000,
         tcp_bytes: args.bytes,
