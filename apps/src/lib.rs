@@ -1,6 +1,7 @@
-//! Shared code of the ixgbe example programs (`ixgbe-fwd`, `ixgbe-pktgen`, `ixgbe-pcap`):
-//! command-line options, opening devices (a PCI address or `sim`), bring-up, the per-second rate
-//! printer, the JSON summary, and a UDP/IPv4 frame builder and validator.
+//! Shared code of the ixgbe example programs (`ixgbe-fwd`, `ixgbe-pktgen`, `ixgbe-pcap`,
+//! `ixgbe-echo`): command-line options, opening devices (a PCI address or `sim`), bring-up, the
+//! per-second rate printer, the JSON summary, a UDP/IPv4 frame builder and validator, and the
+//! smoltcp echo server and client ([`echo`]).
 //!
 //! A device is either a real 82599 at a PCI address (through `platform-linux`) or `sim`: a
 //! simulated 82599 (`platform-mock`) cabled to a simulated peer that offers and checks traffic.
@@ -8,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod echo;
 pub mod frame;
 pub mod irq;
 pub mod sim;

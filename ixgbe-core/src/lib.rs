@@ -36,7 +36,8 @@
 //! [`platform`], [`regs`] (chapter 8), `wait` (bounded polls), [`ids`], `config`, `link`
 //! (§4.6.4), `rxctrl` (RXEN, FCTRL), [`descriptors`] (§7.1.6, §7.2.3), [`mempool`], [`rx`]
 //! (§4.6.7), [`tx`] (§4.6.8), [`device`], `init` (§4.6.3: [`Device::init`]), [`interrupts`]
-//! (§7.3). See docs/porting.md for implementing [`Platform`] on another kernel.
+//! (§7.3); with the `smoltcp` feature (off by default) `smoltcp_phy` runs smoltcp's
+//! TCP/IP stack on a queue pair. See docs/porting.md for implementing [`Platform`] on another kernel.
 //!
 //! # Stability
 //!
@@ -70,6 +71,8 @@ pub mod platform;
 pub mod regs;
 pub mod rx;
 mod rxctrl;
+#[cfg(feature = "smoltcp")]
+pub mod smoltcp_phy;
 pub mod tx;
 mod wait;
 

@@ -399,6 +399,26 @@ apps_main() {
     /bin/sim_guest pcap-check /tmp/cap.pcap "$P" "$N" 02:00:00:00:00:02
 }
 
+# Our ixgbe-echo (smoltcp) on port 0 at 10.0.0.2, through sysfs, until one TCP connection has
+# ended: the host's smoltcp client pings it and gets UDP datagrams and qtest.echobytes of TCP
+# back byte-exact (the peer checks every byte).
+echo_main() {
+    A1=$(arg qtest.addr)
+    B=$(arg qtest.echobytes)
+    S=$(arg qtest.echosecs)
+    say "ixgbe-echo $A1 --ip 10.0.0.2/24 --connections 1 --seconds $S"
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    out=$(/bin/ixgbe-echo "$A1" --ip 10.0.0.2/24 --connections 1 --seconds "$S" 2>&1)
+    rc=$?
+    t1=$(cut -d' ' -f1 /proc/uptime)
+    echo "$out" | sed 's/^/  ixgbe-echo: /'
+    if [ $rc -eq 0 ] && echo "$out" | grep -q "^echoed: 1 TCP connections, $B TCP bytes, 16 UDP datagrams"; then
+        pass "echo-run (ixgbe-echo exit 0 after echoing $B TCP bytes and 16 UDP datagrams, ${t0}s..${t1}s of guest uptime)"
+    else
+        fail "echo-run: ixgbe-echo exit $rc (${t0}s..${t1}s of guest uptime), $(echo "$out" | grep '^echoed:' || echo 'no summary')"
+    fi
+}
+
 fwd_vfio_main() {
     A1=$(arg qtest.addr)
     A2=$(arg qtest.addr2)
@@ -669,6 +689,7 @@ fwd-vfio) fwd_vfio_main ;;
 fwd-irq) fwd_irq_main ;;
 apps-sysfs) apps_main ;;
 dpdk-testpmd) dpdk_testpmd_main ;;
+echo-sysfs) echo_main ;;
 *) fail "mode: unknown qtest.mode '$MODE'" ;;
 esac
 finish

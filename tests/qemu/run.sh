@@ -17,12 +17,14 @@
 #                        QEMU itself forwards FWD_FRAMES frames port 0 -> port 1 of ixgbe-sim.
 #   dpdk-testpmd         Debian trixie's dpdk-testpmd with DPDK's ixgbe PMD (get-dpdk.sh), io
 #                        forwarding between the two ports through VFIO (DPDK_FRAMES, 1000).
+#   echo-sysfs           ixgbe-echo (smoltcp) on port 0 through sysfs; the host's smoltcp client on
+#                        the wire pings it, and gets UDP datagrams and ECHO_BYTES of TCP back exact.
 #
 # Run as root on Debian bookworm:  bash tests/qemu/run.sh
 # Environment: ACCEL=tcg|kvm (default tcg), CARGO_TARGET_DIR, QEMU_CACHE (default
 # <target>/qemu-cache), BOOT_TIMEOUT seconds per boot (default 240), FRAMES per direction on igb
 # (64), SIM_FRAMES per direction in linux-ixgbe, SIM_FLOWS (16), SIM_WINDOW (64), PINGS (100),
-# FWD_FRAMES (forwarded in the fwd cases), CASES, QEMU_E2E_NO_FWD=1 (no ixgbe-fwd at all),
+# FWD_FRAMES (forwarded in the fwd cases), ECHO_BYTES (TCP bytes echoed, 1000000), CASES, QEMU_E2E_NO_FWD=1 (no ixgbe-fwd at all),
 # KEEP_WORK=1 (keep the temporary directory with consoles and logs).
 set -euo pipefail
 
@@ -49,6 +51,8 @@ IRQ_FLOOD=${IRQ_FLOOD:-3000}
 # 10 % with KVM; under TCG every guest wake-up and every MMIO exit to ixgbe-sim costs about
 # 0.1 ms of guest time, so 1000 wake-ups/s alone use about 10 % there (measured: 17-33 %).
 if [ "$ACCEL" = kvm ]; then IRQ_CPU_MAX=${IRQ_CPU_MAX:-10}; else IRQ_CPU_MAX=${IRQ_CPU_MAX:-50}; fi
+ECHO_BYTES=${ECHO_BYTES:-1000000}
+ECHO_SECONDS=${ECHO_SECONDS:-150}
 TRIPLE=x86_64-unknown-linux-gnu
 GUEST_MAC=52:54:00:12:34:56
 # PCI slots of the igb device under test and of the second one in boot 1 (addresses in the guest).
@@ -311,7 +315,7 @@ build_programs() {
     if [ -n "${QEMU_E2E_NO_FWD:-}" ]; then
         log "QEMU_E2E_NO_FWD set: refusal is checked with qemu_refuse only, no ixgbe-fwd cases"
     elif [ -f "$REPO/apps/src/bin/ixgbe-fwd.rs" ] || grep -q '"ixgbe-fwd"' "$REPO/apps/Cargo.toml" 2>/dev/null; then
-        pkgs+=(-p apps --bin ixgbe-fwd --bin ixgbe-pktgen --bin ixgbe-pcap)
+        pkgs+=(-p apps --bin ixgbe-fwd --bin ixgbe-pktgen --bin ixgbe-pcap --bin ixgbe-echo)
         FWD_BIN="$GUEST_BIN_DIR/ixgbe-fwd"
     else
         log "apps has no ixgbe-fwd yet: refusal is checked with qemu_refuse only"
@@ -353,7 +357,7 @@ build_initramfs() {
     cp "$GUEST_BIN_DIR/qemu_guest" "$GUEST_BIN_DIR/qemu_refuse" "$GUEST_BIN_DIR/sim_guest" "$root/bin/"
     if [ -n "$FWD_BIN" ]; then
         cp "$FWD_BIN" "$root/bin/ixgbe-fwd"
-        cp "$GUEST_BIN_DIR/ixgbe-pktgen" "$GUEST_BIN_DIR/ixgbe-pcap" "$root/bin/"
+        cp "$GUEST_BIN_DIR/ixgbe-pktgen" "$GUEST_BIN_DIR/ixgbe-pcap" "$GUEST_BIN_DIR/ixgbe-echo" "$root/bin/"
     fi
     cp "$HERE/init.sh" "$root/init"
     chmod 755 "$root/init"
@@ -504,6 +508,7 @@ sim_markers() {
     fwd-irq) echo "vfio-bind vfio-group fwd-run msix-vectors irq-cpu irq-polling poll-cpu" ;;
     apps-sysfs) echo "pcap-started pktgen-run pcap-run pcap-readback" ;;
     dpdk-testpmd) echo "vfio-bind testpmd-probe testpmd-started testpmd-fwd testpmd-stats testpmd-exit" ;;
+    echo-sysfs) echo "echo-run" ;;
     esac
 }
 
@@ -552,6 +557,7 @@ run_sim_boot() {
         fwd_target=$((FWD_FRAMES * 3 / 2))
         extra=(--fwd-dst 02:00:00:00:00:02)
         ;;
+    echo) extra=(--bytes "$ECHO_BYTES") ;;
     esac
     # shellcheck disable=SC2086 # PEER_EXTRA is a list of options (or empty)
     "$SIM_PEER_BIN" --ports-file "$ports" --mode "$peer_mode" --wires "$nports" \
@@ -616,6 +622,7 @@ run_sim_boot() {
     cmdline="$cmdline qtest.txf=$SIM_FRAMES qtest.rxf=$SIM_FRAMES qtest.flows=$SIM_FLOWS qtest.window=$SIM_WINDOW"
     cmdline="$cmdline qtest.pings=$PINGS qtest.fwdpackets=$fwd_packets qtest.fwdsecs=$FWD_SECONDS"
     cmdline="$cmdline qtest.inject=$((FWD_FRAMES * 3 / 2))"
+    cmdline="$cmdline qtest.echobytes=$ECHO_BYTES qtest.echosecs=$ECHO_SECONDS"
     case "$machine" in *kernel-irqchip=split*) cmdline="$cmdline intel_iommu=on" ;; esac
     [ "$mode" = fwd-noiommu ] && cmdline="$cmdline vfio.enable_unsafe_noiommu_mode=1"
     cmdline="$cmdline ${GUEST_CMDLINE:-}"
@@ -870,6 +877,10 @@ run_case() {
         need_fwd "$c" || return 0
         run_sim_boot apps-sysfs apps-sysfs 2 1 apps one q35,memory-backend=mem
         ;;
+    echo-sysfs)
+        need_fwd "$c" || return 0
+        run_sim_boot echo-sysfs echo-sysfs 1 1 echo one q35,memory-backend=mem
+        ;;
     fwd-vfio)
         need_fwd "$c" || return 0
         run_sim_boot fwd-vfio fwd-vfio 2 1 fwd per-port q35,memory-backend=mem,kernel-irqchip=split \
@@ -901,7 +912,7 @@ need_fwd() {
     return 1
 }
 
-ALL_CASES="igb-sysfs igb-vfio linux-ixgbe linux-then-ours fwd-sysfs fwd-vfio apps-sysfs baremetal dpdk-testpmd fwd-irq"
+ALL_CASES="igb-sysfs igb-vfio linux-ixgbe linux-then-ours fwd-sysfs fwd-vfio apps-sysfs baremetal dpdk-testpmd fwd-irq echo-sysfs"
 
 main() {
     [ "$(uname -m)" = x86_64 ] || die "needs an x86_64 host"

@@ -23,6 +23,10 @@
 //! `io` (two wires; DPDK's `dpdk-testpmd --forward-mode=io` in the guest): as `fwd`, but the
 //! forwarder sends every frame on unchanged, so each must come back exactly as injected.
 //!
+//! `echo` (wire 0; the guest's `ixgbe-echo` at 10.0.0.2): a smoltcp client at 10.0.0.1 on the
+//! wire pings it (until the guest is up), sends UDP datagrams and streams `--bytes` of TCP
+//! through its echo, each byte checked (the same client as `ixgbe-echo sim`).
+//!
 //! Prints `PEER: PASS <check>` / `PEER: FAIL <check>: why` lines, `PEER: STATS ...`, and at the
 //! end `PEER: PASS` (exit 0) or `PEER: FAIL ...` (exit 1).
 
@@ -43,6 +47,7 @@ enum Mode {
     /// `fwd` for a forwarder that changes no byte (testpmd's io mode).
     Io,
     Apps,
+    Echo,
 }
 
 struct Args {
@@ -57,6 +62,7 @@ struct Args {
     /// Frames per second and how many frames are paced so (fwd mode).
     rate: Option<(u64, u32)>,
     timeout: Duration,
+    bytes: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -71,6 +77,7 @@ fn parse_args() -> Result<Args, String> {
         fwd_dst: [0x02, 0, 0, 0, 0, 0x01],
         rate: None,
         timeout: Duration::from_secs(300),
+        bytes: 1_000_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -84,6 +91,7 @@ fn parse_args() -> Result<Args, String> {
                     "fwd" => Mode::Fwd,
                     "io" => Mode::Io,
                     "apps" => Mode::Apps,
+                    "echo" => Mode::Echo,
                     m => return Err(format!("unknown mode {m}")),
                 }
             }
@@ -108,14 +116,16 @@ fn parse_args() -> Result<Args, String> {
                 a.rate = Some((fps, num(count.into())? as u32));
             }
             "--timeout" => a.timeout = Duration::from_secs(num(value()?)?),
+            "--bytes" => a.bytes = num(value()?)?,
             other => return Err(format!("unknown argument {other}")),
         }
     }
     if a.ports_file.is_empty() {
         return Err("--ports-file is required".into());
     }
-    if !(1..=2).contains(&a.wires) || (a.mode != Mode::Linux && a.wires != 2) {
-        return Err("--wires is 1 or 2 (fwd needs 2)".into());
+    let one_wire = matches!(a.mode, Mode::Linux | Mode::Echo);
+    if !(1..=2).contains(&a.wires) || (!one_wire && a.wires != 2) {
+        return Err("--wires is 1 or 2 (fwd and apps need 2)".into());
     }
     if a.frames == 0 {
         return Err("--frames must be > 0".into());
@@ -270,6 +280,7 @@ fn run(args: &Args) -> Result<bool, String> {
         Mode::Fwd => run_fwd(&mut wires, args, 1, &mut out)?,
         Mode::Io => run_fwd(&mut wires, args, 0, &mut out)?,
         Mode::Apps => run_apps(&mut wires, args, &mut out)?,
+        Mode::Echo => run_echo(&mut wires[0], args, &mut out)?,
     }
     for (i, w) in wires.iter().enumerate() {
         println!(
@@ -315,6 +326,153 @@ impl Verdicts {
             false
         }
     }
+}
+
+/// The wire as a smoltcp device: one datagram per frame (copied: this is the host side).
+struct WireDevice<'w> {
+    wire: &'w mut Wire,
+    buf: Vec<u8>,
+    error: Option<String>,
+}
+
+struct WireRx(Vec<u8>);
+
+struct WireTx<'t, 'w> {
+    dev: &'t mut WireDevice<'w>,
+}
+
+impl smoltcp::phy::RxToken for WireRx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl smoltcp::phy::TxToken for WireTx<'_, '_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut frame = vec![0; len];
+        let r = f(&mut frame[..len]);
+        // What a NIC's padding does (HLREG0.TXPADEN): the wire takes no frame under 60 bytes.
+        frame.resize(len.max(60), 0);
+        if let Err(e) = self.dev.wire.send(&frame) {
+            self.dev.error.get_or_insert(e);
+        }
+        r
+    }
+}
+
+impl<'w> smoltcp::phy::Device for WireDevice<'w> {
+    type RxToken<'t>
+        = WireRx
+    where
+        Self: 't;
+    type TxToken<'t>
+        = WireTx<'t, 'w>
+    where
+        Self: 't;
+
+    fn receive(
+        &mut self,
+        _: smoltcp::time::Instant,
+    ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let n = match self.wire.recv(&mut self.buf) {
+            Ok(Some(n)) => n,
+            Ok(None) => return None,
+            Err(e) => {
+                self.error.get_or_insert(e);
+                return None;
+            }
+        };
+        let frame = self.buf[..n].to_vec();
+        Some((WireRx(frame), WireTx { dev: self }))
+    }
+
+    fn transmit(&mut self, _: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
+        Some(WireTx { dev: self })
+    }
+
+    fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
+        let mut caps = smoltcp::phy::DeviceCapabilities::default();
+        caps.medium = smoltcp::phy::Medium::Ethernet;
+        caps.max_transmission_unit = 1514;
+        caps
+    }
+}
+
+/// `echo`: apps' echo client against the guest's `ixgbe-echo`, over the wire.
+fn run_echo(wire: &mut Wire, args: &Args, out: &mut Verdicts) -> Result<(), String> {
+    use apps::echo::{Client, Plan};
+    use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
+    let start = Instant::now();
+    let now = || smoltcp::time::Instant::from_micros(start.elapsed().as_micros() as i64);
+    let mut dev = WireDevice {
+        wire,
+        buf: vec![0; 16384],
+        error: None,
+    };
+    // The guest boots for a while before ixgbe-echo answers: ping for up to the timeout.
+    let plan = Plan {
+        pings: 10,
+        ping_tries: (args.timeout.as_millis() / 100) as u32,
+        udp_datagrams: 16,
+        udp_len: 1000,
+        tcp_bytes: args.bytes,
+    };
+    let mut client = Client::new(
+        &mut dev,
+        [0x02, 0, 0, 0, 0, 0xfe],
+        Ipv4Cidr::new(Ipv4Address::new(10, 0, 0, 1), 24),
+        (Ipv4Address::new(10, 0, 0, 2), 7),
+        plan,
+        now(),
+    );
+    let deadline = start + args.timeout;
+    while !client.done() && Instant::now() < deadline {
+        if !client.poll(now(), &mut dev) {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        if let Some(e) = dev.error.take() {
+            return Err(e);
+        }
+    }
+    // Let the last ACK of the close go out.
+    for _ in 0..50 {
+        client.poll(now(), &mut dev);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let r = client.report();
+    out.check(
+        r.ping_replies == plan.pings,
+        "echo-ping",
+        format!("{}/{} echo requests answered", r.ping_replies, plan.pings),
+    );
+    out.check(
+        r.udp_echoed == plan.udp_datagrams && r.udp_bad == 0,
+        "echo-udp",
+        format!(
+            "{}/{} datagrams echoed intact, {} bad or lost",
+            r.udp_echoed, plan.udp_datagrams, r.udp_bad
+        ),
+    );
+    let secs = match (r.tcp_started, r.tcp_finished) {
+        (Some(s), Some(f)) => (f - s).total_micros() as f64 / 1e6,
+        _ => 0.0,
+    };
+    let at = r.tcp_started.map_or(0.0, |s| s.total_micros() as f64 / 1e6);
+    out.check(
+        r.tcp_received == plan.tcp_bytes && r.tcp_first_mismatch.is_none() && !r.tcp_failed,
+        "echo-tcp",
+        format!(
+            "{} of {} bytes back, first difference {:?}, failed {}, {:.2} s ({:.2} MB/s) from {:.1} s on",
+            r.tcp_received,
+            plan.tcp_bytes,
+            r.tcp_first_mismatch,
+            r.tcp_failed,
+            secs,
+            plan.tcp_bytes as f64 / 1e6 / secs.max(1e-9),
+            at
+        ),
+    );
+    Ok(())
 }
 
 /// Seen/unseen bookkeeping of one direction's sequence numbers.
