@@ -154,10 +154,7 @@ fn tcp_udp_ping_and_arp_over_two_cabled_simulated_ports() {
     });
     sim.cable(a, b);
     let (pa, pb) = (sim.platform(a), sim.platform(b));
-    let config = Config {
-        promiscuous: false,
-        ..Config::default()
-    };
+    let config = Config::default().promiscuous(false);
     let pools_a = [Mempool::new(&pa, 2048, DEFAULT_BUF_SIZE).unwrap()];
     let pools_b = [Mempool::new(&pb, 2048, DEFAULT_BUF_SIZE).unwrap()];
     let (dev_a, mut server_phy) = queue_pair(start(&pa, &config, &pools_a), &pools_a[0]);
@@ -276,11 +273,7 @@ fn lone_nic() -> (Sim, NicId, SimPlatform) {
 #[test]
 fn a_full_ring_an_empty_pool_or_an_oversized_frame_means_no_token_or_a_drop() {
     let (sim, nic, platform) = lone_nic();
-    let config = Config {
-        rx_ring_size: 8,
-        tx_ring_size: 8,
-        ..Config::default()
-    };
+    let config = Config::default().rx_ring_size(8).tx_ring_size(8);
     // Rx: 8 buffers in the ring (one per descriptor) and 1 spare. Tx: a pool of its own.
     let rx_pools = [Mempool::new(&platform, 9, DEFAULT_BUF_SIZE).unwrap()];
     let tx_pool = Mempool::new(&platform, 16, DEFAULT_BUF_SIZE).unwrap();
