@@ -63,15 +63,26 @@ pub struct CommonArgs {
     /// Packets per receive/transmit call.
     #[arg(long, default_value_t = 32, value_parser = parse_batch)]
     pub batch: usize,
-    /// Queues per device; with more than one, each queue runs on its own thread.
+    /// Queues per device. ixgbe-fwd and ixgbe-pktgen run one thread per queue when there are
+    /// several; ixgbe-pcap polls them all from one thread (one writer for the file).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
     pub queues: u16,
-    /// Print a JSON summary as the last line of stdout.
+    /// JSON Lines on stdout: one object per second and a summary object as the last line
+    /// (human lines go to stderr).
     #[arg(long)]
     pub json: bool,
     /// Sim mode only: how virtual time advances.
     #[arg(long, value_enum, default_value_t = SimClock::Wall)]
     pub sim_clock: SimClock,
+}
+
+impl CommonArgs {
+    /// Applies the output options: with `--json`, stdout carries JSON Lines of `program`.
+    pub fn configure_output(&self, program: &'static str) {
+        if self.json {
+            crate::json::enable(program);
+        }
+    }
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {

@@ -1,7 +1,7 @@
 //! Shared code of the ixgbe example programs (`ixgbe-fwd`, `ixgbe-pktgen`, `ixgbe-pcap`,
 //! `ixgbe-echo`): command-line options, opening devices (a PCI address or `sim`), bring-up, the
-//! per-second rate printer, the JSON summary, a UDP/IPv4 frame builder and validator, and the
-//! smoltcp echo server and client ([`echo`]).
+//! per-second rate printer, JSON Lines output, the pcap format, a UDP/IPv4 frame builder and
+//! validator, and the smoltcp echo server and client ([`echo`]).
 //!
 //! A device is either a real 82599 at a PCI address (through `platform-linux`) or `sim`: a
 //! simulated 82599 (`platform-mock`) cabled to a simulated peer that offers and checks traffic.
@@ -12,6 +12,8 @@ pub mod cli;
 pub mod echo;
 pub mod frame;
 pub mod irq;
+pub mod json;
+pub mod pcap;
 pub mod sim;
 pub mod stats;
 
@@ -463,6 +465,8 @@ pub fn time_up_after_printing<P: Platform>(
 ) -> bool {
     let now = pacer.elapsed();
     if limits.time_up(now) {
+        // The last interval too: `--seconds N` shows N of them.
+        printer.finish(now, &all_stats(devices));
         return true;
     }
     if printer.due(now) {

@@ -1,4 +1,4 @@
-//! Per-second rate lines (like ixy's) and the JSON summary.
+//! Per-second rate lines (like ixy's) and the end-of-run summary (JSON Lines: [`crate::json`]).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,7 +8,6 @@ use std::time::Duration;
 use ixgbe_core::{InterruptCounters, Stats};
 
 use crate::irq::{cpu_line, cpu_time, irq_line, IrqTotals};
-use serde_json::{json, Value};
 
 /// What the simulated peer counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,19 +24,41 @@ pub struct PeerTotals {
 
 /// Set once stdout turned out to be closed.
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+/// Set when stdout carries data (a pcap stream): human lines go to stderr.
+static STDOUT_IS_DATA: AtomicBool = AtomicBool::new(false);
+
+/// Says that stdout carries data (`ixgbe-pcap DEV -`): from now on every human line goes to
+/// stderr.
+pub fn stdout_carries_data() {
+    STDOUT_IS_DATA.store(true, Ordering::Relaxed);
+}
+
+/// Records that stdout is closed (a reader such as `head` went away) and ends the run like
+/// Ctrl-C.
+pub fn stdout_closed() {
+    STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    crate::request_stop();
+}
+
+/// Writes a human line: to stdout, or to stderr when stdout carries data or JSON Lines
+/// ([`crate::json::enabled`]).
+pub fn out(line: &str) {
+    if STDOUT_IS_DATA.load(Ordering::Relaxed) || crate::json::enabled() {
+        eprintln!("{line}");
+    } else {
+        out_data(line);
+    }
+}
 
 /// Writes a line to stdout. A closed stdout (e.g. piped into `head`) ends the run like Ctrl-C
 /// ([`crate::request_stop`]: the device is stopped and the summary printed), and every later
 /// line goes to stderr instead.
-pub fn out(line: &str) {
+pub fn out_data(line: &str) {
     if !STDOUT_CLOSED.load(Ordering::Relaxed) {
         let mut stdout = std::io::stdout().lock();
         match writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
             Ok(()) => return,
-            Err(_) => {
-                STDOUT_CLOSED.store(true, Ordering::Relaxed);
-                crate::request_stop();
-            }
+            Err(_) => stdout_closed(),
         }
     }
     eprintln!("{line}");
@@ -60,14 +81,22 @@ pub fn mpps(packets: u64, secs: f64) -> f64 {
     packets as f64 / 1e6 / secs
 }
 
-/// One line of rates for a device between two snapshots.
+/// Received bytes with the 4-byte CRC of every frame, the basis of the transmit count (GOTC
+/// counts DA through CRC, §8.2.3.23.27) and of quoted line rates. The driver always strips
+/// the CRC (HLREG0.RXCRCSTRP), so the per-queue byte counters it sums (QBRC, §8.2.3.23.72)
+/// count the bytes posted to host memory, without it.
+pub fn rx_bytes_with_crc(s: &Stats) -> u64 {
+    s.rx_bytes.saturating_add(s.rx_packets.saturating_mul(4))
+}
+
+/// One line of rates for a device between two snapshots (bytes with CRC on both sides).
 pub fn rate_line(name: &str, old: &Stats, new: &Stats, secs: f64) -> String {
     let rxp = new.rx_packets - old.rx_packets;
     let txp = new.tx_packets - old.tx_packets;
     let mut line = format!(
         "[{name}] RX: {:.2} Mpps, {:.0} Mbit/s | TX: {:.2} Mpps, {:.0} Mbit/s",
         mpps(rxp, secs),
-        mbit_per_s(new.rx_bytes - old.rx_bytes, rxp, secs),
+        mbit_per_s(rx_bytes_with_crc(new) - rx_bytes_with_crc(old), rxp, secs),
         mpps(txp, secs),
         mbit_per_s(new.tx_bytes - old.tx_bytes, txp, secs),
     );
@@ -78,11 +107,15 @@ pub fn rate_line(name: &str, old: &Stats, new: &Stats, secs: f64) -> String {
     line
 }
 
-/// Prints one rate line per device each time at least a second has passed.
+/// Prints one rate line per device (with `--json` one interval object) every second, and the
+/// last, possibly shorter, interval when the run ends on time or on a signal.
 pub struct RatePrinter {
     names: Vec<String>,
     last: Vec<Stats>,
     last_time: Duration,
+    start: Duration,
+    /// When the next line is due: whole seconds after `start`, so lines do not drift.
+    next_due: Duration,
     /// Highest TX rate seen in any interval, Mpps summed over devices.
     pub peak_tx_mpps: f64,
     /// With `--interrupts`: the queues' counters, their values and the CPU time at the last
@@ -98,6 +131,8 @@ impl RatePrinter {
             names,
             last,
             last_time: now,
+            start: now,
+            next_due: now + Duration::from_secs(1),
             peak_tx_mpps: 0.0,
             irq: None,
         }
@@ -109,19 +144,35 @@ impl RatePrinter {
         self
     }
 
-    /// True when a second has passed since the last print.
+    /// True when the next per-second line is due.
     #[inline]
     pub fn due(&self, now: Duration) -> bool {
-        now.saturating_sub(self.last_time) >= Duration::from_secs(1)
+        now >= self.next_due
+    }
+
+    /// Prints the last interval (ending at `now`) unless it is empty: called when the run ends
+    /// on time or on a signal, so `--seconds N` shows N intervals.
+    pub fn finish(&mut self, now: Duration, stats: &[Stats]) {
+        if now > self.last_time {
+            self.print(now, stats);
+        }
     }
 
     /// Prints the lines for the interval ending at `now`, given each device's current stats.
     pub fn print(&mut self, now: Duration, stats: &[Stats]) {
         let secs = now.saturating_sub(self.last_time).as_secs_f64();
         let mut tx_total = 0;
+        if crate::json::enabled() {
+            let t = now.saturating_sub(self.start).as_secs_f64();
+            let v = crate::json::interval_object(t, secs, &self.names, &self.last, stats);
+            out_data(&v.to_string());
+        }
         for ((name, old), new) in self.names.iter().zip(&self.last).zip(stats) {
             out(&rate_line(name, old, new, secs));
             tx_total += new.tx_packets - old.tx_packets;
+        }
+        while self.next_due <= now {
+            self.next_due += Duration::from_secs(1);
         }
         self.peak_tx_mpps = self.peak_tx_mpps.max(mpps(tx_total, secs));
         if let Some((totals, last, last_cpu)) = &mut self.irq {
@@ -140,42 +191,8 @@ impl RatePrinter {
     }
 }
 
-/// The JSON summary object: `{"seconds", "devices": [...], "peer"?: {...}}`.
-pub fn summary_json(
-    seconds: f64,
-    names: &[String],
-    stats: &[Stats],
-    peer: Option<PeerTotals>,
-) -> Value {
-    let devices: Vec<Value> = names
-        .iter()
-        .zip(stats)
-        .map(|(name, s)| {
-            json!({
-                "name": name,
-                "rx_packets": s.rx_packets,
-                "tx_packets": s.tx_packets,
-                "rx_bytes": s.rx_bytes,
-                "tx_bytes": s.tx_bytes,
-                "rx_dropped": s.rx_dropped,
-                "rx_missed": s.rx_missed,
-            })
-        })
-        .collect();
-    let mut v = json!({ "seconds": seconds, "devices": devices });
-    if let Some(p) = peer {
-        v["peer"] = json!({
-            "sent": p.sent,
-            "received": p.received,
-            "corrupted": p.corrupted,
-            "lost": p.lost,
-        });
-    }
-    v
-}
-
-/// Prints the end-of-run summary: a human line per device, and with `json` the JSON object as
-/// the very last line of stdout.
+/// Prints the end-of-run summary: a human line per device (RX bytes with CRC, as TX), and with
+/// `json` the summary object ([`crate::json::summary_object`]) as the very last line of stdout.
 pub fn print_summary(
     seconds: f64,
     names: &[String],
@@ -187,7 +204,12 @@ pub fn print_summary(
         out(&format!(
             "[{name}] total: RX {} packets ({} bytes), TX {} packets ({} bytes), \
              RX dropped {}, missed {} in {seconds:.3} s",
-            s.rx_packets, s.rx_bytes, s.tx_packets, s.tx_bytes, s.rx_dropped, s.rx_missed
+            s.rx_packets,
+            rx_bytes_with_crc(s),
+            s.tx_packets,
+            s.tx_bytes,
+            s.rx_dropped,
+            s.rx_missed
         ));
     }
     if let Some(p) = peer {
@@ -197,7 +219,7 @@ pub fn print_summary(
         ));
     }
     if json {
-        out(&summary_json(seconds, names, stats, peer).to_string());
+        out_data(&crate::json::summary_object(seconds, names, stats, peer).to_string());
     }
 }
 
@@ -215,35 +237,31 @@ mod tests {
     }
 
     #[test]
-    fn summary_has_the_documented_shape() {
+    fn rx_and_tx_bytes_on_the_same_basis() {
+        // 10^6 frames of 60 bytes + CRC: QBRC says 60 MB, GOTC 64 MB for the same frames.
         let s = {
             let mut v = Stats::default(); // #[non_exhaustive]
-            v.rx_packets = 3;
-            v.tx_packets = 2;
-            v.rx_bytes = 180;
-            v.tx_bytes = 128;
-            v.rx_dropped = 1;
+            v.rx_packets = 1_000_000;
+            v.rx_bytes = 60_000_000;
+            v.tx_packets = 1_000_000;
+            v.tx_bytes = 64_000_000;
             v
         };
-        let v = summary_json(
-            1.5,
-            &["sim0".into()],
-            &[s],
-            Some(PeerTotals {
-                sent: 3,
-                received: 2,
-                corrupted: 0,
-                lost: 0,
-            }),
+        assert_eq!(rx_bytes_with_crc(&s), 64_000_000);
+        let line = rate_line("d", &Stats::default(), &s, 1.0);
+        assert_eq!(
+            line, "[d] RX: 1.00 Mpps, 672 Mbit/s | TX: 1.00 Mpps, 672 Mbit/s",
+            "{line}"
         );
-        let parsed: Value = serde_json::from_str(&v.to_string()).unwrap();
-        assert_eq!(parsed["seconds"], 1.5);
-        assert_eq!(parsed["devices"][0]["name"], "sim0");
-        assert_eq!(parsed["devices"][0]["rx_packets"], 3);
-        assert_eq!(parsed["devices"][0]["tx_bytes"], 128);
-        assert_eq!(parsed["devices"][0]["rx_dropped"], 1);
-        assert_eq!(parsed["peer"]["received"], 2);
-        let no_peer = summary_json(1.0, &["a".into()], &[s], None);
-        assert!(no_peer.get("peer").is_none());
+    }
+
+    #[test]
+    fn printer_lines_are_due_on_whole_seconds() {
+        let mut p = RatePrinter::new(vec!["d".into()], Duration::ZERO);
+        assert!(!p.due(Duration::from_millis(999)));
+        assert!(p.due(Duration::from_millis(1003)));
+        p.print(Duration::from_millis(1003), &[Stats::default()]);
+        // The next line is due at 2 s, not 2.003 s: no drift.
+        assert!(p.due(Duration::from_secs(2)));
     }
 }

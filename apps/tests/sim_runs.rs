@@ -8,11 +8,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use apps::frame::parse_udp_frame;
+use apps::pcap::{Reader, LINKTYPE_ETHERNET};
 use apps::sim::mix_frame;
 use apps::sim_mac;
 use common::{run_json, sum, u};
-use pcap_file::pcap::PcapReader;
-use pcap_file::DataLink;
 
 const FWD: &str = env!("CARGO_BIN_EXE_ixgbe-fwd");
 const PKTGEN: &str = env!("CARGO_BIN_EXE_ixgbe-pktgen");
@@ -273,18 +272,17 @@ fn pcap_file_matches_offered_frames() {
     let offered = u(&v["peer"], "sent");
     assert!(offered >= 500, "{v}");
     assert!(sum(&v, "rx_packets") >= 500, "{v}");
-    let mut reader = PcapReader::new(File::open(&path).unwrap()).unwrap();
-    assert_eq!(reader.header().datalink, DataLink::ETHERNET);
+    let mut reader = Reader::new(File::open(&path).unwrap()).unwrap();
+    assert_eq!(reader.linktype, LINKTYPE_ETHERNET);
     let mut n = 0u64;
     let mut bytes = 0u64;
     let mut last_ts = Duration::ZERO;
-    while let Some(packet) = reader.next_packet() {
-        let packet = packet.unwrap();
+    while let Some(packet) = reader.next_record().unwrap() {
         let want = mix_frame(n, sim_mac(0));
-        assert_eq!(packet.data.as_ref(), &want[..], "frame {n}");
+        assert_eq!(packet.data, want, "frame {n}");
         assert_eq!(packet.orig_len as usize, want.len());
-        assert!(packet.timestamp >= last_ts);
-        last_ts = packet.timestamp;
+        assert!(packet.ts >= last_ts);
+        last_ts = packet.ts;
         assert_eq!(parse_udp_frame(&packet.data).unwrap().seq, n);
         bytes += want.len() as u64;
         n += 1;
@@ -312,10 +310,10 @@ fn pcap_packets_option_and_multi_queue() {
             "--json",
         ],
     );
-    let mut reader = PcapReader::new(File::open(&path).unwrap()).unwrap();
+    let mut reader = Reader::new(File::open(&path).unwrap()).unwrap();
     let mut seqs = Vec::new();
-    while let Some(packet) = reader.next_packet() {
-        seqs.push(parse_udp_frame(&packet.unwrap().data).unwrap().seq);
+    while let Some(packet) = reader.next_record().unwrap() {
+        seqs.push(parse_udp_frame(&packet.data).unwrap().seq);
     }
     assert_eq!(seqs.len(), 300, "{v}");
     // With RSS frames may be captured queue by queue, but each is there once.

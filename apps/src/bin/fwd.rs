@@ -38,6 +38,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    args.common.configure_output("ixgbe-fwd");
     run_main(|| run(&args))
 }
 

@@ -1,13 +1,17 @@
-//! `ixgbe-pcap <DEV> <FILE>`: writes the frames a device receives to a pcap file (microsecond
-//! timestamps, Ethernet link type) that tcpdump and Wireshark read.
+//! `ixgbe-pcap <DEV> <FILE|->`: writes the frames a device receives to a pcap file (Ethernet
+//! link type, microsecond or nanosecond timestamps) that tcpdump and Wireshark read, or streams
+//! them to stdout (`-`) for `tshark -i -` or `tcpdump -r -`.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use apps::pcap::{Writer as PcapWriter, DEFAULT_SNAPLEN};
 use apps::sim::wire_time_ps;
+use apps::stats::{out, stdout_carries_data, stdout_closed};
 use apps::{
     make_pacer, make_pools, open_devices, report, run_main, start_devices, time_up_after_printing,
     AppError, CommonArgs, DevSpec, Limits, Opened, RatePrinter, SimEnv, CLOCK_CHECK_INTERVAL,
@@ -16,45 +20,80 @@ use apps::{
 use clap::Parser;
 use ixgbe_core::heapless;
 use ixgbe_core::{Packet, Platform, RxQueue};
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
-use pcap_file::Endianness;
 
-/// Capture the frames an 82599 port (or a simulated one: `sim`) receives into a pcap file.
+/// Capture the frames an 82599 port (or a simulated one: `sim`) receives into a pcap file, or
+/// stream them to stdout with `-`. All queues are polled by one thread, the only writer.
 #[derive(Debug, Parser)]
 #[command(name = "ixgbe-pcap", version)]
 struct Args {
     /// The device: a PCI address (0000:03:00.0) or `sim`.
     dev: DevSpec,
-    /// The pcap file to write (replaced if it exists).
+    /// The pcap file to write (replaced if it exists), or `-` for stdout (flushed after every
+    /// batch; every other line then goes to stderr).
     file: PathBuf,
     /// Stop after this many frames (same as --packets).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
+    /// Keep at most this many bytes of each frame (the record keeps the frame's real length).
+    #[arg(long, default_value_t = DEFAULT_SNAPLEN, value_parser = clap::value_parser!(u32).range(14..=DEFAULT_SNAPLEN as i64))]
+    snaplen: u32,
+    /// Nanosecond timestamps (the pcap variant with magic 0xa1b23c4d) instead of microseconds.
+    #[arg(long)]
+    nanoseconds: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    args.common.configure_output("ixgbe-pcap");
     run_main(|| run(&args))
 }
 
-type Writer = PcapWriter<BufWriter<File>>;
+type Writer = PcapWriter<BufWriter<Box<dyn Write>>>;
 
-fn create_writer(path: &Path) -> Result<Writer, AppError> {
-    let file = File::create(path)
-        .map_err(|e| AppError::new(format!("cannot create {}: {e}", path.display())))?;
-    let header = PcapHeader {
-        endianness: Endianness::Little,
-        ..PcapHeader::default()
+/// Where the frames go, for messages: the file's name or "stdout".
+fn target_name(args: &Args) -> String {
+    if streaming(args) {
+        "stdout".into()
+    } else {
+        args.file.display().to_string()
+    }
+}
+
+fn streaming(args: &Args) -> bool {
+    args.file.as_os_str() == "-"
+}
+
+fn create_writer(args: &Args) -> Result<Writer, AppError> {
+    let inner: Box<dyn Write> = if streaming(args) {
+        Box::new(io::stdout())
+    } else {
+        let path = &args.file;
+        Box::new(
+            File::create(path)
+                .map_err(|e| AppError::new(format!("cannot create {}: {e}", path.display())))?,
+        )
     };
-    PcapWriter::with_header(BufWriter::with_capacity(1 << 20, file), header)
-        .map_err(|e| AppError::new(format!("cannot write to {}: {e}", path.display())))
+    PcapWriter::new(
+        BufWriter::with_capacity(1 << 20, inner),
+        args.snaplen,
+        args.nanoseconds,
+    )
+    .map_err(|e| AppError::new(format!("writing {}: {e}", target_name(args))))
 }
 
 fn run(args: &Args) -> Result<(), AppError> {
+    if streaming(args) {
+        if args.common.json {
+            return Err(AppError::new(
+                "--json needs stdout, which carries the capture with `-`: write to a file instead",
+            ));
+        }
+        stdout_carries_data();
+    }
     // Open the file first: a bad path fails before any device is touched.
-    let writer = create_writer(&args.file)?;
+    let writer = create_writer(args)?;
     match open_devices(&[args.dev])? {
         Opened::Sim {
             env,
@@ -101,13 +140,17 @@ fn capture<P: Platform>(
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
     let mut printer = RatePrinter::new(names.clone(), pacer.elapsed());
-    let write_error =
-        |e: pcap_file::PcapError| AppError::new(format!("writing {}: {e}", args.file.display()));
+    let target = target_name(args);
+    let stream = streaming(args);
+    let captured_frames = apps::json::app_counter("captured_frames");
+    let captured_bytes = apps::json::app_counter("captured_bytes");
 
     // All queues are polled round-robin by this one thread, so the file has a single writer.
     let mut batch = Batch::new();
     let mut captured = 0u64;
+    let mut bytes = 0u64;
     let mut iteration = 0u64;
+    let mut result: io::Result<()> = Ok(());
     'run: loop {
         pacer.tick();
         for queue in rx.iter_mut() {
@@ -117,12 +160,25 @@ fn capture<P: Platform>(
             }
             let timestamp = start_unix + pacer.elapsed();
             for packet in batch.iter() {
-                writer
-                    .write_packet(&PcapPacket::new(timestamp, packet.len() as u32, packet))
-                    .map_err(write_error)?;
+                match writer.write(timestamp, packet) {
+                    Ok(kept) => bytes += kept as u64,
+                    Err(e) => {
+                        result = Err(e);
+                        break 'run;
+                    }
+                }
+                captured += 1;
             }
-            captured += batch.len() as u64;
             batch.clear();
+            // A stream is read live (`tshark -i -`): every batch goes out at once.
+            if stream {
+                if let Err(e) = writer.flush() {
+                    result = Err(e);
+                    break 'run;
+                }
+            }
+            captured_frames.store(captured, Ordering::Relaxed);
+            captured_bytes.store(bytes, Ordering::Relaxed);
             if limits.remaining(captured) == 0 {
                 break 'run;
             }
@@ -134,15 +190,34 @@ fn capture<P: Platform>(
             break;
         }
     }
-    writer
-        .into_writer()
-        .flush()
-        .map_err(|e| AppError::new(format!("writing {}: {e}", args.file.display())))?;
+    batch.clear();
+    if result.is_ok() {
+        result = writer.flush();
+    }
+    captured_frames.store(captured, Ordering::Relaxed);
+    captured_bytes.store(bytes, Ordering::Relaxed);
+    let failed = match result {
+        // The reader went away (`| head -c`, tshark ended): the end of the run, not an error.
+        Err(e) if stream && e.kind() == io::ErrorKind::BrokenPipe => {
+            stdout_closed();
+            None
+        }
+        Err(e) => Some(AppError::new(format!("writing {target}: {e}"))),
+        Ok(()) => None,
+    };
+    out(&format!(
+        "captured {captured} frames, {bytes} bytes{}",
+        if stream {
+            String::new()
+        } else {
+            format!(" to {target}")
+        }
+    ));
     report(&pacer, &names, &devices, peer.as_deref(), common.json);
     drop(rx);
     drop(devices);
     if let Some(env) = &env {
         env.log_diagnostics(&names);
     }
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }

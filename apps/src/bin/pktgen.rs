@@ -59,6 +59,7 @@ fn parse_mac(s: &str) -> Result<[u8; 6], String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    args.common.configure_output("ixgbe-pktgen");
     run_main(|| run(&args))
 }
 
@@ -109,6 +110,8 @@ struct Sender<'a, P: Platform> {
     batch: Batch<'a>,
     seq: u64,
     size: usize,
+    /// Frames handed to the device (all queues), `"app"` of `--json`.
+    generated: &'static AtomicU64,
 }
 
 impl<'a, P: Platform> Sender<'a, P> {
@@ -125,7 +128,9 @@ impl<'a, P: Platform> Sender<'a, P> {
                 self.seq += 1;
             }
         }
-        self.tx.tx_batch(&mut self.batch)
+        let sent = self.tx.tx_batch(&mut self.batch);
+        self.generated.fetch_add(sent as u64, Ordering::Relaxed);
+        sent
     }
 
     /// Packets allocated (numbered) but not sent yet.
@@ -171,6 +176,7 @@ fn generate<P: Platform>(
                 batch: Batch::new(),
                 seq: 0,
                 size: args.size,
+                generated: apps::json::app_counter("generated"),
             }
         })
         .collect();
