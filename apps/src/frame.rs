@@ -1,12 +1,17 @@
-//! UDP/IPv4 test frames: a builder (with the IPv4 header checksum, RFC 791/1071) and a parser
-//! that validates what the builder makes.
+//! UDP/IPv4 test frames: a builder (IPv4 header checksum, RFC 791; UDP checksum over the
+//! pseudo-header, RFC 768; both RFC 1071 sums) and a parser that validates what it makes.
+//!
+//! Written by hand rather than with `etherparse`: the generator rewrites the sequence number of
+//! every frame in place and updates the UDP checksum incrementally (RFC 1624), which a
+//! serialising builder does not offer; the checksums are checked independently by tshark
+//! (`scripts/tshark-check.sh`).
 //!
 //! Layout of a frame of `size` bytes (without FCS, 60..=1514):
 //!
 //! ```text
 //! 0   Ethernet: dst MAC, src MAC, EtherType 0x0800              (14 bytes)
 //! 14  IPv4: 0x45, TOS 0, total length, id 0, DF, TTL 64, UDP, checksum, src, dst   (20 bytes)
-//! 34  UDP: src port, dst port, length, checksum 0 (none, allowed for IPv4)          (8 bytes)
+//! 34  UDP: src port, dst port, length, checksum (pseudo-header, header, payload)     (8 bytes)
 //! 42  payload: 64-bit sequence number (big endian), then fill bytes
 //!     (byte at frame offset k is `k as u8`), so a corrupted payload is detected
 //! ```
@@ -101,14 +106,71 @@ pub fn build_udp_frame(buf: &mut [u8], flow: &Flow, seq: u64) {
     for (k, byte) in buf.iter_mut().enumerate().skip(SEQ_OFFSET + 8) {
         *byte = k as u8;
     }
-    set_seq(buf, seq);
+    buf[SEQ_OFFSET..SEQ_OFFSET + 8].copy_from_slice(&seq.to_be_bytes());
+    let sum = udp_checksum(&buf[ETH_LEN..ETH_LEN + usize::from(ip_total)]);
+    buf[40..42].copy_from_slice(&sum.to_be_bytes());
 }
 
-/// Overwrites the sequence number of a frame made by [`build_udp_frame`] (checksums stay valid:
-/// the IPv4 checksum covers only the header, and the UDP checksum is not used).
+/// The UDP checksum (RFC 768) of the IPv4 packet `ip` (header, then the UDP datagram whose
+/// checksum field is taken as zero): the pseudo-header of source, destination, protocol 17 and
+/// UDP length, then the datagram. A sum of zero is sent as 0xFFFF (zero means "none").
+pub fn udp_checksum(ip: &[u8]) -> u16 {
+    let udp = &ip[IP_LEN..];
+    let mut pseudo = [0u8; 12];
+    pseudo[0..8].copy_from_slice(&ip[12..20]);
+    pseudo[9] = 17;
+    pseudo[10..12].copy_from_slice(&(udp.len() as u16).to_be_bytes());
+    let mut sum = ones_sum(&pseudo) + ones_sum(&udp[..6]) + ones_sum(&udp[8..]);
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    match !(sum as u16) {
+        0 => 0xFFFF,
+        c => c,
+    }
+}
+
+/// The one's-complement sum of `data`'s 16-bit words, not folded (an odd last byte is the
+/// high half of a word).
+fn ones_sum(data: &[u8]) -> u32 {
+    let mut sum: u32 = 0;
+    let mut chunks = data.chunks_exact(2);
+    for word in &mut chunks {
+        sum += u32::from(u16::from_be_bytes([word[0], word[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        sum += u32::from(*last) << 8;
+    }
+    sum
+}
+
+/// Overwrites the sequence number of a frame made by [`build_udp_frame`] and updates its UDP
+/// checksum incrementally (RFC 1624, eqn. 3: HC' = ~(~HC + ~m + m') per changed word), so the
+/// frame stays valid without summing its payload again.
 #[inline(always)]
 pub fn set_seq(frame: &mut [u8], seq: u64) {
-    frame[SEQ_OFFSET..SEQ_OFFSET + 8].copy_from_slice(&seq.to_be_bytes());
+    let new = seq.to_be_bytes();
+    let old: [u8; 8] = frame[SEQ_OFFSET..SEQ_OFFSET + 8]
+        .try_into()
+        .unwrap_or([0; 8]);
+    frame[SEQ_OFFSET..SEQ_OFFSET + 8].copy_from_slice(&new);
+    let hc = u16::from_be_bytes([frame[40], frame[41]]);
+    if hc == 0 {
+        return; // no checksum in use
+    }
+    let mut sum = u32::from(!hc);
+    for k in (0..8).step_by(2) {
+        sum += u32::from(!u16::from_be_bytes([old[k], old[k + 1]]));
+        sum += u32::from(u16::from_be_bytes([new[k], new[k + 1]]));
+    }
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    let c = match !(sum as u16) {
+        0 => 0xFFFF,
+        c => c,
+    };
+    frame[40..42].copy_from_slice(&c.to_be_bytes());
 }
 
 /// What [`parse_udp_frame`] found in a valid frame.
@@ -137,6 +199,8 @@ pub enum FrameError {
     NotUdp,
     /// UDP length disagrees with the IPv4 length.
     BadUdpLength,
+    /// The UDP checksum (when not zero) does not verify.
+    BadUdpChecksum,
     /// A payload fill byte is wrong.
     BadPayload,
 }
@@ -150,6 +214,7 @@ impl core::fmt::Display for FrameError {
             FrameError::BadIpChecksum => "bad IPv4 header checksum",
             FrameError::NotUdp => "not UDP",
             FrameError::BadUdpLength => "UDP length disagrees with IPv4 length",
+            FrameError::BadUdpChecksum => "bad UDP checksum",
             FrameError::BadPayload => "payload corrupted",
         })
     }
@@ -190,6 +255,10 @@ pub fn parse_udp_frame(frame: &[u8]) -> Result<UdpFrame, FrameError> {
         .any(|(k, &b)| b != (k + SEQ_OFFSET + 8) as u8)
     {
         return Err(FrameError::BadPayload);
+    }
+    let udp_sum = u16::from_be_bytes([udp[6], udp[7]]);
+    if udp_sum != 0 && udp_checksum(&frame[ETH_LEN..end]) != udp_sum {
+        return Err(FrameError::BadUdpChecksum);
     }
     let mut seq = [0u8; 8];
     seq.copy_from_slice(&frame[SEQ_OFFSET..SEQ_OFFSET + 8]);
@@ -266,6 +335,41 @@ mod tests {
         assert_eq!(u16::from_be_bytes([buf[38], buf[39]]), 26); // UDP length
         assert_eq!(&buf[42..50], &7u64.to_be_bytes());
         assert_eq!(internet_checksum(&buf[14..34]), 0);
+        // The UDP checksum verifies: pseudo-header + datagram (with its checksum) sum to 0xFFFF.
+        let mut pseudo = buf[26..34].to_vec();
+        pseudo.extend_from_slice(&[0, 17, 0, 26]);
+        pseudo.extend_from_slice(&buf[34..60]);
+        assert_ne!(u16::from_be_bytes([buf[40], buf[41]]), 0);
+        assert_eq!(internet_checksum(&pseudo), 0);
+    }
+
+    #[test]
+    fn udp_checksum_known_vector() {
+        // 192.168.0.1:1 -> 192.168.0.2:2, UDP length 10, payload "hi" (0x6869):
+        // c0a8 + 0001 + c0a8 + 0002 + 0011 + 000a + 0001 + 0002 + 000a + 6869 = 0x1e9e4
+        // -> fold 0xe9e5 -> checksum 0x161a.
+        let mut ip = [0u8; 30];
+        ip[12..16].copy_from_slice(&[192, 168, 0, 1]);
+        ip[16..20].copy_from_slice(&[192, 168, 0, 2]);
+        ip[20..30].copy_from_slice(&[0, 1, 0, 2, 0, 10, 0xAB, 0xCD, b'h', b'i']);
+        assert_eq!(udp_checksum(&ip), 0x161a);
+    }
+
+    #[test]
+    fn set_seq_updates_the_udp_checksum_incrementally() {
+        for size in [60, 61, 333, 1514] {
+            let mut buf = vec![0u8; size];
+            build_udp_frame(&mut buf, &Flow::default(), 0);
+            for seq in [1, 0xFFFF, 0x1_0000, u64::MAX, 42, 0x8000_0000_0000_0001] {
+                set_seq(&mut buf, seq);
+                let mut fresh = vec![0u8; size];
+                build_udp_frame(&mut fresh, &Flow::default(), seq);
+                // Equal as one's-complement numbers (0x0000 and 0xFFFF both mean zero; the
+                // builder never writes 0x0000).
+                assert_eq!(buf, fresh, "size {size} seq {seq:#x}");
+                assert_eq!(parse_udp_frame(&buf).unwrap().seq, seq);
+            }
+        }
     }
 
     #[test]
@@ -280,11 +384,13 @@ mod tests {
     fn corruption_is_detected() {
         let mut good = [0u8; 100];
         build_udp_frame(&mut good, &Flow::default(), 5);
-        let cases: [(usize, FrameError); 5] = [
+        let cases: [(usize, FrameError); 7] = [
             (12, FrameError::NotIpv4),
             (14, FrameError::BadIpHeader),
             (20, FrameError::BadIpChecksum),
             (38, FrameError::BadUdpLength),
+            (41, FrameError::BadUdpChecksum),
+            (45, FrameError::BadUdpChecksum),
             (90, FrameError::BadPayload),
         ];
         for (at, want) in cases {

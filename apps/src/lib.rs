@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod echo;
 pub mod frame;
+pub mod gen;
 pub mod irq;
 pub mod json;
 pub mod pcap;
@@ -171,6 +172,30 @@ impl SimEnv {
                 .attach_sink(nic, Box::new(sim::FrameCheckSink::new(counters.clone())));
         }
         counters
+    }
+
+    /// The generator's peer with options: counts frames per size into `sizes`, and with
+    /// `record` writes every frame it receives to that pcap file instead of checking it.
+    pub fn attach_generator_peer_with(
+        &self,
+        sizes: Arc<std::sync::Mutex<std::collections::BTreeMap<usize, u64>>>,
+        record: Option<&std::path::Path>,
+    ) -> Result<Arc<PeerCounters>, AppError> {
+        let counters = PeerCounters::new();
+        for &nic in &self.nics {
+            let sink: Box<dyn platform_mock::TrafficSink> = match record {
+                Some(path) => Box::new(
+                    sim::RecordingSink::create(path, counters.clone()).map_err(|e| {
+                        AppError::new(format!("cannot create {}: {e}", path.display()))
+                    })?,
+                ),
+                None => {
+                    Box::new(sim::FrameCheckSink::new(counters.clone()).with_sizes(sizes.clone()))
+                }
+            };
+            self.sim.attach_sink(nic, sink);
+        }
+        Ok(counters)
     }
 
     /// The capture's peer: a [`sim::MixSource`] on every port.

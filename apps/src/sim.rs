@@ -1,8 +1,11 @@
 //! Sim mode: pumping the simulator's clock, and the peer's traffic for the generator (a checking
 //! sink) and for pcap (a source offering a mix of frames).
 
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::BufWriter;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use platform_mock::traffic::PeerCounters;
@@ -154,21 +157,34 @@ pub fn peer_totals(c: &PeerCounters) -> PeerTotals {
 }
 
 /// Receives the generator's frames: validates each one with [`parse_udp_frame`] and checks that
-/// sequence numbers increase per flow (keyed by UDP source port); a jump counts the skipped
+/// sequence numbers increase per flow (addresses and ports); a jump counts the skipped
 /// numbers as lost, a step backwards as reordered.
 pub struct FrameCheckSink {
     counters: Arc<PeerCounters>,
-    /// Next expected sequence number per UDP source port.
-    next: Vec<Option<u64>>,
+    /// Next expected sequence number per flow.
+    next: HashMap<FlowKey, u64>,
+    /// Frames seen per size (without FCS), for the tests of `--size` and `--imix`; key 0
+    /// counts the distinct flows.
+    sizes: Arc<Mutex<BTreeMap<usize, u64>>>,
 }
+
+/// Source and destination address and port.
+type FlowKey = ([u8; 4], [u8; 4], u16, u16);
 
 impl FrameCheckSink {
     /// A sink counting into `counters`.
     pub fn new(counters: Arc<PeerCounters>) -> Self {
         FrameCheckSink {
             counters,
-            next: vec![None; 1 << 16],
+            next: HashMap::new(),
+            sizes: Arc::default(),
         }
+    }
+
+    /// The sink also counts frames per size into `sizes`.
+    pub fn with_sizes(mut self, sizes: Arc<Mutex<BTreeMap<usize, u64>>>) -> Self {
+        self.sizes = sizes;
+        self
     }
 }
 
@@ -179,8 +195,15 @@ impl TrafficSink for FrameCheckSink {
             self.counters.corrupted.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let slot = &mut self.next[usize::from(parsed.flow.src_port)];
-        match *slot {
+        if let Ok(mut sizes) = self.sizes.lock() {
+            *sizes.entry(frame.len()).or_default() += 1;
+        }
+        let f = parsed.flow;
+        let slot = self
+            .next
+            .get(&(f.src_ip, f.dst_ip, f.src_port, f.dst_port))
+            .copied();
+        match slot {
             Some(expected) if parsed.seq < expected => {
                 self.counters.reordered.fetch_add(1, Ordering::Relaxed);
                 return;
@@ -192,9 +215,49 @@ impl TrafficSink for FrameCheckSink {
             }
             None => {
                 self.counters.lost.fetch_add(parsed.seq, Ordering::Relaxed);
+                if let Ok(mut sizes) = self.sizes.lock() {
+                    // Key 0 (no frame has 0 bytes) counts the flows seen.
+                    *sizes.entry(0).or_default() += 1;
+                }
             }
         }
-        *slot = Some(parsed.seq + 1);
+        self.next
+            .insert((f.src_ip, f.dst_ip, f.src_port, f.dst_port), parsed.seq + 1);
+    }
+}
+
+/// Writes every frame the peer receives to a pcap file (`--sim-peer-pcap`): what the device
+/// put on the wire, for byte-exact comparisons.
+pub struct RecordingSink {
+    writer: crate::pcap::Writer<BufWriter<File>>,
+    counters: Arc<PeerCounters>,
+}
+
+impl RecordingSink {
+    /// A sink writing to a new file at `path`.
+    pub fn create(path: &std::path::Path, counters: Arc<PeerCounters>) -> std::io::Result<Self> {
+        let file = BufWriter::new(File::create(path)?);
+        Ok(RecordingSink {
+            writer: crate::pcap::Writer::new(file, crate::pcap::DEFAULT_SNAPLEN, true)?,
+            counters,
+        })
+    }
+}
+
+impl TrafficSink for RecordingSink {
+    fn receive(&mut self, now: Duration, frame: &[u8]) {
+        self.counters.received.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.writer.write(now, frame) {
+            log::error!("--sim-peer-pcap: {e}");
+        }
+    }
+}
+
+impl Drop for RecordingSink {
+    fn drop(&mut self) {
+        if let Err(e) = self.writer.flush() {
+            log::error!("--sim-peer-pcap: {e}");
+        }
     }
 }
 

@@ -1,10 +1,18 @@
-//! `ixgbe-pktgen <DEV>`: sends UDP/IPv4 frames (valid IPv4 header checksum, a 64-bit sequence
-//! number in the payload) as fast as the device takes them.
+//! `ixgbe-pktgen <DEV>`: sends UDP/IPv4 frames (valid IPv4 and UDP checksums, a 64-bit sequence
+//! number per flow in the payload) as fast as the device takes them or at a given rate, in one
+//! or many flows and sizes; or replays a pcap file.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use apps::frame::{build_udp_frame, set_seq, Flow, MAX_FRAME, MIN_FRAME};
+use apps::frame::{build_udp_frame, set_seq, Flow, MAX_FRAME};
+use apps::gen::{
+    parse_ip_range, parse_port_range, parse_rate, parse_sizes, Flows, Pacing, Range, Rate, Sizes,
+    IMIX,
+};
 use apps::sim::wire_time_ps;
 use apps::{
     make_pacer, make_pools, open_devices, report, run_main, start_devices, supervise,
@@ -16,32 +24,59 @@ use ixgbe_core::heapless;
 use ixgbe_core::{Device, Mempool, Packet, Platform, TxQueue, DEFAULT_BUF_SIZE};
 
 /// Generate UDP/IPv4 traffic on an 82599 port (or a simulated one: `sim`).
+///
+/// Flow k of --flows N takes the k-th value of each of --src-ip, --dst-ip, --src-port and
+/// --dst-port (a range repeats when shorter than N); each flow numbers its frames 0, 1, 2...
+/// With several --queues, queue q sends flows q, q+Q, ... from its own thread.
+/// On `sim` nothing goes faster than 10 GbE line rate (14.88 Mpps of 64-byte frames).
 #[derive(Debug, Parser)]
 #[command(name = "ixgbe-pktgen", version)]
 struct Args {
     /// The device: a PCI address (0000:03:00.0) or `sim`.
     dev: DevSpec,
-    /// Frame size in bytes without FCS (60..=1514).
-    #[arg(long, default_value_t = 60, value_parser = parse_size)]
-    size: usize,
+    /// Frame size in bytes without FCS (60..=1514), or a sweep `FIRST-LAST:STEP` (frames cycle
+    /// through the sizes), or `imix` (7:4:1 of 60, 590 and 1514 bytes).
+    #[arg(long, default_value = "60", value_parser = parse_sizes)]
+    size: Sizes,
+    /// Same as --size imix.
+    #[arg(long, conflicts_with = "size")]
+    imix: bool,
+    /// Send rate: packets/s (`1000`, `500kpps`, `1.5Mpps`) or bit/s on the wire counting FCS,
+    /// preamble and gap (`100Mbit`, `5Gbit`). Paced in software (against virtual time with
+    /// --sim-clock virtual).
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<Rate>,
+    /// Number of flows (at least the number of queues).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    flows: u64,
+    /// Source IPv4 address or range A-B.
+    #[arg(long, default_value = "10.0.0.1", value_parser = parse_ip_range)]
+    src_ip: Range<u32>,
+    /// Destination IPv4 address or range A-B.
+    #[arg(long, default_value = "10.0.1.1", value_parser = parse_ip_range)]
+    dst_ip: Range<u32>,
+    /// UDP source port or range A-B (default: 1000 + flow).
+    #[arg(long, value_parser = parse_port_range)]
+    src_port: Option<Range<u16>>,
+    /// UDP destination port or range A-B.
+    #[arg(long, default_value = "2000", value_parser = parse_port_range)]
+    dst_port: Range<u16>,
     /// Destination MAC address of the frames.
     #[arg(long, default_value = "02:00:00:00:00:02", value_parser = parse_mac)]
     dst_mac: [u8; 6],
+    /// Replay the frames of this pcap file (in order, as they are; 60..=1514 bytes each)
+    /// instead of generating UDP frames.
+    #[arg(long, conflicts_with_all = ["size", "imix", "flows", "src_ip", "dst_ip", "src_port", "dst_port"])]
+    pcap: Option<PathBuf>,
+    /// With --pcap: play the file this many times (0: until stopped).
+    #[arg(long = "loop", default_value_t = 1, requires = "pcap")]
+    loops: u64,
+    /// Sim only: the peer writes every frame it receives to this pcap file (nanosecond
+    /// timestamps of virtual time) instead of checking it.
+    #[arg(long)]
+    sim_peer_pcap: Option<PathBuf>,
     #[command(flatten)]
     common: CommonArgs,
-}
-
-fn parse_size(s: &str) -> Result<usize, String> {
-    let v: usize = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a whole number"))?;
-    if (MIN_FRAME..=MAX_FRAME).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!(
-            "the frame size must be from {MIN_FRAME} to {MAX_FRAME} bytes"
-        ))
-    }
 }
 
 fn parse_mac(s: &str) -> Result<[u8; 6], String> {
@@ -63,28 +98,126 @@ fn main() -> ExitCode {
     run_main(|| run(&args))
 }
 
+/// Frames of a pcap file to replay.
+type Replay = Arc<Vec<Vec<u8>>>;
+
+fn load_replay(path: &std::path::Path) -> Result<Replay, AppError> {
+    let err = |e: std::io::Error| AppError::new(format!("reading {}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(err)?;
+    let mut reader = apps::pcap::Reader::new(std::io::BufReader::new(file)).map_err(err)?;
+    if reader.linktype != apps::pcap::LINKTYPE_ETHERNET {
+        return Err(AppError::new(format!(
+            "{}: link type {} is not Ethernet",
+            path.display(),
+            reader.linktype
+        )));
+    }
+    let mut frames = Vec::new();
+    while let Some(r) = reader.next_record().map_err(err)? {
+        if r.data.len() < 14 || r.data.len() > MAX_FRAME {
+            return Err(AppError::new(format!(
+                "{}: frame {} has {} bytes; 14..={MAX_FRAME} can be sent",
+                path.display(),
+                frames.len(),
+                r.data.len()
+            )));
+        }
+        frames.push(r.data);
+    }
+    if frames.is_empty() {
+        return Err(AppError::new(format!("{}: no frames", path.display())));
+    }
+    Ok(Arc::new(frames))
+}
+
 fn run(args: &Args) -> Result<(), AppError> {
+    let replay = args.pcap.as_deref().map(load_replay).transpose()?;
+    if replay.is_some() && args.common.queues > 1 {
+        return Err(AppError::new(
+            "--pcap replays on one queue: leave out --queues",
+        ));
+    }
+    if args.flows < u64::from(args.common.queues) && args.flows > 1 {
+        return Err(AppError::new("--flows must be at least --queues"));
+    }
+    if args.sim_peer_pcap.is_some() && args.dev != DevSpec::Sim {
+        return Err(AppError::new("--sim-peer-pcap needs the `sim` device"));
+    }
     match open_devices(&[args.dev])? {
         Opened::Sim {
             env,
             platforms,
             names,
-        } => generate(platforms, names, Some(env), args),
-        Opened::Linux { platforms, names } => generate(platforms, names, None, args),
+        } => generate(platforms, names, Some(env), replay, args),
+        Opened::Linux { platforms, names } => generate(platforms, names, None, replay, args),
     }
 }
 
 type Batch<'a> = heapless::Vec<Packet<'a>, MAX_BATCH>;
 
-/// The flow of queue `q`: UDP source port 1000 + q (so a receiver can tell queues apart).
-fn flow_for(queue: u16, src_mac: [u8; 6], dst_mac: [u8; 6]) -> Flow {
-    Flow {
-        dst_mac,
-        src_mac,
-        src_ip: [10, 0, 0, 1],
-        dst_ip: [10, 0, 1, 1],
-        src_port: 1000 + queue,
-        dst_port: 2000,
+/// What one queue sends.
+enum Source {
+    /// One flow, one size: every buffer holds the frame already, only the number changes.
+    Fixed { size: usize, seq: u64 },
+    /// Flows and sizes in turn; `seqs[k]` is flow k's next number.
+    Mixed {
+        flows: Vec<Flow>,
+        seqs: Vec<u64>,
+        sizes: Vec<usize>,
+        next: u64,
+    },
+    /// The frames of a pcap file, `loops` times (0: forever).
+    Replay {
+        frames: Replay,
+        next: u64,
+        loops: u64,
+    },
+}
+
+impl Source {
+    /// Size of the frame `k` frames ahead; None once a replay is over.
+    fn size_ahead(&self, k: usize) -> Option<usize> {
+        match self {
+            Source::Fixed { size, .. } => Some(*size),
+            Source::Mixed { sizes, next, .. } => {
+                Some(sizes[((*next + k as u64) % sizes.len() as u64) as usize])
+            }
+            Source::Replay {
+                frames,
+                next,
+                loops,
+            } => {
+                let i = *next + k as u64;
+                let n = frames.len() as u64;
+                if *loops != 0 && i >= n * loops {
+                    return None;
+                }
+                Some(frames[(i % n) as usize].len())
+            }
+        }
+    }
+
+    /// Writes the next frame into `packet` (already `size_ahead(0)` bytes long).
+    fn fill(&mut self, packet: &mut [u8]) {
+        match self {
+            Source::Fixed { seq, .. } => {
+                set_seq(packet, *seq);
+                *seq += 1;
+            }
+            Source::Mixed {
+                flows, seqs, next, ..
+            } => {
+                let f = (*next % flows.len() as u64) as usize;
+                build_udp_frame(packet, &flows[f], seqs[f]);
+                seqs[f] += 1;
+                *next += 1;
+            }
+            Source::Replay { frames, next, .. } => {
+                let n = frames.len() as u64;
+                packet.copy_from_slice(&frames[(*next % n) as usize]);
+                *next += 1;
+            }
+        }
     }
 }
 
@@ -103,29 +236,40 @@ fn prefill<P: Platform>(pool: &Mempool<P>, size: usize, flow: &Flow) {
     }
 }
 
-/// One queue's sender: its pool, its sequence counter.
+/// One queue's sender: its pool, its frames, its pacing.
 struct Sender<'a, P: Platform> {
     tx: TxQueue<'a, P>,
     pool: &'a Mempool<P>,
     batch: Batch<'a>,
-    seq: u64,
-    size: usize,
+    source: Source,
+    pacing: Pacing,
     /// Frames handed to the device (all queues), `"app"` of `--json`.
     generated: &'static AtomicU64,
 }
 
 impl<'a, P: Platform> Sender<'a, P> {
-    /// Tops the batch up to `want` packets (new ones get the next sequence numbers), sends what
-    /// the ring takes; the rest stays in the batch for next time, so no number is skipped.
+    /// Tops the batch up to `want` packets (as many as pacing allows at `now`), sends what the
+    /// ring takes; the rest stays in the batch for next time, so no number is skipped.
     #[inline(never)]
-    fn send(&mut self, want: usize) -> usize {
+    fn send(&mut self, want: usize, now: Duration) -> usize {
         let have = self.batch.len();
         if want > have {
-            self.pool
-                .alloc_batch(&mut self.batch, want - have, self.size);
-            for packet in self.batch[have..].iter_mut() {
-                set_seq(packet, self.seq);
-                self.seq += 1;
+            let source = &self.source;
+            let mut new = self
+                .pacing
+                .take(now, want - have, |k| source.size_ahead(k).unwrap_or(60));
+            while new > 0 {
+                let Some(size) = self.source.size_ahead(0) else {
+                    break;
+                };
+                if self.pool.alloc_batch(&mut self.batch, 1, size) == 0 {
+                    break;
+                }
+                let Some(packet) = self.batch.last_mut() else {
+                    break;
+                };
+                self.source.fill(packet);
+                new -= 1;
             }
         }
         let sent = self.tx.tx_batch(&mut self.batch);
@@ -137,12 +281,18 @@ impl<'a, P: Platform> Sender<'a, P> {
     fn pending(&self) -> u64 {
         self.batch.len() as u64
     }
+
+    /// True when a replay has sent everything.
+    fn finished(&self) -> bool {
+        self.batch.is_empty() && self.source.size_ahead(0).is_none()
+    }
 }
 
 fn generate<P: Platform>(
     platforms: Vec<P>,
     names: Vec<String>,
     env: Option<SimEnv>,
+    replay: Option<Replay>,
     args: &Args,
 ) -> Result<(), AppError> {
     let common = &args.common;
@@ -163,29 +313,93 @@ fn generate<P: Platform>(
         // The Rx queues stay enabled; with Drop_En frames nobody reads are simply dropped.
         drop(s.rx);
     }
-    let src_mac = devices[0].mac();
-    let mut senders: Vec<Sender<'_, P>> = txs
-        .into_iter()
-        .zip(&tx_pools)
-        .enumerate()
-        .map(|(q, (tx, pool))| {
-            prefill(pool, args.size, &flow_for(q as u16, src_mac, args.dst_mac));
-            Sender {
-                tx,
-                pool,
-                batch: Batch::new(),
-                seq: 0,
-                size: args.size,
-                generated: apps::json::app_counter("generated"),
+    let sizes = if args.imix {
+        IMIX.to_vec()
+    } else {
+        args.size.0.clone()
+    };
+    let flows = Flows {
+        src_ip: args.src_ip,
+        dst_ip: args.dst_ip,
+        src_port: args.src_port.unwrap_or(Range {
+            lo: 1000,
+            hi: 1000u16.saturating_add((args.flows.max(u64::from(queues)) - 1) as u16),
+        }),
+        dst_port: args.dst_port,
+        src_mac: devices[0].mac(),
+        dst_mac: args.dst_mac,
+    };
+    let n_flows = args.flows.max(u64::from(queues));
+    let threaded = txs.len() > 1;
+    // The simulated wire does not limit the rate: pace to 10 GbE line rate there. With
+    // several queues each paces its share.
+    let share = |r: Rate| match r {
+        Rate::Pps(v) => Rate::Pps(v / f64::from(queues)),
+        Rate::Bps(v) => Rate::Bps(v / f64::from(queues)),
+    };
+    let mut senders: Vec<Sender<'_, P>> = Vec::new();
+    for (q, (tx, pool)) in txs.into_iter().zip(&tx_pools).enumerate() {
+        let mine: Vec<Flow> = (q as u64..n_flows)
+            .step_by(usize::from(queues))
+            .map(|k| flows.flow(k))
+            .collect();
+        let source = if let Some(frames) = &replay {
+            Source::Replay {
+                frames: frames.clone(),
+                next: 0,
+                loops: args.loops,
             }
-        })
-        .collect();
-    let threaded = senders.len() > 1;
-    let peer = env.as_ref().map(SimEnv::attach_generator_peer);
+        } else if mine.len() == 1 && sizes.len() == 1 {
+            prefill(pool, sizes[0], &mine[0]);
+            Source::Fixed {
+                size: sizes[0],
+                seq: 0,
+            }
+        } else {
+            Source::Mixed {
+                seqs: vec![0; mine.len()],
+                flows: mine,
+                sizes: sizes.clone(),
+                next: 0,
+            }
+        };
+        // With a virtual clock the step per loop (below) keeps to line rate already.
+        let line = env.is_some() && common.sim_clock == apps::SimClock::Wall;
+        let mut pacing = Pacing::new(args.rate.map(share), line);
+        if line && threaded {
+            pacing = Pacing::new(args.rate.map(share), false);
+            pacing.set_line_rate_share(u32::from(queues));
+        }
+        senders.push(Sender {
+            tx,
+            pool,
+            batch: Batch::new(),
+            source,
+            pacing,
+            generated: apps::json::app_counter("generated"),
+        });
+    }
+    let size_counts = Arc::default();
+    let peer = match &env {
+        Some(e) => Some(
+            e.attach_generator_peer_with(Arc::clone(&size_counts), args.sim_peer_pcap.as_deref())?,
+        ),
+        None => None,
+    };
+    // The virtual clock moves by one batch's wire time per loop; with --rate by half a batch's
+    // time at that rate (if slower), so that pacing, not the step, decides when frames go.
+    let mean = match &replay {
+        Some(f) => f.iter().map(Vec::len).sum::<usize>() / f.len(),
+        None => sizes.iter().sum::<usize>() / sizes.len(),
+    };
+    let wire = wire_time_ps(mean) as f64;
+    let per_frame = args
+        .rate
+        .map_or(wire, |r| (r.cost_ps(mean) / 2.0).max(wire));
     let mut pacer = make_pacer(
         env.as_ref(),
         common,
-        common.batch as u64 * wire_time_ps(args.size),
+        (common.batch as f64 * per_frame) as u64,
         threaded,
     );
     let limits = Limits::from_args(common);
@@ -217,6 +431,20 @@ fn generate<P: Platform>(
         pacer.tick();
     }
     report(&pacer, &names, &devices, peer.as_deref(), common.json);
+    if let Ok(counts) = size_counts.lock() {
+        let flows = counts.get(&0).copied().unwrap_or(0);
+        let list: Vec<String> = counts
+            .iter()
+            .filter(|(&s, _)| s > 0)
+            .map(|(s, n)| format!("{s}: {n}"))
+            .collect();
+        if !list.is_empty() {
+            apps::stats::out(&format!(
+                "[peer] {flows} flows; frames by size: {}",
+                list.join(", ")
+            ));
+        }
+    }
     drop(senders);
     drop(devices);
     if let Some(env) = &env {
@@ -240,12 +468,14 @@ fn run_single<P: Platform>(
         // Number only as many packets as the limit still allows.
         let allowed = limits.remaining(sent).saturating_sub(sender.pending());
         let want = sender.pending() + allowed.min(batch_size as u64 - sender.pending());
-        sent += sender.send(want as usize) as u64;
+        sent += sender.send(want as usize, pacer.elapsed()) as u64;
         iteration += 1;
-        if limits.remaining(sent) == 0 {
+        if limits.remaining(sent) == 0 || sender.finished() {
             break;
         }
-        if iteration.is_multiple_of(CLOCK_CHECK_INTERVAL)
+        // A paced sender idles most iterations: look at the clock every time, so a run ends
+        // on time (to the step) rather than up to 64 steps late.
+        if (sender.pacing.active() || iteration.is_multiple_of(CLOCK_CHECK_INTERVAL))
             && time_up_after_printing(pacer, &limits, printer, devices)
         {
             break;
@@ -265,6 +495,8 @@ fn run_threaded<P: Platform>(
     // Sequence numbers still to hand out (only with --packets): each sender reserves from it.
     let budget = AtomicU64::new(limits.packets.unwrap_or(u64::MAX));
     let sent_total = AtomicU64::new(0);
+    // Workers pace against wall time (the virtual clock is the main thread's).
+    let start = Instant::now();
     std::thread::scope(|scope| {
         for mut sender in senders {
             let (done, budget, sent_total) = (&done, &budget, &sent_total);
@@ -281,7 +513,9 @@ fn run_threaded<P: Platform>(
                         std::thread::yield_now();
                         continue;
                     }
-                    let sent = sender.send(want as usize);
+                    let sent = sender.send(want as usize, start.elapsed());
+                    // What pacing held back goes back to the budget.
+                    budget.fetch_add(want - sender.pending() - sent as u64, Ordering::Relaxed);
                     sent_total.fetch_add(sent as u64, Ordering::Relaxed);
                 }
             });
