@@ -73,6 +73,9 @@ pub struct Pacing {
     next_ps: f64,
 }
 
+/// How long due frames wait for a whole batch to become due.
+pub const HOLD: Duration = Duration::from_micros(50);
+
 /// How far behind its schedule a sender may fall before the schedule moves on.
 pub const MAX_LAG: Duration = Duration::from_micros(100);
 
@@ -128,12 +131,19 @@ impl Pacing {
                 now_ps - lag
             };
         }
-        let mut n = 0;
-        while n < max && self.next_ps <= now_ps {
-            self.next_ps += self.cost_ps(len_of(n));
-            n += 1;
+        // Send whole batches: fewer frames go only once the oldest has waited HOLD (a
+        // doorbell per frame would cost more than the frames at high rates).
+        let mut due = 0;
+        let mut t = self.next_ps;
+        while due < max && t <= now_ps {
+            t += self.cost_ps(len_of(due));
+            due += 1;
         }
-        n
+        if due < max && now_ps - self.next_ps < HOLD.as_nanos() as f64 * 1000.0 {
+            return 0;
+        }
+        self.next_ps = t;
+        due
     }
 }
 
@@ -309,8 +319,9 @@ mod tests {
         for us in 0..=10_000u64 {
             sent += p.take(Duration::from_micros(us), 32, |_| 60);
         }
-        // 10 ms at 1 Mpps: 10 000 frames (+1: the first goes at time 0).
-        assert_eq!(sent, 10_001);
+        // 10 ms at 1 Mpps: 10 000 frames (+1: the first is due at time 0), less those due but
+        // held for a whole batch (at most 31, held at most HOLD).
+        assert!((10_001 - 31..=10_001).contains(&sent), "{sent}");
         // Steps longer than the lag cap still get their frames (one call's worth).
         let mut p = Pacing::new(Some(Rate::Pps(1e4)), true);
         let mut sent = 0;
@@ -325,7 +336,10 @@ mod tests {
             sent += p.take(Duration::from_micros(us), 256, |_| 60);
         }
         let want = 1e-3 / 67.2e-9;
-        assert!((sent as f64 - want).abs() <= 2.0, "{sent} vs {want}");
+        assert!(
+            sent as f64 <= want + 1.0 && sent as f64 >= want - 256.0,
+            "{sent} vs {want}"
+        );
         // No rate and no line rate: no pacing.
         assert_eq!(Pacing::new(None, false).take(Duration::ZERO, 7, |_| 60), 7);
     }

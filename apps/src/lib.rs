@@ -174,11 +174,13 @@ impl SimEnv {
         counters
     }
 
-    /// The generator's peer with options: counts frames per size into `sizes`, and with
-    /// `record` writes every frame it receives to that pcap file instead of checking it.
+    /// The generator's peer with options: counts frames per size into `sizes`, checks them
+    /// only with `check`, and with `record` writes every frame it receives to that pcap file
+    /// instead.
     pub fn attach_generator_peer_with(
         &self,
         sizes: Arc<std::sync::Mutex<std::collections::BTreeMap<usize, u64>>>,
+        check: bool,
         record: Option<&std::path::Path>,
     ) -> Result<Arc<PeerCounters>, AppError> {
         let counters = PeerCounters::new();
@@ -190,7 +192,8 @@ impl SimEnv {
                     })?,
                 ),
                 None => {
-                    Box::new(sim::FrameCheckSink::new(counters.clone()).with_sizes(sizes.clone()))
+                    let sink = sim::FrameCheckSink::new(counters.clone()).with_sizes(sizes.clone());
+                    Box::new(if check { sink } else { sink.counting_only() })
                 }
             };
             self.sim.attach_sink(nic, sink);

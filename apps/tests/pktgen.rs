@@ -182,6 +182,18 @@ fn pcap_replay_is_byte_exact() {
         n += 1;
     }
     assert_eq!(n, 150);
+    // Without the recording the peer only counts: replayed frames are not the generator's.
+    let (lines, _) = pktgen_json(&[
+        "sim",
+        "--pcap",
+        input.to_str().unwrap(),
+        "--sim-clock",
+        "virtual",
+        "--json",
+    ]);
+    let v = lines.last().unwrap();
+    assert_eq!(v["peer"]["received"], 50, "{v}");
+    assert_eq!(v["peer"]["corrupted"], 0, "{v}");
 }
 
 /// `ixgbe-pktgen sim | head -2`: the run ends by itself once the reader is gone, with the

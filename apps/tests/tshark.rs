@@ -52,10 +52,12 @@ fn tshark_reads_the_stream_live_with_valid_checksums() {
         .stderr(Stdio::null())
         .spawn()
         .expect("tshark not found: run scripts/tshark-check.sh");
-    let lines: Vec<String> = BufReader::new(tshark.stdout.unwrap())
+    let mut tshark = tshark;
+    let lines: Vec<String> = BufReader::new(tshark.stdout.take().unwrap())
         .lines()
         .map(Result::unwrap)
         .collect();
+    assert!(tshark.wait().unwrap().success());
     all_good(&lines, 200);
     let out = pcap.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

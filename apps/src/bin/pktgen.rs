@@ -381,9 +381,11 @@ fn generate<P: Platform>(
     }
     let size_counts = Arc::default();
     let peer = match &env {
-        Some(e) => Some(
-            e.attach_generator_peer_with(Arc::clone(&size_counts), args.sim_peer_pcap.as_deref())?,
-        ),
+        Some(e) => Some(e.attach_generator_peer_with(
+            Arc::clone(&size_counts),
+            replay.is_none(),
+            args.sim_peer_pcap.as_deref(),
+        )?),
         None => None,
     };
     // The virtual clock moves by one batch's wire time per loop; with --rate by half a batch's
@@ -439,8 +441,13 @@ fn generate<P: Platform>(
             .map(|(s, n)| format!("{s}: {n}"))
             .collect();
         if !list.is_empty() {
+            let flows = if flows > 0 {
+                format!("{flows} flows; ")
+            } else {
+                String::new()
+            };
             apps::stats::out(&format!(
-                "[peer] {flows} flows; frames by size: {}",
+                "[peer] {flows}frames by size: {}",
                 list.join(", ")
             ));
         }
