@@ -117,7 +117,8 @@ fn fwd_with_interrupts_forwards_intact_and_counts_them() {
         assert_eq!(sum(&v, "tx_packets"), 3000, "{mode}: {v}");
         assert_eq!(u(&v["peer"], "corrupted"), 0, "{mode}: {v}");
         let out = common::run(FWD, &args);
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        // With --json stdout holds JSON Lines only; the human lines are on stderr.
+        let stdout = String::from_utf8_lossy(&out.stderr);
         let total = stdout
             .lines()
             .find(|l| l.starts_with("[irq] total: "))
