@@ -281,8 +281,9 @@ run_fwd() {
     rc=$?
     t1=$(cut -d' ' -f1 /proc/uptime)
     echo "$out" | sed 's/^/  ixgbe-fwd: /'
-    # The JSON summary: tx_packets of the second device is what reached the peer's wire 1.
-    tx2=$(echo "$out" | tail -n1 | sed -n 's/.*"name":"[^"]*","rx_bytes":[0-9]*,"rx_dropped":[0-9]*,"rx_missed":[0-9]*,"rx_packets":[0-9]*,"tx_bytes":[0-9]*,"tx_packets":\([0-9]*\)}\].*/\1/p')
+    # The JSON summary (the last line): tx_packets of the second device (the last one in the
+    # line) is what reached the peer's wire 1.
+    tx2=$(echo "$out" | tail -n1 | grep -o '"tx_packets":[0-9]*' | tail -n1 | cut -d: -f2)
     if [ $rc -eq 0 ] && [ "${tx2:-0}" -ge "$P" ]; then
         pass "fwd-run ($1: ixgbe-fwd exit 0 after forwarding $tx2 frames to port 1, ${t0}s..${t1}s of guest uptime)"
     else
@@ -639,7 +640,7 @@ fwd_irq_main() {
     out=$(/bin/ixgbe-fwd "$A1" "$A2" --interrupts hybrid --queues 4 --packets "$P" --seconds "$S" --json 2>&1)
     rc=$?
     echo "$out" | sed 's/^/  ixgbe-fwd: /'
-    tx2=$(echo "$out" | tail -n1 | sed -n 's/.*"name":"[^"]*","rx_bytes":[0-9]*,"rx_dropped":[0-9]*,"rx_missed":[0-9]*,"rx_packets":[0-9]*,"tx_bytes":[0-9]*,"tx_packets":\([0-9]*\)}\].*/\1/p')
+    tx2=$(echo "$out" | tail -n1 | grep -o '"tx_packets":[0-9]*' | tail -n1 | cut -d: -f2)
     if [ $rc -eq 0 ] && [ "${tx2:-0}" -ge "$P" ]; then
         pass "fwd-run (ixgbe-fwd --interrupts hybrid exit 0 after forwarding $tx2 frames)"
     else
