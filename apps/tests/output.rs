@@ -89,8 +89,8 @@ fn seconds_n_prints_n_interval_lines() {
         PKTGEN,
         &[
             "sim",
-            "--size",
-            "1514",
+            "--rate",
+            "10000",
             "--seconds",
             "3",
             "--sim-clock",
