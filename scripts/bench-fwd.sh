@@ -13,7 +13,7 @@
 #   same in both runs: every figure below is (cost at N2 - cost at N1) / (N2 - N1).
 # - Simulator: the inclusive cost of every call from our code into a `platform_mock` function
 #   (SimPlatform::read32/write32/delay, Sim::advance, ...; they are #[inline(never)]).
-# - Ours: the self cost of every instruction in a function of ours (symbols of ixgbe_core, apps
+# - Ours: the self cost of every instruction in a function of ours (symbols of ixgbe_core, ixgbe_tools
 #   and the ixgbe-fwd binary) plus calls from our code into libraries (none per packet so far).
 #   Each instruction is attributed by its chain of inlined frames (llvm-symbolizer or GNU
 #   addr2line -i), innermost first: the first frame in ixgbe-core/src/mempool.rs, rx.rs or
@@ -56,7 +56,7 @@ fi
 
 TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 echo "building ixgbe-fwd (release, line tables) in $TARGET_DIR ..." >&2
-cargo build -q -j2 --release -p apps --bin ixgbe-fwd
+cargo build -q -j2 --release -p ixgbe-tools --bin ixgbe-fwd
 BIN="$TARGET_DIR/release/ixgbe-fwd"
 [[ -x "$BIN" ]] || die "$BIN was not built"
 
@@ -152,7 +152,7 @@ def parse(path):
 def is_sim(fn):
     return fn.startswith("platform_mock::") or fn.startswith("<platform_mock::")
 
-OURS = ("ixgbe_core::", "apps::", "ixgbe_fwd::", "<ixgbe_core::", "<apps::", "<ixgbe_fwd::")
+OURS = ("ixgbe_core::", "ixgbe_tools::", "ixgbe_fwd::", "<ixgbe_core::", "<ixgbe_tools::", "<ixgbe_fwd::")
 def is_ours(fn):
     return fn.startswith(OURS) and not is_sim(fn)
 

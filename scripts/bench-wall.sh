@@ -42,7 +42,7 @@ command -v python3 >/dev/null || die "python3 not found (apt-get install python3
 if [[ -z "$BIN" ]]; then
   TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
   echo "building ixgbe-fwd (release) in $TARGET_DIR ..." >&2
-  cargo build -q -j2 --release -p apps --bin ixgbe-fwd
+  cargo build -q -j2 --release -p ixgbe-tools --bin ixgbe-fwd
   BIN="$TARGET_DIR/release/ixgbe-fwd"
 fi
 [[ -x "$BIN" ]] || die "$BIN is not an executable"

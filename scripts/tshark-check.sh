@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v tshark >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq tshark >/dev/null
+  apt-get update -qq >/dev/null \
+    || { echo "tshark-check: apt-get update failed (is the Debian mirror reachable?)" >&2; exit 1; }
+  apt-get install -y -qq tshark >/dev/null \
+    || { echo "tshark-check: apt-get install tshark failed (is the Debian mirror reachable?)" >&2; exit 1; }
 fi
-cargo test -p apps --test tshark -- --ignored
+cargo test -p ixgbe-tools --test tshark -- --ignored

@@ -6,11 +6,11 @@ mod common;
 use std::io::Read;
 use std::process::{Command, Stdio};
 
-use apps::frame::parse_udp_frame;
-use apps::pcap::Reader;
-use apps::sim::mix_frame;
-use apps::sim_mac;
 use common::run;
+use ixgbe_tools::frame::parse_udp_frame;
+use ixgbe_tools::pcap::Reader;
+use ixgbe_tools::sim::mix_frame;
+use ixgbe_tools::sim_mac;
 use serde_json::Value;
 
 const FWD: &str = env!("CARGO_BIN_EXE_ixgbe-fwd");

@@ -6,10 +6,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use apps::pcap::Reader;
-use apps::sim::mix_frame;
-use apps::sim_mac;
 use common::run;
+use ixgbe_tools::pcap::Reader;
+use ixgbe_tools::sim::mix_frame;
+use ixgbe_tools::sim_mac;
 use serde_json::Value;
 
 const PKTGEN: &str = env!("CARGO_BIN_EXE_ixgbe-pktgen");

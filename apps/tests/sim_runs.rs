@@ -7,11 +7,11 @@ use std::fs::File;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use apps::frame::parse_udp_frame;
-use apps::pcap::{Reader, LINKTYPE_ETHERNET};
-use apps::sim::mix_frame;
-use apps::sim_mac;
 use common::{run_json, sum, u};
+use ixgbe_tools::frame::parse_udp_frame;
+use ixgbe_tools::pcap::{Reader, LINKTYPE_ETHERNET};
+use ixgbe_tools::sim::mix_frame;
+use ixgbe_tools::sim_mac;
 
 const FWD: &str = env!("CARGO_BIN_EXE_ixgbe-fwd");
 const PKTGEN: &str = env!("CARGO_BIN_EXE_ixgbe-pktgen");

@@ -315,7 +315,7 @@ build_programs() {
     if [ -n "${QEMU_E2E_NO_FWD:-}" ]; then
         log "QEMU_E2E_NO_FWD set: refusal is checked with qemu_refuse only, no ixgbe-fwd cases"
     elif [ -f "$REPO/apps/src/bin/ixgbe-fwd.rs" ] || grep -q '"ixgbe-fwd"' "$REPO/apps/Cargo.toml" 2>/dev/null; then
-        pkgs+=(-p apps --bin ixgbe-fwd --bin ixgbe-pktgen --bin ixgbe-pcap --bin ixgbe-echo)
+        pkgs+=(-p ixgbe-tools --bin ixgbe-fwd --bin ixgbe-pktgen --bin ixgbe-pcap --bin ixgbe-echo)
         FWD_BIN="$GUEST_BIN_DIR/ixgbe-fwd"
     else
         log "apps has no ixgbe-fwd yet: refusal is checked with qemu_refuse only"

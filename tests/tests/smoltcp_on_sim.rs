@@ -5,9 +5,9 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use apps::echo::{Client, Plan, Server};
 use ixgbe_core::smoltcp_phy::SmoltcpDevice;
 use ixgbe_core::{Config, Device, Mempool, Started, DEFAULT_BUF_SIZE};
+use ixgbe_tools::echo::{Client, Plan, Server};
 use platform_mock::{Fault, NicConfig, NicId, Sim, SimPlatform};
 use smoltcp::phy::{self, Device as _, DeviceCapabilities, RxToken as _, TxToken as _};
 use smoltcp::time::Instant;

@@ -9,15 +9,15 @@ use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::time::Instant as WallInstant;
 
-use apps::echo::{Client, ClientReport, Plan, Server};
-use apps::sim::wire_time_ps;
-use apps::{
-    make_pools, open_devices, request_stop, run_main, start_devices, stop_requested, AppError,
-    DevSpec, Opened, SimEnv,
-};
 use clap::Parser;
 use ixgbe_core::smoltcp_phy::SmoltcpDevice;
 use ixgbe_core::{Mempool, Platform, Started};
+use ixgbe_tools::echo::{Client, ClientReport, Plan, Server};
+use ixgbe_tools::sim::wire_time_ps;
+use ixgbe_tools::{
+    make_pools, open_devices, request_stop, run_main, start_devices, stop_requested, AppError,
+    DevSpec, Opened, SimEnv,
+};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 

@@ -6,18 +6,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apps::irq::{cpu_line, cpu_time, InterruptArg, IrqTotals};
-use apps::sim::wire_time_ps;
-use apps::stats::out;
-use apps::{
-    make_pacer, make_pools, open_devices, report, request_stop, run_main, start_devices_with,
-    supervise, supervise_every, time_up_after_printing, AppError, CommonArgs, DevSpec, Limits,
-    Opened, Pacer, RatePrinter, SimEnv, CLOCK_CHECK_INTERVAL, MAX_BATCH,
-};
 use clap::Parser;
 use ixgbe_core::heapless;
 use ixgbe_core::{
     Config, Delivery, Device, InterruptPlatform, Packet, Platform, QueueInterrupt, RxQueue, TxQueue,
+};
+use ixgbe_tools::irq::{cpu_line, cpu_time, InterruptArg, IrqTotals};
+use ixgbe_tools::sim::wire_time_ps;
+use ixgbe_tools::stats::out;
+use ixgbe_tools::{
+    make_pacer, make_pools, open_devices, report, request_stop, run_main, start_devices_with,
+    supervise, supervise_every, time_up_after_printing, AppError, CommonArgs, DevSpec, Limits,
+    Opened, Pacer, RatePrinter, SimEnv, CLOCK_CHECK_INTERVAL, MAX_BATCH,
 };
 
 /// Forward frames between two 82599 ports (or two simulated ones: `sim sim`).

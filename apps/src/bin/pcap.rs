@@ -9,17 +9,17 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use apps::pcap::{Writer as PcapWriter, DEFAULT_SNAPLEN};
-use apps::sim::wire_time_ps;
-use apps::stats::{out, stdout_carries_data, stdout_closed};
-use apps::{
+use clap::Parser;
+use ixgbe_core::heapless;
+use ixgbe_core::{Packet, Platform, RxQueue};
+use ixgbe_tools::pcap::{Writer as PcapWriter, DEFAULT_SNAPLEN};
+use ixgbe_tools::sim::wire_time_ps;
+use ixgbe_tools::stats::{out, stdout_carries_data, stdout_closed};
+use ixgbe_tools::{
     make_pacer, make_pools, open_devices, report, run_main, start_devices, time_up_after_printing,
     AppError, CommonArgs, DevSpec, Limits, Opened, RatePrinter, SimEnv, CLOCK_CHECK_INTERVAL,
     MAX_BATCH,
 };
-use clap::Parser;
-use ixgbe_core::heapless;
-use ixgbe_core::{Packet, Platform, RxQueue};
 
 /// Capture the frames an 82599 port (or a simulated one: `sim`) receives into a pcap file, or
 /// stream them to stdout with `-`. All queues are polled by one thread, the only writer.
@@ -142,8 +142,8 @@ fn capture<P: Platform>(
     let mut printer = RatePrinter::new(names.clone(), pacer.elapsed());
     let target = target_name(args);
     let stream = streaming(args);
-    let captured_frames = apps::json::app_counter("captured_frames");
-    let captured_bytes = apps::json::app_counter("captured_bytes");
+    let captured_frames = ixgbe_tools::json::app_counter("captured_frames");
+    let captured_bytes = ixgbe_tools::json::app_counter("captured_bytes");
 
     // All queues are polled round-robin by this one thread, so the file has a single writer.
     let mut batch = Batch::new();

@@ -8,20 +8,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apps::frame::{build_udp_frame, set_seq, Flow, MAX_FRAME};
-use apps::gen::{
+use clap::Parser;
+use ixgbe_core::heapless;
+use ixgbe_core::{Device, Mempool, Packet, Platform, TxQueue, DEFAULT_BUF_SIZE};
+use ixgbe_tools::frame::{build_udp_frame, set_seq, Flow, MAX_FRAME};
+use ixgbe_tools::gen::{
     parse_ip_range, parse_port_range, parse_rate, parse_sizes, Flows, Pacing, Range, Rate, Sizes,
     IMIX,
 };
-use apps::sim::wire_time_ps;
-use apps::{
+use ixgbe_tools::sim::wire_time_ps;
+use ixgbe_tools::{
     make_pacer, make_pools, open_devices, report, run_main, start_devices, supervise,
     time_up_after_printing, AppError, CommonArgs, DevSpec, Limits, Opened, Pacer, RatePrinter,
     SimEnv, CLOCK_CHECK_INTERVAL, MAX_BATCH, POOL_ENTRIES,
 };
-use clap::Parser;
-use ixgbe_core::heapless;
-use ixgbe_core::{Device, Mempool, Packet, Platform, TxQueue, DEFAULT_BUF_SIZE};
 
 /// Generate UDP/IPv4 traffic on an 82599 port (or a simulated one: `sim`).
 ///
@@ -104,8 +104,8 @@ type Replay = Arc<Vec<Vec<u8>>>;
 fn load_replay(path: &std::path::Path) -> Result<Replay, AppError> {
     let err = |e: std::io::Error| AppError::new(format!("reading {}: {e}", path.display()));
     let file = std::fs::File::open(path).map_err(err)?;
-    let mut reader = apps::pcap::Reader::new(std::io::BufReader::new(file)).map_err(err)?;
-    if reader.linktype != apps::pcap::LINKTYPE_ETHERNET {
+    let mut reader = ixgbe_tools::pcap::Reader::new(std::io::BufReader::new(file)).map_err(err)?;
+    if reader.linktype != ixgbe_tools::pcap::LINKTYPE_ETHERNET {
         return Err(AppError::new(format!(
             "{}: link type {} is not Ethernet",
             path.display(),
@@ -364,7 +364,7 @@ fn generate<P: Platform>(
             }
         };
         // With a virtual clock the step per loop (below) keeps to line rate already.
-        let line = env.is_some() && common.sim_clock == apps::SimClock::Wall;
+        let line = env.is_some() && common.sim_clock == ixgbe_tools::SimClock::Wall;
         let mut pacing = Pacing::new(args.rate.map(share), line);
         if line && threaded {
             pacing = Pacing::new(args.rate.map(share), false);
@@ -376,7 +376,7 @@ fn generate<P: Platform>(
             batch: Batch::new(),
             source,
             pacing,
-            generated: apps::json::app_counter("generated"),
+            generated: ixgbe_tools::json::app_counter("generated"),
         });
     }
     let size_counts = Arc::default();
@@ -446,7 +446,7 @@ fn generate<P: Platform>(
             } else {
                 String::new()
             };
-            apps::stats::out(&format!(
+            ixgbe_tools::stats::out(&format!(
                 "[peer] {flows}frames by size: {}",
                 list.join(", ")
             ));

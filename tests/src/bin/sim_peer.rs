@@ -400,7 +400,7 @@ impl<'w> smoltcp::phy::Device for WireDevice<'w> {
 
 /// `echo`: apps' echo client against the guest's `ixgbe-echo`, over the wire.
 fn run_echo(wire: &mut Wire, args: &Args, out: &mut Verdicts) -> Result<(), String> {
-    use apps::echo::{Client, Plan};
+    use ixgbe_tools::echo::{Client, Plan};
     use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
     let start = Instant::now();
     let now = || smoltcp::time::Instant::from_micros(start.elapsed().as_micros() as i64);
@@ -931,7 +931,7 @@ fn run_apps(wires: &mut [Wire], args: &Args, out: &mut Verdicts) -> Result<(), S
             std::thread::sleep(Duration::from_millis(1));
             continue;
         };
-        match apps::frame::parse_udp_frame(&buf[..len]) {
+        match ixgbe_tools::frame::parse_udp_frame(&buf[..len]) {
             Ok(f) => {
                 if last.is_some_and(|l| f.seq <= l) {
                     regress += 1;
