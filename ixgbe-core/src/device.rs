@@ -222,7 +222,7 @@ impl<P: Platform> Device<P> {
         self.regs.modify(regs::RXCTRL, regs::RXCTRL::RXEN::CLEAR);
         self.regs.modify(regs::FCTRL, rxctrl::fctrl_value(on));
         if was_enabled {
-            rxctrl::enable_rx(&self.regs)?;
+            rxctrl::enable_rx(&self.regs);
         }
         Ok(())
     }

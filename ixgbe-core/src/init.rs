@@ -136,7 +136,7 @@ pub(crate) fn init<'a, P: Platform>(
     for queue in rx.iter_mut() {
         queue.enable()?;
     }
-    enable_rx(&regs)?;
+    enable_rx(&regs);
     log::debug!("init: {} rx queue(s) enabled, receive on", config.rx_queues);
 
     // §4.6.8: transmit.
@@ -174,8 +174,8 @@ fn master_disable<P: Platform>(regs: &Regs<P>) -> bool {
     .is_ok()
 }
 
-/// §4.6.3.2: CTRL.RST | CTRL.LRST (RST alone when `link_reset` is false), wait 1 ms before polling (§8.2.3.1.1), poll both clear, then
-/// wait at least 10 ms.
+/// §4.6.3.2: CTRL.RST | CTRL.LRST (RST alone when `link_reset` is false), wait 1 ms before
+/// polling (§8.2.3.1.1), poll both clear, then wait at least 10 ms.
 fn reset<P: Platform>(regs: &Regs<P>, link_reset: bool) -> Result<(), Error> {
     if link_reset {
         regs.modify(regs::CTRL, regs::CTRL::RST::SET + regs::CTRL::LRST::SET);

@@ -70,7 +70,7 @@ impl<'r, P: Platform> MacCsrLock<'r, P> {
     /// Intel's `ixgbe_acquire_swfw_sync`: under the SWSM semaphore, take the MAC_CSR bit once
     /// neither software nor firmware holds it.
     fn take(regs: &'r Regs<P>) -> Result<Self, Error> {
-        let mut taken = false;
+        // A failure to get SWSM ends the poll; it is reported after it.
         let mut swsm = Ok(());
         poll(
             regs.platform(),
@@ -82,14 +82,13 @@ impl<'r, P: Platform> MacCsrLock<'r, P> {
                     return true;
                 }
                 let sync = regs.get(regs::SW_FW_SYNC);
-                if !sync.is_set(regs::SW_FW_SYNC::SW_MAC_CSR)
-                    && !sync.is_set(regs::SW_FW_SYNC::FW_MAC_CSR)
-                {
+                let free = !sync.is_set(regs::SW_FW_SYNC::SW_MAC_CSR)
+                    && !sync.is_set(regs::SW_FW_SYNC::FW_MAC_CSR);
+                if free {
                     regs.modify(regs::SW_FW_SYNC, regs::SW_FW_SYNC::SW_MAC_CSR::SET);
-                    taken = true;
                 }
                 release_swsm(regs);
-                taken
+                free
             },
         )?;
         swsm?;
@@ -116,15 +115,13 @@ fn take_swsm<P: Platform>(regs: &Regs<P>) -> Result<(), Error> {
     poll(regs.platform(), SWSM_TIMEOUT, "SWSM.SMBI semaphore", || {
         !regs.is_set(regs::SWSM, regs::SWSM::SMBI)
     })?;
-    let mut ok = false;
     poll(
         regs.platform(),
         SWSM_TIMEOUT,
         "SWSM.SWESMBI semaphore",
         || {
             regs.modify(regs::SWSM, regs::SWSM::SWESMBI::SET);
-            ok = regs.is_set(regs::SWSM, regs::SWSM::SWESMBI);
-            ok
+            regs.is_set(regs::SWSM, regs::SWSM::SWESMBI)
         },
     )
     .inspect_err(|_| release_swsm(regs))

@@ -3,7 +3,6 @@
 
 use core::time::Duration;
 
-use crate::error::Error;
 use crate::platform::Platform;
 use crate::regs::{self, Regs};
 use crate::wait::until;
@@ -24,7 +23,7 @@ pub(crate) fn fctrl_value(
 /// §4.6.7 step 11: stop the security Rx path, wait until it is empty, set RXEN, restart it
 /// (a silicon erratum workaround in Intel's drivers). A security block that does not report
 /// ready in time is not fatal: Intel's shared code (Linux, DPDK) warns and goes on.
-pub(crate) fn enable_rx<P: Platform>(regs: &Regs<P>) -> Result<(), Error> {
+pub(crate) fn enable_rx<P: Platform>(regs: &Regs<P>) {
     regs.modify(regs::SECRXCTRL, regs::SECRXCTRL::RX_DIS::SET);
     if let Err(e) = until(
         regs.platform(),
@@ -36,5 +35,4 @@ pub(crate) fn enable_rx<P: Platform>(regs: &Regs<P>) -> Result<(), Error> {
     }
     regs.modify(regs::RXCTRL, regs::RXCTRL::RXEN::SET);
     regs.modify(regs::SECRXCTRL, regs::SECRXCTRL::RX_DIS::CLEAR);
-    Ok(())
 }
