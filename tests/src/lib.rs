@@ -1,1 +1,4 @@
-//! Integration tests across crates live in `tests/tests/`.
+//! Integration tests across crates live in `tests/tests/`; this library holds what several of
+//! them share.
+
+pub mod on_sim;

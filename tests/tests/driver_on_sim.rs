@@ -8,6 +8,7 @@ use std::time::Duration;
 use ixgbe_core::heapless::Vec as HVec;
 use ixgbe_core::{Config, Device, Error, Mempool, Packet, Started, DEFAULT_BUF_SIZE};
 use platform_mock::{Fault, NicConfig, NicId, RxCorruption, Sim, SimPlatform};
+use tests::on_sim::{assert_clean, start};
 
 const MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 const OTHER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x99];
@@ -63,14 +64,6 @@ fn cabled_pair() -> (Sim, NicId, NicId) {
     (sim, a, b)
 }
 
-fn assert_clean(sim: &Sim) {
-    let v = sim.violations();
-    assert!(
-        v.is_empty(),
-        "simulator recorded protocol violations: {v:#?}"
-    );
-}
-
 /// `queues` Rx and Tx queues, each Rx queue with a pool of its own.
 fn queues_with_own_pools(
     platform: &SimPlatform,
@@ -81,19 +74,6 @@ fn queues_with_own_pools(
         .collect();
     let config = small_config().rx_queues(queues).tx_queues(queues);
     (pools, config)
-}
-
-fn start<'a>(
-    platform: &SimPlatform,
-    config: &Config,
-    pools: &'a [Mempool<SimPlatform>],
-) -> Started<'a, SimPlatform> {
-    let started = Device::init(platform.clone(), config, pools).expect("init");
-    started
-        .device
-        .wait_for_link(Duration::from_secs(10))
-        .expect("link");
-    started
 }
 
 #[test]

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use ixgbe_core::heapless::Vec as HVec;
 use ixgbe_core::{
-    Config, Delivery, Device, HybridConfig, InterruptConfig, InterruptMode, InterruptPlatform,
-    Mempool, Packet, Platform, Started, DEFAULT_BUF_SIZE,
+    Config, Delivery, HybridConfig, InterruptConfig, InterruptMode, InterruptPlatform, Mempool,
+    Packet, Platform, Started, DEFAULT_BUF_SIZE,
 };
 use platform_mock::{NicConfig, NicId, Sim, SimPlatform, TrafficSource};
+use tests::on_sim::{assert_clean, start_within};
 
 const MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 const EICR: u32 = 0x00800;
@@ -72,30 +73,12 @@ fn config(queues: u16, ring: u16, irq: InterruptConfig) -> Config {
         .interrupts(Some(irq))
 }
 
-fn start<'a>(
-    platform: &SimPlatform,
-    config: &Config,
-    pools: &'a [Mempool<SimPlatform>],
-) -> Started<'a, SimPlatform> {
-    let started = Device::init(platform.clone(), config, pools).expect("init");
-    started
-        .device
-        .wait_for_link(Duration::from_secs(1))
-        .expect("link");
-    started
-}
-
-fn assert_clean(sim: &Sim) {
-    let v = sim.violations();
-    assert!(v.is_empty(), "simulator violations: {v:#?}");
-}
-
 #[test]
 fn polling_users_see_no_interrupt_set_up() {
     let (sim, _nic, p) = sim_nic();
     let pools = [Mempool::new(&p, 128, DEFAULT_BUF_SIZE).unwrap()];
     let cfg = Config::default().rx_ring_size(64).tx_ring_size(64);
-    let s = start(&p, &cfg, &pools);
+    let s = start_within(&p, &cfg, &pools, Duration::from_secs(1));
     assert_eq!(p.read32(EIMS), 0, "everything masked");
     assert!(
         s.device.enable_interrupts().is_err(),
@@ -111,7 +94,7 @@ fn sixteen_rx_queues_each_wake_on_their_own_vector() {
         .map(|_| Mempool::new(&p, 128, DEFAULT_BUF_SIZE).unwrap())
         .collect();
     let cfg = config(16, 64, irq_config(InterruptMode::Always, 0));
-    let Started { device, mut rx, .. } = start(&p, &cfg, &pools);
+    let Started { device, mut rx, .. } = start_within(&p, &cfg, &pools, Duration::from_secs(1));
     let mut irqs = device.enable_interrupts().expect("interrupts");
     assert_eq!(irqs.delivery, Delivery::MsiX { vectors: 17 });
     assert_eq!(irqs.link.as_ref().map(|l| l.vector()), Some(16));
@@ -164,7 +147,7 @@ fn throttling_holds_the_next_message_for_the_eitr_interval() {
         let (sim, nic, p) = sim_nic();
         let pools = [Mempool::new(&p, 128, DEFAULT_BUF_SIZE).unwrap()];
         let cfg = config(1, 64, irq_config(InterruptMode::Always, throttle_us));
-        let Started { device, mut rx, .. } = start(&p, &cfg, &pools);
+        let Started { device, mut rx, .. } = start_within(&p, &cfg, &pools, Duration::from_secs(1));
         let mut irqs = device.enable_interrupts().expect("interrupts");
         let irq = &mut irqs.queues[0];
         let mut batch: HVec<Packet<'_>, 32> = HVec::new();
@@ -198,7 +181,7 @@ fn a_fired_vector_is_auto_cleared_and_auto_masked_until_armed() {
     let (sim, nic, p) = sim_nic();
     let pools = [Mempool::new(&p, 512, DEFAULT_BUF_SIZE).unwrap()];
     let cfg = config(2, 64, irq_config(InterruptMode::Always, 0));
-    let Started { device, mut rx, .. } = start(&p, &cfg, &pools);
+    let Started { device, mut rx, .. } = start_within(&p, &cfg, &pools, Duration::from_secs(1));
     let mut irqs = device.enable_interrupts().expect("interrupts");
     // Before arming, a frame only latches its cause: no message.
     let flow = (0..100)
@@ -246,7 +229,7 @@ fn a_link_change_fires_the_other_vector() {
     let (sim, nic, p) = sim_nic();
     let pools = [Mempool::new(&p, 128, DEFAULT_BUF_SIZE).unwrap()];
     let cfg = config(1, 64, irq_config(InterruptMode::Always, 0));
-    let Started { device, .. } = start(&p, &cfg, &pools);
+    let Started { device, .. } = start_within(&p, &cfg, &pools, Duration::from_secs(1));
     let mut irqs = device.enable_interrupts().expect("interrupts");
     let link = irqs.link.as_mut().expect("MSI-X has a link vector");
     assert_eq!(link.vector(), 1);
@@ -276,7 +259,7 @@ fn msi_fallback_puts_every_queue_on_one_interrupt() {
     p.prefer_single_interrupt(true);
     let pools = [Mempool::new(&p, 128, DEFAULT_BUF_SIZE).unwrap()];
     let cfg = config(1, 64, irq_config(InterruptMode::Always, 0));
-    let Started { device, mut rx, .. } = start(&p, &cfg, &pools);
+    let Started { device, mut rx, .. } = start_within(&p, &cfg, &pools, Duration::from_secs(1));
     let mut irqs = device.enable_interrupts().expect("interrupts");
     assert_eq!(irqs.delivery, Delivery::Single);
     assert!(irqs.link.is_none());
@@ -334,7 +317,7 @@ fn hybrid_switches_both_ways_at_its_thresholds_without_losing_a_frame() {
         ..irq_config(InterruptMode::Hybrid, 50)
     };
     let cfg = config(1, 1024, irq_cfg);
-    let Started { device, mut rx, .. } = start(&p, &cfg, &pools);
+    let Started { device, mut rx, .. } = start_within(&p, &cfg, &pools, Duration::from_secs(1));
     let mut irqs = device.enable_interrupts().expect("interrupts");
     let irq = &mut irqs.queues[0];
     let per_ms = Arc::new(AtomicU64::new(100));

@@ -47,7 +47,6 @@ fn pool(p: &SimPlatform) -> [Mempool<SimPlatform>; 1] {
 
 fn read(sim: &Sim, nic: NicId, off: u32) -> u32 {
     use ixgbe_core::Platform;
-    let _ = sim;
     sim.platform(nic).read32(off)
 }
 
@@ -55,10 +54,6 @@ fn write(p: &SimPlatform, off: u32, v: u32) {
     use ixgbe_core::Platform;
     // SAFETY: a register of the simulated device; no DMA is started by these registers.
     unsafe { p.write32(off, v) }
-}
-
-fn clean(sim: &Sim) -> Vec<Violation> {
-    sim.violations()
 }
 
 #[test]
@@ -76,7 +71,7 @@ fn sr_optics_left_dark_by_linux_get_their_laser_back() {
         .expect("link with the laser on");
     assert!(link.up);
     assert_eq!(read(&sim, id, ESDP) & (SDP3 | SDP3_DIR), SDP3_DIR);
-    assert_eq!(clean(&sim), []);
+    assert_eq!(sim.violations(), []);
 }
 
 #[test]
@@ -94,7 +89,7 @@ fn an_sfp_board_whose_nvm_says_another_link_mode_still_links_at_10g() {
             .unwrap_or_else(|e| panic!("NVM LMS {lms:03b}: {e}"));
         assert_eq!(link.speed.map(|s| s.mbit()), Some(10_000));
         assert_eq!((read(&sim, id, AUTOC) & LMS_MASK) >> 13, 0b011);
-        assert_eq!(clean(&sim), []);
+        assert_eq!(sim.violations(), []);
     }
 }
 
@@ -108,7 +103,7 @@ fn a_backplane_board_keeps_the_nvm_link_mode() {
     assert_eq!((read(&sim, id, AUTOC) & LMS_MASK) >> 13, 0b100);
     // SDP3 means nothing on a backplane board: left alone.
     assert_eq!(read(&sim, id, ESDP), 0);
-    assert_eq!(clean(&sim), []);
+    assert_eq!(sim.violations(), []);
 }
 
 #[test]
@@ -159,7 +154,7 @@ fn unicast_through(mpsar: MpsarPowerOn) -> (usize, Vec<Violation>) {
         sa.rx[0].rx_batch(&mut rx, 32);
         got += rx.len();
     }
-    (got, clean(&sim))
+    (got, sim.violations())
 }
 
 #[test]
@@ -189,7 +184,7 @@ fn mpsar_ends_with_rar0_in_pool_0_and_nothing_else() {
 fn a_slow_security_block_does_not_fail_init() {
     for drain in [Duration::from_millis(60), Duration::from_secs(3600)] {
         let sim = Sim::new();
-        let (id, p) = nic(
+        let (_id, p) = nic(
             &sim,
             NicConfig {
                 secrx_drain: drain,
@@ -199,7 +194,6 @@ fn a_slow_security_block_does_not_fail_init() {
         let pools = pool(&p);
         let started = init(&p, &pools).expect("init goes on after a SECRX_RDY timeout");
         started.device.wait_for_link(LINK_TIMEOUT).expect("link");
-        let _ = id;
     }
     let sim = Sim::new();
     let (id, p) = nic(&sim, NicConfig::default());
@@ -221,7 +215,7 @@ fn manageability_firmware_gets_the_semaphore_around_autoc() {
     let pools = pool(&p);
     let started = init(&p, &pools).expect("init");
     started.device.wait_for_link(LINK_TIMEOUT).expect("link");
-    assert_eq!(clean(&sim), []);
+    assert_eq!(sim.violations(), []);
 }
 
 #[test]
@@ -237,7 +231,7 @@ fn mng_veto_leaves_the_link_alone() {
     let pools = pool(&p);
     let started = init(&p, &pools).expect("init");
     started.device.wait_for_link(LINK_TIMEOUT).expect("link");
-    let kinds: Vec<ViolationKind> = clean(&sim).iter().map(|v| v.kind).collect();
+    let kinds: Vec<ViolationKind> = sim.violations().iter().map(|v| v.kind).collect();
     assert_eq!(kinds, []);
 }
 
@@ -263,15 +257,13 @@ fn a_missing_nvm_or_a_firmware_error_fails_init_clearly() {
 fn frames_shorter_than_17_bytes_are_padded_to_17() {
     let sim = Sim::new();
     let (a, pa) = nic(&sim, NicConfig::default());
-    let mut started = {
-        let pools = Box::leak(Box::new(pool(&pa)));
-        init(&pa, pools).expect("init")
-    };
+    // Declared before the queues, so they outlive them.
+    let (rx_pools, tx_pools) = (pool(&pa), pool(&pa));
+    let mut started = init(&pa, &rx_pools).expect("init");
     started.device.wait_for_link(LINK_TIMEOUT).expect("link");
-    let pools = Box::leak(Box::new(pool(&pa)));
     for len in [14usize, 15, 16] {
         let mut batch: HVec<Packet<'_>, 32> = HVec::new();
-        pools[0].alloc_batch(&mut batch, 1, len);
+        tx_pools[0].alloc_batch(&mut batch, 1, len);
         batch[0].fill(0xAB);
         started.tx[0].tx_batch(&mut batch);
         sim.advance(Duration::from_micros(50));
@@ -279,5 +271,5 @@ fn frames_shorter_than_17_bytes_are_padded_to_17() {
         assert_eq!(sent.len(), 1, "{len}-byte frame");
         assert!(sent[0][..len].iter().all(|&b| b == 0xAB));
     }
-    assert_eq!(clean(&sim), []);
+    assert_eq!(sim.violations(), []);
 }

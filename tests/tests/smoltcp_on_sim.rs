@@ -13,6 +13,7 @@ use smoltcp::phy::{self, Device as _, DeviceCapabilities, RxToken as _, TxToken 
 use smoltcp::time::Instant;
 use smoltcp::wire::{ArpOperation, ArpPacket, EthernetFrame, EthernetProtocol, Ipv4Address};
 use smoltcp::wire::{ArpRepr, Ipv4Cidr};
+use tests::on_sim::{assert_clean, start};
 
 const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
@@ -22,24 +23,6 @@ const PORT: u16 = 7;
 
 fn now(sim: &Sim) -> Instant {
     Instant::from_micros(sim.now().as_micros() as i64)
-}
-
-fn assert_clean(sim: &Sim) {
-    let v = sim.violations();
-    assert!(v.is_empty(), "simulator recorded violations: {v:#?}");
-}
-
-fn start<'a>(
-    platform: &SimPlatform,
-    config: &Config,
-    pools: &'a [Mempool<SimPlatform>],
-) -> Started<'a, SimPlatform> {
-    let started = Device::init(platform.clone(), config, pools).expect("init");
-    started
-        .device
-        .wait_for_link(Duration::from_secs(10))
-        .expect("link");
-    started
 }
 
 fn queue_pair<'a>(
