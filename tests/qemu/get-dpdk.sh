@@ -35,23 +35,10 @@ for tool in readelf cpio gzip; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool missing on the host (binutils, cpio, gzip)"
 done
 
-if ! command -v mmdebstrap >/dev/null 2>&1; then
-    log "installing mmdebstrap (host suite)"
-    if ! apt-cache show mmdebstrap >/dev/null 2>&1; then
-        apt-get -q update >/tmp/get-dpdk-apt-update.log 2>&1 ||
-            { tail -n 20 /tmp/get-dpdk-apt-update.log >&2; die "apt-get update failed (is the Debian mirror reachable?)"; }
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get -q -y --no-install-recommends install mmdebstrap \
-        >/tmp/get-dpdk-apt.log 2>&1 ||
-        { tail -n 20 /tmp/get-dpdk-apt.log >&2; die "apt-get install mmdebstrap failed (download failed?)"; }
-fi
-
-# The mirror: the first Debian URI of the machine's own apt configuration.
-MIRROR=$(grep -hs -v '^[[:space:]]*#' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources \
-    /etc/apt/sources.list.d/*.list 2>/dev/null | grep -o 'https\?://[^ ]*' | grep -v security | head -n1 || true)
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
-KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-[ -f "$KEYRING" ] || die "$KEYRING missing (package debian-archive-keyring)"
+# shellcheck source=debian.sh
+. "$(dirname "${BASH_SOURCE[0]}")/debian.sh"
+ensure_mmdebstrap get-dpdk
+find_debian_mirror
 
 ROOT="$DIR/root"
 rm -rf "$ROOT" "$DIR/tree" "$OUT" "$STAMP"

@@ -420,9 +420,9 @@ echo_main() {
     fi
 }
 
-fwd_vfio_main() {
-    A1=$(arg qtest.addr)
-    A2=$(arg qtest.addr2)
+# Loads vfio and moves both ports ($A1, $A2) to vfio-pci (driver_override + drivers_probe);
+# reports vfio-bind, and returns 1 unless both are bound.
+bind_both_to_vfio() {
     load_modules vfio
     for a in $A1 $A2; do
         echo vfio-pci >"/sys/bus/pci/devices/$a/driver_override"
@@ -432,7 +432,14 @@ fwd_vfio_main() {
         pass "vfio-bind (both ports bound to vfio-pci)"
     else
         fail "vfio-bind: drivers $(driver_of "$A1") $(driver_of "$A2")"
+        return 1
     fi
+}
+
+fwd_vfio_main() {
+    A1=$(arg qtest.addr)
+    A2=$(arg qtest.addr2)
+    bind_both_to_vfio
     groups=
     for a in $A1 $A2; do
         g=$(basename "$(readlink "/sys/bus/pci/devices/$a/iommu_group" 2>/dev/null)")
@@ -495,17 +502,7 @@ dpdk_testpmd_main() {
         fail "testpmd-present: no /dpdk/usr/bin/dpdk-testpmd in the initramfs"
         return
     fi
-    load_modules vfio
-    for a in $A1 $A2; do
-        echo vfio-pci >"/sys/bus/pci/devices/$a/driver_override"
-        echo "$a" >/sys/bus/pci/drivers_probe
-    done
-    if [ "$(driver_of "$A1") $(driver_of "$A2")" = "vfio-pci vfio-pci" ]; then
-        pass "vfio-bind (both ports bound to vfio-pci)"
-    else
-        fail "vfio-bind: drivers $(driver_of "$A1") $(driver_of "$A2")"
-        return
-    fi
+    bind_both_to_vfio || return
     # The chroot sees the guest's devices, sysfs, procfs and hugepages.
     for d in dev proc sys; do mount --bind "/$d" "/dpdk/$d"; done
     mount -t hugetlbfs nodev /dpdk/mnt/huge
@@ -619,17 +616,7 @@ fwd_irq_main() {
     A2=$(arg qtest.addr2)
     P=$(arg qtest.fwdpackets)
     S=$(arg qtest.fwdsecs)
-    load_modules vfio
-    for a in $A1 $A2; do
-        echo vfio-pci >"/sys/bus/pci/devices/$a/driver_override"
-        echo "$a" >/sys/bus/pci/drivers_probe
-    done
-    if [ "$(driver_of "$A1") $(driver_of "$A2")" = "vfio-pci vfio-pci" ]; then
-        pass "vfio-bind (both ports bound to vfio-pci)"
-    else
-        fail "vfio-bind: drivers $(driver_of "$A1") $(driver_of "$A2")"
-        return
-    fi
+    bind_both_to_vfio || return
     for a in $A1 $A2; do
         g=$(basename "$(readlink "/sys/bus/pci/devices/$a/iommu_group" 2>/dev/null)")
         [ -e "/dev/vfio/$g" ] || { fail "vfio-group: $a: no /dev/vfio/$g"; return; }
