@@ -6,7 +6,7 @@ mod common;
 use std::io::Read;
 use std::process::{Command, Stdio};
 
-use common::run;
+use common::{run, run_json_lines};
 use ixgbe_tools::frame::parse_udp_frame;
 use ixgbe_tools::pcap::Reader;
 use ixgbe_tools::sim::mix_frame;
@@ -19,14 +19,7 @@ const PCAP: &str = env!("CARGO_BIN_EXE_ixgbe-pcap");
 
 /// Every line of stdout parsed as JSON (the test fails on any line that is not).
 fn json_lines(bin: &str, args: &[&str]) -> Vec<Value> {
-    let out = run(bin, args);
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{bin} {args:?}: {stderr}");
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
+    run_json_lines(bin, args).0
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::run;
+use common::{run, run_json_lines};
 use ixgbe_tools::pcap::Reader;
 use ixgbe_tools::sim::mix_frame;
 use ixgbe_tools::sim_mac;
@@ -17,16 +17,7 @@ const PCAP: &str = env!("CARGO_BIN_EXE_ixgbe-pcap");
 
 /// Runs pktgen with `args` and returns (every JSON line of stdout, stderr).
 fn pktgen_json(args: &[&str]) -> (Vec<Value>, String) {
-    let out = run(PKTGEN, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{args:?}: {stderr}");
-    assert!(!stderr.contains("simulator:"), "{stderr}");
-    let lines = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
-    (lines, stderr)
+    run_json_lines(PKTGEN, args)
 }
 
 fn f(v: &Value, key: &str) -> f64 {

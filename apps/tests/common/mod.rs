@@ -32,6 +32,21 @@ pub fn run_json(bin: &str, args: &[&str]) -> Value {
     serde_json::from_str(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {last}"))
 }
 
+/// Runs a program that must succeed with `--json`: every line of its stdout parsed as JSON (the
+/// test fails on any line that is not), and its stderr.
+pub fn run_json_lines(bin: &str, args: &[&str]) -> (Vec<Value>, String) {
+    let out = run(bin, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{bin} {args:?}: {stderr}");
+    assert!(!stderr.contains("simulator:"), "{stderr}");
+    let lines = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    (lines, stderr)
+}
+
 /// A u64 field of a JSON object.
 pub fn u(v: &Value, key: &str) -> u64 {
     v[key]
