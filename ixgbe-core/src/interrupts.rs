@@ -7,10 +7,16 @@
 //! ([`InterruptPlatform`]: VFIO eventfds on Linux, the model's messages in the simulator), so
 //! platforms without interrupts implement nothing more than [`Platform`].
 //!
-//! Protocol per queue (race-free without reading EICR): the vector auto-masks when its message
-//! goes out (GPIE.EIAME, EIAM_EX) and its cause auto-clears (EIAC), so a frame that arrives while
-//! the program is busy sets the cause again, and [`QueueInterrupt::arm`] (EIMS_EX) fires at once
-//! for it. The program polls its ring until empty, arms, then waits.
+//! Protocol per queue (race-free without reading EICR): with MSI-X a sleeping queue's vector
+//! stays enabled between wake-ups. Its cause auto-clears when the message goes out (EIAC), EITR
+//! spaces the messages, and the platform counts every message that arrives while the program is
+//! busy, so the next wait returns at once: a frame is never slept through, and a wake-up costs
+//! no register write (a trapped write costs tens of µs under a hypervisor). The vector is not
+//! auto-masked (EIAM_EX 0): that would need a write to EIMS_EX before every wait. When the
+//! hybrid policy switches the queue to polling it masks the vector once (EIMC_EX), and arms it
+//! again ([`QueueInterrupt::arm`], EIMS_EX) on its next sleep, where a cause latched meanwhile
+//! fires at once. With a single interrupt (MSI, INTx) every wake-up masks and clears the cause
+//! so the shared line can fall, and every sleep arms it again.
 //!
 //! The hybrid policy is ixy.rs's design: a moving average of packets per millisecond over the
 //! last [`SAMPLES`] intervals; above a threshold, or on a full batch, the queue polls; below one,
@@ -211,6 +217,8 @@ pub struct QueueInterrupt<P: InterruptPlatform> {
     timeout: Duration,
     policy: HybridPolicy,
     counters: InterruptCounters,
+    /// The vector is enabled (EIMS) as far as this handle knows.
+    armed: bool,
 }
 
 impl<P: InterruptPlatform> QueueInterrupt<P> {
@@ -228,25 +236,42 @@ impl<P: InterruptPlatform> QueueInterrupt<P> {
         };
         if sleep {
             self.sleep(self.timeout)?;
+        } else if self.armed && self.polling() {
+            // Polling: no messages wanted until the queue sleeps again.
+            self.disarm();
         }
         Ok(sleep)
     }
 
     /// Enables the vector (EIMS_EX; never EIMS bit 31, which is reserved). A cause that is
     /// already pending fires at once.
-    pub fn arm(&self) {
+    pub fn arm(&mut self) {
         if self.single {
             self.regs.write(regs::EIMS, 1 << (self.queue % 16));
         } else {
             let v = u32::from(self.vector);
             self.regs.write(regs::eims_ex(v / 32), 1 << (v % 32));
         }
+        self.armed = true;
     }
 
-    /// Arms the vector and sleeps until it fires or `timeout` passes. Returns true when it
-    /// fired.
+    /// Masks the vector (EIMC_EX): causes latch in EICR without a message until it is armed.
+    pub fn disarm(&mut self) {
+        if self.single {
+            self.regs.write(regs::EIMC, 1 << (self.queue % 16));
+        } else {
+            let v = u32::from(self.vector);
+            self.regs.write(regs::eimc_ex(v / 32), 1 << (v % 32));
+        }
+        self.armed = false;
+    }
+
+    /// Sleeps until the vector fires or `timeout` passes, arming it first if it is masked.
+    /// Returns true when it fired.
     pub fn sleep(&mut self, timeout: Duration) -> Result<bool, Error> {
-        self.arm();
+        if !self.armed {
+            self.arm();
+        }
         self.counters.sleeps += 1;
         let n = self.regs.platform().wait_interrupt(self.vector, timeout)?;
         if self.single {
@@ -256,6 +281,7 @@ impl<P: InterruptPlatform> QueueInterrupt<P> {
             let bit = 1 << (self.queue % 16);
             self.regs.write(regs::EIMC, bit);
             self.regs.write(regs::EICR, bit);
+            self.armed = false;
         }
         if n == 0 {
             self.counters.timeouts += 1;
@@ -372,6 +398,7 @@ impl<P: InterruptPlatform> Device<P> {
                 timeout: cfg.wait_timeout,
                 policy: HybridPolicy::new(cfg.hybrid),
                 counters: InterruptCounters::default(),
+                armed: false,
             });
         }
         let link = (!single).then(|| LinkInterrupt {
@@ -420,9 +447,12 @@ fn program<P: Platform>(
             regs::GPIE::MULTIPLE_MSIX::CLEAR + regs::GPIE::EIAME::CLEAR,
         );
     } else {
+        // No auto-mask (EIAME clear, EIAM_EX 0): see the protocol in the module docs.
         regs.modify(
             regs::GPIE,
-            regs::GPIE::MULTIPLE_MSIX::SET + regs::GPIE::EIAME::SET + regs::GPIE::PBA_SUPPORT::SET,
+            regs::GPIE::MULTIPLE_MSIX::SET
+                + regs::GPIE::EIAME::CLEAR
+                + regs::GPIE::PBA_SUPPORT::SET,
         );
     }
     // IVAR: Rx queue q on vector q (single: on EICR bit q mod 16); Tx queue q, when asked,
@@ -458,12 +488,12 @@ fn program<P: Platform>(
         }
         // The other causes on the vector after the queues'.
         regs.write(regs::IVAR_MISC, ivar_entry(rx_queues) << 8);
-        // Auto-clear the queue causes (bits 15:0; never 29:20) and auto-mask the queue
-        // vectors when their message goes out; the link cause is cleared by software.
+        // Auto-clear the queue causes when their message goes out (bits 15:0; never 29:20);
+        // the link cause is cleared by software. Nothing auto-masks.
         regs.write(regs::EIAC, (queue_vectors & 0xFFFF) as u32);
         regs.write(regs::EIAM, 0);
-        regs.write(regs::eiam_ex(0), queue_vectors as u32);
-        regs.write(regs::eiam_ex(1), (queue_vectors >> 32) as u32);
+        regs.write(regs::eiam_ex(0), 0);
+        regs.write(regs::eiam_ex(1), 0);
     }
     // Stale causes from before (the first link-up's LSC among them) would fire at once.
     regs.write(regs::EICR, regs::EIMC_ALL);
@@ -519,10 +549,7 @@ mod tests {
             let irqs = device.enable_interrupts().unwrap();
             assert_eq!(irqs.delivery, Delivery::MsiX { vectors: 5 });
             let gpie = written(&p, regs::GPIE).unwrap();
-            assert_eq!(
-                gpie & (1 << 4 | 1 << 30 | 1 << 31),
-                1 << 4 | 1 << 30 | 1 << 31
-            );
+            assert_eq!(gpie & (1 << 4 | 1 << 30 | 1 << 31), 1 << 4 | 1 << 31);
             // Rx 2n and 2n+1 on vectors 2n, 2n+1 (valid bit 7); Tx with them when asked.
             let tx = |entries: u32| if tx_completions { entries } else { 0 };
             assert_eq!(
@@ -546,10 +573,13 @@ mod tests {
                 );
             }
             assert_eq!(written(&p, regs::EIAC), Some(0xF));
-            assert_eq!(written(&p, regs::eiam_ex(0)), Some(0xF));
+            assert_eq!(written(&p, regs::eiam_ex(0)), Some(0), "no auto-mask");
             assert_eq!(written(&p, regs::EIMS), Some(regs::EICR_LSC));
+            let mut irqs = irqs;
             irqs.queues[2].arm();
             assert_eq!(written(&p, regs::eims_ex(0)), Some(1 << 2));
+            irqs.queues[2].disarm();
+            assert_eq!(written(&p, regs::eimc_ex(0)), Some(1 << 2));
             for (off, v) in p.writes() {
                 if off == regs::EIMS.offset() || off == regs::EIMC.offset() {
                     assert_eq!(v & (1 << 31), 0, "reserved bit 31 of EIMS/EIMC");

@@ -61,6 +61,11 @@ pub struct RxQueue<'a, P: Platform> {
     pool: &'a PoolCore,
     /// Next descriptor the driver looks at.
     next: u16,
+    /// Descriptors given fresh buffers since the tail register was last written.
+    held: usize,
+    /// Write the tail once this many are held (DPDK's `rx_free_thresh`): a trapped MMIO write
+    /// costs tens of µs under a hypervisor, and a sleeping queue receives one frame per call.
+    tail_every: usize,
     counters: RxCounters,
     region: Option<DmaRegion>,
     /// The side array (which buffer each descriptor holds), where the device cannot write.
@@ -70,6 +75,12 @@ pub struct RxQueue<'a, P: Platform> {
 // SAFETY: the queue exclusively owns its ring memory and the buffers in it; the pool is Sync and
 // the platform handle is Send + Sync by the Platform contract.
 unsafe impl<P: Platform> Send for RxQueue<'_, P> {}
+
+/// How many refilled descriptors [`RxQueue::rx_batch`] holds back before writing the tail: a
+/// quarter of the ring, at most 32, so the device always owns at least three quarters of it.
+fn tail_every(ring_len: usize) -> usize {
+    (ring_len / 4).clamp(1, 32)
+}
 
 impl<'a, P: Platform> RxQueue<'a, P> {
     /// Allocates the ring, fills it with buffers and programs it into the device (§4.6.7 steps
@@ -104,6 +115,8 @@ impl<'a, P: Platform> RxQueue<'a, P> {
             ring,
             pool,
             next: 0,
+            held: 0,
+            tail_every: tail_every(n),
             counters: RxCounters::default(),
             region: Some(region),
             _side: side,
@@ -179,7 +192,8 @@ impl<'a, P: Platform> RxQueue<'a, P> {
     /// Write-backs the driver cannot trust (no EOP, an error bit, a bad length) are counted and
     /// their buffer goes straight back to the device. The pool is locked once per call that
     /// finds a frame (its free stack gives one fresh buffer per frame received); the tail
-    /// register is written once per call, after a release fence.
+    /// register is written after a release fence, once a quarter of the ring (at most 32
+    /// descriptors) has been refilled since the last write.
     ///
     /// ```
     /// # use ixgbe_core::{Config, Device, Mempool, Packet, DEFAULT_BUF_SIZE};
@@ -278,11 +292,15 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         unsafe { out.set_len(old_len + received) };
         if i != start {
             self.next = (i & ring.mask()) as u16;
-            // Tail = one past the last descriptor handed back = the descriptor just before
-            // `next`: the device owns [RDH, RDT), so it stops one short of what we still read.
-            core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
-            let tail = i.wrapping_sub(1) & ring.mask();
-            self.regs.write(regs::rdt(u32::from(self.id)), tail as u32);
+            self.held = self.held.saturating_add(i.wrapping_sub(start));
+            if self.held >= self.tail_every {
+                self.held = 0;
+                // Tail = one past the last descriptor handed back = the descriptor just before
+                // `next`: the device owns [RDH, RDT), so it stops one short of what we read.
+                core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+                let tail = i.wrapping_sub(1) & ring.mask();
+                self.regs.write(regs::rdt(u32::from(self.id)), tail as u32);
+            }
         }
         self.counters.packets = self.counters.packets.wrapping_add(received as u64);
         self.counters.bytes = self.counters.bytes.wrapping_add(bytes);

@@ -101,13 +101,14 @@ fn sixteen_rx_queues_each_wake_on_their_own_vector() {
     let mut seen = [false; 16];
     let mut batch: HVec<Packet<'_>, 32> = HVec::new();
     let mut flow = 0u16;
+    // Armed once: a vector stays enabled after it fires.
+    for irq in irqs.queues.iter_mut() {
+        irq.arm();
+    }
     while seen.iter().any(|s| !s) {
         assert!(flow < 2000, "RSS never reached queues {seen:?}");
-        for irq in &irqs.queues {
-            irq.arm();
-        }
         sim.inject(nic, &frame(u32::from(flow), flow));
-        // A zero-timeout sleep re-arms and consumes what is pending without waiting.
+        // A zero-timeout sleep consumes what is pending without waiting.
         let fired: Vec<u16> = irqs
             .queues
             .iter_mut()
@@ -177,7 +178,7 @@ fn throttling_holds_the_next_message_for_the_eitr_interval() {
 }
 
 #[test]
-fn a_fired_vector_is_auto_cleared_and_auto_masked_until_armed() {
+fn a_fired_vector_is_auto_cleared_and_stays_armed_until_disarmed() {
     let (sim, nic, p) = sim_nic();
     let pools = [Mempool::new(&p, 512, DEFAULT_BUF_SIZE).unwrap()];
     let cfg = config(2, 64, irq_config(InterruptMode::Always, 0));
@@ -199,22 +200,32 @@ fn a_fired_vector_is_auto_cleared_and_auto_masked_until_armed() {
     sim.inject(nic, &frame(1, flow));
     assert_eq!(p.wait_interrupt(0, Duration::from_millis(1)).unwrap(), 0);
     assert_eq!(p.read32(EICS) & 0b11, 0b01, "queue 0's cause latched");
-    // Arming fires for the latched cause; the message auto-clears it (EIAC) and auto-masks
-    // the vector (EIAM with GPIE.EIAME).
+    // Arming fires for the latched cause; the message auto-clears it (EIAC) and the vector
+    // stays enabled (no auto-mask), so the next frame fires without a register write.
     let irq = &mut irqs.queues[0];
     assert!(irq.sleep(Duration::from_millis(1)).unwrap());
     assert_eq!(p.read32(EICS) & 1, 0, "auto-cleared");
-    assert_eq!(p.read32(EIMS_EX0) & 1, 0, "auto-masked");
+    assert_eq!(p.read32(EIMS_EX0) & 1, 1, "still armed");
     sim.inject(nic, &frame(2, flow));
+    assert_eq!(
+        p.wait_interrupt(0, Duration::from_millis(1)).unwrap(),
+        1,
+        "armed: the next frame fires"
+    );
+    // Disarmed, a frame latches its cause without a message; the next sleep arms and fires.
+    irq.disarm();
+    assert_eq!(p.read32(EIMS_EX0) & 1, 0, "masked");
+    sim.inject(nic, &frame(3, flow));
     assert_eq!(
         p.wait_interrupt(0, Duration::from_millis(1)).unwrap(),
         0,
         "masked: no message"
     );
+    assert_eq!(p.read32(EICS) & 1, 1, "cause latched while masked");
     assert!(irq.sleep(Duration::from_millis(1)).unwrap(), "re-armed");
     let mut batch: HVec<Packet<'_>, 32> = HVec::new();
-    assert_eq!(rx[0].rx_batch(&mut batch, 32), 2);
-    assert_eq!(batch.iter().map(seq_of).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(rx[0].rx_batch(&mut batch, 32), 3);
+    assert_eq!(batch.iter().map(seq_of).collect::<Vec<_>>(), [1, 2, 3]);
     batch.clear();
     // Queue 1's vector saw nothing of it.
     assert!(!irqs.queues[1].sleep(Duration::ZERO).unwrap());
@@ -356,6 +367,7 @@ fn hybrid_switches_both_ways_at_its_thresholds_without_losing_a_frame() {
     per_ms.store(2000, Ordering::Relaxed);
     run(20, irq);
     assert!(irq.polling(), "2000/ms: polling");
+    assert_eq!(p.read32(EIMS_EX0) & 1, 0, "polling: the vector is masked");
     let high = irq.counters();
     assert_eq!(high.to_polling, 1, "{high:?}");
     assert!(
@@ -368,6 +380,7 @@ fn hybrid_switches_both_ways_at_its_thresholds_without_losing_a_frame() {
     per_ms.store(100, Ordering::Relaxed);
     run(20, irq);
     assert!(!irq.polling(), "100/ms again: asleep");
+    assert_eq!(p.read32(EIMS_EX0) & 1, 1, "asleep: armed again");
     let back = irq.counters();
     assert_eq!((back.to_polling, back.to_interrupts), (1, 1), "{back:?}");
     per_ms.store(0, Ordering::Relaxed);
