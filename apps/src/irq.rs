@@ -29,9 +29,10 @@ impl InterruptArg {
         };
         Some(InterruptConfig {
             mode,
-            // A sleeping worker looks at the stop flag this often: every 100 ms is enough for
-            // Ctrl-C and cheaper than the default 10 ms with eight threads asleep.
-            wait_timeout: Duration::from_millis(100),
+            // A sleeping worker looks at the stop flag at least this often; stopping wakes it
+            // at once (Device::wake_sleepers), so this only bounds a lost wake-up. Each
+            // timeout costs a wake-up: with eight threads asleep, 10 ms would be 800 a second.
+            wait_timeout: Duration::from_secs(1),
             ..InterruptConfig::default()
         })
     }

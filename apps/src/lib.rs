@@ -440,8 +440,9 @@ pub fn supervise<P: Platform>(
     );
 }
 
-/// As [`supervise`], looking every `interval` on real devices (interrupt runs look less often:
-/// each look wakes this thread, and the point of sleeping workers is a quiet CPU).
+/// As [`supervise`], looking every `interval` on real devices, and when a worker unparks the
+/// calling thread (interrupt runs look less often: each look wakes this thread, and the point
+/// of sleeping workers is a quiet CPU).
 pub fn supervise_every<P: Platform>(
     pacer: &mut Pacer,
     limits: &Limits,
@@ -457,11 +458,14 @@ pub fn supervise_every<P: Platform>(
             break;
         }
         // Pump the simulator about as often as it slices time (100 µs), leaving its lock
-        // and the CPU to the workers in between.
-        std::thread::sleep(if pacer.is_sim() {
+        // and the CPU to the workers in between. On real devices wake for the next line or
+        // `interval`, whichever comes first, or when a worker unparks this thread.
+        std::thread::park_timeout(if pacer.is_sim() {
             SIM_PUMP_INTERVAL
         } else {
             interval
+                .min(printer.until_due(pacer.elapsed()))
+                .max(Duration::from_millis(1))
         });
     }
 }

@@ -150,6 +150,11 @@ impl RatePrinter {
         now >= self.next_due
     }
 
+    /// How long until the next line is due (zero when it is).
+    pub fn until_due(&self, now: Duration) -> Duration {
+        self.next_due.saturating_sub(now)
+    }
+
     /// Prints the last interval (ending at `now`) unless it is empty: called when the run ends
     /// on time or on a signal, so `--seconds N` shows N intervals.
     pub fn finish(&mut self, now: Duration, stats: &[Stats]) {

@@ -60,6 +60,11 @@ pub trait InterruptPlatform: Platform {
 
     /// A monotonic clock (virtual time on a simulator), read by the hybrid policy.
     fn now(&self) -> Duration;
+
+    /// Makes the current or the next wait on `vector` return at once, as one message would
+    /// (with a single interrupt: the waits on it). A program stopping its sleeping threads
+    /// uses it instead of waiting for their timeouts. A vector that is not set up is ignored.
+    fn wake(&self, vector: u16);
 }
 
 /// Rate samples in the moving average (ixy.rs: 5).
@@ -412,6 +417,15 @@ impl<P: InterruptPlatform> Device<P> {
         })
     }
 
+    /// Wakes every thread sleeping on a receive queue's vector ([`InterruptPlatform::wake`]):
+    /// each returns from its wait as if its interrupt had fired (and counts it as one).
+    pub fn wake_sleepers(&self) {
+        let (rx_queues, _) = self.queue_counts();
+        for v in 0..rx_queues {
+            self.regs().platform().wake(v);
+        }
+    }
+
     /// Masks every cause and stops delivery on the platform; queues can still be polled.
     pub fn disable_interrupts(&self) {
         mask_all(self.regs());
@@ -518,6 +532,7 @@ mod tests {
         fn now(&self) -> Duration {
             Duration::ZERO
         }
+        fn wake(&self, _vector: u16) {}
     }
 
     fn written(

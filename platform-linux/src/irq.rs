@@ -144,6 +144,22 @@ pub(crate) fn disable(device: &File, irqs: &Irqs) -> io::Result<()> {
 }
 
 impl Irqs {
+    /// Signals `vector`'s eventfd (with MSI or INTx: the one eventfd), so its waiter returns.
+    pub(crate) fn wake(&self, vector: usize) {
+        let fd = if self.kind == Kind::MsiX {
+            self.fds.get(vector)
+        } else {
+            self.fds.first()
+        };
+        if let Some(fd) = fd {
+            let one = 1u64;
+            // SAFETY: write reads 8 bytes from `one`, which is 8 bytes long. An eventfd write
+            // only adds to its counter; it cannot fail short of overflow, which leaves the
+            // waiter signalled anyway.
+            let _ = unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
+    }
+
     /// Number of vectors (eventfds).
     pub(crate) fn vectors(&self) -> usize {
         self.fds.len()
@@ -273,5 +289,23 @@ mod tests {
         assert_eq!(wait_eventfd(&fd, Duration::from_secs(5)).unwrap(), 1);
         assert!(t.elapsed() < Duration::from_secs(4));
         h.join().unwrap();
+    }
+
+    #[test]
+    fn wake_signals_the_vector_asked_for_or_the_single_eventfd() {
+        let irqs = Irqs {
+            kind: Kind::MsiX,
+            fds: vec![eventfd().unwrap(), eventfd().unwrap()],
+        };
+        irqs.wake(1);
+        irqs.wake(7); // not set up: ignored
+        assert_eq!(wait_eventfd(&irqs.fds[0], Duration::ZERO).unwrap(), 0);
+        assert_eq!(wait_eventfd(&irqs.fds[1], Duration::ZERO).unwrap(), 1);
+        let single = Irqs {
+            kind: Kind::Msi,
+            fds: vec![eventfd().unwrap()],
+        };
+        single.wake(3);
+        assert_eq!(wait_eventfd(&single.fds[0], Duration::ZERO).unwrap(), 1);
     }
 }

@@ -596,6 +596,18 @@ impl InterruptPlatform for LinuxPlatform {
     fn now(&self) -> Duration {
         clock_origin().elapsed()
     }
+
+    fn wake(&self, vector: u16) {
+        let irqs = self
+            .inner
+            .irqs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(irqs) = irqs {
+            irqs.wake(usize::from(vector));
+        }
+    }
 }
 
 #[doc(hidden)]

@@ -93,6 +93,18 @@ impl SimPlatform {
 }
 
 impl InterruptPlatform for SimPlatform {
+    fn wake(&self, vector: u16) {
+        let w = self.sim.lock();
+        let waiter = &w.waiters[self.nic];
+        if let Some(c) = waiter
+            .pending
+            .as_ref()
+            .and_then(|p| p.counter(vector, waiter.single))
+        {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     fn enable_interrupts(&self, vectors: u16) -> Result<Delivery, Error> {
         if vectors == 0 || vectors > MSIX_VECTORS {
             return Err(Error::Interrupt {

@@ -623,6 +623,7 @@ fwd_irq_main() {
     done
     pass "vfio-group"
     ulimit -l unlimited
+    say "clocksource: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource) (of $(cat /sys/devices/system/clocksource/clocksource0/available_clocksource))"
     say "ixgbe-fwd $A1 $A2 --interrupts hybrid --queues 4 --packets $P --seconds $S"
     out=$(/bin/ixgbe-fwd "$A1" "$A2" --interrupts hybrid --queues 4 --packets "$P" --seconds "$S" --json 2>&1)
     rc=$?
@@ -662,6 +663,13 @@ fwd_irq_main() {
         pass "poll-cpu (polling without traffic: ${ref} % CPU)"
     else
         fail "poll-cpu: polling used ${ref:-?} % CPU"
+    fi
+    # The floor: sleeping on interrupts without traffic (wait timeouts, the per-second lines).
+    idle=$(/bin/ixgbe-fwd "$A1" "$A2" --interrupts hybrid --queues 4 --seconds 3 2>&1 | sed -n 's/^\[cpu\] .*: \([0-9.]*\) % of wall time$/\1/p' | tail -n1)
+    if echo "${idle:-100}" | awk -v m="$M" '{ exit !($1 < m) }'; then
+        pass "idle-cpu (asleep without traffic: ${idle} % CPU)"
+    else
+        fail "idle-cpu: asleep without traffic used ${idle:-?} % CPU (bound $M %)"
     fi
 }
 

@@ -235,6 +235,38 @@ fn a_fired_vector_is_auto_cleared_and_stays_armed_until_disarmed() {
     assert_clean(&sim);
 }
 
+/// Stopping a program: wake_sleepers makes every queue's wait return at once, without waiting
+/// for its timeout or advancing the clock to it.
+#[test]
+fn wake_sleepers_ends_every_queues_wait_at_once() {
+    let (sim, _nic, p) = sim_nic();
+    let pools = [Mempool::new(&p, 512, DEFAULT_BUF_SIZE).unwrap()];
+    let cfg = config(4, 64, irq_config(InterruptMode::Always, 50));
+    let Started { device, .. } = start_within(&p, &cfg, &pools, Duration::from_secs(1));
+    let mut irqs = device.enable_interrupts().expect("interrupts");
+    let t0 = sim.now();
+    assert!(
+        !irqs.queues[0].sleep(Duration::from_millis(5)).unwrap(),
+        "no traffic: times out"
+    );
+    assert!(sim.now() - t0 >= Duration::from_millis(5));
+    device.wake_sleepers();
+    let t1 = sim.now();
+    for irq in irqs.queues.iter_mut() {
+        assert!(
+            irq.sleep(Duration::from_millis(100)).unwrap(),
+            "queue {} woken",
+            irq.queue()
+        );
+    }
+    assert!(
+        sim.now() - t1 < Duration::from_millis(1),
+        "no queue waited for its timeout"
+    );
+    device.disable_interrupts();
+    assert_clean(&sim);
+}
+
 #[test]
 fn a_link_change_fires_the_other_vector() {
     let (sim, nic, p) = sim_nic();

@@ -361,10 +361,13 @@ fn run_interrupts<'a, P: InterruptPlatform>(
     let done = AtomicBool::new(false);
     let budget = AtomicU64::new(limits.packets.unwrap_or(u64::MAX));
     let forwarded = AtomicU64::new(0);
+    let limit = limits.packets.unwrap_or(u64::MAX);
+    let supervisor = std::thread::current();
     std::thread::scope(|scope| {
         let mut workers = Vec::new();
         for (i, (mut rx, mut tx, mut irq)) in jobs.into_iter().enumerate() {
             let (done, budget, forwarded) = (&done, &budget, &forwarded);
+            let supervisor = supervisor.clone();
             workers.push(scope.spawn(move || {
                 let mut batch = Batch::new();
                 let mut iteration = 0u64;
@@ -380,7 +383,10 @@ fn run_interrupts<'a, P: InterruptPlatform>(
                     let (got, sent) =
                         forward_batch(&mut rx, &mut tx, &mut batch, reserved as usize);
                     budget.fetch_add(reserved - sent as u64, Ordering::Relaxed);
-                    forwarded.fetch_add(sent as u64, Ordering::Relaxed);
+                    let total = forwarded.fetch_add(sent as u64, Ordering::Relaxed) + sent as u64;
+                    if sent > 0 && total >= limit {
+                        supervisor.unpark(); // the --packets limit: stop now, not at its next look
+                    }
                     iteration += 1;
                     match irq.after_rx(got, reserved as usize) {
                         Ok(slept) => {
@@ -399,16 +405,20 @@ fn run_interrupts<'a, P: InterruptPlatform>(
                 (vec![rx], vec![tx])
             }));
         }
-        // The --packets limit is seen within 10 ms.
+        // Ctrl-C is seen within 100 ms, as by the sleeping workers; the --packets limit at once
+        // (the worker that reaches it unparks this thread).
         supervise_every(
             pacer,
             &limits,
             printer,
             devices,
             &forwarded,
-            Duration::from_millis(10),
+            Duration::from_millis(100),
         );
         done.store(true, Ordering::Relaxed);
+        for device in devices {
+            device.wake_sleepers();
+        }
         workers
             .into_iter()
             .map(|w| w.join().expect("a forwarding thread panicked"))
