@@ -3,6 +3,15 @@
 # split into the driver's parts (RX, TX, mempool), the forwarder, and the simulator.
 #
 # Usage: scripts/bench-fwd.sh [--batches "1 2 4 ..."] [--n1 N] [--n2 N] [--tsv FILE] [--keep DIR]
+#                             [--cache]
+#
+# Prints a readable line and a machine-readable one per batch size:
+#   batch=32 instructions/packet=101.4 rx=41.8 tx=29.8 mempool=19.3 fwd=10.4 sim=2329.1
+# With --cache, callgrind also simulates the caches (--cache-sim=yes: its L1 and last-level
+# model of the host, about twice as slow) and each line adds L1 and last-level misses per packet
+# (instruction plus data, reads plus writes) in our code and in the simulator. The simulator
+# runs in the same process, so its work evicts our lines too: our miss counts are an upper
+# bound for a real NIC, whose descriptor and packet writes land in the host's caches (DDIO).
 #
 # Method (docs/benchmarks.md has the long version):
 # - Build `ixgbe-fwd` in release (the workspace profile keeps line tables, so inlined code keeps
@@ -30,6 +39,7 @@ N1=20000
 N2=100000
 TSV=""
 KEEP=""
+CACHE=no
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --batches) BATCHES="$2"; shift 2 ;;
@@ -37,7 +47,8 @@ while [[ $# -gt 0 ]]; do
     --n2) N2="$2"; shift 2 ;;
     --tsv) TSV="$2"; shift 2 ;;
     --keep) KEEP="$2"; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    --cache) CACHE=yes; shift ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "bench-fwd: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -66,8 +77,9 @@ mkdir -p "$WORK"
 
 run_cg() { # batch packets
   # With --keep DIR, a profile newer than the binary is reused.
-  if [[ -n "$KEEP" && "$WORK/cg.b$1.n$2" -nt "$BIN" && -s "$WORK/out.b$1.n$2" ]]; then return 0; fi
-  valgrind --tool=callgrind --dump-instr=yes --collect-jumps=no \
+  if [[ -n "$KEEP" && "$WORK/cg.b$1.n$2" -nt "$BIN" && -s "$WORK/out.b$1.n$2" ]] &&
+    { [[ $CACHE == no ]] || grep -q '^events:.*D1mr' "$WORK/cg.b$1.n$2"; }; then return 0; fi
+  valgrind --tool=callgrind --dump-instr=yes --collect-jumps=no --cache-sim="$CACHE" \
     --callgrind-out-file="$WORK/cg.b$1.n$2" \
     "$BIN" sim sim --sim-clock virtual --batch "$1" --packets "$2" \
     >"$WORK/out.b$1.n$2" 2>"$WORK/err.b$1.n$2" \
@@ -98,7 +110,8 @@ def parse(path):
     names = {"fl": {}, "fn": {}, "ob": {}}
     table_of = {"fl": "fl", "fi": "fl", "fe": "fl", "cfl": "fl", "cfi": "fl",
                 "fn": "fn", "cfn": "fn", "ob": "ob", "cob": "ob"}
-    selfc, calls = collections.Counter(), collections.Counter()
+    global events
+    selfc, calls = collections.defaultdict(Cost), collections.defaultdict(Cost)
     fn = cfn = None
     in_call = False
     positions, last, total = ["line"], [0], None
@@ -119,7 +132,7 @@ def parse(path):
                         last[i] += int(t, 0)
                     else:
                         last[i] = int(t, 0)
-                cost = int(toks[len(positions)]) if len(toks) > len(positions) else 0
+                cost = Cost([int(t) for t in toks[len(positions):]])
                 addr = last[0] if positions[0] == "instr" else 0
                 if in_call:
                     calls[(fn, addr, cfn)] += cost
@@ -134,8 +147,10 @@ def parse(path):
                     sys.exit("bench-fwd: callgrind file without instruction addresses")
             elif line.startswith("calls="):
                 in_call = True
+            elif line.startswith("events:"):
+                events = line.split()[1:]
             elif line.startswith("summary:") or line.startswith("totals:"):
-                total = int(line.split()[1])
+                total = Cost([int(t) for t in line.split()[1:]])
             else:
                 m = name_re.match(line)
                 if m:
@@ -148,6 +163,26 @@ def parse(path):
                     elif key == "cfn":
                         cfn = table[idx]
     return selfc, calls, total
+
+events = ["Ir"]
+
+class Cost(list):
+    """One count per callgrind event (Ir first; with --cache-sim also I1mr, ILmr, Dr, D1mr,
+    DLmr, Dw, D1mw, DLmw), added up element-wise."""
+    def __iadd__(self, other):
+        if len(self) < len(other):
+            self.extend([0] * (len(other) - len(self)))
+        for i, v in enumerate(other):
+            self[i] += v
+        return self
+
+    def get(self, name):
+        i = events.index(name) if name in events else -1
+        return self[i] if 0 <= i < len(self) else 0
+
+    def misses(self, level):
+        names = ("I1mr", "D1mr", "D1mw") if level == "L1" else ("ILmr", "DLmr", "DLmw")
+        return sum(self.get(n) for n in names)
 
 def is_sim(fn):
     return fn.startswith("platform_mock::") or fn.startswith("<platform_mock::")
@@ -219,7 +254,8 @@ def measure(batch):
     chains = symbolize(addrs)
     cats = {}
     for n, (selfc, calls, total) in runs.items():
-        c = collections.Counter(total=total)
+        c = collections.defaultdict(Cost)
+        c["total"] += total
         for (fn, a), cost in selfc.items():
             if is_ours(fn):
                 c[classify(chains.get(a, []))] += cost
@@ -233,11 +269,17 @@ def measure(batch):
                 c[k] += cost
                 c["lib:" + callee] += cost
         runs[n] = (selfc, calls, total, c)
-    d = {k: (runs[n2][3][k] - runs[n1][3][k]) / (n2 - n1)
-         for k in set(runs[n1][3]) | set(runs[n2][3])}
-    d["ours"] = d.get("rx", 0) + d.get("tx", 0) + d.get("mempool", 0) + d.get("fwd", 0)
-    d["other"] = d["total"] - d["ours"] - d.get("sim", 0)
-    return d
+    # Per packet: instructions (d) and, with --cache, L1 and last-level misses (m[level]).
+    def per_packet(value):
+        return {k: (value(runs[n2][3][k]) - value(runs[n1][3][k])) / (n2 - n1)
+                for k in set(runs[n1][3]) | set(runs[n2][3])}
+    def with_sums(d):
+        d["ours"] = d.get("rx", 0) + d.get("tx", 0) + d.get("mempool", 0) + d.get("fwd", 0)
+        d["other"] = d["total"] - d["ours"] - d.get("sim", 0)
+        return d
+    d = with_sums(per_packet(lambda c: c.get("Ir")))
+    m = {lv: with_sums(per_packet(lambda c, lv=lv: c.misses(lv))) for lv in ("L1", "LL")}
+    return d, m
 
 # Check that callgrind's addresses are the binary's own (no load offset): the lowest executed
 # address of a function of ours is its entry point.
@@ -254,7 +296,7 @@ if bad:
 cols = ["batch", "total", "ours", "rx", "tx", "mempool", "fwd", "sim", "other"]
 rows = []
 for b in batches:
-    d = measure(b)
+    d, m = measure(b)
     rows.append([b] + [d.get(k, 0.0) for k in cols[1:]])
     print(f"batch {b:3}: instructions/packet: {d['ours']:.1f}  "
           f"(RX {d.get('rx', 0):.1f}, TX {d.get('tx', 0):.1f}, mempool {d.get('mempool', 0):.1f}, "
@@ -263,6 +305,16 @@ for b in batches:
     libs = {k[4:]: v for k, v in d.items() if k.startswith("lib:") and abs(v) >= 0.5}
     for name, v in sorted(libs.items(), key=lambda kv: -kv[1]):
         print(f"           (of which in library calls from our code: {name}: {v:.1f})")
+    cache = ""
+    if "D1mr" in events:
+        print(f"           misses/packet: L1 {m['L1']['ours']:.2f} ours, {m['L1'].get('sim', 0):.1f} "
+              f"simulator; last level {m['LL']['ours']:.3f} ours, {m['LL'].get('sim', 0):.2f} simulator")
+        cache = (f" l1_misses/packet={m['L1']['ours']:.3f} ll_misses/packet={m['LL']['ours']:.4f}"
+                 f" sim_l1_misses/packet={m['L1'].get('sim', 0):.2f}"
+                 f" sim_ll_misses/packet={m['LL'].get('sim', 0):.3f}")
+    print(f"batch={b} instructions/packet={d['ours']:.1f} rx={d.get('rx', 0):.1f} "
+          f"tx={d.get('tx', 0):.1f} mempool={d.get('mempool', 0):.1f} fwd={d.get('fwd', 0):.1f} "
+          f"sim={d.get('sim', 0):.1f}{cache}")
 if tsv:
     with open(tsv, "w") as f:
         f.write("# instructions per forwarded packet, ixgbe-fwd sim sim --sim-clock virtual; "
