@@ -401,8 +401,9 @@ apps_main() {
 }
 
 # Our ixgbe-echo (smoltcp) on port 0 at 10.0.0.2, through sysfs, until one TCP connection has
-# ended: the host's smoltcp client pings it and gets UDP datagrams and qtest.echobytes of TCP
-# back byte-exact (the peer checks every byte).
+# ended: the host pings it and gets 16 UDP datagrams and qtest.echobytes of TCP back byte-exact
+# (the peer checks every byte). echo-sysfs: the host's smoltcp client on the wire;
+# echo-sockets: the host kernel's own sockets, through a TAP device bridged to the wire.
 echo_main() {
     A1=$(arg qtest.addr)
     B=$(arg qtest.echobytes)
@@ -685,7 +686,7 @@ fwd-vfio) fwd_vfio_main ;;
 fwd-irq) fwd_irq_main ;;
 apps-sysfs) apps_main ;;
 dpdk-testpmd) dpdk_testpmd_main ;;
-echo-sysfs) echo_main ;;
+echo-sysfs | echo-sockets) echo_main ;;
 *) fail "mode: unknown qtest.mode '$MODE'" ;;
 esac
 finish

@@ -19,12 +19,17 @@
 #                        forwarding between the two ports through VFIO (DPDK_FRAMES, 1000).
 #   echo-sysfs           ixgbe-echo (smoltcp) on port 0 through sysfs; the host's smoltcp client on
 #                        the wire pings it, and gets UDP datagrams and ECHO_BYTES of TCP back exact.
+#   echo-sockets         ixgbe-echo the same, and the host's own kernel TCP/IP stack talks to it:
+#                        sock_peer bridges the port's wire to a TAP device in a private network
+#                        namespace, where ordinary sockets ping it, get UDP datagrams and
+#                        SOCKETS_BYTES (10 MB) of TCP back byte-exact.
 #
 # Run as root on Debian bookworm:  bash tests/qemu/run.sh
 # Environment: ACCEL=tcg|kvm (default tcg), CARGO_TARGET_DIR, QEMU_CACHE (default
 # <target>/qemu-cache), BOOT_TIMEOUT seconds per boot (default 240), FRAMES per direction on igb
 # (64), SIM_FRAMES per direction in linux-ixgbe, SIM_FLOWS (16), SIM_WINDOW (64), PINGS (100),
-# FWD_FRAMES (forwarded in the fwd cases), ECHO_BYTES (TCP bytes echoed, 1000000), CASES, QEMU_E2E_NO_FWD=1 (no ixgbe-fwd at all),
+# FWD_FRAMES (forwarded in the fwd cases), ECHO_BYTES (TCP bytes echoed in echo-sysfs, 1000000),
+# SOCKETS_BYTES (in echo-sockets, 10000000), CASES, QEMU_E2E_NO_FWD=1 (no ixgbe-fwd at all),
 # KEEP_WORK=1 (keep the temporary directory with consoles and logs).
 set -euo pipefail
 
@@ -53,6 +58,7 @@ IRQ_FLOOD=${IRQ_FLOOD:-3000}
 if [ "$ACCEL" = kvm ]; then IRQ_CPU_MAX=${IRQ_CPU_MAX:-10}; else IRQ_CPU_MAX=${IRQ_CPU_MAX:-50}; fi
 ECHO_BYTES=${ECHO_BYTES:-1000000}
 ECHO_SECONDS=${ECHO_SECONDS:-150}
+SOCKETS_BYTES=${SOCKETS_BYTES:-10000000}
 TRIPLE=x86_64-unknown-linux-gnu
 GUEST_MAC=52:54:00:12:34:56
 # PCI slots of the igb device under test and of the second one in boot 1 (addresses in the guest).
@@ -326,10 +332,11 @@ build_programs() {
         die "building the guest programs failed"
     # The peers check a few thousand frames: a debug build is plenty (and CI has the deps built).
     log "building the host peers"
-    (cd "$REPO" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build -q -j2 -p tests --bin qemu_peer --bin sim_peer) ||
-        die "building qemu_peer/sim_peer failed"
+    (cd "$REPO" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build -q -j2 -p tests --bin qemu_peer --bin sim_peer --bin sock_peer) ||
+        die "building qemu_peer/sim_peer/sock_peer failed"
     PEER_BIN="$TARGET_DIR/debug/qemu_peer"
     SIM_PEER_BIN="$TARGET_DIR/debug/sim_peer"
+    SOCK_PEER_BIN="$TARGET_DIR/debug/sock_peer"
     # The vfio-user server, for the host (release: it sits on every one of the guest's MMIO
     # accesses and moves every frame).
     SIM_BIN=
@@ -508,7 +515,7 @@ sim_markers() {
     fwd-irq) echo "vfio-bind vfio-group fwd-run msix-vectors irq-cpu irq-polling poll-cpu idle-cpu" ;;
     apps-sysfs) echo "pcap-started pktgen-run pcap-run pcap-readback" ;;
     dpdk-testpmd) echo "vfio-bind testpmd-probe testpmd-started testpmd-fwd testpmd-stats testpmd-exit" ;;
-    echo-sysfs) echo "echo-run" ;;
+    echo-sysfs | echo-sockets) echo "echo-run" ;;
     esac
 }
 
@@ -559,11 +566,17 @@ run_sim_boot() {
         ;;
     echo) extra=(--bytes "$ECHO_BYTES") ;;
     esac
-    # shellcheck disable=SC2086 # PEER_EXTRA is a list of options (or empty)
-    "$SIM_PEER_BIN" --ports-file "$ports" --mode "$peer_mode" --wires "$nports" \
-        --frames "$peer_frames" --fwd-target "$fwd_target" "${extra[@]}" --pings "$PINGS" \
-        --window "$([ "$peer_mode" = fwd ] && echo "$FWD_WINDOW" || echo "$SIM_WINDOW")" \
-        ${PEER_EXTRA:-} --timeout "$BOOT_TIMEOUT" >"$peerlog" 2>&1 &
+    if [ "$peer_mode" = sockets ]; then
+        # The host kernel's own stack on a TAP device in sock_peer's private namespace.
+        "$SOCK_PEER_BIN" --ports-file "$ports" --bytes "$ECHO_BYTES" --pings 10 \
+            --timeout "$BOOT_TIMEOUT" >"$peerlog" 2>&1 &
+    else
+        # shellcheck disable=SC2086 # PEER_EXTRA is a list of options (or empty)
+        "$SIM_PEER_BIN" --ports-file "$ports" --mode "$peer_mode" --wires "$nports" \
+            --frames "$peer_frames" --fwd-target "$fwd_target" "${extra[@]}" --pings "$PINGS" \
+            --window "$([ "$peer_mode" = fwd ] && echo "$FWD_WINDOW" || echo "$SIM_WINDOW")" \
+            ${PEER_EXTRA:-} --timeout "$BOOT_TIMEOUT" >"$peerlog" 2>&1 &
+    fi
     local peer_pid=$!
     STARTED_PIDS+=("$peer_pid")
     for _ in $(seq 1 100); do
@@ -671,6 +684,8 @@ run_sim_boot() {
         why="host peer did not pass (exit $peer_rc): $(grep -m1 '^PEER: FAIL' "$peerlog" | sed 's/^PEER: FAIL //' || echo 'no verdict')"
     fi
     INFO[$name]=$(sed -n 's/^PEER: STATS wire\([0-9]\) rx_frames=\([0-9]*\) rx_bytes=[0-9]* tx_frames=\([0-9]*\).*/wire\1 rx \2 tx \3/p' "$peerlog" | tr '\n' ' ')
+    # The echo cases: the TCP echo's rate as the host measured it.
+    INFO[$name]="${INFO[$name]}$(sed -n 's/^PEER: PASS echo-tcp .* (\([0-9.]* MB\/s\)).*$/tcp \1/p' "$peerlog")"
     if [ -z "$why" ]; then record "$name" PASS; else record "$name" FAIL "$why"; fi
 }
 
@@ -881,6 +896,10 @@ run_case() {
         need_fwd "$c" || return 0
         run_sim_boot echo-sysfs echo-sysfs 1 1 echo one q35,memory-backend=mem
         ;;
+    echo-sockets)
+        need_fwd "$c" || return 0
+        ECHO_BYTES=$SOCKETS_BYTES run_sim_boot echo-sockets echo-sockets 1 1 sockets one q35,memory-backend=mem
+        ;;
     fwd-vfio)
         need_fwd "$c" || return 0
         run_sim_boot fwd-vfio fwd-vfio 2 1 fwd per-port q35,memory-backend=mem,kernel-irqchip=split \
@@ -912,7 +931,7 @@ need_fwd() {
     return 1
 }
 
-ALL_CASES="igb-sysfs igb-vfio linux-ixgbe linux-then-ours fwd-sysfs fwd-vfio apps-sysfs baremetal dpdk-testpmd fwd-irq echo-sysfs"
+ALL_CASES="igb-sysfs igb-vfio linux-ixgbe linux-then-ours fwd-sysfs fwd-vfio apps-sysfs baremetal dpdk-testpmd fwd-irq echo-sysfs echo-sockets"
 
 main() {
     [ "$(uname -m)" = x86_64 ] || die "needs an x86_64 host"

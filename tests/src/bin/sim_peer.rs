@@ -32,9 +32,11 @@
 
 #[path = "../sim_proto.rs"]
 mod sim_proto;
+#[path = "../udp_wire.rs"]
+mod udp_wire;
 
 use std::io::ErrorKind;
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{SocketAddrV4, UdpSocket};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -199,77 +201,19 @@ impl Wire {
 }
 
 fn open_wires(args: &Args) -> Result<Vec<Wire>, String> {
-    let lo = Ipv4Addr::LOCALHOST;
     let mut wires = Vec::new();
-    let mut lines = String::new();
-    for _ in 0..args.wires {
-        let sock = UdpSocket::bind(SocketAddrV4::new(lo, 0)).map_err(|e| format!("bind: {e}"))?;
-        // A free port for ixgbe-sim: bound and released here (the run script starts the sim
-        // right after, nothing else on this machine races for it in practice).
-        let probe = UdpSocket::bind(SocketAddrV4::new(lo, 0)).map_err(|e| format!("bind: {e}"))?;
-        let sim_port = probe.local_addr().map_err(|e| e.to_string())?.port();
-        drop(probe);
-        let port = sock.local_addr().map_err(|e| e.to_string())?.port();
+    for (sock, sim) in udp_wire::bind_wires(args.wires, &args.ports_file)? {
         sock.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let got = enlarge_rcvbuf(&sock, 16 << 20);
-        println!("PEER: wire socket 127.0.0.1:{port}, receive buffer {got} bytes");
-        lines.push_str(&format!("{port} {sim_port}\n"));
         wires.push(Wire {
             sock,
-            sim: SocketAddrV4::new(lo, sim_port),
+            sim,
             rx_frames: 0,
             rx_bytes: 0,
             tx_frames: 0,
             tx_bytes: 0,
         });
     }
-    let tmp = format!("{}.tmp", args.ports_file);
-    std::fs::write(&tmp, lines).map_err(|e| format!("write {tmp}: {e}"))?;
-    std::fs::rename(&tmp, &args.ports_file).map_err(|e| format!("rename {tmp}: {e}"))?;
     Ok(wires)
-}
-
-/// Asks for a receive buffer of `bytes` (SO_RCVBUFFORCE as root, else SO_RCVBUF up to
-/// rmem_max): ixgbe-sim sends a guest's bursts at memory speed, and loopback drops what does
-/// not fit; those drops would be the test harness's, not the model's. Returns what the kernel
-/// granted.
-fn enlarge_rcvbuf(sock: &UdpSocket, bytes: i32) -> i32 {
-    use std::os::fd::AsRawFd;
-    let fd = sock.as_raw_fd();
-    let len = std::mem::size_of::<i32>() as libc::socklen_t;
-    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-        // SAFETY: `fd` is an open socket owned by `sock`; the option value is a valid i32 of
-        // the length given.
-        let r = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                opt,
-                (&bytes as *const i32).cast(),
-                len,
-            )
-        };
-        if r == 0 {
-            break;
-        }
-    }
-    let mut got: i32 = 0;
-    let mut got_len = len;
-    // SAFETY: as above; `got` and `got_len` are valid for writes of the sizes given.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&mut got as *mut i32).cast(),
-            &mut got_len,
-        )
-    };
-    if r == 0 {
-        got
-    } else {
-        -1
-    }
 }
 
 fn run(args: &Args) -> Result<bool, String> {
