@@ -246,3 +246,21 @@ pub fn tcp_echo(to: SocketAddrV4, bytes: u64, stall: Duration) -> Result<TcpResu
         elapsed,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_datagram_has_its_length_and_differs_from_the_others() {
+        let all: Vec<Vec<u8>> = (0..UDP_LENGTHS.len()).map(datagram).collect();
+        for (k, d) in all.iter().enumerate() {
+            assert_eq!(d.len(), UDP_LENGTHS[k]);
+            assert_eq!(d[0] as usize, k);
+            for other in &all[k + 1..] {
+                assert_ne!(d, other);
+            }
+        }
+        assert_eq!(UDP_LENGTHS.iter().max(), Some(&1472));
+    }
+}

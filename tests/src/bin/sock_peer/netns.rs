@@ -73,6 +73,15 @@ fn ioctl(fd: i32, op: libc::Ioctl, what: &str, req: &mut libc::ifreq) -> Result<
     Ok(())
 }
 
+/// The netmask of a prefix length (0 to 32).
+fn netmask(prefix: u8) -> Ipv4Addr {
+    Ipv4Addr::from(
+        u32::MAX
+            .checked_shl(32 - u32::from(prefix.min(32)))
+            .unwrap_or(0),
+    )
+}
+
 /// An IPv4 `sockaddr` (family, port 0, address) as the address ioctls take it.
 fn sockaddr_v4(a: Ipv4Addr) -> libc::sockaddr {
     let mut data = [0 as libc::c_char; 14];
@@ -132,9 +141,8 @@ impl Tap {
         let mut req = ifreq(&self.name)?;
         req.ifr_ifru.ifru_addr = sockaddr_v4(addr);
         ioctl(fd, libc::SIOCSIFADDR, "SIOCSIFADDR", &mut req)?;
-        let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
         let mut req = ifreq(&self.name)?;
-        req.ifr_ifru.ifru_netmask = sockaddr_v4(Ipv4Addr::from(mask));
+        req.ifr_ifru.ifru_netmask = sockaddr_v4(netmask(prefix));
         ioctl(fd, libc::SIOCSIFNETMASK, "SIOCSIFNETMASK", &mut req)?;
         let mut req = ifreq(&self.name)?;
         ioctl(fd, libc::SIOCGIFFLAGS, "SIOCGIFFLAGS", &mut req)?;
@@ -142,5 +150,39 @@ impl Tap {
         let flags = unsafe { req.ifr_ifru.ifru_flags };
         req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
         ioctl(fd, libc::SIOCSIFFLAGS, "SIOCSIFFLAGS", &mut req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn netmasks() {
+        assert_eq!(netmask(24), Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!(netmask(30), Ipv4Addr::new(255, 255, 255, 252));
+        assert_eq!(netmask(32), Ipv4Addr::BROADCAST);
+        assert_eq!(netmask(0), Ipv4Addr::UNSPECIFIED);
+    }
+
+    #[test]
+    fn an_ipv4_sockaddr_is_laid_out_as_sockaddr_in() {
+        let sa = sockaddr_v4(Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(sa.sa_family, libc::AF_INET as libc::sa_family_t);
+        let data: Vec<u8> = sa.sa_data.iter().map(|&b| b as u8).collect();
+        // Port 0, then the address in network order, then zeros.
+        assert_eq!(&data[..6], &[0, 0, 10, 0, 0, 1]);
+        assert!(data[6..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn interface_names_must_fit_ifreq() {
+        let r = ifreq("ixecho0").unwrap();
+        let name: Vec<u8> = r.ifr_name.iter().map(|&b| b as u8).collect();
+        assert_eq!(&name[..8], b"ixecho0\0");
+        assert!(ifreq("").is_err());
+        assert!(ifreq("a-name-too-long-x").is_err());
+        assert!(ifreq(&"x".repeat(libc::IFNAMSIZ - 1)).is_ok());
+        assert!(ifreq(&"x".repeat(libc::IFNAMSIZ)).is_err());
     }
 }
