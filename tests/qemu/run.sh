@@ -512,7 +512,7 @@ sim_markers() {
     linux-then-ours) echo "ixgbe-bound link-up laser-off fwd-run taken-over" ;;
     fwd-sysfs) echo "fwd-run fwd-sigterm" ;;
     fwd-vfio) echo "vfio-bind vfio-group unprivileged fwd-run" ;;
-    fwd-irq) echo "vfio-bind vfio-group fwd-run msix-vectors irq-cpu irq-polling poll-cpu idle-cpu" ;;
+    fwd-irq) echo "vfio-bind vfio-group fwd-run msix-vectors irq-cpu irq-polling poll-cpu idle-cpu bar0-cost wake-cost" ;;
     apps-sysfs) echo "pcap-started pktgen-run pcap-run pcap-readback" ;;
     dpdk-testpmd) echo "vfio-bind testpmd-probe testpmd-started testpmd-fwd testpmd-stats testpmd-exit" ;;
     echo-sysfs | echo-sockets) echo "echo-run" ;;

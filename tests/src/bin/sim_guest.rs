@@ -9,6 +9,10 @@
 //! - `sim_guest bye`: tells the peer the guest is done.
 //! - `sim_guest bar0-read ADDR OFFSET`: prints the 32-bit register at hex OFFSET of BAR0 of PCI
 //!   function ADDR (through sysfs `resource0`, which works while a driver is bound).
+//! - `sim_guest bar0-cost ADDR OFFSET N`: reads that register N times and prints what one read
+//!   costs in wall time and in the process's CPU time (getrusage): a BAR access exits the guest.
+//! - `sim_guest wake-cost N`: sleeps on a 1 ms periodic timerfd N times and prints the process's
+//!   CPU time as a share of wall time: the floor of any program woken 1000 times a second.
 //!
 //! Prints `QTEST: PASS <name> (...)` / `QTEST: FAIL <name>: why` lines for the init script.
 
@@ -67,9 +71,20 @@ fn main() -> ExitCode {
             println!("{:#010x}", bar0_read(&args[1], off)?);
             Ok(())
         })(),
+        Some("bar0-cost") if args.len() == 4 => (|| {
+            let off = u32::from_str_radix(args[2].trim_start_matches("0x"), 16)
+                .map_err(|e| format!("{}: {e}", args[2]))?;
+            let n: u32 = args[3].parse().map_err(|e| format!("{}: {e}", args[3]))?;
+            bar0_cost(&args[1], off, n)
+        })(),
+        Some("wake-cost") if args.len() == 2 => (|| {
+            let n: u32 = args[1].parse().map_err(|e| format!("{}: {e}", args[1]))?;
+            wake_cost(n)
+        })(),
         _ => Err(
             "usage: sim_guest exchange IFACE TX RX FLOWS WINDOW | sim_guest bye | \
-             sim_guest pcap-check FILE RECORDS COUNT DST_MAC | sim_guest bar0-read ADDR OFFSET"
+             sim_guest pcap-check FILE RECORDS COUNT DST_MAC | sim_guest bar0-read ADDR OFFSET | \
+             sim_guest bar0-cost ADDR OFFSET N | sim_guest wake-cost N"
                 .into(),
         ),
     };
@@ -413,35 +428,139 @@ fn exchange(iface: &str, tx: u32, rx: u32, flows: u32, window: u32) -> Result<()
 }
 
 /// One 32-bit read of BAR0 of `addr` at `off`, through a mapping of sysfs `resource0`.
-fn bar0_read(addr: &str, off: u32) -> Result<u32, String> {
-    use std::os::fd::AsRawFd;
-    let path = format!("/sys/bus/pci/devices/{addr}/resource0");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| format!("{path}: {e}"))?;
-    let len = 4096usize;
-    let page = (off as usize) & !(len - 1);
-    // SAFETY: a fresh shared mapping of one page of the BAR file; nothing else refers to it.
-    let map = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            file.as_raw_fd(),
-            page as libc::off_t,
-        )
-    };
-    if map == libc::MAP_FAILED {
-        return Err(format!("mmap {path}: {}", std::io::Error::last_os_error()));
+/// One page of BAR0 of `addr`, mapped read-only through sysfs.
+struct Bar0Page {
+    map: *mut libc::c_void,
+    page: usize,
+}
+
+impl Bar0Page {
+    const LEN: usize = 4096;
+
+    fn map(addr: &str, off: u32) -> Result<Self, String> {
+        use std::os::fd::AsRawFd;
+        let path = format!("/sys/bus/pci/devices/{addr}/resource0");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("{path}: {e}"))?;
+        let page = (off as usize) & !(Self::LEN - 1);
+        // SAFETY: a fresh shared mapping of one page of the BAR file; nothing else refers to it.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                Self::LEN,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                page as libc::off_t,
+            )
+        };
+        if map == libc::MAP_FAILED {
+            return Err(format!("mmap {path}: {}", std::io::Error::last_os_error()));
+        }
+        Ok(Bar0Page { map, page })
     }
-    // SAFETY: the offset lies inside the mapped page and is 4-byte aligned (a register);
-    // MMIO needs a volatile access.
-    let v =
-        unsafe { std::ptr::read_volatile(map.cast::<u8>().add(off as usize - page).cast::<u32>()) };
-    // SAFETY: unmaps exactly the mapping made above.
-    unsafe { libc::munmap(map, len) };
-    Ok(v)
+
+    /// The register at `off` (inside the mapped page, 4-byte aligned).
+    fn read(&self, off: u32) -> u32 {
+        let at = (off as usize - self.page) & (Self::LEN - 4);
+        // SAFETY: `at` lies inside the mapped page and is 4-byte aligned (a register); MMIO
+        // needs a volatile access.
+        unsafe { std::ptr::read_volatile(self.map.cast::<u8>().add(at).cast::<u32>()) }
+    }
+}
+
+impl Drop for Bar0Page {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `map`.
+        unsafe { libc::munmap(self.map, Self::LEN) };
+    }
+}
+
+fn bar0_read(addr: &str, off: u32) -> Result<u32, String> {
+    Ok(Bar0Page::map(addr, off)?.read(off))
+}
+
+/// The process's CPU time (user + system) so far.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes one `rusage` into the zeroed value it is given.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn bar0_cost(addr: &str, off: u32, n: u32) -> Result<(), String> {
+    let bar = Bar0Page::map(addr, off)?;
+    let first = bar.read(off);
+    if first == 0 || first == u32::MAX {
+        // A function whose memory decoding is off reads as nothing without reaching the device.
+        return Err(format!(
+            "{addr}: BAR0 {off:#x} reads {first:#x}: memory decoding off?"
+        ));
+    }
+    let (t0, c0) = (Instant::now(), cpu_time());
+    let mut changed = 0u32;
+    for _ in 0..n {
+        changed += u32::from(bar.read(off) != first);
+    }
+    let (wall, cpu) = (t0.elapsed(), cpu_time() - c0);
+    let each = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(n.max(1));
+    pass(
+        "bar0-cost",
+        format!(
+            "{n} reads of {off:#x} = {first:#010x} ({changed} differed): {:.1} us wall, {:.1} us CPU each",
+            each(wall),
+            each(cpu)
+        ),
+    );
+    Ok(())
+}
+
+fn wake_cost(n: u32) -> Result<(), String> {
+    // SAFETY: plain system calls on a timerfd this function owns and closes.
+    unsafe {
+        let fd = libc::timerfd_create(libc::CLOCK_MONOTONIC, 0);
+        if fd < 0 {
+            return Err(format!(
+                "timerfd_create: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let ms = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 1_000_000,
+        };
+        let spec = libc::itimerspec {
+            it_interval: ms,
+            it_value: ms,
+        };
+        libc::timerfd_settime(fd, 0, &spec, std::ptr::null_mut());
+        let (t0, c0) = (Instant::now(), cpu_time());
+        let (mut wakes, mut ticks) = (0u32, 0u64);
+        while wakes < n {
+            let mut exp = 0u64;
+            if libc::read(fd, (&mut exp as *mut u64).cast(), 8) == 8 {
+                wakes += 1;
+                ticks += exp;
+            }
+        }
+        let (wall, cpu) = (t0.elapsed(), cpu_time() - c0);
+        libc::close(fd);
+        pass(
+            "wake-cost",
+            format!(
+                "{wakes} wake-ups ({ticks} ticks of 1 ms) in {:.2} s: {:.1} % of wall time in CPU, {:.1} us CPU each",
+                wall.as_secs_f64(),
+                100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
+                cpu.as_secs_f64() * 1e6 / f64::from(wakes.max(1))
+            ),
+        );
+    }
+    Ok(())
 }
