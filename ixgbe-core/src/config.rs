@@ -12,6 +12,11 @@ pub const MAX_TX_QUEUES: usize = 64;
 pub const DEFAULT_RING_SIZE: u16 = 512;
 /// Largest ring the datasheet validated: 8K descriptors, 128 KB (§8.2.3.8.3).
 pub const MAX_RING_SIZE: u16 = 8192;
+/// The MAC's frame size limit without jumbo frames: 1518 bytes, DA through CRC (§8.2.3.22.13).
+pub const DEFAULT_MAX_FRAME_SIZE: u16 = 1518;
+/// Largest [`Config::max_frame_size`]: 9728 bytes DA through CRC, an MTU of 9710 (Linux's
+/// `IXGBE_MAX_JUMBO_FRAME_SIZE`; the 82599's packet buffers hold it with room to spare).
+pub const MAX_FRAME_SIZE: u16 = 9728;
 
 /// How to bring a device up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +38,12 @@ pub struct Config {
     /// Interrupts instead of pure polling (opt-in; `None`, the default, polls). Set up after
     /// init with [`crate::Device::enable_interrupts`] on a platform that has them.
     pub interrupts: Option<InterruptConfig>,
+    /// Largest frame received, DA through CRC, from 64 to [`MAX_FRAME_SIZE`] (9728: an MTU of
+    /// 9710 = 9728 − 14 header − 4 CRC). Anything else than the default 1518 sets
+    /// HLREG0.JUMBOEN and MAXFRS.MFS (§8.2.3.22.8, §8.2.3.22.13); the MAC counts longer frames
+    /// in ROC ([`crate::Stats::rx_oversize`]) and drops them. Frames longer than one pool
+    /// buffer span several descriptors: receive them with [`crate::RxQueue::rx_chains`].
+    pub max_frame_size: u16,
 }
 
 impl Default for Config {
@@ -45,6 +56,7 @@ impl Default for Config {
             promiscuous: true,
             rx_drop_when_full: true,
             interrupts: None,
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
         }
     }
 }
@@ -70,6 +82,11 @@ impl Config {
         if pools != 1 && pools != usize::from(self.rx_queues) {
             return Err(Error::InvalidConfig {
                 what: "give one pool shared by all Rx queues, or one pool per Rx queue",
+            });
+        }
+        if !(64..=MAX_FRAME_SIZE).contains(&self.max_frame_size) {
+            return Err(Error::InvalidConfig {
+                what: "max_frame_size must be from 64 to 9728 bytes",
             });
         }
         if let Some(irq) = &self.interrupts {
@@ -112,6 +129,16 @@ impl Config {
     pub fn rx_drop_when_full(mut self, on: bool) -> Self {
         self.rx_drop_when_full = on;
         self
+    }
+    /// Sets [`Config::max_frame_size`] (DA through CRC).
+    pub fn max_frame_size(mut self, bytes: u16) -> Self {
+        self.max_frame_size = bytes;
+        self
+    }
+    /// Sets [`Config::max_frame_size`] from an MTU (the IP packet: frame − 14 − 4), e.g. 9000.
+    /// An MTU above 9710 gives a size [`crate::Device::init`] refuses.
+    pub fn mtu(self, mtu: u16) -> Self {
+        self.max_frame_size(mtu.saturating_add(18))
     }
     /// Sets [`Config::interrupts`].
     pub fn interrupts(mut self, irq: Option<InterruptConfig>) -> Self {

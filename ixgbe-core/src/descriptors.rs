@@ -65,7 +65,8 @@ pub(crate) enum RxWriteback {
     NotDone,
     /// A complete frame of this many bytes.
     Frame(u16),
-    /// DD without EOP: a frame spanning several descriptors (no jumbo support).
+    /// DD without EOP: the first descriptors of a frame spanning several (§7.1.6), which
+    /// `rx_batch` does not take (`rx_chains` does).
     NoEop,
     /// The device flagged a MAC error.
     Error,
@@ -111,6 +112,18 @@ fn decode_rx_slow(word1: u64, buf_size: u32) -> RxWriteback {
         return RxWriteback::BadLength;
     }
     RxWriteback::Frame(len)
+}
+
+/// True when an Rx write-back has EOP set: the last descriptor of a frame.
+#[inline(always)]
+pub(crate) fn rx_eop(word1: u64) -> bool {
+    LocalRegisterCopy::<u32, RX_STATUS::Register>::new(word1 as u32).is_set(RX_STATUS::EOP)
+}
+
+/// True when an Rx write-back flags a MAC error (valid on the EOP descriptor only).
+#[inline(always)]
+pub(crate) fn rx_error(word1: u64) -> bool {
+    LocalRegisterCopy::<u32, RX_STATUS::Register>::new(word1 as u32).is_set(RX_STATUS::RXE)
 }
 
 /// True when the device wrote back an Rx descriptor (DD set), whatever it says.

@@ -3,7 +3,10 @@
 use core::time::Duration;
 
 use crate::config::InterruptConfig;
-pub use crate::config::{Config, DEFAULT_RING_SIZE, MAX_RING_SIZE, MAX_RX_QUEUES, MAX_TX_QUEUES};
+pub use crate::config::{
+    Config, DEFAULT_MAX_FRAME_SIZE, DEFAULT_RING_SIZE, MAX_FRAME_SIZE, MAX_RING_SIZE,
+    MAX_RX_QUEUES, MAX_TX_QUEUES,
+};
 use crate::error::Error;
 use crate::platform::Platform;
 use crate::regs::{self, Regs};
@@ -63,6 +66,9 @@ pub struct Stats {
     pub rx_dropped: u64,
     /// Frames with a CRC error (CRCERRS).
     pub rx_crc_errors: u64,
+    /// Frames longer than the maximum frame size ([`Config::max_frame_size`]) with a good CRC,
+    /// dropped by the MAC (ROC, §8.2.3.23.52).
+    pub rx_oversize: u64,
 }
 
 /// A running device: the control side. Queues are separate values (see [`Started`]), so they
@@ -142,6 +148,7 @@ impl<P: Platform> Device<P> {
         s.tx_packets = u64::from(r.read(regs::GPTC));
         s.tx_bytes = read36(r, regs::GOTCL, regs::GOTCH);
         s.rx_crc_errors = u64::from(r.read(regs::CRCERRS));
+        s.rx_oversize = u64::from(r.read(regs::ROC));
         // GPRC and GORC are read so that they do not saturate; the per-queue counters above are
         // the better measure of what reached the host.
         let _ = r.read(regs::GPRC);
@@ -167,6 +174,7 @@ impl<P: Platform> Device<P> {
         totals.rx_missed = totals.rx_missed.saturating_add(d.rx_missed);
         totals.rx_dropped = totals.rx_dropped.saturating_add(d.rx_dropped);
         totals.rx_crc_errors = totals.rx_crc_errors.saturating_add(d.rx_crc_errors);
+        totals.rx_oversize = totals.rx_oversize.saturating_add(d.rx_oversize);
         *totals
     }
 

@@ -9,6 +9,7 @@ extern crate std;
 use std::collections::BTreeSet;
 use std::vec::Vec;
 
+use crate::chain::PacketChain;
 use crate::mempool::fake::FakePlatform;
 use crate::mempool::{Mempool, Packet};
 use crate::regs::Regs;
@@ -46,12 +47,13 @@ fn hostile_run(seed: u64, density: u64, rounds: usize) {
     let regs = Regs::new(p.clone());
     let mut rx = RxQueue::setup(&regs, 0, 8, pool.core(), true).unwrap();
     rx.enable().unwrap();
+    rx.set_max_frame(9728);
     let mut tx = TxQueue::setup(&regs, 0, 8).unwrap();
     tx.enable().unwrap();
     let mut rng = Rng(seed | 1);
     // Packets the program keeps for a while: they must never be handed out again meanwhile.
     let mut held: Vec<Packet<'_>> = Vec::new();
-    for _ in 0..rounds {
+    for round in 0..rounds {
         p.scribble(|_, old| {
             let r = rng.next();
             if r & 0xFF < density {
@@ -61,7 +63,21 @@ fn hostile_run(seed: u64, density: u64, rounds: usize) {
             }
         });
         let mut batch = heapless::Vec::<Packet<'_>, 32>::new();
-        rx.rx_batch(&mut batch, 32);
+        if round % 2 == 0 {
+            rx.rx_batch(&mut batch, 32);
+        } else {
+            // Multi-descriptor receive, its segments then treated like packets.
+            let mut chains = heapless::Vec::<PacketChain<'_>, 8>::new();
+            rx.rx_chains(&mut chains, 8);
+            for chain in chains.iter_mut() {
+                assert!(chain.len() <= 9728, "a chain beyond the maximum frame");
+                while let Some(segment) = chain.pop() {
+                    if let Err(segment) = batch.push(segment) {
+                        drop(segment);
+                    }
+                }
+            }
+        }
         assert!(batch.len() < rx.ring_size(), "more frames than descriptors");
         assert!(batch.iter().all(|p| p.len() <= p.capacity()));
         assert_distinct(held.iter().chain(batch.iter()));

@@ -49,6 +49,16 @@ pub(crate) fn init<'a, P: Platform>(
     pools: &'a [Mempool<P>],
 ) -> Result<Started<'a, P>, Error> {
     config.validate(pools.len())?;
+    // A frame of the maximum size must fit the chain of buffers `rx_chains` builds.
+    let max = usize::from(config.max_frame_size);
+    if pools
+        .iter()
+        .any(|p| (p.buf_size() as usize).saturating_mul(crate::chain::MAX_SEGMENTS) < max)
+    {
+        return Err(Error::InvalidConfig {
+            what: "max_frame_size needs more than MAX_SEGMENTS buffers of the pool's size",
+        });
+    }
     let device_id = platform.pci_device_id();
     let info = ids::supported_device(ids::INTEL_VENDOR_ID, device_id)
         .ok_or(Error::UnsupportedDevice { device: device_id })?;
@@ -130,6 +140,8 @@ pub(crate) fn init<'a, P: Platform>(
             pool.core(),
             config.rx_drop_when_full,
         )?;
+        let mut queue = queue;
+        queue.set_max_frame(config.max_frame_size);
         // Capacity MAX_RX_QUEUES was checked by validate.
         let _ = rx.push(queue);
     }
@@ -224,6 +236,15 @@ fn init_rx_global<P: Platform>(regs: &Regs<P>, config: &Config) {
             + regs::RDRXCTL::RSCACKC::SET
             + regs::RDRXCTL::FCOE_WRFIX::SET,
     );
+    // §4.6.7 step 4, jumbo frames: MAXFRS.MFS is used only with HLREG0.JUMBOEN; without it
+    // the MAC takes frames of up to 1518 bytes (§8.2.3.22.13), so the default leaves both alone.
+    if config.max_frame_size != crate::config::DEFAULT_MAX_FRAME_SIZE {
+        regs.modify(
+            regs::MAXFRS,
+            regs::MAXFRS::MFS.val(u32::from(config.max_frame_size)),
+        );
+        regs.modify(regs::HLREG0, regs::HLREG0::JUMBOEN::SET);
+    }
     // FCTRL only while RXEN = 0 (ixy.rs #29): broadcast always, unicast/multicast promiscuous
     // on request.
     regs.write_fields(regs::FCTRL, fctrl_value(config.promiscuous));

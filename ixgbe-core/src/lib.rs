@@ -34,8 +34,8 @@
 //!
 //! Modules follow the datasheet and build on each other in this order, without cycles:
 //! [`platform`], [`regs`] (chapter 8), `wait` (bounded polls), [`ids`], `config`, `link`
-//! (§4.6.4), `rxctrl` (RXEN, FCTRL), [`descriptors`] (§7.1.6, §7.2.3), [`mempool`], [`rx`]
-//! (§4.6.7), [`tx`] (§4.6.8), [`device`], `init` (§4.6.3: [`Device::init`]), [`interrupts`]
+//! (§4.6.4), `rxctrl` (RXEN, FCTRL), [`descriptors`] (§7.1.6, §7.2.3), [`mempool`], [`chain`]
+//! (frames in several buffers), [`rx`] (§4.6.7), [`tx`] (§4.6.8), [`device`], `init` (§4.6.3: [`Device::init`]), [`interrupts`]
 //! (§7.3); with the `smoltcp` feature (off by default) `smoltcp_phy` runs smoltcp's
 //! TCP/IP stack on a queue pair. See docs/porting.md for implementing [`Platform`] on another kernel.
 //!
@@ -56,6 +56,7 @@
     clippy::undocumented_unsafe_blocks
 )]
 
+pub mod chain;
 mod config;
 pub mod descriptors;
 pub mod device;
@@ -76,8 +77,10 @@ pub mod smoltcp_phy;
 pub mod tx;
 mod wait;
 
+pub use chain::{PacketChain, MAX_SEGMENTS};
 pub use device::{
-    Config, Device, LinkSpeed, LinkStatus, Started, Stats, MAX_RX_QUEUES, MAX_TX_QUEUES,
+    Config, Device, LinkSpeed, LinkStatus, Started, Stats, DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE,
+    MAX_RX_QUEUES, MAX_TX_QUEUES,
 };
 pub use error::Error;
 pub use heapless;

@@ -216,6 +216,11 @@ mod fields {
             /// MAC loopback.
             LPBK OFFSET(15) NUMBITS(1) []
         ],
+        /// Max Frame Size, §8.2.3.22.13 (used only with HLREG0.JUMBOEN).
+        pub MAXFRS [
+            /// Largest frame accepted, DA through CRC, in bytes (reset 1518).
+            MFS OFFSET(16) NUMBITS(16) []
+        ],
         /// Split Receive Control, per queue, §8.2.3.8.7.
         pub SRRCTL [
             /// Packet buffer size in 1 KB units.
@@ -598,6 +603,8 @@ pub const fn txdctl(n: u32) -> Reg<TXDCTL::Register> {
 // §8.2.3.22: MAC and link.
 /// MAC Core Control 0.
 pub const HLREG0: Reg<HLREG0::Register> = Reg::at(0x04240);
+/// Max Frame Size (MHADD on the 82598).
+pub const MAXFRS: Reg<MAXFRS::Register> = Reg::at(0x04268);
 /// Auto-Negotiation Control.
 pub const AUTOC: Reg<AUTOC::Register> = Reg::at(0x042A0);
 /// Link Status.
@@ -608,6 +615,9 @@ pub const MMNGC: Reg<MMNGC::Register> = Reg::at(0x042D0);
 // §8.2.3.23: statistics. All clear on read; byte counters are 36 bits (read low first).
 /// CRC error count.
 pub const CRCERRS: Reg = Reg::at(0x04000);
+/// Receive oversize count: frames longer than the maximum (MAXFRS.MFS with JUMBOEN, else
+/// 1518) with a good CRC (§8.2.3.23.52).
+pub const ROC: Reg = Reg::at(0x040AC);
 /// Good packets received (includes packets later missed; see `82599.md` §9.12).
 pub const GPRC: Reg = Reg::at(0x04074);
 /// Good packets transmitted.

@@ -10,6 +10,8 @@ use crate::platform::{DmaRegion, Platform, PrivateMem};
 use crate::regs::{self, Regs, RXDCTL};
 use crate::wait::poll;
 
+mod chains;
+
 /// Buffers taken from the pool per lock when a ring is first filled.
 const REFILL_CHUNK: usize = 64;
 
@@ -22,7 +24,8 @@ pub struct RxCounters {
     pub packets: u64,
     /// Bytes handed to the program (without CRC).
     pub bytes: u64,
-    /// Write-backs with DD but without EOP (multi-descriptor frames are not supported): dropped.
+    /// Frames spanning several descriptors that [`RxQueue::rx_batch`] dropped whole (it hands
+    /// out one-buffer frames; [`RxQueue::rx_chains`] receives them), one per frame.
     pub no_eop: u64,
     /// Write-backs flagging a MAC error: dropped.
     pub errors: u64,
@@ -30,6 +33,13 @@ pub struct RxCounters {
     pub bad_length: u64,
     /// Times a frame had to wait because the pool had no buffer to refill its descriptor.
     pub pool_empty: u64,
+    /// Frames [`RxQueue::rx_chains`] dropped because no EOP came within
+    /// [`crate::MAX_SEGMENTS`] descriptors (or within the ring): the rest of the frame, up to
+    /// its EOP, is dropped with it.
+    pub chain_too_long: u64,
+    /// Frames [`RxQueue::rx_chains`] dropped for being longer than the configured maximum
+    /// ([`crate::Config::max_frame_size`]), which the device should have dropped itself.
+    pub oversize: u64,
 }
 
 /// Asks the CPU to bring the first cache line of a received frame (its headers) into the L1
@@ -67,6 +77,12 @@ pub struct RxQueue<'a, P: Platform> {
     /// costs tens of µs under a hypervisor, and a sleeping queue receives one frame per call.
     tail_every: usize,
     counters: RxCounters,
+    /// Longest frame handed out, in bytes without CRC (see [`RxQueue::set_max_frame`]).
+    max_frame: u32,
+    /// A frame was dropped before its EOP descriptor arrived: every descriptor up to and
+    /// including the next one with EOP belongs to it and is dropped too, never mistaken for
+    /// frames of their own.
+    discarding: bool,
     region: Option<DmaRegion>,
     /// The side array (which buffer each descriptor holds), where the device cannot write.
     _side: PrivateMem<P>,
@@ -118,6 +134,8 @@ impl<'a, P: Platform> RxQueue<'a, P> {
             held: 0,
             tail_every: tail_every(n),
             counters: RxCounters::default(),
+            max_frame: u32::from(crate::config::DEFAULT_MAX_FRAME_SIZE),
+            discarding: false,
             region: Some(region),
             _side: side,
         };
@@ -235,6 +253,14 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         if want == 0 || !rx_done(ring.read_word1(start)) {
             return 0; // nothing received: no lock, no tail write
         }
+        let start = if self.discarding {
+            match self.skip_rest_of_frame() {
+                Some(next) if rx_done(ring.read_word1(next)) => next,
+                _ => return 0,
+            }
+        } else {
+            start
+        };
         let mut free = pool.lock_free();
         let mut i = start;
         let mut received = 0;
@@ -276,6 +302,17 @@ impl<'a, P: Platform> RxQueue<'a, P> {
                     self.counters.pool_empty += 1;
                     break;
                 }
+                RxWriteback::NoEop => {
+                    // The first descriptor of a frame spanning several: dropped whole, up to
+                    // its EOP descriptor (or, when that is not written yet, in a later call).
+                    self.count_bad(RxWriteback::NoEop);
+                    self.discarding = true;
+                    let budget = ring.mask().saturating_sub(i.wrapping_sub(start));
+                    i = self.discard_from(i, budget);
+                    if self.discarding {
+                        break;
+                    }
+                }
                 bad => {
                     self.count_bad(bad);
                     // Recycle: same buffer, read format again.
@@ -290,7 +327,18 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         // descriptor it consumes, in order, and `received` adds up what it consumed), so
         // elements `old_len..old_len + received` are initialised Packets nobody else owns.
         unsafe { out.set_len(old_len + received) };
+        self.advance(start, i);
+        self.counters.packets = self.counters.packets.wrapping_add(received as u64);
+        self.counters.bytes = self.counters.bytes.wrapping_add(bytes);
+        received
+    }
+
+    /// Moves `next` from `start` to `i` (free-running), the descriptors in between given back
+    /// with fresh (or recycled) buffers, and writes the tail once enough are held.
+    #[inline(always)]
+    fn advance(&mut self, start: usize, i: usize) {
         if i != start {
+            let ring = self.ring;
             self.next = (i & ring.mask()) as u16;
             self.held = self.held.saturating_add(i.wrapping_sub(start));
             if self.held >= self.tail_every {
@@ -302,9 +350,46 @@ impl<'a, P: Platform> RxQueue<'a, P> {
                 self.regs.write(regs::rdt(u32::from(self.id)), tail as u32);
             }
         }
-        self.counters.packets = self.counters.packets.wrapping_add(received as u64);
-        self.counters.bytes = self.counters.bytes.wrapping_add(bytes);
-        received
+    }
+
+    /// Recycles descriptors from `i` on (at most `budget`) that the device wrote back, up to and
+    /// including the first with EOP, which ends [`RxQueue::discarding`]; returns the position
+    /// after the last one recycled. Stops early at a descriptor the device still owns.
+    #[cold]
+    #[inline(never)]
+    fn discard_from(&mut self, mut i: usize, budget: usize) -> usize {
+        let ring = self.ring;
+        for _ in 0..budget {
+            let w = ring.read_word1(i);
+            if !rx_done(w) {
+                break;
+            }
+            ring.write(i, self.pool.phys(ring.side(i)), 0);
+            i = i.wrapping_add(1);
+            if crate::descriptors::rx_eop(w) {
+                self.discarding = false;
+                break;
+            }
+        }
+        i
+    }
+
+    /// Drops what is left of a frame dropped before its EOP came (see
+    /// [`RxQueue::discarding`]); `Some(next position)` once its end was found.
+    #[cold]
+    #[inline(never)]
+    fn skip_rest_of_frame(&mut self) -> Option<usize> {
+        let start = usize::from(self.next);
+        let i = self.discard_from(start, self.ring.mask());
+        self.advance(start, i);
+        (!self.discarding).then_some(i)
+    }
+
+    /// Sets the longest frame this queue hands out, in bytes without CRC: the configured
+    /// maximum frame size (which counts the CRC, stripped here) plus 4 for one VLAN tag, which
+    /// the MAC allows on top (MAXFRS, §8.2.3.22.13).
+    pub(crate) fn set_max_frame(&mut self, max_frame_size: u16) {
+        self.max_frame = u32::from(max_frame_size);
     }
 
     #[cold]
@@ -397,7 +482,6 @@ mod tests {
     }
 
     const GOOD: u64 = 0b11; // DD | EOP
-    const NO_EOP: u64 = 0b01;
 
     #[test]
     fn rx_batch_appends_skips_bad_write_backs_and_waits_for_buffers() {
@@ -409,7 +493,7 @@ mod tests {
         q.enable().unwrap();
         assert_eq!(q.rx_batch(&mut heapless::Vec::<Packet<'_>, 4>::new(), 4), 0);
         write_back(&q, 0, GOOD, 60);
-        write_back(&q, 1, NO_EOP, 61);
+        write_back(&q, 1, GOOD, 0);
         write_back(&q, 2, GOOD, 62);
         write_back(&q, 3, GOOD, 63);
         write_back(&q, 4, GOOD, 64);
@@ -421,7 +505,10 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!((out[1].len(), out[1][0]), (60, 0xA0));
         let c = q.counters();
-        assert_eq!((c.packets, c.bytes, c.no_eop, c.pool_empty), (1, 60, 1, 1));
+        assert_eq!(
+            (c.packets, c.bytes, c.bad_length, c.pool_empty),
+            (1, 60, 1, 1)
+        );
         assert_eq!(p.writes().last(), Some(&(regs::rdt(0).offset(), 1)));
         assert_eq!(pool.free_count(), 0);
         drop(out);

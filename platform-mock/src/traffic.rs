@@ -17,8 +17,10 @@ use crate::{TrafficSink, TrafficSource};
 const PAYLOAD: usize = 42;
 /// Smallest frame a [`LineRateSource`] can generate (without FCS).
 pub const MIN_FRAME: usize = 60;
-/// Largest frame a [`LineRateSource`] can generate (without FCS).
-pub const MAX_FRAME: usize = 1514;
+/// Largest frame a [`LineRateSource`] can generate (without FCS): the largest a jumbo-enabled
+/// 82599 takes, MAXFRS.MFS 9728 with CRC (an MTU of 9710). Beyond 1514 the receiving NIC must
+/// have HLREG0.JUMBOEN set, or it drops the frames (ROC).
+pub const MAX_FRAME: usize = 9724;
 
 /// Counters shared between a source, a sink and whoever wants to print them.
 #[derive(Debug, Default)]
@@ -128,7 +130,7 @@ impl LineRateSource {
         self.frame = f;
     }
 
-    /// Frame size without FCS (clamped to 60..=1514). Keeps the rate in bits per second.
+    /// Frame size without FCS (clamped to 60..=9724). Keeps the rate in bits per second.
     pub fn with_frame_size(mut self, size: usize) -> Self {
         let dst: [u8; 6] = self.frame[0..6].try_into().expect("6 bytes");
         let src: [u8; 6] = self.frame[6..12].try_into().expect("6 bytes");

@@ -558,8 +558,34 @@ fn an_error_bit_is_counted_and_dropped() {
 }
 
 #[test]
-fn a_descriptor_without_eop_is_counted_and_dropped() {
-    assert_eq!(corrupted_writeback(RxCorruption::NoEop).no_eop, 3);
+fn descriptors_without_eop_are_one_frame_dropped_whole() {
+    // Three write-backs without EOP and the next with it are, to any driver, one frame in
+    // four descriptors (§7.1.6): rx_batch drops it whole, and the frame after arrives.
+    let (sim, nic, platform) = sim_nic();
+    let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
+    let Started { mut rx, .. } = start(&platform, &small_config(), &pools);
+    let idle = pools[0].free_count();
+    sim.set_fault(
+        nic,
+        Fault::RxWriteback {
+            corruption: RxCorruption::NoEop,
+            count: 3,
+        },
+    );
+    for i in 0..5 {
+        sim.inject(nic, &frame(MAC, i, 60, 0));
+    }
+    sim.advance(Duration::from_micros(20));
+    let mut batch: HVec<Packet, 32> = HVec::new();
+    assert_eq!(rx[0].rx_batch(&mut batch, 32), 1);
+    assert_eq!(batch[0][42..46], 4u32.to_be_bytes());
+    assert_eq!(rx[0].counters().no_eop, 1);
+    drop(batch);
+    assert_eq!(
+        pools[0].free_count(),
+        idle,
+        "the dropped frame's buffers were recycled"
+    );
 }
 
 #[test]
