@@ -35,6 +35,10 @@ pub struct Config {
     /// Drop frames for a queue whose ring is full instead of holding them in the shared packet
     /// buffer, where one stalled queue would block all others (SRRCTL.Drop_En).
     pub rx_drop_when_full: bool,
+    /// Pass on what the device found checking each received frame's IPv4 header and TCP or
+    /// UDP checksums ([`crate::Packet::rx_offload`], §7.1.11). The device always checks; off
+    /// (the default), the receive loop ignores the result and costs nothing more.
+    pub rx_checksum: bool,
     /// Interrupts instead of pure polling (opt-in; `None`, the default, polls). Set up after
     /// init with [`crate::Device::enable_interrupts`] on a platform that has them.
     pub interrupts: Option<InterruptConfig>,
@@ -55,6 +59,7 @@ impl Default for Config {
             tx_ring_size: DEFAULT_RING_SIZE,
             promiscuous: true,
             rx_drop_when_full: true,
+            rx_checksum: false,
             interrupts: None,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
         }
@@ -139,6 +144,11 @@ impl Config {
     /// An MTU above 9710 gives a size [`crate::Device::init`] refuses.
     pub fn mtu(self, mtu: u16) -> Self {
         self.max_frame_size(mtu.saturating_add(18))
+    }
+    /// Sets [`Config::rx_checksum`].
+    pub fn rx_checksum(mut self, on: bool) -> Self {
+        self.rx_checksum = on;
+        self
     }
     /// Sets [`Config::interrupts`].
     pub fn interrupts(mut self, irq: Option<InterruptConfig>) -> Self {

@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::ids;
 use crate::link;
 use crate::mempool::Mempool;
+use crate::offload;
 use crate::platform::Platform;
 use crate::regs::{self, Regs};
 use crate::rx::RxQueue;
@@ -133,15 +134,15 @@ pub(crate) fn init<'a, P: Platform>(
         } else {
             &pools[usize::from(q)]
         };
-        let queue = RxQueue::setup(
+        let mut queue = RxQueue::setup(
             &regs,
             q,
             config.rx_ring_size,
             pool.core(),
             config.rx_drop_when_full,
         )?;
-        let mut queue = queue;
         queue.set_max_frame(config.max_frame_size);
+        queue.set_offload_mask(rx_offload_mask(config));
         // Capacity MAX_RX_QUEUES was checked by validate.
         let _ = rx.push(queue);
     }
@@ -164,6 +165,15 @@ pub(crate) fn init<'a, P: Platform>(
     }
     log::debug!("init: {} tx queue(s) enabled", config.tx_queues);
     Ok(Started { device, rx, tx })
+}
+
+/// The write-back status bits each Rx queue passes on to its packets ([`crate::offload`]).
+fn rx_offload_mask(config: &Config) -> u32 {
+    if config.rx_checksum {
+        offload::rx_bits::CHECKSUMS
+    } else {
+        0
+    }
 }
 
 /// EIMC = 0x7FFFFFFF (bit 31 is reserved: ixy.rs #29), then the two extended banks.

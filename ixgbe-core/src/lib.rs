@@ -35,7 +35,8 @@
 //! Modules follow the datasheet and build on each other in this order, without cycles:
 //! [`platform`], [`regs`] (chapter 8), `wait` (bounded polls), [`ids`], `config`, `link`
 //! (§4.6.4), `rxctrl` (RXEN, FCTRL), [`descriptors`] (§7.1.6, §7.2.3), [`mempool`], [`chain`]
-//! (frames in several buffers), [`rx`] (§4.6.7), [`tx`] (§4.6.8), [`device`], `init` (§4.6.3: [`Device::init`]), [`interrupts`]
+//! (frames in several buffers), [`offload`] (§7.1.11, §7.2.3.2.3), [`rx`] (§4.6.7), [`tx`]
+//! (§4.6.8), [`device`], `init` (§4.6.3: [`Device::init`]), [`interrupts`]
 //! (§7.3); with the `smoltcp` feature (off by default) `smoltcp_phy` runs smoltcp's
 //! TCP/IP stack on a queue pair. See docs/porting.md for implementing [`Platform`] on another kernel.
 //!
@@ -68,6 +69,7 @@ mod init;
 pub mod interrupts;
 mod link;
 pub mod mempool;
+pub mod offload;
 pub mod platform;
 pub mod regs;
 pub mod rx;
@@ -90,6 +92,7 @@ pub use interrupts::{
     Interrupts, LinkInterrupt, QueueInterrupt,
 };
 pub use mempool::{Mempool, Packet, TooLong, DEFAULT_BUF_SIZE};
+pub use offload::{Checksum, RxOffload};
 pub use platform::{DmaError, DmaRegion, Platform, PrivateRegion, DMA_PAGE_SIZE};
 pub use rx::{RxCounters, RxQueue};
 pub use tx::{TxCounters, TxQueue};

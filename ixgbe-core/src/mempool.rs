@@ -394,9 +394,17 @@ impl<P: Platform> Drop for Mempool<P> {
 pub struct Packet<'a> {
     data: NonNull<u8>,
     pool: &'a PoolCore,
+    /// The buffer index (bits 23:0; a pool has at most 2^24 buffers) and what the device said
+    /// about the frame on receive (bits 31:24, [`crate::offload`]): packed, so that a packet
+    /// stays three words.
     index: u32,
-    len: u32,
+    len: u16,
+    /// The VLAN tag the device stripped on receive (meaningful when the flags say so).
+    vlan: u16,
 }
+
+/// Bits of [`Packet`]'s `index` field that hold the buffer index.
+const INDEX_MASK: u32 = (1 << 24) - 1;
 
 // SAFETY: a Packet exclusively owns its buffer (its index was handed out once by the pool), and
 // returning it goes through the pool's mutex, so moving it to another thread is sound.
@@ -424,19 +432,41 @@ impl<'a> Packet<'a> {
     /// it with the pool's [`BufLayout::buf_ptr`]) and that now owns the index.
     #[inline(always)]
     pub(crate) fn from_parts(pool: &'a PoolCore, data: NonNull<u8>, index: u32, len: u32) -> Self {
+        Self::from_rx(pool, data, index, len as u16, 0, 0)
+    }
+
+    /// As [`Packet::from_parts`] for a received frame of `len` (at most the buffer size) bytes,
+    /// with the receive offload flags `flags` ([`crate::offload`]) and the stripped VLAN tag.
+    #[inline(always)]
+    pub(crate) fn from_rx(
+        pool: &'a PoolCore,
+        data: NonNull<u8>,
+        index: u32,
+        len: u16,
+        flags: u8,
+        vlan: u16,
+    ) -> Self {
         debug_assert_eq!(data, pool.layout.buf_ptr(index));
+        debug_assert!(index <= INDEX_MASK);
         Packet {
             data,
             pool,
-            index,
+            index: index | u32::from(flags) << 24,
             len,
+            vlan,
         }
     }
 
     /// The pool, buffer index and length, without giving up ownership.
     #[inline(always)]
     pub(crate) fn raw_parts(&self) -> (&'a PoolCore, u32, u32) {
-        (self.pool, self.index, self.len)
+        (self.pool, self.index & INDEX_MASK, u32::from(self.len))
+    }
+
+    /// The receive offload flags and the stripped VLAN tag ([`crate::offload`]).
+    #[inline(always)]
+    pub(crate) fn rx_parts(&self) -> (u8, u16) {
+        ((self.index >> 24) as u8, self.vlan)
     }
 
     /// Frame length in bytes.
@@ -460,13 +490,14 @@ impl<'a> Packet<'a> {
         if len > self.capacity() {
             return Err(TooLong);
         }
-        self.len = len as u32;
+        // The capacity is at most 16 KiB (Mempool::new), so the length fits 16 bits.
+        self.len = len as u16;
         Ok(())
     }
 
     /// Bus address of the frame's first byte (what a descriptor carries).
     pub fn phys(&self) -> u64 {
-        self.pool.phys(self.index)
+        self.pool.phys(self.index & INDEX_MASK)
     }
 }
 
@@ -491,14 +522,14 @@ impl DerefMut for Packet<'_> {
 
 impl Drop for Packet<'_> {
     fn drop(&mut self) {
-        self.pool.free_indices(&[self.index]);
+        self.pool.free_indices(&[self.index & INDEX_MASK]);
     }
 }
 
 impl core::fmt::Debug for Packet<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Packet")
-            .field("index", &self.index)
+            .field("index", &(self.index & INDEX_MASK))
             .field("len", &self.len)
             .finish()
     }

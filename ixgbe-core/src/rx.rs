@@ -6,6 +6,7 @@ use core::time::Duration;
 use crate::descriptors::{decode_rx, rx_done, DescRing, RxWriteback, DESC_SIZE};
 use crate::error::Error;
 use crate::mempool::{Packet, PoolCore};
+use crate::offload;
 use crate::platform::{DmaRegion, Platform, PrivateMem};
 use crate::regs::{self, Regs, RXDCTL};
 use crate::wait::poll;
@@ -83,6 +84,9 @@ pub struct RxQueue<'a, P: Platform> {
     /// including the next one with EOP belongs to it and is dropped too, never mistaken for
     /// frames of their own.
     discarding: bool,
+    /// Write-back status bits passed on to packets ([`crate::offload`]); 0 with the offloads
+    /// off, and then the receive loop does not look at them.
+    offload_mask: u32,
     region: Option<DmaRegion>,
     /// The side array (which buffer each descriptor holds), where the device cannot write.
     _side: PrivateMem<P>,
@@ -136,6 +140,7 @@ impl<'a, P: Platform> RxQueue<'a, P> {
             counters: RxCounters::default(),
             max_frame: u32::from(crate::config::DEFAULT_MAX_FRAME_SIZE),
             discarding: false,
+            offload_mask: 0,
             region: Some(region),
             _side: side,
         };
@@ -237,6 +242,23 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         out: &mut heapless::Vec<Packet<'a>, N>,
         max: usize,
     ) -> usize {
+        // One loop without the offload flags and one with: the plain one stays as it was.
+        if self.offload_mask == 0 {
+            self.receive::<N, false>(out, max)
+        } else {
+            self.receive::<N, true>(out, max)
+        }
+    }
+
+    /// [`RxQueue::rx_batch`]; with `OFFLOADS`, each packet also gets the write-back's flags
+    /// (under `offload_mask`) and VLAN tag.
+    #[inline(always)]
+    fn receive<const N: usize, const OFFLOADS: bool>(
+        &mut self,
+        out: &mut heapless::Vec<Packet<'a>, N>,
+        max: usize,
+    ) -> usize {
+        let offload_mask = self.offload_mask;
         // Everything the loop needs, in locals: the stores it makes (descriptors, packets)
         // would otherwise make the compiler reload these fields every time.
         let ring = self.ring;
@@ -273,14 +295,20 @@ impl<'a, P: Platform> RxQueue<'a, P> {
             let first = i;
             let room = (want - received).min(free.len());
             for dst in &mut spare[received..received + room] {
-                let RxWriteback::Frame(frame_len) = decode_rx(ring.read_word1(i), buf_size) else {
+                let word1 = ring.read_word1(i);
+                let RxWriteback::Frame(frame_len) = decode_rx(word1, buf_size) else {
                     break;
                 };
                 let index = ring.side(i);
                 let len = u32::from(frame_len);
                 let data = layout.buf_ptr(index);
                 prefetch(data.as_ptr());
-                dst.write(Packet::from_parts(pool, data, index, len));
+                let (flags, vlan) = if OFFLOADS {
+                    (offload::rx_flags(word1, offload_mask), (word1 >> 48) as u16)
+                } else {
+                    (0, 0)
+                };
+                dst.write(Packet::from_rx(pool, data, index, frame_len, flags, vlan));
                 bytes += u64::from(len);
                 // Free-running: every access masks (one AND shared by the accesses of a frame).
                 i = i.wrapping_add(1);
@@ -411,6 +439,12 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         }
     }
 
+    /// Which write-back status bits packets get ([`crate::offload`]): the checksum results
+    /// and the VP flag, as the configuration asked.
+    pub(crate) fn set_offload_mask(&mut self, mask: u32) {
+        self.offload_mask = mask;
+    }
+
     /// This queue's number.
     pub fn id(&self) -> u16 {
         self.id
@@ -482,6 +516,35 @@ mod tests {
     }
 
     const GOOD: u64 = 0b11; // DD | EOP
+
+    #[test]
+    fn packets_get_only_the_offload_bits_the_queue_asked_for() {
+        use crate::offload::{rx_bits, Checksum};
+        let p = FakePlatform::default();
+        let pool = Mempool::new(&p, 16, 2048).unwrap();
+        let regs = Regs::new(p.clone());
+        let mut q = RxQueue::setup(&regs, 0, 8, pool.core(), true).unwrap();
+        q.enable().unwrap();
+        // Everything set, a VLAN tag in bits 127:112: with checksums only, the tag stays out.
+        let all = u64::from(rx_bits::CHECKSUMS | rx_bits::VP) | 0x0ABC << 48;
+        let mut out = heapless::Vec::<Packet<'_>, 4>::new();
+        for mask in [rx_bits::CHECKSUMS, rx_bits::VP, 0] {
+            q.set_offload_mask(mask);
+            let i = usize::from(q.next);
+            write_back(&q, i, GOOD | all, 60);
+            assert_eq!(q.rx_batch(&mut out, 4), 1);
+            let o = out.pop().unwrap().rx_offload();
+            let checksums = if mask == rx_bits::CHECKSUMS {
+                Checksum::Bad
+            } else {
+                Checksum::NotChecked
+            };
+            assert_eq!((o.ipv4_header, o.l4), (checksums, checksums), "{mask:#x}");
+            assert_eq!(o.vlan, (mask == rx_bits::VP).then_some(0x0ABC), "{mask:#x}");
+        }
+        drop(q);
+        assert_eq!(pool.free_count(), 16);
+    }
 
     #[test]
     fn rx_batch_appends_skips_bad_write_backs_and_waits_for_buffers() {

@@ -2,6 +2,7 @@
 
 use super::filter::l2_accept;
 use super::nic::Held;
+use super::offload;
 use super::tx::size_bucket;
 use super::*;
 use crate::dma::DmaFault;
@@ -265,6 +266,8 @@ pub(crate) fn deliver(
             format!("HLREG0.RXCRCSTRP = {hl} but RDRXCTL.CRCStrip = {rd}; they must be equal"),
         );
     }
+    // §7.1.11: checksums over the frame as it arrived; reported in the EOP descriptor.
+    let csum = offload::rx_checksum_bits(frame);
     let Core {
         dma, rx_scratch, ..
     } = core;
@@ -303,7 +306,7 @@ pub(crate) fn deliver(
             faults[1] = Some(f);
         }
         let last = k + 1 == need as usize;
-        let mut status = RX_DESC_DD | if last { RX_DESC_EOP } else { 0 };
+        let mut status = RX_DESC_DD | if last { RX_DESC_EOP | csum } else { 0 };
         let mut plen = chunk.len() as u32;
         if let Some((c, cnt)) = n.faults.rx_wb.as_mut() {
             match c {
