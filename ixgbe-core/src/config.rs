@@ -39,6 +39,13 @@ pub struct Config {
     /// UDP checksums ([`crate::Packet::rx_offload`], §7.1.11). The device always checks; off
     /// (the default), the receive loop ignores the result and costs nothing more.
     pub rx_checksum: bool,
+    /// Strip the 802.1Q tag of received frames into the descriptor (RXDCTL.VME on every Rx
+    /// queue): the packet comes without it and [`crate::Packet::rx_offload`] gives the tag.
+    pub vlan_strip: bool,
+    /// Accept tagged frames only for the VLAN IDs in the filter table (VLNCTRL.VFE,
+    /// §8.2.3.7.2), which starts empty: add IDs with [`crate::Device::set_vlan_filter`].
+    /// Untagged frames are not affected.
+    pub vlan_filter: bool,
     /// Interrupts instead of pure polling (opt-in; `None`, the default, polls). Set up after
     /// init with [`crate::Device::enable_interrupts`] on a platform that has them.
     pub interrupts: Option<InterruptConfig>,
@@ -60,6 +67,8 @@ impl Default for Config {
             promiscuous: true,
             rx_drop_when_full: true,
             rx_checksum: false,
+            vlan_strip: false,
+            vlan_filter: false,
             interrupts: None,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
         }
@@ -148,6 +157,16 @@ impl Config {
     /// Sets [`Config::rx_checksum`].
     pub fn rx_checksum(mut self, on: bool) -> Self {
         self.rx_checksum = on;
+        self
+    }
+    /// Sets [`Config::vlan_strip`].
+    pub fn vlan_strip(mut self, on: bool) -> Self {
+        self.vlan_strip = on;
+        self
+    }
+    /// Sets [`Config::vlan_filter`].
+    pub fn vlan_filter(mut self, on: bool) -> Self {
+        self.vlan_filter = on;
         self
     }
     /// Sets [`Config::interrupts`].

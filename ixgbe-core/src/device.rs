@@ -235,6 +235,24 @@ impl<P: Platform> Device<P> {
         Ok(())
     }
 
+    /// Lets tagged frames of VLAN `vid` (0..=4095) in, or no longer: its bit in the VLAN
+    /// filter table (VFTA, §8.2.3.7.11), which decides only with
+    /// [`Config::vlan_filter`](crate::Config::vlan_filter) on.
+    pub fn set_vlan_filter(&self, vid: u16, accept: bool) -> Result<(), Error> {
+        if vid > 4095 {
+            return Err(Error::InvalidConfig {
+                what: "a VLAN ID is 12 bits (0..=4095)",
+            });
+        }
+        let _guard = self.control.lock();
+        let reg = regs::vfta(u32::from(vid >> 5));
+        let bit = 1u32 << (vid & 31);
+        let old = self.regs.read(reg);
+        self.regs
+            .write(reg, if accept { old | bit } else { old & !bit });
+        Ok(())
+    }
+
     /// True when unicast promiscuous mode is on.
     pub fn promiscuous(&self) -> bool {
         self.regs.is_set(regs::FCTRL, regs::FCTRL::UPE)

@@ -143,6 +143,9 @@ pub(crate) fn init<'a, P: Platform>(
         )?;
         queue.set_max_frame(config.max_frame_size);
         queue.set_offload_mask(rx_offload_mask(config));
+        if config.vlan_strip {
+            regs.modify(regs::rxdctl(u32::from(q)), regs::RXDCTL::VME::SET);
+        }
         // Capacity MAX_RX_QUEUES was checked by validate.
         let _ = rx.push(queue);
     }
@@ -169,11 +172,17 @@ pub(crate) fn init<'a, P: Platform>(
 
 /// The write-back status bits each Rx queue passes on to its packets ([`crate::offload`]).
 fn rx_offload_mask(config: &Config) -> u32 {
-    if config.rx_checksum {
+    let checksums = if config.rx_checksum {
         offload::rx_bits::CHECKSUMS
     } else {
         0
-    }
+    };
+    let vlan = if config.vlan_strip {
+        offload::rx_bits::VP
+    } else {
+        0
+    };
+    checksums | vlan
 }
 
 /// EIMC = 0x7FFFFFFF (bit 31 is reserved: ixy.rs #29), then the two extended banks.
@@ -255,6 +264,18 @@ fn init_rx_global<P: Platform>(regs: &Regs<P>, config: &Config) {
         );
         regs.modify(regs::HLREG0, regs::HLREG0::JUMBOEN::SET);
     }
+    // The VLAN filter table has no reset value (§8.2.3.7.11: software initialises it before
+    // receive is enabled): empty. VLNCTRL.VFE makes it decide for tagged frames (§8.2.3.7.2);
+    // VET keeps its 0x8100.
+    for n in 0..128 {
+        regs.write(regs::vfta(n), 0);
+    }
+    let vfe = if config.vlan_filter {
+        regs::VLNCTRL::VFE::SET
+    } else {
+        regs::VLNCTRL::VFE::CLEAR
+    };
+    regs.modify(regs::VLNCTRL, vfe);
     // FCTRL only while RXEN = 0 (ixy.rs #29): broadcast always, unicast/multicast promiscuous
     // on request.
     regs.write_fields(regs::FCTRL, fctrl_value(config.promiscuous));

@@ -17,7 +17,6 @@ use crate::mempool::Packet;
 /// Status bits of the advanced Rx write-back (status_error dword) the offloads use.
 pub(crate) mod rx_bits {
     /// VP: an 802.1Q frame whose tag the device stripped (RXDCTL.VME, §8.2.3.8.6).
-    #[allow(dead_code)] // until VLAN stripping
     pub(crate) const VP: u32 = 1 << 3;
     /// UDPCS: the L4 checksum was computed over a UDP datagram.
     pub(crate) const UDPCS: u32 = 1 << 4;

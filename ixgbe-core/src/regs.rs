@@ -240,7 +240,17 @@ mod fields {
         /// Receive Descriptor Control, per queue, §8.2.3.8.6.
         pub RXDCTL [
             /// Queue enable; a read returns the actual state.
-            ENABLE OFFSET(25) NUMBITS(1) []
+            ENABLE OFFSET(25) NUMBITS(1) [],
+            /// VLAN Mode Enable: strip the 802.1Q tag of frames for this queue into the
+            /// write-back.
+            VME OFFSET(30) NUMBITS(1) []
+        ],
+        /// VLAN Control, §8.2.3.7.2.
+        pub VLNCTRL [
+            /// VLAN Ether Type (TPID), 0x8100; software must not change it.
+            VET OFFSET(0) NUMBITS(16) [],
+            /// VLAN Filter Enable: the filter table decides acceptance of 802.1Q frames.
+            VFE OFFSET(30) NUMBITS(1) []
         ],
         /// Receive DCA control, per queue, §8.2.3.11.1.
         pub DCA_RXCTRL [
@@ -469,6 +479,13 @@ pub const fn rxpbsize(n: u32) -> Reg<PBSIZE::Register> {
 /// Flow control receive threshold high, n = 0..7.
 pub const fn fcrth(n: u32) -> Reg<FCRTH::Register> {
     Reg::at(0x03260 + 4 * n)
+}
+/// VLAN Control.
+pub const VLNCTRL: Reg<VLNCTRL::Register> = Reg::at(0x05088);
+/// VLAN Filter Table Array, n = 0..127: bit i of register n passes VLAN ID 32n + i
+/// (§8.2.3.7.11).
+pub const fn vfta(n: u32) -> Reg {
+    Reg::at(0x0A000 + 4 * n)
 }
 /// Multicast Table Array, n = 0..127.
 pub const fn mta(n: u32) -> Reg {

@@ -128,6 +128,12 @@ pub const FCTRL_VALID: u32 = FCTRL_SBP | FCTRL_MPE | FCTRL_UPE | FCTRL_BAM | FCT
 /// clear. No firmware resets here, so it reads 0.
 pub const FWSTS: u32 = 0x15F0C;
 pub const VLNCTRL: u32 = 0x05088;
+/// VLNCTRL.CFI (bit 28), CFIEN (29) and VFE (30), §8.2.3.7.2.
+pub const VLNCTRL_CFI: u32 = 1 << 28;
+pub const VLNCTRL_CFIEN: u32 = 1 << 29;
+pub const VLNCTRL_VFE: u32 = 1 << 30;
+/// RXDCTL.VME: strip the VLAN tag of frames for this queue (§8.2.3.8.6).
+pub const RXDCTL_VME: u32 = 1 << 30;
 pub const MCSTCTRL: u32 = 0x05090;
 pub const MTA: u32 = 0x05200;
 pub const RAL: u32 = 0x0A200;

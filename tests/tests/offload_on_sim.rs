@@ -158,3 +158,80 @@ fn allocated_packets_carry_no_receive_state() {
     assert_eq!((o.ipv4_header, o.l4, o.vlan), (N, N, None));
     settle(&sim);
 }
+
+#[test]
+fn vlan_strip_on_and_off() {
+    let (sim, nic, platform) = sim_nic();
+    let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
+    let untagged = frames::build(Shape::udp4(40), 3);
+    let shape = Shape {
+        vlan: Some(0x6123),
+        ..Shape::udp4(40)
+    };
+    let tagged = frames::build(shape, 3);
+    // Off: the tag stays in the frame and nothing is reported.
+    let mut started = start(&platform, &config().rx_checksum(true), &pools);
+    let got = receive_all(&sim, nic, &mut started.rx[0], std::slice::from_ref(&tagged));
+    assert_eq!((got[0].0.vlan, &got[0].1), (None, &tagged));
+    drop(started);
+    // On: the packet is the untagged frame, the tag comes with it; checksums still checked.
+    let cfg = config().rx_checksum(true).vlan_strip(true);
+    let mut started = start(&platform, &cfg, &pools);
+    let got = receive_all(
+        &sim,
+        nic,
+        &mut started.rx[0],
+        &[tagged.clone(), untagged.clone()],
+    );
+    assert_eq!(got[0].0.vlan, Some(0x6123));
+    assert_eq!(got[0].1, untagged, "tag stripped");
+    assert_eq!((got[0].0.ipv4_header, got[0].0.l4), (G, G));
+    assert_eq!((got[1].0.vlan, &got[1].1), (None, &untagged));
+    assert_clean(&sim);
+}
+
+#[test]
+fn vlan_filter_table_accepts_and_drops() {
+    let (sim, nic, platform) = sim_nic();
+    let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
+    let cfg = config().vlan_filter(true).vlan_strip(true);
+    let mut started = start(&platform, &cfg, &pools);
+    let frame = |vid: Option<u16>| {
+        frames::build(
+            Shape {
+                vlan: vid,
+                ..Shape::udp4(40)
+            },
+            9,
+        )
+    };
+    let offer = |rx: &mut ixgbe_core::RxQueue<'_, SimPlatform>, vid: Option<u16>| {
+        sim.inject(nic, &frame(vid));
+        let mut batch = HVec::<Packet<'_>, 4>::new();
+        rx.rx_batch(&mut batch, 4);
+        batch.first().map(|p| p.rx_offload().vlan)
+    };
+    let rx = &mut started.rx[0];
+    assert_eq!(
+        offer(rx, Some(100)),
+        None,
+        "empty table: tagged frames dropped"
+    );
+    assert_eq!(offer(rx, None), Some(None), "untagged frames pass");
+    started.device.set_vlan_filter(100, true).unwrap();
+    started.device.set_vlan_filter(4095, true).unwrap();
+    assert_eq!(offer(rx, Some(100)), Some(Some(100)));
+    assert_eq!(
+        offer(rx, Some(0x2000 | 100)),
+        Some(Some(0x2064)),
+        "PCP ignored"
+    );
+    assert_eq!(offer(rx, Some(101)), None);
+    assert_eq!(offer(rx, Some(4095)), Some(Some(4095)));
+    started.device.set_vlan_filter(100, false).unwrap();
+    assert_eq!(offer(rx, Some(100)), None, "removed");
+    assert_eq!(offer(rx, Some(4095)), Some(Some(4095)), "the other stays");
+    assert!(started.device.set_vlan_filter(4096, true).is_err());
+    assert_eq!(sim.wire_counters(nic).rx_filtered, 3);
+    assert_clean(&sim);
+}

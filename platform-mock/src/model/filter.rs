@@ -1,4 +1,5 @@
-//! The L2 filter: broadcast, promiscuous, exact (RAR) and hash (MTA) matches.
+//! The L2 filter: broadcast, promiscuous, exact (RAR) and hash (MTA) matches; then the VLAN
+//! filter (§7.1.1.1: L2 first, then VLAN).
 
 use super::*;
 
@@ -28,4 +29,30 @@ pub(crate) fn l2_accept(n: &mut Nic, da: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// The 802.1Q tag of `frame` (its TCI), if its type after the MAC addresses is VLNCTRL.VET.
+pub(crate) fn vlan_tag(n: &Nic, frame: &[u8]) -> Option<u16> {
+    let vet = (n.r(VLNCTRL) & 0xFFFF) as u16;
+    (frame.len() >= 18 && u16::from_be_bytes([frame[12], frame[13]]) == vet)
+        .then(|| u16::from_be_bytes([frame[14], frame[15]]))
+}
+
+/// VLNCTRL (§8.2.3.7.2): with CFIEN, a tagged frame whose CFI bit differs from VLNCTRL.CFI is
+/// discarded; with VFE, a tagged frame passes only if its VLAN ID's bit is set in VFTA
+/// (§8.2.3.7.11). Untagged frames always pass.
+pub(crate) fn vlan_accept(n: &Nic, frame: &[u8]) -> bool {
+    let Some(tci) = vlan_tag(n, frame) else {
+        return true;
+    };
+    let ctl = n.r(VLNCTRL);
+    let cfi = tci & (1 << 12) != 0;
+    if ctl & VLNCTRL_CFIEN != 0 && cfi != (ctl & VLNCTRL_CFI != 0) {
+        return false;
+    }
+    if ctl & VLNCTRL_VFE == 0 {
+        return true;
+    }
+    let vid = u32::from(tci & 0xFFF);
+    n.r(VFTA + 4 * (vid >> 5)) & (1 << (vid & 31)) != 0
 }

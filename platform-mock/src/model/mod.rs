@@ -70,6 +70,7 @@ impl World {
                 seen: HashSet::new(),
                 suppressed: 0,
                 rx_scratch: Vec::with_capacity(16 * 1024),
+                rx_strip: Vec::with_capacity(16 * 1024),
             },
             nics: Vec::new(),
             cables: Vec::new(),

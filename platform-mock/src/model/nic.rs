@@ -109,6 +109,8 @@ pub(crate) struct Core {
     pub(crate) seen: HashSet<(usize, String)>,
     pub suppressed: u64,
     pub(crate) rx_scratch: Vec<u8>,
+    /// A received frame without its VLAN tag (RXDCTL.VME).
+    pub(crate) rx_strip: Vec<u8>,
 }
 
 impl Core {
@@ -378,6 +380,10 @@ impl Nic {
             return false;
         }
         qs.pending = None;
+        if p.value && !qs.en {
+            // Enabling a queue initialises its internal state (§8.2.3.9.10): no context yet.
+            qs.ctx = Default::default();
+        }
         qs.en = p.value;
         true
     }

@@ -12,7 +12,6 @@
 use crate::rss;
 
 /// VP: a VLAN packet whose tag was stripped into the write-back (status bit 3).
-#[allow(dead_code)] // until VLAN stripping
 pub(crate) const RX_VP: u32 = 1 << 3;
 /// UDPCS: the L4 checksum was computed over a UDP datagram (status bit 4).
 pub(crate) const RX_UDPCS: u32 = 1 << 4;
@@ -108,6 +107,8 @@ pub(crate) struct TxContext {
     pub(crate) ipv4: bool,
     /// TUCMD.L4T (bits 12:11): 00 UDP, 01 TCP, 10 SCTP, 11 reserved.
     pub(crate) l4t: u8,
+    /// VLAN (bits 31:16 of `vlan_macip_lens`): the tag a data descriptor's VLE inserts.
+    pub(crate) vlan: u16,
 }
 
 impl TxContext {
@@ -123,6 +124,7 @@ impl TxContext {
             iplen: (lens & 0x1FF) as usize,
             ipv4: tucmd & (1 << 10) != 0,
             l4t: ((tucmd >> 11) & 3) as u8,
+            vlan: (lens >> 16) as u16,
         };
         (idx as usize, ctx)
     }
@@ -165,6 +167,22 @@ pub(crate) fn insert_checksums(
             frame.len()
         ));
     }
+    // MACLEN and IPLEN must describe this packet (§7.2.3.2.3): the header at MACLEN is of the
+    // context's IP version, and an IPv4 header is IPLEN bytes long (IHL).
+    let (version, want) = (frame[l3] >> 4, if ctx.ipv4 { 4 } else { 6 });
+    if version != want {
+        return Err(format!(
+            "context MACLEN {} points at IP version {version}, the context says IPv{want}",
+            ctx.maclen
+        ));
+    }
+    let ihl = usize::from(frame[l3] & 0xF) * 4;
+    if ctx.ipv4 && ihl != ctx.iplen || !ctx.ipv4 && ctx.iplen < 40 {
+        return Err(format!(
+            "context IPLEN {} does not match the IP header at MACLEN",
+            ctx.iplen
+        ));
+    }
     if ixsm {
         if !ctx.ipv4 {
             return Err("IXSM (IPv4 header checksum) with a context that is not IPv4".into());
@@ -195,6 +213,23 @@ pub(crate) fn insert_checksums(
         }
         frame[l4 + field..l4 + field + 2].copy_from_slice(&c.to_be_bytes());
     }
+    Ok(())
+}
+
+/// DCMD.VLE (§7.2.3.2.4): inserts the context's VLAN tag after the MAC addresses, with the
+/// TPID `vt` (DMATXCTL.VT, §8.2.3.9.2). The frame in host memory is untagged, so MACLEN and the
+/// checksums describe it without the tag (they are applied first).
+pub(crate) fn insert_vlan(frame: &mut Vec<u8>, ctx: &TxContext, vt: u16) -> Result<(), String> {
+    if !ctx.valid {
+        return Err("VLE (VLAN insertion) with no context descriptor for its IDX".into());
+    }
+    if frame.len() < 12 {
+        return Err(format!("VLE on a {}-byte packet", frame.len()));
+    }
+    let mut tag = [0u8; 4];
+    tag[..2].copy_from_slice(&vt.to_be_bytes());
+    tag[2..].copy_from_slice(&ctx.vlan.to_be_bytes());
+    frame.splice(12..12, tag);
     Ok(())
 }
 

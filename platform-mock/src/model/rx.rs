@@ -1,6 +1,6 @@
 //! Receive: the wire side, the packet buffer, queue selection and descriptor write-back.
 
-use super::filter::l2_accept;
+use super::filter::{l2_accept, vlan_accept, vlan_tag};
 use super::nic::Held;
 use super::offload;
 use super::tx::size_bucket;
@@ -98,7 +98,7 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
     }
     n.inc(RXNFGPC, 1);
     n.add36(RXNFGBCL, u64::from(wlen));
-    if !l2_accept(n, &frame[..6]) {
+    if !l2_accept(n, &frame[..6]) || !vlan_accept(n, frame) {
         n.wire.rx_filtered += 1;
         return;
     }
@@ -267,10 +267,27 @@ pub(crate) fn deliver(
         );
     }
     // §7.1.11: checksums over the frame as it arrived; reported in the EOP descriptor.
-    let csum = offload::rx_checksum_bits(frame);
+    let mut csum = offload::rx_checksum_bits(frame);
+    // RXDCTL.VME: the tag leaves the frame for the write-back (bits 127:112) and VP says so.
+    let mut tci = 0u16;
     let Core {
-        dma, rx_scratch, ..
+        dma,
+        rx_scratch,
+        rx_strip,
+        ..
     } = core;
+    let posted = frame.len();
+    let frame: &[u8] = match vlan_tag(n, frame) {
+        Some(tag) if n.r(base + Q_DCTL) & RXDCTL_VME != 0 => {
+            tci = tag;
+            csum |= offload::RX_VP;
+            rx_strip.clear();
+            rx_strip.extend_from_slice(&frame[..12]);
+            rx_strip.extend_from_slice(&frame[16..]);
+            &rx_strip[..]
+        }
+        _ => frame,
+    };
     let data: &[u8] = if hl && rd {
         frame
     } else {
@@ -321,12 +338,14 @@ pub(crate) fn deliver(
             }
         }
         let lo = u64::from(info) | u64::from(hash) << 32;
-        let hi = u64::from(status) | u64::from(plen) << 32;
+        let vlan = if last { u64::from(tci) << 48 } else { 0 };
+        let hi = u64::from(status) | u64::from(plen) << 32 | vlan;
         let _ = dma.write_u64(d, lo);
         let _ = dma.write_u64(d + 8, hi);
         h = (h + 1) % len;
     }
-    let dlen = data.len();
+    // QBRC counts the bytes posted before VLAN stripping (§8.2.3.23.74).
+    let dlen = data.len() + (posted - frame.len());
     if let Some(f) = faults[0] {
         core.dma_fault(i, &format!("RX queue {q} descriptor read"), f);
         n.wire.rx_dropped += 1;

@@ -129,8 +129,8 @@ pub(crate) fn tx_one(
     }
     scratch.clear();
     let mut bad = false;
-    // POPTS and IDX of the packet's first data descriptor (§7.2.3.2.4).
-    let mut offload: Option<u32> = None;
+    // DCMD, POPTS and IDX of the packet's first data descriptor (§7.2.3.2.4).
+    let mut offload: Option<(u32, u32)> = None;
     for d in descs.iter() {
         let dtyp = (d.cmd >> 20) & 0xF;
         let dext = d.cmd & (1 << 29) != 0;
@@ -160,7 +160,7 @@ pub(crate) fn tx_one(
             bad = true;
             continue;
         }
-        offload.get_or_insert(d.sta);
+        offload.get_or_insert((d.cmd, d.sta));
         let dlen = (d.cmd & 0xFFFF) as usize;
         if dlen == 0 || dlen > 16 * 1024 {
             core.violate(
@@ -222,16 +222,27 @@ pub(crate) fn tx_one(
         n.wire.tx_bad += 1;
         return TxStep::Dropped;
     }
-    if let Some(sta) = offload {
+    if let Some((cmd, sta)) = offload {
         let (ixsm, txsm) = (sta & (1 << 8) != 0, sta & (1 << 9) != 0);
+        let vle = cmd & (1 << 30) != 0;
+        let idx = ((sta >> 4) & 7) as usize;
+        let ctx = n.tx[q].ctx.get(idx).copied().unwrap_or_default();
         if ixsm || txsm {
-            let idx = ((sta >> 4) & 7) as usize;
-            let ctx = n.tx[q].ctx.get(idx).copied().unwrap_or_default();
             if let Err(why) = offload::insert_checksums(scratch, &ctx, ixsm, txsm) {
                 core.violate(
                     i,
                     ViolationKind::InvalidConfig,
                     format!("TX queue {q}: checksum offload: {why}"),
+                );
+            }
+        }
+        if vle {
+            let vt = (n.r(DMATXCTL) >> 16) as u16;
+            if let Err(why) = offload::insert_vlan(scratch, &ctx, vt) {
+                core.violate(
+                    i,
+                    ViolationKind::InvalidConfig,
+                    format!("TX queue {q}: VLAN insertion: {why}"),
                 );
             }
         }
