@@ -42,12 +42,40 @@ mod fields {
             /// Report status: write DD back when done.
             RS OFFSET(27) NUMBITS(1) [],
             /// Descriptor extension: advanced format.
+            DEXT OFFSET(29) NUMBITS(1) [],
+            /// Insert the VLAN tag of the packet's context (§7.2.3.2.4).
+            VLE OFFSET(30) NUMBITS(1) []
+        ],
+        /// `type_tucmd_mlhl` of an advanced Tx context descriptor (descriptor bits 95:64,
+        /// §7.2.3.2.3).
+        pub TX_CTX_CMD [
+            /// TUCMD.IPV4: the packet is IPv4 (0: IPv6).
+            IPV4 OFFSET(10) NUMBITS(1) [],
+            /// TUCMD.L4T: the L4 protocol whose checksum TXSM asks for.
+            L4T OFFSET(11) NUMBITS(2) [
+                /// UDP.
+                Udp = 0b00,
+                /// TCP.
+                Tcp = 0b01
+            ],
+            /// Descriptor type.
+            DTYP OFFSET(20) NUMBITS(4) [
+                /// Advanced context descriptor.
+                Context = 0b0010
+            ],
+            /// Descriptor extension: advanced format.
             DEXT OFFSET(29) NUMBITS(1) []
         ],
         /// `olinfo_status` of an advanced Tx data descriptor (descriptor bits 127:96).
         pub TX_STATUS [
             /// Descriptor done (write-back).
             DD OFFSET(0) NUMBITS(1) [],
+            /// The context (0 or 1) whose offloads apply to this packet.
+            IDX OFFSET(4) NUMBITS(3) [],
+            /// POPTS.IXSM: insert the IPv4 header checksum.
+            IXSM OFFSET(8) NUMBITS(1) [],
+            /// POPTS.TXSM: insert the TCP or UDP checksum.
+            TXSM OFFSET(9) NUMBITS(1) [],
             /// Payload length: the whole packet for non-TSO.
             PAYLEN OFFSET(14) NUMBITS(18) []
         ]
@@ -148,6 +176,29 @@ pub(crate) fn tx_word1(len: u32) -> u64 {
     // into both (len < 2^16, so the two copies and the command bits never overlap).
     let both = TX_CMD::DTALEN.val(1).value as u64 | (TX_STATUS::PAYLEN.val(1).value as u64) << 32;
     (u64::from(len) * both) | u64::from(cmd.value)
+}
+
+/// [`tx_word1`] with offloads: VLE in the command, IXSM / TXSM and the context index in
+/// `olinfo_status` (§7.2.3.2.4).
+#[inline]
+pub(crate) fn tx_word1_offload(len: u32, vle: bool, ixsm: bool, txsm: bool, idx: u32) -> u64 {
+    let vle = if vle { TX_CMD::VLE::SET.value } else { 0 };
+    let olinfo = TX_STATUS::IDX.val(idx).value
+        | if ixsm { TX_STATUS::IXSM::SET.value } else { 0 }
+        | if txsm { TX_STATUS::TXSM::SET.value } else { 0 };
+    tx_word1(len) | u64::from(vle) | u64::from(olinfo) << 32
+}
+
+/// The two words of an advanced Tx context descriptor (§7.2.3.2.3): `vlan_macip_lens` (VLAN
+/// 31:16, MACLEN 15:9, IPLEN 8:0) and `seqnum_seed` 0 in the first, TUCMD | DTYP_CTXT | DEXT and
+/// `mss_l4len_idx` = IDX in the second.
+#[inline]
+pub(crate) fn tx_context(vlan_macip_lens: u32, tucmd: u32, idx: u32) -> (u64, u64) {
+    let cmd = tucmd | (TX_CTX_CMD::DTYP::Context + TX_CTX_CMD::DEXT::SET).value;
+    (
+        u64::from(vlan_macip_lens),
+        u64::from(cmd) | u64::from(idx << 4) << 32,
+    )
 }
 
 /// True when the device wrote back DD into the second word of a Tx descriptor.

@@ -92,7 +92,7 @@ pub use interrupts::{
     Interrupts, LinkInterrupt, QueueInterrupt,
 };
 pub use mempool::{Mempool, Packet, TooLong, DEFAULT_BUF_SIZE};
-pub use offload::{Checksum, RxOffload};
+pub use offload::{Checksum, L4Checksum, RxOffload, TxOffload};
 pub use platform::{DmaError, DmaRegion, Platform, PrivateRegion, DMA_PAGE_SIZE};
 pub use rx::{RxCounters, RxQueue};
 pub use tx::{TxCounters, TxQueue};

@@ -1,5 +1,6 @@
 //! Checksum and VLAN offloads: what the device checked on receive, surfaced on each
-//! [`Packet`] (datasheet §7.1.11, write-back status and error bits §7.1.6.2).
+//! [`Packet`] (datasheet §7.1.11, write-back status and error bits §7.1.6.2), and what it should
+//! fill in and insert on transmit ([`TxOffload`], context descriptors §7.2.3.2.3).
 //!
 //! The 82599 checks the IPv4 header checksum and the TCP or UDP checksum (over IPv4 and IPv6)
 //! of every frame it parses; RXCSUM has no switch for that (§8.2.3.7.5: IPPCSE and PCSD are
@@ -132,6 +133,213 @@ fn udp_ipv4_without_checksum(frame: &[u8]) -> bool {
     }
     let l4 = l3 + usize::from(vihl & 0xF) * 4;
     be16(l4 + 6) == Some(0)
+}
+
+/// The L4 checksum to have the device fill in on transmit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum L4Checksum {
+    /// None: the L4 bytes go out as they are.
+    #[default]
+    None,
+    /// The TCP checksum.
+    Tcp,
+    /// The UDP checksum (a result of 0 goes out as 0xFFFF).
+    Udp,
+}
+
+/// What the device should do to one packet on transmit
+/// ([`TxQueue::tx_batch_offload`](crate::TxQueue::tx_batch_offload)): fill in the IPv4 header
+/// checksum and the TCP or UDP checksum (IPv4 or IPv6), and insert an 802.1Q tag. The lengths
+/// describe the packet in memory (without the tag the device inserts) and must match it:
+/// [`TxOffload::for_frame`] reads them from the headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct TxOffload {
+    /// Bytes before the IP header (MACLEN, 14..=127).
+    pub mac_len: u8,
+    /// Bytes of the IP header, options or IPv6 extension headers included (IPLEN, up to 511).
+    pub ip_len: u16,
+    /// IPv6 (else IPv4).
+    pub ipv6: bool,
+    /// Fill in the IPv4 header checksum (IXSM; IPv4 only).
+    pub ipv4_checksum: bool,
+    /// Fill in this L4 checksum (TXSM). The driver writes the pseudo-header sum into its
+    /// field first, as the device expects (§7.2.5.1 in Linux's and DPDK's use).
+    pub l4: L4Checksum,
+    /// Insert this tag (PCP 15:13, DEI 12, VID 11:0) after the MAC addresses (VLE), with TPID
+    /// 0x8100 (DMATXCTL.VT).
+    pub vlan: Option<u16>,
+}
+
+/// Why a [`TxOffload`] cannot apply to its packet (the packet is then dropped and counted in
+/// [`TxCounters::offload_invalid`](crate::TxCounters::offload_invalid)).
+pub(crate) type Invalid = &'static str;
+
+/// A context descriptor's contents: `vlan_macip_lens` and TUCMD (§7.2.3.2.3); what the queue
+/// caches to write one only when it changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TxContextKey {
+    pub(crate) vlan_macip_lens: u32,
+    pub(crate) tucmd: u32,
+}
+
+impl TxOffload {
+    /// Nothing asked: a packet sent like [`TxQueue::tx_batch`](crate::TxQueue::tx_batch) does.
+    pub const NONE: TxOffload = TxOffload {
+        mac_len: 0,
+        ip_len: 0,
+        ipv6: false,
+        ipv4_checksum: false,
+        l4: L4Checksum::None,
+        vlan: None,
+    };
+
+    /// Every checksum `frame` has (IPv4 header; TCP or UDP over IPv4, or over IPv6 without
+    /// extension headers), with the lengths read from its headers (one VLAN tag in memory
+    /// allowed); `None` for a frame that is not IP. No tag insertion: see
+    /// [`TxOffload::with_vlan`].
+    pub fn for_frame(frame: &[u8]) -> Option<TxOffload> {
+        let be16 = |at: usize| {
+            frame
+                .get(at..at + 2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        };
+        let mut mac_len = 14;
+        let mut ethertype = be16(12)?;
+        if ethertype == 0x8100 {
+            ethertype = be16(16)?;
+            mac_len = 18;
+        }
+        let first = *frame.get(mac_len)?;
+        let (ipv6, ip_len, proto) = match (ethertype, first >> 4) {
+            (0x0800, 4) => (false, u16::from(first & 0xF) * 4, *frame.get(mac_len + 9)?),
+            (0x86DD, 6) => (true, 40, *frame.get(mac_len + 6)?),
+            _ => return None,
+        };
+        let l4 = match proto {
+            6 => L4Checksum::Tcp,
+            17 => L4Checksum::Udp,
+            _ => L4Checksum::None,
+        };
+        Some(TxOffload {
+            mac_len: mac_len as u8,
+            ip_len,
+            ipv6,
+            ipv4_checksum: !ipv6,
+            l4,
+            vlan: None,
+        })
+    }
+
+    /// The same, and insert `tci` as an 802.1Q tag.
+    pub fn with_vlan(mut self, tci: u16) -> Self {
+        self.vlan = Some(tci);
+        self
+    }
+
+    /// True when nothing is asked (no context descriptor needed).
+    #[inline(always)]
+    pub(crate) fn is_none(&self) -> bool {
+        !self.ipv4_checksum && self.l4 == L4Checksum::None && self.vlan.is_none()
+    }
+
+    /// The context for this request, after checking it against `frame` so the device is never
+    /// given lengths that do not describe the packet (§7.2.3.2.3).
+    pub(crate) fn context(&self, frame: &[u8]) -> Result<TxContextKey, Invalid> {
+        use crate::descriptors::TX_CTX_CMD;
+        let vlan = u32::from(self.vlan.unwrap_or(0)) << 16;
+        if !self.ipv4_checksum && self.l4 == L4Checksum::None {
+            // A tag only: MACLEN and IPLEN are not used.
+            return Ok(TxContextKey {
+                vlan_macip_lens: vlan,
+                tucmd: 0,
+            });
+        }
+        let (mac, ip) = (usize::from(self.mac_len), usize::from(self.ip_len));
+        if !(14..=127).contains(&mac) || ip > 511 {
+            return Err("MACLEN must be 14..=127 and IPLEN at most 511");
+        }
+        let first = *frame.get(mac).ok_or("no IP header at MACLEN")?;
+        let l4_min = match self.l4 {
+            L4Checksum::None => 0,
+            L4Checksum::Tcp => 20,
+            L4Checksum::Udp => 8,
+        };
+        if frame.len() < mac + ip + l4_min {
+            return Err("headers longer than the packet");
+        }
+        let header_ok = if self.ipv6 {
+            first >> 4 == 6 && ip >= 40 && !self.ipv4_checksum
+        } else {
+            first >> 4 == 4 && ip >= 20 && usize::from(first & 0xF) * 4 == ip
+        };
+        if !header_ok {
+            return Err("the IP header at MACLEN does not match IPv4/IPv6 and IPLEN");
+        }
+        let l4t = match self.l4 {
+            L4Checksum::Tcp => TX_CTX_CMD::L4T::Tcp.value,
+            _ => TX_CTX_CMD::L4T::Udp.value,
+        };
+        let ipv4 = if self.ipv6 {
+            0
+        } else {
+            TX_CTX_CMD::IPV4::SET.value
+        };
+        Ok(TxContextKey {
+            vlan_macip_lens: vlan | (mac as u32) << 9 | ip as u32,
+            tucmd: ipv4 | l4t,
+        })
+    }
+
+    /// Prepares the packet's bytes for the device: a zero IPv4 header checksum field with
+    /// IXSM, the pseudo-header sum (not complemented) in the L4 checksum field with TXSM. Only
+    /// after [`TxOffload::context`] accepted the request for this frame.
+    pub(crate) fn prepare(&self, frame: &mut [u8]) -> Result<(), Invalid> {
+        let l3 = usize::from(self.mac_len);
+        let l4 = l3 + usize::from(self.ip_len);
+        if self.ipv4_checksum {
+            frame[l3 + 10..l3 + 12].fill(0);
+        }
+        let (proto, field) = match self.l4 {
+            L4Checksum::None => return Ok(()),
+            L4Checksum::Tcp => (6u32, 16),
+            L4Checksum::Udp => (17u32, 6),
+        };
+        let be16 = |at: usize| u32::from(u16::from_be_bytes([frame[at], frame[at + 1]]));
+        let (addrs, l4_len) = if self.ipv6 {
+            let ext = u32::from(self.ip_len) - 40;
+            let len = be16(l3 + 4)
+                .checked_sub(ext)
+                .ok_or("IPv6 payload shorter than IPLEN")?;
+            (l3 + 8..l3 + 40, len)
+        } else {
+            let len = be16(l3 + 2)
+                .checked_sub(u32::from(self.ip_len))
+                .ok_or("IPv4 total length shorter than IPLEN")?;
+            (l3 + 12..l3 + 20, len)
+        };
+        let sum = !checksum(&frame[addrs], proto + l4_len);
+        frame[l4 + field..l4 + field + 2].copy_from_slice(&sum.to_be_bytes());
+        Ok(())
+    }
+}
+
+/// The Internet checksum (ones' complement of the ones' complement sum) of `data` as big-endian
+/// 16-bit words, with `acc` added in: `!checksum(..)` is the folded sum itself.
+pub fn checksum(data: &[u8], mut acc: u32) -> u16 {
+    let mut words = data.chunks_exact(2);
+    for w in &mut words {
+        acc += u32::from(u16::from_be_bytes([w[0], w[1]]));
+        // Fold as we go: no overflow whatever the length.
+        acc = (acc & 0xFFFF) + (acc >> 16);
+    }
+    if let [b] = words.remainder() {
+        acc += u32::from(*b) << 8;
+    }
+    while acc > 0xFFFF {
+        acc = (acc & 0xFFFF) + (acc >> 16);
+    }
+    !(acc as u16)
 }
 
 #[cfg(test)]

@@ -235,3 +235,195 @@ fn vlan_filter_table_accepts_and_drops() {
     assert_eq!(sim.wire_counters(nic).rx_filtered, 3);
     assert_clean(&sim);
 }
+
+use ixgbe_core::TxOffload;
+
+/// Copies `frame` into a fresh packet of `pool`.
+fn packet<'p>(pool: &'p Mempool<SimPlatform>, frame: &[u8]) -> Packet<'p> {
+    let mut p = pool.alloc().expect("a free buffer");
+    p.set_len(frame.len()).unwrap();
+    p.copy_from_slice(frame);
+    p
+}
+
+/// All eight shapes: IPv4 / IPv6, TCP / UDP, with and without a tag in memory.
+fn shapes(payload: usize) -> Vec<Shape> {
+    let mut v = Vec::new();
+    for vlan in [None, Some(0x0123)] {
+        for ipv6 in [false, true] {
+            for tcp in [false, true] {
+                v.push(Shape {
+                    vlan,
+                    ipv6,
+                    tcp,
+                    payload,
+                });
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn tx_offload_fills_checksums_the_peer_verifies() {
+    let (sim, nic, platform) = sim_nic();
+    let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
+    let mut started = start(&platform, &config(), &pools);
+    let tx = &mut started.tx[0];
+    let mut expected = Vec::new();
+    for (k, shape) in shapes(37).into_iter().enumerate() {
+        let good = frames::build(shape, k as u8);
+        // What software hands over: checksum fields with garbage in them.
+        let mut f = good.clone();
+        frames::break_l4_checksum(&mut f);
+        if !shape.ipv6 {
+            frames::break_ip_checksum(&mut f);
+        }
+        let insert = (k % 3 == 0 && shape.vlan.is_none()).then_some(0x4000 | k as u16);
+        let mut batch = HVec::<Packet<'_>, 4>::new();
+        batch.push(packet(&pools[0], &f)).unwrap();
+        let sent = tx.tx_batch_offload(&mut batch, |p| {
+            let o = TxOffload::for_frame(p).unwrap();
+            match insert {
+                Some(tci) => o.with_vlan(tci),
+                None => o,
+            }
+        });
+        assert_eq!(sent, 1, "{shape:?}");
+        expected.push((shape, insert, good));
+    }
+    sim.advance(Duration::from_micros(100));
+    let out = sim.take_transmitted(nic);
+    assert_eq!(out.len(), expected.len());
+    for ((shape, insert, good), o) in expected.iter().zip(&out) {
+        let o = match insert {
+            Some(tci) => {
+                assert_eq!(&o[12..16], &[0x81, 0x00, (tci >> 8) as u8, *tci as u8]);
+                [&o[..12], &o[16..]].concat()
+            }
+            None => o.clone(),
+        };
+        let ip = (!shape.ipv6).then_some(true);
+        assert_eq!(frames::verify(&o), (ip, true), "{shape:?}");
+        assert_eq!(
+            &o, good,
+            "{shape:?}: exactly the frame with right checksums"
+        );
+    }
+    assert_eq!(tx.counters().offload_invalid, 0);
+    assert_clean(&sim);
+}
+
+/// Sends copies of `frames` in one batch with every checksum they have offloaded, lets them go
+/// out and cleans.
+fn send_offloaded<'p>(
+    sim: &Sim,
+    tx: &mut ixgbe_core::TxQueue<'p, SimPlatform>,
+    pool: &'p Mempool<SimPlatform>,
+    frames: &[&Vec<u8>],
+) {
+    let mut batch = HVec::<Packet<'p>, 32>::new();
+    for f in frames {
+        batch.push(packet(pool, f)).unwrap();
+    }
+    let n = batch.len();
+    assert_eq!(
+        tx.tx_batch_offload(&mut batch, |p| TxOffload::for_frame(p).unwrap()),
+        n
+    );
+    sim.advance(Duration::from_micros(100));
+    tx.clean();
+}
+
+#[test]
+fn one_context_for_a_batch_of_same_shaped_packets() {
+    let (sim, nic, platform) = sim_nic();
+    let pools = [Mempool::new(&platform, 512, DEFAULT_BUF_SIZE).unwrap()];
+    let mut started = start(&platform, &config(), &pools);
+    let tx = &mut started.tx[0];
+    let udp = frames::build(Shape::udp4(30), 1);
+    let tcp = frames::build(
+        Shape {
+            tcp: true,
+            ..Shape::udp4(30)
+        },
+        2,
+    );
+    let udp6 = frames::build(
+        Shape {
+            ipv6: true,
+            ..Shape::udp4(30)
+        },
+        3,
+    );
+    let pool = &pools[0];
+    send_offloaded(&sim, tx, pool, &[&udp; 16]);
+    assert_eq!(tx.counters().contexts, 1, "one context for 16 packets");
+    send_offloaded(&sim, tx, pool, &[&udp; 16]);
+    assert_eq!(tx.counters().contexts, 1, "still cached");
+    // Two shapes alternating: each gets one of the two contexts, once.
+    let mixed: Vec<&Vec<u8>> = (0..16)
+        .map(|k| if k % 2 == 0 { &tcp } else { &udp })
+        .collect();
+    send_offloaded(&sim, tx, pool, &mixed);
+    assert_eq!(tx.counters().contexts, 2);
+    // A third shape replaces the older one; going back costs one more.
+    send_offloaded(&sim, tx, pool, &[&udp6, &udp6, &tcp, &udp]);
+    assert_eq!(tx.counters().contexts, 4);
+    let out = sim.take_transmitted(nic);
+    assert_eq!(out.len(), 16 + 16 + 16 + 4);
+    for o in &out {
+        assert!(frames::verify(o).1);
+    }
+    // Everything sent came back to the pool (context descriptors hold no buffer), across the
+    // ring's wrap-around (64 descriptors).
+    assert_eq!(tx.in_flight(), 0);
+    assert_eq!(pools[0].free_count(), 512 - started.rx[0].ring_size());
+    assert_eq!(tx.counters().completed, 52);
+    assert_clean(&sim);
+}
+
+#[test]
+fn offload_requests_that_do_not_fit_the_packet_are_dropped() {
+    let (sim, nic, platform) = sim_nic();
+    let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
+    let mut started = start(&platform, &config(), &pools);
+    let tx = &mut started.tx[0];
+    let f = frames::build(Shape::udp4(30), 1);
+    let good = TxOffload::for_frame(&f).unwrap();
+    let mut wrong_mac = good;
+    wrong_mac.mac_len = 18;
+    let mut wrong_ip = good;
+    wrong_ip.ip_len = 24;
+    let mut v6 = good;
+    v6.ipv6 = true;
+    v6.ipv4_checksum = false;
+    let mut tiny = good;
+    tiny.mac_len = 2;
+    for bad in [wrong_mac, wrong_ip, v6, tiny] {
+        let mut batch = HVec::<Packet<'_>, 4>::new();
+        batch.push(packet(&pools[0], &f)).unwrap();
+        batch.push(packet(&pools[0], &f)).unwrap();
+        let mut first = true;
+        let sent = tx.tx_batch_offload(&mut batch, |_| {
+            let o = if first { bad } else { good };
+            first = false;
+            o
+        });
+        assert_eq!(sent, 0, "{bad:?}");
+        assert_eq!(batch.len(), 1, "the bad one dropped, the next one kept");
+        assert_eq!(tx.tx_batch_offload(&mut batch, |_| good), 1);
+    }
+    assert_eq!(tx.counters().offload_invalid, 4);
+    sim.advance(Duration::from_micros(100));
+    assert_eq!(sim.take_transmitted(nic).len(), 4);
+    // Only a tag: any frame, no lengths needed.
+    let mut batch = HVec::<Packet<'_>, 4>::new();
+    batch.push(packet(&pools[0], &[0xFF; 60])).unwrap();
+    let tag_only = TxOffload::NONE.with_vlan(7);
+    assert_eq!(tx.tx_batch_offload(&mut batch, |_| tag_only), 1);
+    sim.advance(Duration::from_micros(100));
+    let out = sim.take_transmitted(nic);
+    assert_eq!((out[0].len(), &out[0][12..16]), (64, &[0x81, 0, 0, 7][..]));
+    assert_clean(&sim);
+}
