@@ -65,14 +65,22 @@ fn tshark_reads_the_stream_live_with_valid_checksums() {
     assert!(stderr.contains("captured "), "{stderr}");
 }
 
-/// The generator's frames (flows, IMIX) as they reached the simulated wire.
+/// The generator's frames (flows, IMIX) as they reached the simulated wire, with checksums
+/// computed by the generator and by the (simulated) device (`--offload-checksums`).
 #[test]
 #[ignore = "needs tshark"]
 fn tshark_validates_the_generators_frames() {
+    for offload in [false, true] {
+        validate_generated(offload);
+    }
+}
+
+fn validate_generated(offload: bool) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("gen.pcap");
     let out = Command::new(PKTGEN)
         .args(["sim", "--imix", "--flows", "5", "--packets", "300"])
+        .args(offload.then_some("--offload-checksums"))
         .args(["--sim-clock", "virtual", "--sim-peer-pcap"])
         .arg(&file)
         .output()

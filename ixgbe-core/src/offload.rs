@@ -111,6 +111,56 @@ impl Packet<'_> {
     }
 }
 
+/// For a receiver that trusts `o` instead of verifying checksums itself (smoltcp with
+/// hardware-verified capabilities): false when the device found a checksum wrong, or when it
+/// did not check one an untagged IPv4 frame has (the IPv4 header; TCP, or UDP with a checksum)
+/// and software finds it wrong. Frames that are not IPv4 pass: they are not this check's.
+#[cfg(feature = "smoltcp")]
+pub(crate) fn ipv4_checksums_hold(frame: &[u8], o: &RxOffload) -> bool {
+    match (o.ipv4_header, o.l4) {
+        (Checksum::Bad, _) | (_, Checksum::Bad) => false,
+        (Checksum::Good, Checksum::Good) => true,
+        _ => verify_ipv4(frame, o),
+    }
+}
+
+/// Software's check of what the device did not check in an untagged IPv4 frame.
+#[cfg(feature = "smoltcp")]
+#[cold]
+fn verify_ipv4(frame: &[u8], o: &RxOffload) -> bool {
+    let Some(&[0x08, 0x00, vihl]) = frame.get(12..15) else {
+        return true;
+    };
+    let ihl = usize::from(vihl & 0xF) * 4;
+    let Some(header) = frame.get(14..14 + ihl) else {
+        return true; // smoltcp drops what it cannot parse
+    };
+    if vihl >> 4 != 4 || ihl < 20 {
+        return true;
+    }
+    if o.ipv4_header != Checksum::Good && checksum(header, 0) != 0 {
+        return false;
+    }
+    let total = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let fragment = u16::from_be_bytes([header[6], header[7]]) & 0x3FFF != 0;
+    let (proto, field) = match header[9] {
+        6 => (6u32, 16),
+        17 => (17u32, 6),
+        _ => return true,
+    };
+    let Some(seg) = frame.get(14 + ihl..14 + total.max(ihl)) else {
+        return true;
+    };
+    if o.l4 == Checksum::Good || fragment || seg.len() < field + 2 {
+        return true;
+    }
+    if proto == 17 && seg[6..8] == [0, 0] {
+        return true; // sent without a checksum
+    }
+    let pseudo = u32::from(!checksum(&header[12..20], proto + seg.len() as u32));
+    checksum(seg, pseudo) == 0
+}
+
 /// True for a UDP/IPv4 frame (one VLAN tag allowed) whose UDP checksum field is 0.
 #[cold]
 fn udp_ipv4_without_checksum(frame: &[u8]) -> bool {

@@ -445,6 +445,12 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         self.offload_mask = mask;
     }
 
+    /// True when this queue's packets carry the device's checksum results
+    /// ([`Config::rx_checksum`](crate::Config::rx_checksum)).
+    pub fn rx_checksum(&self) -> bool {
+        self.offload_mask & offload::rx_bits::CHECKSUMS != 0
+    }
+
     /// This queue's number.
     pub fn id(&self) -> u16 {
         self.id

@@ -70,10 +70,11 @@
 //! # }
 //! ```
 
-use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 use crate::mempool::{Mempool, Packet};
+use crate::offload::{ipv4_checksums_hold, TxOffload};
 use crate::platform::Platform;
 use crate::rx::RxQueue;
 use crate::tx::TxQueue;
@@ -98,6 +99,9 @@ pub struct SmoltcpCounters {
     /// Frames longer than a pool buffer that smoltcp asked for (it never should: the MTU it
     /// is given fits a buffer): dropped.
     pub tx_too_long: u64,
+    /// Received frames with a wrong IPv4 header or TCP/UDP checksum, dropped before smoltcp
+    /// sees them: with the device's checksum results in use, smoltcp does not verify them.
+    pub rx_bad_checksum: u64,
 }
 
 /// A queue pair as a smoltcp device: receives on `rx`, sends on `tx` with buffers from `pool`.
@@ -109,9 +113,13 @@ pub struct SmoltcpCounters {
 ///
 /// Capabilities say what the driver really does: Ethernet, an MTU of 1514 bytes (less if the
 /// pool's buffers are smaller), bursts up to the Rx ring's length (what the device buffers
-/// between two polls), and checksums computed and verified in software by smoltcp: the driver
-/// programs no checksum offload (no Tx context descriptors; RXCSUM.PCSD puts the RSS hash in
-/// the descriptor, and no checksum status bit is read), so smoltcp must not skip its own.
+/// between two polls), and checksums: by default smoltcp computes and verifies them all in
+/// software. With [`Config::rx_checksum`](crate::Config::rx_checksum) on the Rx queue, the
+/// device's results stand in for smoltcp's IPv4, TCP and UDP verification: frames it found
+/// wrong are dropped here ([`SmoltcpCounters::rx_bad_checksum`]), and what it did not check is
+/// checked in software here. With [`SmoltcpDevice::with_tx_checksum_offload`], the device fills
+/// in the IPv4 header, TCP and UDP checksums ([`TxQueue::tx_batch_offload`]) and smoltcp
+/// leaves them out. ICMP checksums stay smoltcp's.
 ///
 /// The Rx queue's pool should have buffers of at least [`ETHERNET_MTU`] bytes (the default
 /// 2 KiB): a longer frame spans descriptors, which the driver counts and drops.
@@ -119,6 +127,8 @@ pub struct SmoltcpDevice<'a, P: Platform, const B: usize = DEFAULT_BATCH> {
     rx: RxQueue<'a, P>,
     /// Received frames not yet handed to smoltcp, last first (taken with `pop`).
     received: heapless::Vec<Packet<'a>, B>,
+    /// The Rx queue passes on the device's checksum results: smoltcp need not verify.
+    rx_checksum: bool,
     tx: TxSide<'a, P, B>,
 }
 
@@ -134,13 +144,21 @@ struct TxSide<'a, P: Platform, const B: usize> {
     mtu: usize,
     /// Where a frame is built when it cannot be sent (smoltcp's token must always get a buffer).
     scratch: [u8; ETHERNET_MTU],
+    /// The device fills in IPv4, TCP and UDP checksums.
+    tx_checksum: bool,
     counters: SmoltcpCounters,
 }
 
 impl<'a, P: Platform, const B: usize> TxSide<'a, P, B> {
     /// Sends the pending frames the ring has room for; returns how many.
     fn flush(&mut self) -> usize {
-        self.queue.tx_batch(&mut self.pending)
+        if self.tx_checksum {
+            self.queue.tx_batch_offload(&mut self.pending, |p| {
+                TxOffload::for_frame(p).unwrap_or(TxOffload::NONE)
+            })
+        } else {
+            self.queue.tx_batch(&mut self.pending)
+        }
     }
 
     /// Makes sure a frame can be built: room in the pending batch and a spare buffer.
@@ -200,6 +218,7 @@ impl<'a, P: Platform, const B: usize> SmoltcpDevice<'a, P, B> {
         const { assert!(B > 0, "a batch holds at least one frame") };
         let mtu = ETHERNET_MTU.min(pool.buf_size() as usize);
         SmoltcpDevice {
+            rx_checksum: rx.rx_checksum(),
             rx,
             received: heapless::Vec::new(),
             tx: TxSide {
@@ -209,9 +228,17 @@ impl<'a, P: Platform, const B: usize> SmoltcpDevice<'a, P, B> {
                 pending: heapless::Vec::new(),
                 mtu,
                 scratch: [0; ETHERNET_MTU],
+                tx_checksum: false,
                 counters: SmoltcpCounters::default(),
             },
         }
+    }
+
+    /// Has the device fill in the IPv4 header, TCP and UDP checksums of what smoltcp sends
+    /// (context descriptors, §7.2.3.2.3), so smoltcp does not compute them.
+    pub fn with_tx_checksum_offload(mut self, on: bool) -> Self {
+        self.tx.tx_checksum = on;
+        self
     }
 
     /// Sends the frames smoltcp queued (as many as the Tx ring has room for) and returns the
@@ -306,17 +333,24 @@ impl<'a, P: Platform, const B: usize> phy::Device for SmoltcpDevice<'a, P, B> {
         Self: 't;
 
     fn receive(&mut self, _timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        if self.received.is_empty() {
-            self.rx.rx_batch(&mut self.received, B);
+        loop {
             if self.received.is_empty() {
-                // Receiving ran dry: send the replies smoltcp built meanwhile.
-                self.tx.flush();
-                return None;
+                self.rx.rx_batch(&mut self.received, B);
+                if self.received.is_empty() {
+                    // Receiving ran dry: send the replies smoltcp built meanwhile.
+                    self.tx.flush();
+                    return None;
+                }
+                self.received.reverse();
             }
-            self.received.reverse();
+            let packet = self.received.pop()?;
+            if self.rx_checksum && !ipv4_checksums_hold(&packet, &packet.rx_offload()) {
+                // smoltcp trusts the device's results: a frame they fail goes no further.
+                self.tx.counters.rx_bad_checksum += 1;
+                continue;
+            }
+            return Some((RxToken { packet }, TxToken { side: &mut self.tx }));
         }
-        let packet = self.received.pop()?;
-        Some((RxToken { packet }, TxToken { side: &mut self.tx }))
     }
 
     fn transmit(&mut self, _timestamp: Instant) -> Option<Self::TxToken<'_>> {
@@ -333,8 +367,19 @@ impl<'a, P: Platform, const B: usize> phy::Device for SmoltcpDevice<'a, P, B> {
         // The device buffers up to a ring's worth of frames between two polls (one descriptor
         // always stays with the driver); smoltcp caps its TCP window at this many segments.
         caps.max_burst_size = Some(self.rx.ring_size() - 1);
-        // Software checksums both ways: the driver uses no offload (see the type's docs).
-        caps.checksum = ChecksumCapabilities::default();
+        // What smoltcp still does itself (see the type's docs): `Tx` computes only, `Rx`
+        // verifies only.
+        let ours = match (self.rx_checksum, self.tx.tx_checksum) {
+            (false, false) => Checksum::Both,
+            (true, false) => Checksum::Tx,
+            (false, true) => Checksum::Rx,
+            (true, true) => Checksum::None,
+        };
+        let mut checksum = ChecksumCapabilities::default();
+        checksum.ipv4 = ours;
+        checksum.tcp = ours;
+        checksum.udp = ours;
+        caps.checksum = checksum;
         caps
     }
 }

@@ -358,3 +358,87 @@ fn a_full_ring_an_empty_pool_or_an_oversized_frame_means_no_token_or_a_drop() {
     assert_eq!(rx_pools[0].free_count(), rx_pools[0].capacity());
     assert_clean(&sim);
 }
+
+/// The server with every checksum offload, the client without: the client's smoltcp verifies in
+/// software what the server's device computed, the server's device verifies what the client's
+/// smoltcp computed, and a frame with a wrong UDP checksum goes no further than the adapter.
+#[test]
+fn checksum_offloads_under_smoltcp() {
+    use smoltcp::phy::Checksum;
+    let sim = Sim::new();
+    let a = sim.add_nic(NicConfig {
+        mac: SERVER_MAC,
+        ..NicConfig::default()
+    });
+    let b = sim.add_nic(NicConfig {
+        mac: CLIENT_MAC,
+        ..NicConfig::default()
+    });
+    sim.cable(a, b);
+    let (pa, pb) = (sim.platform(a), sim.platform(b));
+    let plain = Config::default().promiscuous(false).rx_ring_size(256);
+    let offloads = plain.clone().rx_checksum(true);
+    let pools_a = [Mempool::new(&pa, 1024, DEFAULT_BUF_SIZE).unwrap()];
+    let pools_b = [Mempool::new(&pb, 1024, DEFAULT_BUF_SIZE).unwrap()];
+    let (dev_a, server_phy) = queue_pair(start(&pa, &offloads, &pools_a), &pools_a[0]);
+    let mut server_phy = server_phy.with_tx_checksum_offload(true);
+    let (dev_b, mut client_phy) = queue_pair(start(&pb, &plain, &pools_b), &pools_b[0]);
+    let caps = server_phy.capabilities().checksum;
+    assert!(matches!(caps.ipv4, Checksum::None) && matches!(caps.tcp, Checksum::None));
+    assert!(matches!(caps.udp, Checksum::None) && matches!(caps.icmpv4, Checksum::Both));
+    assert!(matches!(
+        client_phy.capabilities().checksum.tcp,
+        Checksum::Both
+    ));
+    let plan = Plan {
+        pings: 2,
+        ping_tries: 10,
+        udp_datagrams: 10,
+        udp_len: 300,
+        tcp_bytes: 200_000,
+    };
+    let mut server = Server::new(
+        &mut server_phy,
+        dev_a.mac(),
+        Ipv4Cidr::new(SERVER_IP, 24),
+        PORT,
+        now(&sim),
+    );
+    let mut client = Client::new(
+        &mut client_phy,
+        dev_b.mac(),
+        Ipv4Cidr::new(CLIENT_IP, 24),
+        (SERVER_IP, PORT),
+        plan,
+        now(&sim),
+    );
+    let deadline = sim.now() + Duration::from_secs(30);
+    while !client.done() {
+        assert!(sim.now() < deadline, "no progress: {:?}", client.report());
+        let t = now(&sim);
+        server.poll(t, &mut server_phy);
+        client.poll(t, &mut client_phy);
+        server_phy.flush();
+        client_phy.flush();
+        sim.advance(Duration::from_micros(20));
+    }
+    let report = client.report();
+    assert!(report.all_good(&plan), "{report:?}");
+    assert_eq!(report.udp_bad, 0);
+    let tx = server_phy.tx_queue().counters();
+    assert!(tx.contexts >= 1 && tx.contexts < tx.packets / 10, "{tx:?}");
+    assert_eq!(tx.offload_invalid, 0);
+    // A UDP datagram to the echo port with a wrong checksum: dropped by the adapter.
+    let mut bad = tests::frames::build(tests::frames::Shape::udp4(40), 2);
+    bad[..6].copy_from_slice(&SERVER_MAC);
+    bad[30..34].copy_from_slice(&SERVER_IP.octets());
+    bad[36..38].copy_from_slice(&PORT.to_be_bytes());
+    tests::frames::break_l4_checksum(&mut bad);
+    sim.inject(a, &bad);
+    let before = server.totals().udp_datagrams;
+    server.poll(now(&sim), &mut server_phy);
+    assert_eq!(server_phy.counters().rx_bad_checksum, 1);
+    assert_eq!(server.totals().udp_datagrams, before);
+    drop((server_phy, client_phy, dev_a, dev_b));
+    assert_clean(&sim);
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use ixgbe_core::heapless;
-use ixgbe_core::{Device, Mempool, Packet, Platform, TxQueue, DEFAULT_BUF_SIZE};
+use ixgbe_core::{Device, Mempool, Packet, Platform, TxOffload, TxQueue, DEFAULT_BUF_SIZE};
 use ixgbe_tools::frame::{build_udp_frame, set_seq, Flow, MAX_FRAME};
 use ixgbe_tools::gen::{
     parse_ip_range, parse_port_range, parse_rate, parse_sizes, Flows, Pacing, Range, Rate, Sizes,
@@ -71,6 +71,10 @@ struct Args {
     /// With --pcap: play the file this many times (0: until stopped).
     #[arg(long = "loop", default_value_t = 1, requires = "pcap")]
     loops: u64,
+    /// Have the device fill in the IPv4 header and UDP checksums (context descriptors,
+    /// datasheet §7.2.3.2.3): the driver puts 0 and the pseudo-header sum in their fields.
+    #[arg(long)]
+    offload_checksums: bool,
     /// Sim only: the peer writes every frame it receives to this pcap file (nanosecond
     /// timestamps of virtual time) instead of checking it.
     #[arg(long)]
@@ -245,6 +249,8 @@ struct Sender<'a, P: Platform> {
     pacing: Pacing,
     /// Frames handed to the device (all queues), `"app"` of `--json`.
     generated: &'static AtomicU64,
+    /// `--offload-checksums`.
+    offload: bool,
 }
 
 impl<'a, P: Platform> Sender<'a, P> {
@@ -272,7 +278,13 @@ impl<'a, P: Platform> Sender<'a, P> {
                 new -= 1;
             }
         }
-        let sent = self.tx.tx_batch(&mut self.batch);
+        let sent = if self.offload {
+            self.tx.tx_batch_offload(&mut self.batch, |p| {
+                TxOffload::for_frame(p).unwrap_or(TxOffload::NONE)
+            })
+        } else {
+            self.tx.tx_batch(&mut self.batch)
+        };
         self.generated.fetch_add(sent as u64, Ordering::Relaxed);
         sent
     }
@@ -377,6 +389,7 @@ fn generate<P: Platform>(
             source,
             pacing,
             generated: ixgbe_tools::json::app_counter("generated"),
+            offload: args.offload_checksums,
         });
     }
     let size_counts = Arc::default();
