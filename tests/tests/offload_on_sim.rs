@@ -427,3 +427,37 @@ fn offload_requests_that_do_not_fit_the_packet_are_dropped() {
     assert_eq!((out[0].len(), &out[0][12..16]), (64, &[0x81, 0, 0, 7][..]));
     assert_clean(&sim);
 }
+
+/// A jumbo frame received as a chain (`RxQueue::rx_chains`): the results of the EOP descriptor
+/// come with the first segment, which holds the headers.
+#[test]
+fn chains_carry_the_offload_results_on_their_first_segment() {
+    let (sim, nic, platform) = sim_nic();
+    let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
+    let cfg = config().rx_checksum(true).vlan_strip(true).mtu(9000);
+    let mut started = start(&platform, &cfg, &pools);
+    let shape = Shape {
+        vlan: Some(0x0FFE),
+        tcp: true,
+        ..Shape::udp4(5000)
+    };
+    let good = frames::build(shape, 4);
+    let mut bad = good.clone();
+    frames::break_l4_checksum(&mut bad);
+    sim.inject(nic, &good);
+    sim.inject(nic, &bad);
+    let mut chains = HVec::<ixgbe_core::PacketChain<'_>, 4>::new();
+    assert_eq!(started.rx[0].rx_chains(&mut chains, 4), 2);
+    for (chain, l4) in chains.iter().zip([G, B]) {
+        assert_eq!(chain.len(), good.len() - 4, "tag stripped");
+        assert!(chain.segments().len() > 1);
+        let o = chain.segments()[0].rx_offload();
+        assert_eq!(
+            (o.ipv4_header, o.l4, o.udp, o.vlan),
+            (G, l4, false, Some(0x0FFE))
+        );
+        let rest = chain.segments()[1].rx_offload();
+        assert_eq!((rest.l4, rest.vlan), (N, None));
+    }
+    assert_clean(&sim);
+}

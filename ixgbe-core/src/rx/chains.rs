@@ -7,6 +7,7 @@ use super::RxQueue;
 use crate::chain::{PacketChain, MAX_SEGMENTS};
 use crate::descriptors::{rx_done, rx_eop, rx_error, DescRing};
 use crate::mempool::Packet;
+use crate::offload;
 use crate::platform::Platform;
 
 /// Why a chain is dropped.
@@ -170,12 +171,22 @@ impl<'a, P: Platform> RxQueue<'a, P> {
                         self.counters.pool_empty += 1;
                         break;
                     }
+                    // The offload results are in the EOP descriptor (§7.1.6.2); the first
+                    // segment, which holds the headers, carries them.
+                    let eop = ring.read_word1(i.wrapping_add(segs - 1));
+                    let flags = offload::rx_flags(eop, self.offload_mask);
                     let mut chain = PacketChain::new();
                     for (k, &fresh) in free.take(segs).iter().enumerate() {
                         let d = i.wrapping_add(k);
                         let index = ring.side(d);
+                        let (flags, vlan) = if k == 0 {
+                            (flags, (eop >> 48) as u16)
+                        } else {
+                            (0, 0)
+                        };
+                        let data = layout.buf_ptr(index);
                         let packet =
-                            Packet::from_parts(pool, layout.buf_ptr(index), index, lens[k]);
+                            Packet::from_rx(pool, data, index, lens[k] as u16, flags, vlan);
                         // `segs <= MAX_SEGMENTS`: there is room.
                         let _ = chain.push(packet);
                         ring.write(d, layout.phys(fresh), 0);
