@@ -48,6 +48,8 @@ fn hostile_run(seed: u64, density: u64, rounds: usize) {
     let mut rx = RxQueue::setup(&regs, 0, 8, pool.core(), true).unwrap();
     rx.enable().unwrap();
     rx.set_max_frame(9728);
+    // Every offload bit passed on: whatever the device writes, reading them must not panic.
+    rx.set_offload_mask(crate::offload::rx_bits::CHECKSUMS | crate::offload::rx_bits::VP);
     let mut tx = TxQueue::setup(&regs, 0, 8).unwrap();
     tx.enable().unwrap();
     let mut rng = Rng(seed | 1);
@@ -80,6 +82,9 @@ fn hostile_run(seed: u64, density: u64, rounds: usize) {
         }
         assert!(batch.len() < rx.ring_size(), "more frames than descriptors");
         assert!(batch.iter().all(|p| p.len() <= p.capacity()));
+        for packet in batch.iter() {
+            let _ = packet.rx_offload();
+        }
         assert_distinct(held.iter().chain(batch.iter()));
         while held.len() < 6 {
             let Some(packet) = batch.pop() else { break };
@@ -91,7 +96,22 @@ fn hostile_run(seed: u64, density: u64, rounds: usize) {
         for packet in batch.iter_mut() {
             packet.set_len(60).unwrap();
         }
-        tx.tx_batch(&mut batch);
+        if round % 3 == 0 {
+            // Offload requests read from the (random) bytes, half of them made to look like
+            // IPv4 or IPv6: checked against the packet, never trusted.
+            for packet in batch.iter_mut() {
+                match rng.next() % 3 {
+                    0 => packet[12..15].copy_from_slice(&[0x08, 0x00, 0x45]),
+                    1 => packet[12..15].copy_from_slice(&[0x86, 0xDD, 0x60]),
+                    _ => {}
+                }
+            }
+            tx.tx_batch_offload(&mut batch, |p| {
+                crate::offload::TxOffload::for_frame(p).unwrap_or(crate::offload::TxOffload::NONE)
+            });
+        } else {
+            tx.tx_batch(&mut batch);
+        }
         drop(batch); // what did not fit goes back to the pool
         if rng.next().is_multiple_of(4) {
             tx.clean();
@@ -99,7 +119,7 @@ fn hostile_run(seed: u64, density: u64, rounds: usize) {
         // Every buffer is in exactly one place: free, held, in flight, or in the Rx ring
         // (which always holds one per descriptor).
         assert_eq!(
-            pool.free_count() + held.len() + tx.in_flight() + rx.ring_size(),
+            pool.free_count() + held.len() + tx.buffers_in_flight() + rx.ring_size(),
             POOL as usize,
             "a buffer was lost or duplicated"
         );

@@ -176,6 +176,14 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         usize::from(self.tail.wrapping_sub(self.clean)) & self.ring.mask()
     }
 
+    /// Descriptors in flight that hold a buffer (not context descriptors).
+    #[cfg(test)]
+    pub(crate) fn buffers_in_flight(&self) -> usize {
+        (0..self.in_flight())
+            .filter(|&k| !self.ring.side(usize::from(self.clean) + k).pool.is_null())
+            .count()
+    }
+
     /// Frees the buffers of every descriptor the device has finished; returns how many.
     ///
     /// Works in steps of up to 32 descriptors, checking DD of the last one in each step (every
