@@ -50,6 +50,7 @@ fn hostile_run(seed: u64, density: u64, rounds: usize) {
     rx.set_max_frame(9728);
     let mut tx = TxQueue::setup(&regs, 0, 8).unwrap();
     tx.enable().unwrap();
+    tx.set_max_frame(9728);
     let mut rng = Rng(seed | 1);
     // Packets the program keeps for a while: they must never be handed out again meanwhile.
     let mut held: Vec<Packet<'_>> = Vec::new();
@@ -91,7 +92,20 @@ fn hostile_run(seed: u64, density: u64, rounds: usize) {
         for packet in batch.iter_mut() {
             packet.set_len(60).unwrap();
         }
-        tx.tx_batch(&mut batch);
+        if round % 4 == 1 {
+            // Two segments per packet, RS on the second only.
+            let mut chains = heapless::Vec::<PacketChain<'_>, 16>::new();
+            while let Some(first) = batch.pop() {
+                let mut chain = PacketChain::single(first);
+                if let Some(second) = batch.pop() {
+                    let _ = chain.push(second);
+                }
+                let _ = chains.push(chain);
+            }
+            tx.tx_chains(&mut chains);
+        } else {
+            tx.tx_batch(&mut batch);
+        }
         drop(batch); // what did not fit goes back to the pool
         if rng.next().is_multiple_of(4) {
             tx.clean();

@@ -10,6 +10,8 @@ use crate::platform::{DmaRegion, Platform, PrivateMem};
 use crate::regs::{self, Regs, TXDCTL};
 use crate::wait::poll;
 
+mod chains;
+
 /// Descriptors checked and freed per step of cleaning: one DD read and one pool lock per step.
 const CLEAN_BATCH: usize = 32;
 
@@ -19,6 +21,9 @@ const CLEAN_BATCH: usize = 32;
 struct Slot {
     pool: *const PoolCore,
     index: u32,
+    /// Not the last descriptor of its packet (a segment of a chain, [`TxQueue::tx_chains`]):
+    /// it has no RS, so the device never writes DD back into it.
+    more: bool,
 }
 
 /// What one transmit queue has done, counted by the driver.
@@ -34,6 +39,12 @@ pub struct TxCounters {
     /// Packets shorter than an Ethernet header, which the device must not be given: dropped.
     /// (Packets of 14..17 bytes are padded to 17 and sent.)
     pub runts: u64,
+    /// Chains longer than the configured maximum frame size ([`crate::Config::max_frame_size`],
+    /// without CRC, plus 4 bytes for a VLAN tag): dropped.
+    pub oversize: u64,
+    /// Chains without segments, or with a segment of zero bytes (§7.2.3.2.4 forbids a data
+    /// length of 0): dropped.
+    pub malformed: u64,
 }
 
 /// Shortest packet `tx_batch` accepts: an Ethernet header (DPDK's `IXGBE_TX_MIN_PKT_LEN`);
@@ -68,6 +79,8 @@ pub struct TxQueue<'a, P: Platform> {
     /// Oldest descriptor not yet cleaned.
     clean: u16,
     counters: TxCounters,
+    /// Longest chain [`TxQueue::tx_chains`] sends, in bytes without CRC.
+    max_frame: u32,
     region: Option<DmaRegion>,
     /// The slots, where the device cannot write.
     _side: PrivateMem<P>,
@@ -121,6 +134,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             tail: 0,
             clean: 0,
             counters: TxCounters::default(),
+            max_frame: u32::from(crate::config::DEFAULT_MAX_FRAME_SIZE),
             region: Some(region),
             _side: side,
             _pools: core::marker::PhantomData,
@@ -149,8 +163,9 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     /// Frees the buffers of every descriptor the device has finished; returns how many.
     ///
     /// Works in steps of up to 32 descriptors, checking DD of the last one in each step (every
-    /// descriptor carries RS, so DD on the last means all before it are done). A step shorter
-    /// than 32 is taken when fewer are in flight, so buffers never get stuck when traffic stops.
+    /// packet's last descriptor carries RS, so DD on it means all before it are done). A step
+    /// shorter than 32 is taken when fewer are in flight, so buffers never get stuck when
+    /// traffic stops; a step ends at the end of a packet (a chain's last descriptor).
     #[inline]
     pub fn clean(&mut self) -> usize {
         let mut cleaned = 0;
@@ -159,8 +174,11 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             if in_flight == 0 {
                 break;
             }
-            let n = in_flight.min(CLEAN_BATCH);
+            let mut n = in_flight.min(CLEAN_BATCH);
             let first = usize::from(self.clean);
+            if self.ring.side(first + n - 1).more {
+                n = self.packet_end(first, n, in_flight);
+            }
             if !tx_done(self.ring.read_word1(first + n - 1)) {
                 break;
             }
@@ -170,6 +188,20 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         }
         self.counters.completed += cleaned as u64;
         cleaned
+    }
+
+    /// A step of cleaning from `first` that ends with a packet: the last packet end within the
+    /// first `n` descriptors, or when a chain is longer than that, the end of that chain
+    /// (within `in_flight`, whose last descriptor always ends a packet).
+    #[cold]
+    #[inline(never)]
+    fn packet_end(&self, first: usize, n: usize, in_flight: usize) -> usize {
+        let ends = |k: &usize| !self.ring.side(first + k).more;
+        (0..n)
+            .rev()
+            .find(ends)
+            .or_else(|| (n..in_flight).find(ends))
+            .map_or(in_flight, |k| k + 1)
     }
 
     /// Returns the buffers of descriptors `start..start + n` (`n` at most the ring length) to
@@ -271,7 +303,14 @@ impl<'a, P: Platform> TxQueue<'a, P> {
                 }
             }
             ring.write(t, pool.phys(index), tx_word1(len));
-            ring.set_side(t, Slot { pool, index });
+            ring.set_side(
+                t,
+                Slot {
+                    pool,
+                    index,
+                    more: false,
+                },
+            );
             bytes += u64::from(len);
             // Free-running: every access masks.
             t = t.wrapping_add(1);
@@ -335,6 +374,12 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     /// What the driver counted on this queue.
     pub fn counters(&self) -> TxCounters {
         self.counters
+    }
+
+    /// Sets the longest chain [`TxQueue::tx_chains`] sends: the configured maximum frame size
+    /// (which counts the CRC the MAC appends) plus 4 for a VLAN tag, as on receive.
+    pub(crate) fn set_max_frame(&mut self, max_frame_size: u16) {
+        self.max_frame = u32::from(max_frame_size);
     }
 }
 
