@@ -151,9 +151,21 @@ impl SimEnv {
     /// sends. At most `max_burst` frames are offered per pump: a backlog beyond that (the
     /// program was slower than line rate) is skipped, not offered late.
     pub fn attach_forwarding_peer(&self, flows: u16, max_burst: u64) -> Arc<PeerCounters> {
+        self.attach_forwarding_peer_sized(flows, max_burst, platform_mock::traffic::MIN_FRAME)
+    }
+
+    /// [`SimEnv::attach_forwarding_peer`] with frames of `frame_size` bytes without FCS
+    /// (60..=9724; beyond 1514 only for ports with jumbo frames on, the others drop them).
+    pub fn attach_forwarding_peer_sized(
+        &self,
+        flows: u16,
+        max_burst: u64,
+        frame_size: usize,
+    ) -> Arc<PeerCounters> {
         let counters = PeerCounters::new();
         for (&nic, &mac) in self.nics.iter().zip(&self.macs) {
             let source = LineRateSource::new(mac)
+                .with_frame_size(frame_size)
                 .with_flows(flows)
                 .with_max_burst(max_burst)
                 .with_counters(counters.clone());

@@ -55,6 +55,56 @@ fn fwd_forwards_exactly_n_packets_intact() {
 }
 
 #[test]
+fn fwd_forwards_jumbo_frames_intact() {
+    let v = run_json(
+        FWD,
+        &[
+            "sim",
+            "sim",
+            "--max-frame",
+            "9728",
+            "--frame-size",
+            "9000",
+            "--packets",
+            "500",
+            "--sim-clock",
+            "virtual",
+            "--json",
+        ],
+    );
+    assert_eq!(sum(&v, "tx_packets"), 500, "{v}");
+    assert_eq!(sum(&v, "rx_dropped"), 0, "{v}");
+    // 9004-byte frames on the wire (9000 + FCS), each from five 2 KB buffers.
+    assert_eq!(sum(&v, "tx_bytes"), 500 * 9004, "{v}");
+    let peer = &v["peer"];
+    assert_eq!(u(peer, "received"), 500, "{v}");
+    assert_eq!(u(peer, "corrupted"), 0, "{v}");
+    assert_eq!(u(peer, "lost"), 0, "{v}");
+}
+
+#[test]
+fn fwd_without_jumbo_frames_forwards_no_frame_beyond_1518() {
+    let v = run_json(
+        FWD,
+        &[
+            "sim",
+            "sim",
+            "--frame-size",
+            "1515",
+            "--seconds",
+            "0.001",
+            "--sim-clock",
+            "virtual",
+            "--json",
+        ],
+    );
+    let peer = &v["peer"];
+    assert!(u(peer, "sent") > 0, "{v}");
+    assert_eq!(u(peer, "received"), 0, "{v}");
+    assert_eq!(sum(&v, "rx_packets"), 0, "{v}");
+}
+
+#[test]
 fn fwd_with_virtual_clock_is_deterministic() {
     let args = [
         "sim",

@@ -201,6 +201,25 @@ pub(crate) fn tx_context(vlan_macip_lens: u32, tucmd: u32, idx: u32) -> (u64, u6
     )
 }
 
+/// The second word of the advanced Tx data descriptor for segment `len` bytes long of a
+/// packet of `paylen` bytes in several descriptors (§7.2.3.2.4): DTALEN = len; PAYLEN = the
+/// whole packet in the first descriptor, 0 in the others (as Linux's ixgbe writes them);
+/// EOP and RS only on the last, so the device writes back one DD per packet.
+#[inline]
+pub(crate) fn tx_segment_word1(len: u32, paylen: u32, first: bool, last: bool) -> u64 {
+    let mut cmd =
+        TX_CMD::DTYP::Data + TX_CMD::IFCS::SET + TX_CMD::DEXT::SET + TX_CMD::DTALEN.val(len);
+    if last {
+        cmd += TX_CMD::EOP::SET + TX_CMD::RS::SET;
+    }
+    let olinfo = if first {
+        TX_STATUS::PAYLEN.val(paylen).value
+    } else {
+        0
+    };
+    u64::from(cmd.value) | u64::from(olinfo) << 32
+}
+
 /// True when the device wrote back DD into the second word of a Tx descriptor.
 #[inline(always)]
 pub(crate) fn tx_done(word1: u64) -> bool {
@@ -396,5 +415,18 @@ mod tests {
         assert_eq!((w >> 32) as u32, 60 << 14);
         assert!(!tx_done(w));
         assert!(tx_done(w | 1 << 32));
+    }
+
+    #[test]
+    fn segment_descriptors_carry_eop_and_rs_only_on_the_last() {
+        // A one-segment packet is the same descriptor as tx_word1's.
+        assert_eq!(tx_segment_word1(60, 60, true, true), tx_word1(60));
+        let first = tx_segment_word1(2048, 5000, true, false);
+        assert_eq!(first as u32, 0x2230_0800);
+        assert_eq!((first >> 32) as u32, 5000 << 14);
+        let middle = tx_segment_word1(2048, 5000, false, false);
+        assert_eq!((middle as u32, (middle >> 32) as u32), (0x2230_0800, 0));
+        let last = tx_segment_word1(904, 5000, false, true);
+        assert_eq!((last as u32, (last >> 32) as u32), (0x2B30_0388, 0));
     }
 }

@@ -52,6 +52,7 @@ fn hostile_run(seed: u64, density: u64, rounds: usize) {
     rx.set_offload_mask(crate::offload::rx_bits::CHECKSUMS | crate::offload::rx_bits::VP);
     let mut tx = TxQueue::setup(&regs, 0, 8).unwrap();
     tx.enable().unwrap();
+    tx.set_max_frame(9728);
     let mut rng = Rng(seed | 1);
     // Packets the program keeps for a while: they must never be handed out again meanwhile.
     let mut held: Vec<Packet<'_>> = Vec::new();
@@ -109,6 +110,17 @@ fn hostile_run(seed: u64, density: u64, rounds: usize) {
             tx.tx_batch_offload(&mut batch, |p| {
                 crate::offload::TxOffload::for_frame(p).unwrap_or(crate::offload::TxOffload::NONE)
             });
+        } else if round % 4 == 1 {
+            // Two segments per packet, RS on the second only.
+            let mut chains = heapless::Vec::<PacketChain<'_>, 16>::new();
+            while let Some(first) = batch.pop() {
+                let mut chain = PacketChain::single(first);
+                if let Some(second) = batch.pop() {
+                    let _ = chain.push(second);
+                }
+                let _ = chains.push(chain);
+            }
+            tx.tx_chains(&mut chains);
         } else {
             tx.tx_batch(&mut batch);
         }

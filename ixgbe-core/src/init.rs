@@ -159,7 +159,9 @@ pub(crate) fn init<'a, P: Platform>(
     init_tx_global(&regs);
     let mut tx = heapless::Vec::new();
     for q in 0..config.tx_queues {
-        let _ = tx.push(TxQueue::setup(&regs, q, config.tx_ring_size)?);
+        let mut queue = TxQueue::setup(&regs, q, config.tx_ring_size)?;
+        queue.set_max_frame(config.max_frame_size);
+        let _ = tx.push(queue);
     }
     // Step 8: DMATXCTL.TE once, before the queues are enabled (it also enables queue 0).
     regs.modify(regs::DMATXCTL, regs::DMATXCTL::TE::SET);

@@ -11,6 +11,8 @@ use crate::platform::{DmaRegion, Platform, PrivateMem};
 use crate::regs::{self, Regs, TXDCTL};
 use crate::wait::poll;
 
+mod chains;
+
 /// Descriptors checked and freed per step of cleaning: one DD read and one pool lock per step.
 const CLEAN_BATCH: usize = 32;
 
@@ -21,13 +23,18 @@ const CLEAN_BATCH: usize = 32;
 struct Slot {
     pool: *const PoolCore,
     index: u32,
+    /// Not the last descriptor of its packet (a segment of a chain, [`TxQueue::tx_chains`], or
+    /// a context descriptor): it has no RS, so the device never writes DD back into it.
+    more: bool,
 }
 
 impl Slot {
     /// A context descriptor's slot.
+    /// It never ends a packet: its packet's data descriptor follows it.
     const CONTEXT: Slot = Slot {
         pool: core::ptr::null(),
         index: 0,
+        more: true,
     };
 }
 
@@ -50,6 +57,12 @@ pub struct TxCounters {
     /// Packets whose [`TxOffload`] did not describe them (lengths beyond the packet, a header
     /// of another IP version): dropped.
     pub offload_invalid: u64,
+    /// Chains longer than the configured maximum frame size ([`crate::Config::max_frame_size`],
+    /// without CRC, plus 4 bytes for a VLAN tag): dropped.
+    pub oversize: u64,
+    /// Chains without segments, or with a segment of zero bytes (§7.2.3.2.4 forbids a data
+    /// length of 0): dropped.
+    pub malformed: u64,
 }
 
 /// Why [`TxQueue::tx_batch_offload`] stopped at a packet it drops.
@@ -95,6 +108,8 @@ pub struct TxQueue<'a, P: Platform> {
     contexts: [Option<TxContextKey>; 2],
     /// The context to overwrite next when neither matches.
     next_context: u8,
+    /// Longest chain [`TxQueue::tx_chains`] sends, in bytes without CRC.
+    max_frame: u32,
     region: Option<DmaRegion>,
     /// The slots, where the device cannot write.
     _side: PrivateMem<P>,
@@ -150,6 +165,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             counters: TxCounters::default(),
             contexts: [None; 2],
             next_context: 0,
+            max_frame: u32::from(crate::config::DEFAULT_MAX_FRAME_SIZE),
             region: Some(region),
             _side: side,
             _pools: core::marker::PhantomData,
@@ -187,8 +203,9 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     /// Frees the buffers of every descriptor the device has finished; returns how many.
     ///
     /// Works in steps of up to 32 descriptors, checking DD of the last one in each step (every
-    /// descriptor carries RS, so DD on the last means all before it are done). A step shorter
-    /// than 32 is taken when fewer are in flight, so buffers never get stuck when traffic stops.
+    /// packet's last descriptor carries RS, so DD on it means all before it are done). A step
+    /// shorter than 32 is taken when fewer are in flight, so buffers never get stuck when
+    /// traffic stops; a step ends at the end of a packet (a chain's last descriptor).
     #[inline]
     pub fn clean(&mut self) -> usize {
         let mut cleaned = 0;
@@ -199,10 +216,8 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             }
             let mut n = in_flight.min(CLEAN_BATCH);
             let first = usize::from(self.clean);
-            if self.ring.side(first + n - 1).pool.is_null() {
-                // A context descriptor (never written back): its packet's data descriptor
-                // follows it, so the step ends before it, on a data descriptor (n >= 2 here).
-                n -= 1;
+            if self.ring.side(first + n - 1).more {
+                n = self.packet_end(first, n, in_flight);
             }
             if !tx_done(self.ring.read_word1(first + n - 1)) {
                 break;
@@ -213,6 +228,20 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         }
         self.counters.completed += cleaned as u64;
         cleaned
+    }
+
+    /// A step of cleaning from `first` that ends with a packet: the last packet end within the
+    /// first `n` descriptors, or when a chain is longer than that, the end of that chain
+    /// (within `in_flight`, whose last descriptor always ends a packet).
+    #[cold]
+    #[inline(never)]
+    fn packet_end(&self, first: usize, n: usize, in_flight: usize) -> usize {
+        let ends = |k: &usize| !self.ring.side(first + k).more;
+        (0..n)
+            .rev()
+            .find(ends)
+            .or_else(|| (n..in_flight).find(ends))
+            .map_or(in_flight, |k| k + 1)
     }
 
     /// Returns the buffers of descriptors `start..start + n` (`n` at most the ring length) to
@@ -331,7 +360,14 @@ impl<'a, P: Platform> TxQueue<'a, P> {
                 }
             }
             ring.write(t, pool.phys(index), tx_word1(len));
-            ring.set_side(t, Slot { pool, index });
+            ring.set_side(
+                t,
+                Slot {
+                    pool,
+                    index,
+                    more: false,
+                },
+            );
             bytes += u64::from(len);
             // Free-running: every access masks.
             t = t.wrapping_add(1);
@@ -467,7 +503,14 @@ impl<'a, P: Platform> TxQueue<'a, P> {
                 break;
             }
             ring.write(t, pool.phys(index), word1);
-            ring.set_side(t, Slot { pool, index });
+            ring.set_side(
+                t,
+                Slot {
+                    pool,
+                    index,
+                    more: false,
+                },
+            );
             t = t.wrapping_add(1);
             free -= 1;
             sent += 1;
@@ -557,6 +600,12 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     /// What the driver counted on this queue.
     pub fn counters(&self) -> TxCounters {
         self.counters
+    }
+
+    /// Sets the longest chain [`TxQueue::tx_chains`] sends: the configured maximum frame size
+    /// (which counts the CRC the MAC appends) plus 4 for a VLAN tag, as on receive.
+    pub(crate) fn set_max_frame(&mut self, max_frame_size: u16) {
+        self.max_frame = u32::from(max_frame_size);
     }
 }
 

@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use platform_mock::{SimPlatform, ViolationKind};
 
 const DD: u32 = 1;
 const EOP: u32 = 2;
@@ -88,4 +89,72 @@ fn a_frame_waits_until_the_ring_has_room_for_all_its_descriptors() {
         .collect();
     assert_eq!(got, f);
     assert_no_violations(&sim);
+}
+
+/// Puts `frame` into descriptors `first..` of `t`, `seg` bytes each (at most 2048), EOP and RS
+/// on the last only; returns the next free descriptor.
+fn put_packet(p: &SimPlatform, t: &TxRing, first: usize, frame: &[u8], seg: usize) -> usize {
+    let parts: Vec<&[u8]> = frame.chunks(seg).collect();
+    for (k, part) in parts.iter().enumerate() {
+        let cmd = if k + 1 == parts.len() {
+            data_cmd()
+        } else {
+            TX_IFCS | TX_DEXT | TX_DTYP_DATA
+        };
+        t.put(p, first + k, part, cmd);
+    }
+    first + parts.len()
+}
+
+#[test]
+fn tx_gathers_segments_until_eop() {
+    let (sim, nic, p) = one_nic();
+    let t = setup_tx(&p, 0, 64);
+    let big = frame_to(MAC_B, 9724);
+    let mid = frame_to(MAC_B, 2049);
+    let next = put_packet(&p, &t, 0, &big, 2048);
+    assert_eq!(next, 5);
+    let next = put_packet(&p, &t, next, &mid, 1000);
+    // The tail stops inside a packet: the device sends the first and waits for the rest.
+    wr(&p, tx_base(0) + 0x18, next as u32 - 1);
+    assert_eq!(sim.take_transmitted(nic), std::slice::from_ref(&big));
+    assert_eq!(rd(&p, tx_base(0) + 0x10), 5, "TDH at the packet's end");
+    wr(&p, tx_base(0) + 0x18, next as u32);
+    assert_eq!(sim.take_transmitted(nic), [mid]);
+    let dd: Vec<bool> = (0..next).map(|i| t.dd(i)).collect();
+    assert_eq!(dd, [false, false, false, false, true, false, false, true]);
+    assert_eq!(rd(&p, GPTC), 2);
+    assert_eq!(rd(&p, GOTCL), 9728 + 2053);
+    assert_no_violations(&sim);
+}
+
+#[test]
+fn tx_packets_of_more_than_40_descriptors_without_rs_are_a_violation() {
+    let (sim, nic, p) = one_nic();
+    let t = setup_tx(&p, 0, 128);
+    let forty = frame_to(MAC_B, 40 * 50);
+    let next = put_packet(&p, &t, 0, &forty, 50);
+    wr(&p, tx_base(0) + 0x18, next as u32);
+    assert_eq!(sim.take_transmitted(nic).len(), 1);
+    assert_no_violations(&sim);
+    let more = frame_to(MAC_B, 41 * 50);
+    let end = put_packet(&p, &t, next, &more, 50);
+    wr(&p, tx_base(0) + 0x18, end as u32);
+    assert_eq!(kinds(&sim), [ViolationKind::TxDescriptorFormat]);
+}
+
+#[test]
+fn tx_packets_beyond_the_packet_buffer_margin_are_a_violation() {
+    let (sim, nic, p) = one_nic();
+    let t = setup_tx(&p, 0, 64);
+    // TXPBSIZE 160 KB − TXPBTHRESH 150 KB (the reset values): 10 KB with CRC.
+    let fits = frame_to(MAC_B, 10 * 1024 - 4);
+    let next = put_packet(&p, &t, 0, &fits, 2048);
+    wr(&p, tx_base(0) + 0x18, next as u32);
+    assert_no_violations(&sim);
+    let beyond = frame_to(MAC_B, 10 * 1024 - 3);
+    let end = put_packet(&p, &t, next, &beyond, 2048);
+    wr(&p, tx_base(0) + 0x18, end as u32);
+    assert_eq!(kinds(&sim), [ViolationKind::TxDataLength]);
+    assert_eq!(sim.take_transmitted(nic).len(), 2);
 }

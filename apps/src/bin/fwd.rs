@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use ixgbe_core::heapless;
 use ixgbe_core::{
-    Config, Delivery, Device, InterruptPlatform, Packet, Platform, QueueInterrupt, RxQueue, TxQueue,
+    Config, Delivery, Device, InterruptPlatform, Packet, PacketChain, Platform, QueueInterrupt,
+    RxQueue, TxQueue, DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE,
 };
 use ixgbe_tools::irq::{cpu_line, cpu_time, InterruptArg, IrqTotals};
 use ixgbe_tools::sim::wire_time_ps;
@@ -32,6 +33,16 @@ struct Args {
     /// (VFIO or `sim` only).
     #[arg(long, value_enum, default_value_t = InterruptArg::Off)]
     interrupts: InterruptArg,
+    /// Largest frame in bytes, DA through CRC, up to 9728 (an MTU of 9710). Above 1518 the
+    /// ports take jumbo frames (HLREG0.JUMBOEN, MAXFRS) and frames of several buffers are
+    /// forwarded as chains.
+    #[arg(long, default_value_t = DEFAULT_MAX_FRAME_SIZE,
+          value_parser = clap::value_parser!(u16).range(64..=i64::from(MAX_FRAME_SIZE)))]
+    max_frame: u16,
+    /// Size of the simulated peer's frames in bytes without FCS, 60..=9724 (`sim` only).
+    #[arg(long, default_value_t = 60,
+          value_parser = clap::value_parser!(u16).range(60..=9724))]
+    frame_size: u16,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -53,14 +64,62 @@ fn run(args: &Args) -> Result<(), AppError> {
             env,
             platforms,
             names,
-        } => forward(platforms, names, Some(env), &args.common, args.interrupts),
-        Opened::Linux { platforms, names } => {
-            forward(platforms, names, None, &args.common, args.interrupts)
-        }
+        } => forward(platforms, names, Some(env), args),
+        Opened::Linux { platforms, names } => forward(platforms, names, None, args),
     }
 }
 
 type Batch<'a> = heapless::Vec<Packet<'a>, MAX_BATCH>;
+
+/// Largest batch of chains (jumbo mode): a chain holds up to 16 packets, so fewer fit a stack.
+const MAX_CHAIN_BATCH: usize = 64;
+
+/// How a worker forwards one batch: one-buffer frames ([`Plain`], the fast path) or chains
+/// of buffers ([`Jumbo`]). The loops are generic over it, so the plain one pays nothing for
+/// the other.
+trait Forwarding<'a, P: Platform>: Send {
+    fn new() -> Self;
+    /// Forwards up to `max` frames from `rx` to `tx`; returns how many came and went.
+    fn forward(
+        &mut self,
+        rx: &mut RxQueue<'a, P>,
+        tx: &mut TxQueue<'a, P>,
+        max: usize,
+    ) -> (usize, usize);
+}
+
+struct Plain<'a>(Batch<'a>);
+
+impl<'a, P: Platform> Forwarding<'a, P> for Plain<'a> {
+    fn new() -> Self {
+        Plain(Batch::new())
+    }
+    #[inline(always)]
+    fn forward(
+        &mut self,
+        rx: &mut RxQueue<'a, P>,
+        tx: &mut TxQueue<'a, P>,
+        max: usize,
+    ) -> (usize, usize) {
+        forward_batch(rx, tx, &mut self.0, max)
+    }
+}
+
+struct Jumbo<'a>(heapless::Vec<PacketChain<'a>, MAX_CHAIN_BATCH>);
+
+impl<'a, P: Platform> Forwarding<'a, P> for Jumbo<'a> {
+    fn new() -> Self {
+        Jumbo(heapless::Vec::new())
+    }
+    fn forward(
+        &mut self,
+        rx: &mut RxQueue<'a, P>,
+        tx: &mut TxQueue<'a, P>,
+        max: usize,
+    ) -> (usize, usize) {
+        forward_chains(rx, tx, &mut self.0, max)
+    }
+}
 
 /// The queues one thread served: Rx and Tx queue of every device.
 type QueueGroup<'a, P> = (Vec<RxQueue<'a, P>>, Vec<TxQueue<'a, P>>);
@@ -91,19 +150,45 @@ fn forward_batch<'a, P: Platform>(
     (received, sent)
 }
 
+/// [`forward_batch`] for frames in several buffers (jumbo frames): received with
+/// `rx_chains`, byte 1 touched, sent with `tx_chains`.
+#[inline(never)]
+fn forward_chains<'a, P: Platform>(
+    rx: &mut RxQueue<'a, P>,
+    tx: &mut TxQueue<'a, P>,
+    chains: &mut heapless::Vec<PacketChain<'a>, MAX_CHAIN_BATCH>,
+    max: usize,
+) -> (usize, usize) {
+    let received = rx.rx_chains(chains, max);
+    if received == 0 {
+        tx.clean();
+        return (0, 0);
+    }
+    for chain in chains.iter_mut() {
+        if let Some(byte) = chain.segments_mut().first_mut().and_then(|p| p.get_mut(1)) {
+            *byte = byte.wrapping_add(1);
+        }
+    }
+    let sent = tx.tx_chains(chains);
+    chains.clear();
+    (received, sent)
+}
+
 fn forward<P: InterruptPlatform>(
     platforms: Vec<P>,
     names: Vec<String>,
     env: Option<SimEnv>,
-    args: &CommonArgs,
-    interrupts: InterruptArg,
+    all: &Args,
 ) -> Result<(), AppError> {
+    let args = &all.common;
     let queues = args.queues;
+    let jumbo = all.max_frame > DEFAULT_MAX_FRAME_SIZE;
     let pools = make_pools(&platforms, &names, usize::from(queues))?;
     let config = Config::default()
         .rx_queues(queues)
         .tx_queues(queues)
-        .interrupts(interrupts.config());
+        .interrupts(all.interrupts.config())
+        .max_frame_size(all.max_frame);
     let started = start_devices_with(&platforms, &names, &pools, &config)?;
     let mut devices = Vec::new();
     let mut rx_rows: Vec<Vec<RxQueue<'_, P>>> = Vec::new();
@@ -144,14 +229,20 @@ fn forward<P: InterruptPlatform>(
         // simulator busy generating frames that get dropped, holding its lock.
         let flows = if queues > 1 { 64 } else { 1 };
         let burst = args.batch as u64 * u64::from(queues);
-        e.attach_forwarding_peer(flows, burst)
+        e.attach_forwarding_peer_sized(flows, burst, usize::from(all.frame_size))
     });
     let mut pacer = make_pacer(
         env.as_ref(),
         args,
-        args.batch as u64 * wire_time_ps(60),
+        args.batch as u64 * wire_time_ps(usize::from(all.frame_size)),
         threaded,
     );
+    // Chains come in batches of at most MAX_CHAIN_BATCH.
+    let batch = if jumbo {
+        args.batch.min(MAX_CHAIN_BATCH)
+    } else {
+        args.batch
+    };
     let limits = Limits::from_args(args);
     let mut printer = RatePrinter::new(names.clone(), pacer.elapsed());
     let totals = Arc::new(IrqTotals::new(irq_rows.iter().map(Vec::len).sum()));
@@ -162,7 +253,12 @@ fn forward<P: InterruptPlatform>(
     // The queues come back from the loops and are dropped only after the summary: tearing
     // them down takes (virtual) time during which the peer keeps sending.
     let queues = if !irq_rows.is_empty() {
-        run_interrupts(
+        let run = if jumbo {
+            run_interrupts::<P, Jumbo<'_>>
+        } else {
+            run_interrupts::<P, Plain<'_>>
+        };
+        run(
             rx_rows,
             tx_rows,
             irq_rows,
@@ -170,30 +266,40 @@ fn forward<P: InterruptPlatform>(
             &mut pacer,
             &mut printer,
             limits,
-            args.batch,
+            batch,
             &totals,
         )
     } else if threaded {
-        run_threaded(
+        let run = if jumbo {
+            run_threaded::<P, Jumbo<'_>>
+        } else {
+            run_threaded::<P, Plain<'_>>
+        };
+        run(
             rx_rows,
             tx_rows,
             &devices,
             &mut pacer,
             &mut printer,
             limits,
-            args.batch,
+            batch,
         )
     } else {
         let mut rx: Vec<_> = rx_rows.into_iter().flatten().collect();
         let mut tx: Vec<_> = tx_rows.into_iter().flatten().collect();
-        run_single(
+        let run = if jumbo {
+            run_single::<P, Jumbo<'_>>
+        } else {
+            run_single::<P, Plain<'_>>
+        };
+        run(
             &mut rx,
             &mut tx,
             &devices,
             &mut pacer,
             &mut printer,
             limits,
-            args.batch,
+            batch,
         );
         vec![(rx, tx)]
     };
@@ -228,7 +334,7 @@ fn forward<P: InterruptPlatform>(
 
 /// Everything in one thread: pump the simulator, forward one batch each way, now and then
 /// look at the clock. Deterministic in sim mode with a virtual clock.
-fn run_single<'a, P: Platform>(
+fn run_single<'a, P: Platform, F: Forwarding<'a, P>>(
     rx: &mut [RxQueue<'a, P>],
     tx: &mut [TxQueue<'a, P>],
     devices: &[Device<P>],
@@ -237,7 +343,7 @@ fn run_single<'a, P: Platform>(
     limits: Limits,
     batch_size: usize,
 ) {
-    let mut batch = Batch::new();
+    let mut fwd = F::new();
     let mut forwarded = 0u64;
     let mut iteration = 0u64;
     // Device d forwards to device d + 1: rotate the Tx queues once so that pairs line up and
@@ -247,7 +353,7 @@ fn run_single<'a, P: Platform>(
         pacer.tick();
         for (rx, tx) in rx.iter_mut().zip(tx.iter_mut()) {
             let max = (batch_size as u64).min(limits.remaining(forwarded)) as usize;
-            forwarded += forward_batch(rx, tx, &mut batch, max).1 as u64;
+            forwarded += fwd.forward(rx, tx, max).1 as u64;
         }
         iteration += 1;
         if limits.remaining(forwarded) == 0 {
@@ -264,7 +370,7 @@ fn run_single<'a, P: Platform>(
 
 /// One worker thread per queue index (queue q of every device); this thread pumps the
 /// simulator, prints and decides when to stop.
-fn run_threaded<'a, P: Platform>(
+fn run_threaded<'a, P: Platform, F: Forwarding<'a, P>>(
     rx_rows: Vec<Vec<RxQueue<'a, P>>>,
     tx_rows: Vec<Vec<TxQueue<'a, P>>>,
     devices: &[Device<P>],
@@ -295,13 +401,13 @@ fn run_threaded<'a, P: Platform>(
         for (mut rx, mut tx) in groups {
             let (done, budget, forwarded) = (&done, &budget, &forwarded);
             workers.push(scope.spawn(move || {
-                let mut batch = Batch::new();
+                let mut fwd = F::new();
                 while !done.load(Ordering::Relaxed) {
                     let ports = tx.len();
                     for (d, rx) in rx.iter_mut().enumerate() {
                         let tx = &mut tx[(d + 1) % ports];
                         if !limited {
-                            forward_batch(rx, tx, &mut batch, batch_size);
+                            fwd.forward(rx, tx, batch_size);
                             continue;
                         }
                         let Ok(before) =
@@ -312,7 +418,7 @@ fn run_threaded<'a, P: Platform>(
                             break;
                         };
                         let reserved = before.min(batch_size as u64);
-                        let sent = forward_batch(rx, tx, &mut batch, reserved as usize).1 as u64;
+                        let sent = fwd.forward(rx, tx, reserved as usize).1 as u64;
                         budget.fetch_add(reserved - sent, Ordering::Relaxed);
                         forwarded.fetch_add(sent, Ordering::Relaxed);
                     }
@@ -334,7 +440,7 @@ fn run_threaded<'a, P: Platform>(
 /// q as its interrupt handle decides; this thread pumps the simulator, prints and decides when
 /// to stop.
 #[allow(clippy::too_many_arguments)]
-fn run_interrupts<'a, P: InterruptPlatform>(
+fn run_interrupts<'a, P: InterruptPlatform, F: Forwarding<'a, P>>(
     rx_rows: Vec<Vec<RxQueue<'a, P>>>,
     tx_rows: Vec<Vec<TxQueue<'a, P>>>,
     irq_rows: Vec<Vec<QueueInterrupt<P>>>,
@@ -369,7 +475,7 @@ fn run_interrupts<'a, P: InterruptPlatform>(
             let (done, budget, forwarded) = (&done, &budget, &forwarded);
             let supervisor = supervisor.clone();
             workers.push(scope.spawn(move || {
-                let mut batch = Batch::new();
+                let mut fwd = F::new();
                 let mut iteration = 0u64;
                 while !done.load(Ordering::Relaxed) {
                     let Ok(before) =
@@ -380,8 +486,7 @@ fn run_interrupts<'a, P: InterruptPlatform>(
                         break;
                     };
                     let reserved = before.min(batch_size as u64);
-                    let (got, sent) =
-                        forward_batch(&mut rx, &mut tx, &mut batch, reserved as usize);
+                    let (got, sent) = fwd.forward(&mut rx, &mut tx, reserved as usize);
                     budget.fetch_add(reserved - sent as u64, Ordering::Relaxed);
                     let total = forwarded.fetch_add(sent as u64, Ordering::Relaxed) + sent as u64;
                     if sent > 0 && total >= limit {

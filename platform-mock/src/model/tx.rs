@@ -5,6 +5,46 @@ use super::*;
 /// The smallest packet the transmit path takes (Linux's `ixgbe_xmit_frame_ring` pads to it).
 const TX_MIN_PAYLEN: usize = 17;
 
+/// With WTHRESH = 0 only descriptors with RS are written back, and software must set RS at
+/// least once every 40 descriptors (TXDCTL, §8.2.3.9.10): so a packet whose descriptors
+/// before the last carry no RS spans at most 40 (DPDK's `IXGBE_TX_MAX_SEG` is 40 too).
+const TX_MAX_WITHOUT_RS: usize = 40;
+
+/// Checks a packet's descriptors against the RS rule ([`TX_MAX_WITHOUT_RS`]).
+fn check_rs_spacing(n: &mut Nic, i: usize, q: usize, core: &mut Core, descs: &[TxDesc]) {
+    let dctl = n.r(tx_base(q as u32) + Q_DCTL);
+    let head_wb = n.r(tx_base(q as u32) + Q_WBAL) & 1 != 0;
+    if (dctl >> 16) & 0x7F != 0 || head_wb {
+        return; // write-back by threshold or head: the RS rule does not apply
+    }
+    // Descriptors in a row without RS: 40 of them leave a window of 40 without one.
+    let mut run = 0;
+    for d in descs {
+        if d.cmd & (1 << 27) != 0 {
+            run = 0;
+            continue;
+        }
+        run += 1;
+        if run >= TX_MAX_WITHOUT_RS {
+            core.violate(
+                i,
+                ViolationKind::TxDescriptorFormat,
+                format!("TX queue {q}: {TX_MAX_WITHOUT_RS} descriptors in a row without RS (a packet of {} descriptors; RS is needed at least once every 40)", descs.len()),
+            );
+            return;
+        }
+    }
+}
+
+/// The largest packet the transmit packet buffer is set up for: TXPBSIZE[0] − TXPBTHRESH[0]
+/// (software sets the threshold to the buffer's size minus the largest packet, §8.2.3.9.16;
+/// with DCB off every queue uses packet buffer 0), in bytes with CRC.
+fn tx_max_packet(n: &Nic) -> usize {
+    let size_kb = (n.r(TXPBSIZE) >> 10) & 0x3FF;
+    let thresh_kb = n.r(TXPBTHRESH) & 0x3FF;
+    (size_kb.saturating_sub(thresh_kb) as usize) * 1024
+}
+
 /// TX descriptor as fetched.
 #[derive(Clone, Copy)]
 pub(crate) struct TxDesc {
@@ -127,6 +167,7 @@ pub(crate) fn tx_one(
     if !eop {
         return TxStep::Idle;
     }
+    check_rs_spacing(n, i, q, core, descs);
     scratch.clear();
     let mut bad = false;
     // DCMD, POPTS and IDX of the packet's first data descriptor (§7.2.3.2.4).
@@ -246,6 +287,17 @@ pub(crate) fn tx_one(
                 );
             }
         }
+    }
+    let max = tx_max_packet(n);
+    if scratch.len() + 4 > max && n.once.insert((ViolationKind::TxDataLength, q as u32)) {
+        core.violate(
+            i,
+            ViolationKind::TxDataLength,
+            format!(
+                "TX queue {q}: packet of {} bytes with CRC; the packet buffer leaves room for {max} (TXPBSIZE − TXPBTHRESH)",
+                scratch.len() + 4
+            ),
+        );
     }
     if n.r(HLREG0) & HLREG0_TXPADEN != 0 && scratch.len() < 60 {
         scratch.resize(60, 0);
