@@ -201,6 +201,10 @@ pub(crate) fn tx_context(vlan_macip_lens: u32, tucmd: u32, idx: u32) -> (u64, u6
     )
 }
 
+/// `cmd_type_len` bit 19 (MAC.1588) in the descriptor's second word: time-stamp this frame
+/// as it leaves (§7.9.2.1; Linux's `IXGBE_ADVTXD_MAC_TSTAMP`).
+pub(crate) const TX_CMD_TSTAMP: u64 = 1 << 19;
+
 /// True when the device wrote back DD into the second word of a Tx descriptor.
 #[inline(always)]
 pub(crate) fn tx_done(word1: u64) -> bool {

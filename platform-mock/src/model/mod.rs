@@ -16,6 +16,7 @@ mod interrupts;
 mod mmio;
 mod nic;
 mod offload;
+mod ratelimit;
 mod rogue;
 mod rx;
 mod spi_eeprom;
@@ -223,6 +224,7 @@ impl World {
                     self.tx_process(i, q);
                 }
             }
+            self.nics[i].rate.tick_done(now);
             let core = &mut self.core;
             drain_held(&mut self.nics[i], i, core);
             self.irq_update(i);

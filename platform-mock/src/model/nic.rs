@@ -99,6 +99,8 @@ pub(crate) struct Nic {
     pub(crate) once: HashSet<(ViolationKind, u32)>,
     pub(crate) rar_cache: Vec<[u8; 6]>,
     pub(crate) rar_dirty: bool,
+    /// The transmit rate scheduler (§7.7.2.2).
+    pub(crate) rate: Box<super::ratelimit::RateScheduler>,
 }
 
 /// Shared non-NIC state: clock, DMA space, violation log, scratch buffers.
@@ -184,6 +186,7 @@ impl Nic {
             once: HashSet::new(),
             rar_cache: Vec::new(),
             rar_dirty: true,
+            rate: Box::default(),
         };
         n.reset_state();
         // LAN Power Good: the NVM's ESDP (kept across software resets from now on) and MPSAR,
@@ -233,6 +236,7 @@ impl Nic {
         let saved: Vec<u32> = keep.iter().map(|&o| self.r(o)).collect();
         let mpsar: Vec<u32> = (0..256).map(|k| self.r(MPSAR + 4 * k)).collect();
         self.regs.fill(0);
+        *self.rate = Default::default();
         for (o, v) in keep.iter().zip(saved) {
             self.set(*o, v);
         }
