@@ -14,6 +14,7 @@ pub mod frame;
 pub mod gen;
 pub mod irq;
 pub mod json;
+pub mod latency;
 pub mod pcap;
 pub mod sim;
 pub mod stats;

@@ -192,6 +192,7 @@ impl World {
                 rdy | SEC_OFF_DIS
             }
             RTTBCNRC => n.rate.read(n.r(RTTDQSEL)),
+            x if super::timesync::owns(x) => n.clock.read(core.now, x),
             MSRWD => 0xFFFF_0000 | (n.r(MSRWD) & 0xFFFF), // no PHY answers on MDIO
             x if in_array(x, EITR_HI, 104) => n.r(x) & !(1 << 31), // CNT_WDIS is write-only
             LINKS => {
@@ -453,6 +454,7 @@ impl World {
                 let old = n.r(FWSTS);
                 n.set(FWSTS, old & !v);
             }
+            x if super::timesync::owns(x) => n.clock.write(core, i, now, x, v),
             RTTBCNRC => {
                 let sel = n.r(RTTDQSEL);
                 n.rate.write(core, i, sel, v, now);

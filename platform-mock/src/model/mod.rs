@@ -20,6 +20,7 @@ mod ratelimit;
 mod rogue;
 mod rx;
 mod spi_eeprom;
+mod timesync;
 mod tx;
 
 use nic::{bit_get, bit_set, Faults};

@@ -101,6 +101,8 @@ pub(crate) struct Nic {
     pub(crate) rar_dirty: bool,
     /// The transmit rate scheduler (§7.7.2.2).
     pub(crate) rate: Box<super::ratelimit::RateScheduler>,
+    /// The IEEE 1588 clock and time stamps (§7.9).
+    pub(crate) clock: super::timesync::Clock,
 }
 
 /// Shared non-NIC state: clock, DMA space, violation log, scratch buffers.
@@ -187,6 +189,7 @@ impl Nic {
             rar_cache: Vec::new(),
             rar_dirty: true,
             rate: Box::default(),
+            clock: Default::default(),
         };
         n.reset_state();
         // LAN Power Good: the NVM's ESDP (kept across software resets from now on) and MPSAR,
@@ -237,6 +240,7 @@ impl Nic {
         let mpsar: Vec<u32> = (0..256).map(|k| self.r(MPSAR + 4 * k)).collect();
         self.regs.fill(0);
         *self.rate = Default::default();
+        self.clock = Default::default();
         for (o, v) in keep.iter().zip(saved) {
             self.set(*o, v);
         }
