@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ixgbe_core::{Mempool, Platform, Timesync, TxQueue};
 use platform_mock::{TrafficSink, TrafficSource};
 
 use crate::frame::{build_udp_frame, udp_checksum, Flow};
@@ -36,6 +37,29 @@ pub fn probe_frame(buf: &mut [u8], flow: &Flow, id: u64) {
     buf[40..42].fill(0);
     let sum = udp_checksum(&buf[14..]);
     buf[40..42].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// Parses a delay: a number and `ns`, `us`, `ms` or `s` (`10us`, `1.5ms`).
+pub fn parse_delay(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| c.is_ascii_alphabetic())
+        .ok_or_else(|| format!("{s:?}: expected a number and ns, us, ms or s"))?;
+    let (number, unit) = t.split_at(split);
+    let v: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?}: {number:?} is not a number"))?;
+    let scale = match unit {
+        "ns" => 1e-9,
+        "us" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ns, us, ms, s)")),
+    };
+    if !(v.is_finite() && (0.0..=10.0).contains(&(v * scale))) {
+        return Err(format!("{s:?}: a delay of 0 to 10 s"));
+    }
+    Ok(Duration::from_secs_f64(v * scale))
 }
 
 /// The id of a probe made by [`probe_frame`], None for any other frame.
@@ -254,5 +278,147 @@ mod tests {
         assert!(got.is_empty());
         source.poll(Duration::from_micros(15), &mut |f| got.push(f.to_vec()));
         assert_eq!(got, vec![vec![1; 60]]);
+    }
+}
+
+/// The probe in flight, or when the next one is due.
+#[derive(Debug, Clone, Copy)]
+enum State {
+    Idle {
+        at: Duration,
+    },
+    Out {
+        id: u64,
+        sent: Duration,
+        tx_ns: Option<u64>,
+        back: Option<Duration>,
+    },
+}
+
+/// Sends one probe at a time among the load, matches it when it comes back and measures its
+/// round trip: with the device's IEEE 1588 time stamps (`clock`) or, without, with the
+/// program's clock at sending and receiving.
+pub struct Prober<'d, P: Platform> {
+    clock: Option<Timesync<'d, P>>,
+    flow: Flow,
+    interval: Duration,
+    timeout: Duration,
+    next_id: u64,
+    state: State,
+    /// The round trips so far.
+    pub latencies: Latencies,
+}
+
+impl<'d, P: Platform> Prober<'d, P> {
+    /// Probes of `flow` every `interval` (at most one in flight); a probe not back within
+    /// `timeout` is lost.
+    pub fn new(
+        clock: Option<Timesync<'d, P>>,
+        flow: Flow,
+        interval: Duration,
+        timeout: Duration,
+    ) -> Self {
+        Prober {
+            clock,
+            flow,
+            interval,
+            timeout,
+            next_id: 0,
+            state: State::Idle { at: Duration::ZERO },
+            latencies: Latencies::default(),
+        }
+    }
+
+    /// "hardware" or "software".
+    pub fn source(&self) -> &'static str {
+        if self.clock.is_some() {
+            "hardware (IEEE 1588)"
+        } else {
+            "software"
+        }
+    }
+
+    /// Sends a probe on `tx` if one is due at `now` (and the ring has room).
+    pub fn send_due<'a>(&mut self, now: Duration, pool: &'a Mempool<P>, tx: &mut TxQueue<'a, P>) {
+        let State::Idle { at } = self.state else {
+            return;
+        };
+        if now < at {
+            return;
+        }
+        let Some(mut packet) = pool.alloc() else {
+            return;
+        };
+        if packet.set_len(PROBE_SIZE).is_err() {
+            return;
+        }
+        let id = self.next_id;
+        probe_frame(&mut packet, &self.flow, id);
+        if let Some(c) = &self.clock {
+            // A time stamp left over from a lost probe would block this one's.
+            c.discard();
+        }
+        if tx.tx_timestamped(packet).is_ok() {
+            self.next_id += 1;
+            self.state = State::Out {
+                id,
+                sent: now,
+                tx_ns: None,
+                back: None,
+            };
+        }
+    }
+
+    /// A received frame: true when it is a probe (the one in flight or a late one).
+    pub fn received(&mut self, frame: &[u8], now: Duration) -> bool {
+        let Some(id) = parse_probe(frame) else {
+            return false;
+        };
+        if let State::Out { id: want, back, .. } = &mut self.state {
+            if id == *want && back.is_none() {
+                *back = Some(now);
+            }
+        }
+        true
+    }
+
+    /// Reads the time stamps of the probe in flight; records its round trip once complete,
+    /// or counts it lost after the timeout.
+    pub fn poll(&mut self, now: Duration) {
+        let State::Out {
+            sent, tx_ns, back, ..
+        } = &mut self.state
+        else {
+            return;
+        };
+        let next = State::Idle {
+            at: *sent + self.interval,
+        };
+        match &self.clock {
+            Some(c) => {
+                if tx_ns.is_none() {
+                    *tx_ns = c.tx_timestamp();
+                }
+                if let (Some(t), Some(_)) = (*tx_ns, *back) {
+                    if let Some(r) = c.rx_timestamp() {
+                        self.latencies.add(r.saturating_sub(t));
+                        self.state = next;
+                        return;
+                    }
+                }
+            }
+            None => {
+                if let Some(b) = *back {
+                    self.latencies
+                        .add(b.saturating_sub(*sent).as_nanos() as u64);
+                    self.state = next;
+                    return;
+                }
+            }
+        }
+        if now.saturating_sub(*sent) > self.timeout {
+            self.latencies.lost += 1;
+            self.state = State::Idle { at: now };
+        }
     }
 }

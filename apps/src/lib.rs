@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod echo;
+pub mod forward;
 pub mod frame;
 pub mod gen;
 pub mod irq;

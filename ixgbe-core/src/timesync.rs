@@ -42,8 +42,9 @@ pub struct Timesync<'d, P: Platform> {
 
 impl<P: Platform> Device<P> {
     /// Starts the clock at 0 and turns time stamping on: Tx frames sent with
-    /// [`TxQueue::tx_timestamped`], and received PTP v2 Sync messages (over UDP to port 319 or
-    /// over Ethernet) (§7.9.1). Any time stamp still latched is discarded.
+    /// [`TxQueue::tx_timestamped`], and received PTP v2 Sync messages over UDP to port 319
+    /// (TSYNCRXCTL.TYPE = 010b, RXMTRL; PTP over Ethernet would also need an ETQF filter with
+    /// its 1588 bit, §7.9.1). Any time stamp still latched is discarded.
     pub fn enable_timestamps(&self) -> Result<Timesync<'_, P>, Error> {
         let (iv, shift) = increment(self.link().speed);
         let r = self.regs();
