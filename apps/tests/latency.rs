@@ -94,6 +94,11 @@ fn latency_of_a_wire_of_known_delay() {
             "{stamps} {delay}: {probes} probes in {v}"
         );
         assert_eq!(app(&v, "latency_lost"), 0, "{v}");
+        let dev = &v["devices"][0];
+        assert_eq!(
+            dev["rx_packets"], dev["tx_packets"],
+            "everything comes back: {v}"
+        );
         let d = delay_us * 1000;
         let slack = STEP_NS + if stamps == "hw" { CLOCK_NS } else { 0 };
         for key in [

@@ -155,6 +155,10 @@ fn main() -> ExitCode {
 /// simulated device under test's timing.
 const LATENCY_STEP_PS: u64 = 100_000;
 
+/// Loop steps after the run in which --latency still receives what comes back (100 µs of
+/// virtual time on the simulator).
+const LATENCY_DRAIN: usize = 1000;
+
 /// Frames of a pcap file to replay.
 type Replay = Arc<Vec<Vec<u8>>>;
 
@@ -428,6 +432,18 @@ impl<'a, P: Platform> Latency<'a, '_, '_, P> {
             dut();
         }
         self.prober.send_due(now, self.pool, tx);
+        self.drain(now);
+    }
+
+    /// Runs the device under test, drains the Rx queue and reads the time stamps.
+    fn receive(&mut self, now: Duration) {
+        if let Some(dut) = self.dut.as_mut() {
+            dut();
+        }
+        self.drain(now);
+    }
+
+    fn drain(&mut self, now: Duration) {
         for _ in 0..4 {
             let n = self.rx.rx_batch(&mut self.batch, MAX_BATCH);
             for p in self.batch.iter() {
@@ -645,7 +661,14 @@ fn generate<P: Platform>(
         );
         Vec::new()
     };
-    // Give the device a moment to put the last frames on the wire.
+    // Give the device a moment to put the last frames on the wire; with --latency, receive
+    // what the device under test still holds (up to LATENCY_DRAIN steps).
+    if let Some(l) = latency.as_mut() {
+        for _ in 0..LATENCY_DRAIN {
+            pacer.tick();
+            l.receive(pacer.elapsed());
+        }
+    }
     for _ in 0..4 {
         pacer.tick();
     }
