@@ -10,10 +10,12 @@
 
 pub mod cli;
 pub mod echo;
+pub mod forward;
 pub mod frame;
 pub mod gen;
 pub mod irq;
 pub mod json;
+pub mod latency;
 pub mod pcap;
 pub mod sim;
 pub mod stats;

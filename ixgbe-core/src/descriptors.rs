@@ -220,6 +220,10 @@ pub(crate) fn tx_segment_word1(len: u32, paylen: u32, first: bool, last: bool) -
     u64::from(cmd.value) | u64::from(olinfo) << 32
 }
 
+/// `cmd_type_len` bit 19 (MAC.1588) in the descriptor's second word: time-stamp this frame
+/// as it leaves (§7.9.2.1; Linux's `IXGBE_ADVTXD_MAC_TSTAMP`).
+pub(crate) const TX_CMD_TSTAMP: u64 = 1 << 19;
+
 /// True when the device wrote back DD into the second word of a Tx descriptor.
 #[inline(always)]
 pub(crate) fn tx_done(word1: u64) -> bool {

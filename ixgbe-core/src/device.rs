@@ -76,7 +76,8 @@ pub struct Stats {
 pub struct Device<P: Platform> {
     regs: Regs<P>,
     totals: spin::Mutex<Stats>,
-    /// Serialises read-modify-writes of shared control registers (RXCTRL, FCTRL, RAR0).
+    /// Serialises read-modify-writes of shared control registers (RXCTRL, FCTRL, RAR0) and
+    /// indexed accesses (RTTDQSEL).
     control: spin::Mutex<()>,
     rx_queues: u16,
     tx_queues: u16,
@@ -107,6 +108,11 @@ impl<P: Platform> Device<P> {
 
     pub(crate) fn regs(&self) -> &Regs<P> {
         &self.regs
+    }
+
+    /// Held while changing shared control registers (or an indexed register pair).
+    pub(crate) fn control_lock(&self) -> spin::MutexGuard<'_, ()> {
+        self.control.lock()
     }
 
     pub(crate) fn queue_counts(&self) -> (u16, u16) {

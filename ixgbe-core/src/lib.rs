@@ -36,7 +36,8 @@
 //! [`platform`], [`regs`] (chapter 8), `wait` (bounded polls), [`ids`], `config`, `link`
 //! (§4.6.4), `rxctrl` (RXEN, FCTRL), [`descriptors`] (§7.1.6, §7.2.3), [`mempool`], [`chain`]
 //! (frames in several buffers), [`offload`] (§7.1.11, §7.2.3.2.3), [`rx`] (§4.6.7), [`tx`]
-//! (§4.6.8), [`device`], `init` (§4.6.3: [`Device::init`]), [`interrupts`]
+//! (§4.6.8), [`device`], `ratelimit` (§7.7.2.2), `timesync` (§7.9), `init` (§4.6.3:
+//! [`Device::init`]), [`interrupts`]
 //! (§7.3); with the `smoltcp` feature (off by default) `smoltcp_phy` runs smoltcp's
 //! TCP/IP stack on a queue pair. See docs/porting.md for implementing [`Platform`] on another kernel.
 //!
@@ -71,11 +72,13 @@ mod link;
 pub mod mempool;
 pub mod offload;
 pub mod platform;
+mod ratelimit;
 pub mod regs;
 pub mod rx;
 mod rxctrl;
 #[cfg(feature = "smoltcp")]
 pub mod smoltcp_phy;
+mod timesync;
 pub mod tx;
 mod wait;
 
@@ -95,4 +98,5 @@ pub use mempool::{Mempool, Packet, TooLong, DEFAULT_BUF_SIZE};
 pub use offload::{Checksum, L4Checksum, RxOffload, TxOffload};
 pub use platform::{DmaError, DmaRegion, Platform, PrivateRegion, DMA_PAGE_SIZE};
 pub use rx::{RxCounters, RxQueue};
+pub use timesync::{Timesync, PTP_EVENT_PORT, PTP_SYNC};
 pub use tx::{TxCounters, TxQueue};

@@ -617,6 +617,48 @@ pub const fn txdctl(n: u32) -> Reg<TXDCTL::Register> {
     Reg::at(tx_queue_base(n) + 0x28)
 }
 
+// §8.2.3.10: the transmit rate scheduler (§7.7.2.2); RTTBCNRC is per queue, selected by RTTDQSEL.
+/// DCB Tx descriptor plane queue select: which queue RTTBCNRC (and RTTDT1C) address.
+pub const RTTDQSEL: Reg = Reg::at(0x04904);
+/// Tx rate-scheduler MMW (compensation window) of all queues.
+pub const RTTBCNRM: Reg = Reg::at(0x04980);
+/// Tx rate-scheduler config of the queue RTTDQSEL selects: RS_ENA (31), RF_INT (23:14),
+/// RF_DEC (13:0).
+pub const RTTBCNRC: Reg = Reg::at(0x04984);
+/// RTTBCNRC.RS_ENA: the rate scheduler of the selected queue is on.
+pub const RTTBCNRC_RS_ENA: u32 = 1 << 31;
+/// RTTBCNRC.RF_INT starts here; RF_DEC below it is the 14-bit fraction.
+pub const RTTBCNRC_RF_INT_SHIFT: u32 = 14;
+/// RTTBCNRC.RF_INT and RF_DEC together: the rate factor in 10.14 fixed point.
+pub const RTTBCNRC_RF_MASK: u32 = (1 << 24) - 1;
+
+// §8.2.3.26–27: IEEE 1588 time sync (§7.9).
+/// Rx time sync control: VALID (0, read only), TYPE (3:1), EN (4).
+pub const TSYNCRXCTL: Reg = Reg::at(0x05188);
+/// Rx time stamp, low 32 bits.
+pub const RXSTMPL: Reg = Reg::at(0x051E8);
+/// Rx time stamp, high 32 bits; reading it frees the register for the next frame.
+pub const RXSTMPH: Reg = Reg::at(0x051A4);
+/// Rx message type and UDP port of the PTP frames to stamp: CTRLT (7:0), MSGT (15:8), UDPT
+/// (31:16).
+pub const RXMTRL: Reg = Reg::at(0x05120);
+/// Tx time sync control: VALID (0, read only), EN (4).
+pub const TSYNCTXCTL: Reg = Reg::at(0x08C00);
+/// Tx time stamp, low 32 bits.
+pub const TXSTMPL: Reg = Reg::at(0x08C04);
+/// Tx time stamp, high 32 bits; reading it frees the register for the next frame.
+pub const TXSTMPH: Reg = Reg::at(0x08C08);
+/// System time, low 32 bits; reading it latches SYSTIMH.
+pub const SYSTIML: Reg = Reg::at(0x08C0C);
+/// System time, high 32 bits.
+pub const SYSTIMH: Reg = Reg::at(0x08C10);
+/// Increment attributes: IP (31:24, periods per increment), IV (23:0, increment value).
+pub const TIMINCA: Reg = Reg::at(0x08C14);
+/// TSYNCTXCTL/TSYNCRXCTL.VALID: a time stamp is latched.
+pub const TSYNC_VALID: u32 = 1;
+/// TSYNCTXCTL/TSYNCRXCTL.EN: time stamping on.
+pub const TSYNC_EN: u32 = 1 << 4;
+
 // §8.2.3.22: MAC and link.
 /// MAC Core Control 0.
 pub const HLREG0: Reg<HLREG0::Register> = Reg::at(0x04240);

@@ -587,6 +587,48 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         }
     }
 
+    /// Sends one packet with `extra` set in its descriptor's second word (a flag such as
+    /// MAC.1588); gives it back when the ring is full or it is too short.
+    #[cold]
+    pub(crate) fn send_one(
+        &mut self,
+        mut packet: Packet<'a>,
+        extra: u64,
+    ) -> Result<(), Packet<'a>> {
+        self.clean();
+        let ring = self.ring;
+        if self.in_flight() >= ring.mask() {
+            return Err(packet);
+        }
+        let (_, _, mut len) = packet.raw_parts();
+        if len < MIN_PAYLEN {
+            match pad(&mut packet) {
+                Some(padded) => len = padded,
+                None => return Err(packet),
+            }
+        }
+        let (pool, index, _) = packet.raw_parts();
+        let t = usize::from(self.tail);
+        ring.write(t, pool.phys(index), tx_word1(len) | extra);
+        ring.set_side(
+            t,
+            Slot {
+                pool,
+                index,
+                more: false,
+            },
+        );
+        // The ring's slot owns the buffer now.
+        core::mem::forget(packet);
+        let t = (t + 1) & ring.mask();
+        self.tail = t as u16;
+        core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+        self.regs.write(regs::tdt(u32::from(self.id)), t as u32);
+        self.counters.packets += 1;
+        self.counters.bytes += u64::from(len);
+        Ok(())
+    }
+
     /// This queue's number.
     pub fn id(&self) -> u16 {
         self.id

@@ -272,6 +272,7 @@ pub const PSRTYPE_ALIAS: u32 = 0x05480;
 pub const VMOLR: u32 = 0x0F000;
 pub const RTTUP2TC: u32 = 0x0C800;
 pub const RTTBCNRC: u32 = 0x04984;
+pub const RTTBCNRM: u32 = 0x04980;
 pub const ETQS: u32 = 0x0EC00;
 pub const SYNQF: u32 = 0x0EC30;
 pub const RQTC: u32 = 0x0EC70;
@@ -390,6 +391,7 @@ pub const PLAIN: &[(&str, u32, u32)] = &[
     ("RTTDQSEL", RTTDQSEL, 1),
     ("RTTDT1C", RTTDT1C, 1),
     ("RTTBCNRC", RTTBCNRC, 1),
+    ("RTTBCNRM", RTTBCNRM, 1),
     ("DTXTCPFLGL", DTXTCPFLGL, 1),
     ("DTXTCPFLGH", DTXTCPFLGH, 1),
     ("RXFECCERR0", RXFECCERR0, 1),

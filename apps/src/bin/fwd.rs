@@ -9,16 +9,17 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use ixgbe_core::heapless;
 use ixgbe_core::{
-    Config, Delivery, Device, InterruptPlatform, Packet, PacketChain, Platform, QueueInterrupt,
-    RxQueue, TxQueue, DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE,
+    Config, Delivery, Device, InterruptPlatform, PacketChain, Platform, QueueInterrupt, RxQueue,
+    TxQueue, DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE,
 };
+use ixgbe_tools::forward::{forward_batch, Batch};
 use ixgbe_tools::irq::{cpu_line, cpu_time, InterruptArg, IrqTotals};
 use ixgbe_tools::sim::wire_time_ps;
 use ixgbe_tools::stats::out;
 use ixgbe_tools::{
     make_pacer, make_pools, open_devices, report, request_stop, run_main, start_devices_with,
     supervise, supervise_every, time_up_after_printing, AppError, CommonArgs, DevSpec, Limits,
-    Opened, Pacer, RatePrinter, SimEnv, CLOCK_CHECK_INTERVAL, MAX_BATCH,
+    Opened, Pacer, RatePrinter, SimEnv, CLOCK_CHECK_INTERVAL,
 };
 
 /// Forward frames between two 82599 ports (or two simulated ones: `sim sim`).
@@ -68,8 +69,6 @@ fn run(args: &Args) -> Result<(), AppError> {
         Opened::Linux { platforms, names } => forward(platforms, names, None, args),
     }
 }
-
-type Batch<'a> = heapless::Vec<Packet<'a>, MAX_BATCH>;
 
 /// Largest batch of chains (jumbo mode): a chain holds up to 16 packets, so fewer fit a stack.
 const MAX_CHAIN_BATCH: usize = 64;
@@ -123,32 +122,6 @@ impl<'a, P: Platform> Forwarding<'a, P> for Jumbo<'a> {
 
 /// The queues one thread served: Rx and Tx queue of every device.
 type QueueGroup<'a, P> = (Vec<RxQueue<'a, P>>, Vec<TxQueue<'a, P>>);
-
-/// Receives up to `max` frames on `rx`, touches byte 1 of each, sends them on `tx`; frames the
-/// Tx ring has no room for are dropped. Returns how many were received and how many sent.
-#[inline(never)]
-fn forward_batch<'a, P: Platform>(
-    rx: &mut RxQueue<'a, P>,
-    tx: &mut TxQueue<'a, P>,
-    batch: &mut Batch<'a>,
-    max: usize,
-) -> (usize, usize) {
-    let received = rx.rx_batch(batch, max);
-    if received == 0 {
-        // Idle: let the Tx side return what the device finished, so no buffer waits in the
-        // ring for traffic that may never come.
-        tx.clean();
-        return (0, 0);
-    }
-    for packet in batch.iter_mut() {
-        if let Some(byte) = packet.get_mut(1) {
-            *byte = byte.wrapping_add(1);
-        }
-    }
-    let sent = tx.tx_batch(batch);
-    batch.clear();
-    (received, sent)
-}
 
 /// [`forward_batch`] for frames in several buffers (jumbo frames): received with
 /// `rx_chains`, byte 1 touched, sent with `tx_chains`.

@@ -8,20 +8,25 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use ixgbe_core::heapless;
-use ixgbe_core::{Device, Mempool, Packet, Platform, TxOffload, TxQueue, DEFAULT_BUF_SIZE};
+use ixgbe_core::{
+    Device, Mempool, Packet, Platform, RxQueue, TxOffload, TxQueue, DEFAULT_BUF_SIZE,
+};
+use ixgbe_tools::forward::forward_batch;
 use ixgbe_tools::frame::{build_udp_frame, set_seq, Flow, MAX_FRAME};
 use ixgbe_tools::gen::{
     parse_ip_range, parse_port_range, parse_rate, parse_sizes, Flows, Pacing, Range, Rate, Sizes,
     IMIX,
 };
+use ixgbe_tools::latency::{parse_delay, DelayLine, Prober};
 use ixgbe_tools::sim::wire_time_ps;
 use ixgbe_tools::{
     make_pacer, make_pools, open_devices, report, run_main, start_devices, supervise,
     time_up_after_printing, AppError, CommonArgs, DevSpec, Limits, Opened, Pacer, RatePrinter,
     SimEnv, CLOCK_CHECK_INTERVAL, MAX_BATCH, POOL_ENTRIES,
 };
+use platform_mock::{NicConfig, SimPlatform};
 
 /// Generate UDP/IPv4 traffic on an 82599 port (or a simulated one: `sim`).
 ///
@@ -46,6 +51,32 @@ struct Args {
     /// --sim-clock virtual).
     #[arg(long, value_parser = parse_rate)]
     rate: Option<Rate>,
+    /// How --rate is kept: `sw` paces in software; `hw` programs each queue's share into the
+    /// 82599's per-queue transmit rate limiter (RTTBCNRC, datasheet §7.7.2.2; a packet rate
+    /// becomes bit/s at the mean frame size) and fills the ring as fast as it takes frames.
+    #[arg(long, value_enum, default_value = "sw", requires = "rate")]
+    rate_limiter: Limiter,
+    /// Measure round-trip latency: one time-stamped probe at a time (a PTP Sync message over
+    /// UDP to port 319) goes out among the load to a device under test that sends everything
+    /// back to this port; prints p50/p99/p99.9/p99.99/max and a histogram. One queue only.
+    #[arg(long, conflicts_with = "pcap")]
+    latency: bool,
+    /// With --latency: `hw` measures with the 82599's IEEE 1588 time stamps (TXSTMP, RXSTMP,
+    /// §7.9), `sw` with the program's clock when it sends and receives a probe.
+    #[arg(long, value_enum, default_value = "hw", requires = "latency")]
+    timestamps: Stamps,
+    /// With --latency: probes per second (at most one in flight; one not back in 10 ms is lost).
+    #[arg(long, default_value_t = 1000, requires = "latency", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    probe_rate: u32,
+    /// Sim only, with --latency: the device under test. `wire`: a looped-back cable that
+    /// returns each frame after --sim-dut-delay; `fwd`: ixgbe-fwd's forwarding loop on two more
+    /// simulated ports in this process (the first cabled to `sim`, the second looped back), so
+    /// a probe crosses the forwarder twice.
+    #[arg(long, value_enum, default_value = "wire", requires = "latency")]
+    sim_dut: Dut,
+    /// Sim only: the delay of --sim-dut wire (`10us`, `1.5ms`, `800ns`).
+    #[arg(long, default_value = "10us", value_parser = parse_delay, requires = "latency")]
+    sim_dut_delay: Duration,
     /// Number of flows (at least the number of queues).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     flows: u64,
@@ -83,6 +114,24 @@ struct Args {
     common: CommonArgs,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Limiter {
+    Sw,
+    Hw,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Stamps {
+    Hw,
+    Sw,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Dut {
+    Wire,
+    Fwd,
+}
+
 fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     let parts: Vec<&str> = s.split(':').collect();
     let mut mac = [0u8; 6];
@@ -101,6 +150,14 @@ fn main() -> ExitCode {
     args.common.configure_output("ixgbe-pktgen");
     run_main(|| run(&args))
 }
+
+/// The virtual-time step with --latency on the simulator (picoseconds): the resolution of the
+/// simulated device under test's timing.
+const LATENCY_STEP_PS: u64 = 100_000;
+
+/// Loop steps after the run in which --latency still receives what comes back (100 µs of
+/// virtual time on the simulator).
+const LATENCY_DRAIN: usize = 1000;
 
 /// Frames of a pcap file to replay.
 type Replay = Arc<Vec<Vec<u8>>>;
@@ -147,14 +204,71 @@ fn run(args: &Args) -> Result<(), AppError> {
     if args.sim_peer_pcap.is_some() && args.dev != DevSpec::Sim {
         return Err(AppError::new("--sim-peer-pcap needs the `sim` device"));
     }
+    if args.latency && args.common.queues > 1 {
+        return Err(AppError::new(
+            "--latency runs on one queue: leave out --queues",
+        ));
+    }
     match open_devices(&[args.dev])? {
         Opened::Sim {
             env,
             platforms,
             names,
-        } => generate(platforms, names, Some(env), replay, args),
-        Opened::Linux { platforms, names } => generate(platforms, names, None, replay, args),
+        } if args.latency && args.sim_dut == Dut::Fwd => {
+            through_forwarder(env, platforms, names, args)
+        }
+        Opened::Sim {
+            env,
+            platforms,
+            names,
+        } => generate(platforms, names, Some(env), replay, args, None),
+        Opened::Linux { platforms, names } => generate(platforms, names, None, replay, args, None),
     }
+}
+
+/// `--sim-dut fwd`: two more simulated ports running the forwarder's loop (each frame from
+/// one goes out of the other), the first cabled to the generator's port, the second looped
+/// back; the loop runs once per generator loop, in this thread, so virtual time stays
+/// deterministic.
+fn through_forwarder(
+    env: SimEnv,
+    platforms: Vec<SimPlatform>,
+    names: Vec<String>,
+    args: &Args,
+) -> Result<(), AppError> {
+    let nic = |i| {
+        env.sim.add_nic(NicConfig {
+            mac: ixgbe_tools::sim_mac(i),
+            ..NicConfig::default()
+        })
+    };
+    let (a, b) = (nic(1), nic(2));
+    env.sim.cable(env.nics[0], a);
+    let loopback = DelayLine::new(Duration::ZERO);
+    env.sim.attach_sink(b, loopback.sink());
+    env.sim.attach_source(b, loopback.source());
+    let dut_platforms = vec![env.sim.platform(a), env.sim.platform(b)];
+    let dut_names = vec!["dut0".to_string(), "dut1".to_string()];
+    let pools = make_pools(&dut_platforms, &dut_names, 1)?;
+    let started = start_devices(&dut_platforms, &dut_names, &pools, 1)?;
+    let mut dut_devices = Vec::new();
+    let (mut rx, mut tx) = (Vec::new(), Vec::new());
+    for s in started {
+        dut_devices.push(s.device);
+        rx.extend(s.rx);
+        tx.extend(s.tx);
+    }
+    let mut batch = Batch::new();
+    let mut step = || {
+        for (r, t) in [(0, 1), (1, 0)] {
+            forward_batch(&mut rx[r], &mut tx[t], &mut batch, MAX_BATCH);
+        }
+    };
+    generate(platforms, names, Some(env), None, args, Some(&mut step))?;
+    drop(rx);
+    drop(tx);
+    drop(dut_devices);
+    Ok(())
 }
 
 type Batch<'a> = heapless::Vec<Packet<'a>, MAX_BATCH>;
@@ -300,12 +414,65 @@ impl<'a, P: Platform> Sender<'a, P> {
     }
 }
 
+/// `--latency`: the Rx queue the probes come back on, the prober, and the simulated device
+/// under test's step.
+struct Latency<'a, 'd, 'f, P: Platform> {
+    rx: RxQueue<'a, P>,
+    pool: &'a Mempool<P>,
+    prober: Prober<'d, P>,
+    dut: Option<&'f mut dyn FnMut()>,
+    batch: Batch<'a>,
+}
+
+impl<'a, P: Platform> Latency<'a, '_, '_, P> {
+    /// Runs the device under test once, sends a probe when due, drains the Rx queue (the
+    /// load comes back too) and reads the time stamps.
+    fn step(&mut self, tx: &mut TxQueue<'a, P>, now: Duration) {
+        if let Some(dut) = self.dut.as_mut() {
+            dut();
+        }
+        self.prober.send_due(now, self.pool, tx);
+        self.drain(now);
+    }
+
+    /// Runs the device under test, drains the Rx queue and reads the time stamps.
+    fn receive(&mut self, now: Duration) {
+        if let Some(dut) = self.dut.as_mut() {
+            dut();
+        }
+        self.drain(now);
+    }
+
+    fn drain(&mut self, now: Duration) {
+        for _ in 0..4 {
+            let n = self.rx.rx_batch(&mut self.batch, MAX_BATCH);
+            for p in self.batch.iter() {
+                self.prober.received(p, now);
+            }
+            self.batch.clear();
+            if n < MAX_BATCH {
+                break;
+            }
+        }
+        self.prober.poll(now);
+    }
+}
+
+/// Bit/s on the wire of `rate` for frames of `mean` bytes (without FCS).
+fn bits_per_s(rate: Rate, mean: usize) -> u64 {
+    match rate {
+        Rate::Bps(v) => v as u64,
+        Rate::Pps(v) => (v * (mean as f64 + 24.0) * 8.0) as u64,
+    }
+}
+
 fn generate<P: Platform>(
     platforms: Vec<P>,
     names: Vec<String>,
     env: Option<SimEnv>,
     replay: Option<Replay>,
     args: &Args,
+    dut: Option<&mut dyn FnMut()>,
 ) -> Result<(), AppError> {
     let common = &args.common;
     let queues = common.queues;
@@ -316,14 +483,20 @@ fn generate<P: Platform>(
                 .map_err(|e| AppError::from(e).context(&names[0]))
         })
         .collect::<Result<_, _>>()?;
+    let probe_pool = Mempool::new(&platforms[0], 64, DEFAULT_BUF_SIZE)
+        .map_err(|e| AppError::from(e).context(&names[0]))?;
     let started = start_devices(&platforms, &names, &rx_pools, queues)?;
     let mut devices = Vec::new();
     let mut txs = Vec::new();
+    let mut probe_rx = None;
     for s in started {
         devices.push(s.device);
         txs.extend(s.tx);
         // The Rx queues stay enabled; with Drop_En frames nobody reads are simply dropped.
-        drop(s.rx);
+        // With --latency the probes come back on the first.
+        if args.latency && probe_rx.is_none() {
+            probe_rx = s.rx.into_iter().next();
+        }
     }
     let sizes = if args.imix {
         IMIX.to_vec()
@@ -377,9 +550,10 @@ fn generate<P: Platform>(
         };
         // With a virtual clock the step per loop (below) keeps to line rate already.
         let line = env.is_some() && common.sim_clock == ixgbe_tools::SimClock::Wall;
-        let mut pacing = Pacing::new(args.rate.map(share), line);
+        let soft = args.rate.filter(|_| args.rate_limiter == Limiter::Sw);
+        let mut pacing = Pacing::new(soft.map(share), line);
         if line && threaded {
-            pacing = Pacing::new(args.rate.map(share), false);
+            pacing = Pacing::new(soft.map(share), false);
             pacing.set_line_rate_share(u32::from(queues));
         }
         senders.push(Sender {
@@ -393,7 +567,17 @@ fn generate<P: Platform>(
         });
     }
     let size_counts = Arc::default();
+    let mut line = None;
     let peer = match &env {
+        Some(e) if args.latency => {
+            if args.sim_dut == Dut::Wire {
+                let l = DelayLine::new(args.sim_dut_delay);
+                e.sim.attach_sink(e.nics[0], l.sink());
+                e.sim.attach_source(e.nics[0], l.source());
+                line = Some(l);
+            }
+            None
+        }
         Some(e) => Some(e.attach_generator_peer_with(
             Arc::clone(&size_counts),
             replay.is_none(),
@@ -407,16 +591,51 @@ fn generate<P: Platform>(
         Some(f) => f.iter().map(Vec::len).sum::<usize>() / f.len(),
         None => sizes.iter().sum::<usize>() / sizes.len(),
     };
+    if let (Limiter::Hw, Some(rate)) = (args.rate_limiter, args.rate) {
+        for s in &senders {
+            let q = s.tx.id();
+            let want = bits_per_s(share(rate), mean);
+            let got = devices[0]
+                .set_tx_rate_limit(q, want)
+                .map_err(|e| AppError::from(e).context(&names[0]))?;
+            ixgbe_tools::stats::out(&format!(
+                "[{}] Tx queue {q}: hardware rate limit {got} bit/s (RTTBCNRC)",
+                names[0]
+            ));
+        }
+    }
+    let mut latency = match probe_rx {
+        Some(rx) => {
+            let clock = match args.timestamps {
+                Stamps::Hw => Some(
+                    devices[0]
+                        .enable_timestamps()
+                        .map_err(|e| AppError::from(e).context(&names[0]))?,
+                ),
+                Stamps::Sw => None,
+            };
+            let interval = Duration::from_secs(1) / args.probe_rate;
+            Some(Latency {
+                rx,
+                pool: &probe_pool,
+                prober: Prober::new(clock, flows.flow(0), interval, Duration::from_millis(10)),
+                dut,
+                batch: Batch::new(),
+            })
+        }
+        None => None,
+    };
     let wire = wire_time_ps(mean) as f64;
     let per_frame = args
         .rate
         .map_or(wire, |r| (r.cost_ps(mean) / 2.0).max(wire));
-    let mut pacer = make_pacer(
-        env.as_ref(),
-        common,
-        (common.batch as f64 * per_frame) as u64,
-        threaded,
-    );
+    // With --latency the step is the resolution of what the simulated device under test
+    // does: at most LATENCY_STEP_PS (pacing, not the step, keeps the rate).
+    let mut step_ps = (common.batch as f64 * per_frame) as u64;
+    if args.latency {
+        step_ps = step_ps.min(LATENCY_STEP_PS);
+    }
+    let mut pacer = make_pacer(env.as_ref(), common, step_ps, threaded);
     let limits = Limits::from_args(common);
     let mut printer = RatePrinter::new(names.clone(), pacer.elapsed());
     // Worker threads drop their senders when they end; a single sender stays until teardown.
@@ -428,6 +647,7 @@ fn generate<P: Platform>(
             &mut printer,
             limits,
             common.batch,
+            latency.as_mut(),
         );
         senders
     } else {
@@ -441,11 +661,46 @@ fn generate<P: Platform>(
         );
         Vec::new()
     };
-    // Give the device a moment to put the last frames on the wire.
+    // Give the device a moment to put the last frames on the wire; with --latency, receive
+    // what the device under test still holds (up to LATENCY_DRAIN steps).
+    if let Some(l) = latency.as_mut() {
+        for _ in 0..LATENCY_DRAIN {
+            pacer.tick();
+            l.receive(pacer.elapsed());
+        }
+    }
     for _ in 0..4 {
         pacer.tick();
     }
+    let latency_lines = latency.as_ref().map(|l| {
+        let lat = &l.prober.latencies;
+        let app = ixgbe_tools::json::app_counter;
+        app("latency_probes").store(lat.len() as u64, Ordering::Relaxed);
+        app("latency_lost").store(lat.lost, Ordering::Relaxed);
+        for (name, p) in [
+            ("latency_min_ns", 0.0),
+            ("latency_p50_ns", 50.0),
+            ("latency_p99_ns", 99.0),
+            ("latency_p99_9_ns", 99.9),
+            ("latency_p99_99_ns", 99.99),
+            ("latency_max_ns", 100.0),
+        ] {
+            app(name).store(lat.percentile(p).unwrap_or(0), Ordering::Relaxed);
+        }
+        lat.report(l.prober.source(), 10)
+    });
+    drop(latency);
     report(&pacer, &names, &devices, peer.as_deref(), common.json);
+    for l in latency_lines.iter().flatten() {
+        ixgbe_tools::stats::out(l);
+    }
+    if let Some(l) = &line {
+        ixgbe_tools::stats::out(&format!(
+            "[dut] wire: {} frames back after {:?}",
+            l.carried.load(Ordering::Relaxed),
+            args.sim_dut_delay
+        ));
+    }
     if let Ok(counts) = size_counts.lock() {
         let flows = counts.get(&0).copied().unwrap_or(0);
         let list: Vec<String> = counts
@@ -473,13 +728,14 @@ fn generate<P: Platform>(
     Ok(())
 }
 
-fn run_single<P: Platform>(
-    sender: &mut Sender<'_, P>,
+fn run_single<'a, P: Platform>(
+    sender: &mut Sender<'a, P>,
     devices: &[Device<P>],
     pacer: &mut Pacer,
     printer: &mut RatePrinter,
     limits: Limits,
     batch_size: usize,
+    mut latency: Option<&mut Latency<'a, '_, '_, P>>,
 ) {
     let mut sent = 0u64;
     let mut iteration = 0u64;
@@ -489,13 +745,18 @@ fn run_single<P: Platform>(
         let allowed = limits.remaining(sent).saturating_sub(sender.pending());
         let want = sender.pending() + allowed.min(batch_size as u64 - sender.pending());
         sent += sender.send(want as usize, pacer.elapsed()) as u64;
+        if let Some(l) = latency.as_deref_mut() {
+            l.step(&mut sender.tx, pacer.elapsed());
+        }
         iteration += 1;
         if limits.remaining(sent) == 0 || sender.finished() {
             break;
         }
         // A paced sender idles most iterations: look at the clock every time, so a run ends
         // on time (to the step) rather than up to 64 steps late.
-        if (sender.pacing.active() || iteration.is_multiple_of(CLOCK_CHECK_INTERVAL))
+        if (sender.pacing.active()
+            || latency.is_some()
+            || iteration.is_multiple_of(CLOCK_CHECK_INTERVAL))
             && time_up_after_printing(pacer, &limits, printer, devices)
         {
             break;

@@ -191,6 +191,8 @@ impl World {
                 let rdy = u32::from(n.r(SECTXCTRL) & SECTXCTRL_TX_DIS != 0);
                 rdy | SEC_OFF_DIS
             }
+            RTTBCNRC => n.rate.read(n.r(RTTDQSEL)),
+            x if super::timesync::owns(x) => n.clock.read(core.now, x),
             MSRWD => 0xFFFF_0000 | (n.r(MSRWD) & 0xFFFF), // no PHY answers on MDIO
             x if in_array(x, EITR_HI, 104) => n.r(x) & !(1 << 31), // CNT_WDIS is write-only
             LINKS => {
@@ -451,6 +453,11 @@ impl World {
             FWSTS => {
                 let old = n.r(FWSTS);
                 n.set(FWSTS, old & !v);
+            }
+            x if super::timesync::owns(x) => n.clock.write(core, i, now, x, v),
+            RTTBCNRC => {
+                let sel = n.r(RTTDQSEL);
+                n.rate.write(core, i, sel, v, now);
             }
             DTXMXSZRQ => {
                 reserved(core, "DTXMXSZRQ", v & !0xFFF);

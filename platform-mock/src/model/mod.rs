@@ -16,9 +16,11 @@ mod interrupts;
 mod mmio;
 mod nic;
 mod offload;
+mod ratelimit;
 mod rogue;
 mod rx;
 mod spi_eeprom;
+mod timesync;
 mod tx;
 
 use nic::{bit_get, bit_set, Faults};
@@ -223,6 +225,7 @@ impl World {
                     self.tx_process(i, q);
                 }
             }
+            self.nics[i].rate.tick_done(now);
             let core = &mut self.core;
             drain_held(&mut self.nics[i], i, core);
             self.irq_update(i);

@@ -99,6 +99,10 @@ pub(crate) struct Nic {
     pub(crate) once: HashSet<(ViolationKind, u32)>,
     pub(crate) rar_cache: Vec<[u8; 6]>,
     pub(crate) rar_dirty: bool,
+    /// The transmit rate scheduler (§7.7.2.2).
+    pub(crate) rate: Box<super::ratelimit::RateScheduler>,
+    /// The IEEE 1588 clock and time stamps (§7.9).
+    pub(crate) clock: super::timesync::Clock,
 }
 
 /// Shared non-NIC state: clock, DMA space, violation log, scratch buffers.
@@ -184,6 +188,8 @@ impl Nic {
             once: HashSet::new(),
             rar_cache: Vec::new(),
             rar_dirty: true,
+            rate: Box::default(),
+            clock: Default::default(),
         };
         n.reset_state();
         // LAN Power Good: the NVM's ESDP (kept across software resets from now on) and MPSAR,
@@ -233,6 +239,8 @@ impl Nic {
         let saved: Vec<u32> = keep.iter().map(|&o| self.r(o)).collect();
         let mpsar: Vec<u32> = (0..256).map(|k| self.r(MPSAR + 4 * k)).collect();
         self.regs.fill(0);
+        *self.rate = Default::default();
+        self.clock = Default::default();
         for (o, v) in keep.iter().zip(saved) {
             self.set(*o, v);
         }

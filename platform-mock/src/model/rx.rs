@@ -74,6 +74,7 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
         n.wire.rx_link_down += 1;
         return;
     }
+    super::timesync::rx_frame(n, core.now, frame);
     let wlen = frame.len() as u32 + 4;
     n.inc(TPR, 1);
     n.add36(TORL, u64::from(wlen));

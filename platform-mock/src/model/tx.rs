@@ -65,6 +65,9 @@ impl World {
     #[inline(never)]
     pub fn tx_process(&mut self, i: usize, q: usize) {
         loop {
+            if !self.nics[i].rate.may_send(q, self.core.now) {
+                break;
+            }
             let step = tx_one(
                 &mut self.nics[i],
                 i,
@@ -79,6 +82,10 @@ impl World {
                 TxStep::Frame => {}
             }
             let frame = &self.tx_scratch[..];
+            self.nics[i].rate.sent(q, frame.len());
+            if let Some(d) = self.tx_descs.iter().find(|d| (d.cmd >> 20) & 0xF == 0b0011) {
+                super::timesync::tx_frame(&mut self.nics[i], self.core.now, d.cmd);
+            }
             if self.nics[i].r(HLREG0) & HLREG0_LPBK != 0 {
                 rx_frame(&mut self.nics[i], i, &mut self.core, frame);
             } else if let Some(j) = self.cables[i] {
