@@ -361,6 +361,8 @@ struct Sender<'a, P: Platform> {
     batch: Batch<'a>,
     source: Source,
     pacing: Pacing,
+    /// The device's rate limiter paces this queue (--rate-limiter hw).
+    hw_paced: bool,
     /// Frames handed to the device (all queues), `"app"` of `--json`.
     generated: &'static AtomicU64,
     /// `--offload-checksums`.
@@ -455,6 +457,17 @@ impl<'a, P: Platform> Latency<'a, '_, '_, P> {
             }
         }
         self.prober.poll(now);
+    }
+}
+
+/// Removes the hardware rate limits of queues 0..`queues`, so that what the rings still hold
+/// goes out at line rate when the queues stop (a ring of large frames at a low rate takes
+/// longer than the queue's bounded drain).
+fn lift_rate_limits<P: Platform>(device: &Device<P>, queues: u16) {
+    for q in 0..queues {
+        if let Err(e) = device.clear_tx_rate_limit(q) {
+            log::warn!("Tx queue {q}: {e}");
+        }
     }
 }
 
@@ -562,6 +575,7 @@ fn generate<P: Platform>(
             batch: Batch::new(),
             source,
             pacing,
+            hw_paced: false,
             generated: ixgbe_tools::json::app_counter("generated"),
             offload: args.offload_checksums,
         });
@@ -591,8 +605,10 @@ fn generate<P: Platform>(
         Some(f) => f.iter().map(Vec::len).sum::<usize>() / f.len(),
         None => sizes.iter().sum::<usize>() / sizes.len(),
     };
+    let hw_limited = args.rate_limiter == Limiter::Hw && args.rate.is_some();
     if let (Limiter::Hw, Some(rate)) = (args.rate_limiter, args.rate) {
-        for s in &senders {
+        for s in &mut senders {
+            s.hw_paced = true;
             let q = s.tx.id();
             let want = bits_per_s(share(rate), mean);
             let got = devices[0]
@@ -658,9 +674,13 @@ fn generate<P: Platform>(
             &mut printer,
             limits,
             common.batch,
+            hw_limited,
         );
         Vec::new()
     };
+    if hw_limited {
+        lift_rate_limits(&devices[0], queues);
+    }
     // Give the device a moment to put the last frames on the wire; with --latency, receive
     // what the device under test still holds (up to LATENCY_DRAIN steps).
     if let Some(l) = latency.as_mut() {
@@ -755,6 +775,7 @@ fn run_single<'a, P: Platform>(
         // A paced sender idles most iterations: look at the clock every time, so a run ends
         // on time (to the step) rather than up to 64 steps late.
         if (sender.pacing.active()
+            || sender.hw_paced
             || latency.is_some()
             || iteration.is_multiple_of(CLOCK_CHECK_INTERVAL))
             && time_up_after_printing(pacer, &limits, printer, devices)
@@ -771,7 +792,9 @@ fn run_threaded<P: Platform>(
     printer: &mut RatePrinter,
     limits: Limits,
     batch_size: usize,
+    hw_limited: bool,
 ) {
+    let senders_count = senders.len() as u16;
     let done = AtomicBool::new(false);
     // Sequence numbers still to hand out (only with --packets): each sender reserves from it.
     let budget = AtomicU64::new(limits.packets.unwrap_or(u64::MAX));
@@ -802,6 +825,10 @@ fn run_threaded<P: Platform>(
             });
         }
         supervise(pacer, &limits, printer, devices, &sent_total);
+        if hw_limited {
+            // The workers' queues drain when they end: at line rate, not at the limit.
+            lift_rate_limits(&devices[0], senders_count);
+        }
         done.store(true, Ordering::Relaxed);
     });
 }
