@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use ixgbe_core::{heapless, Config, Device, Mempool, Packet};
+use ixgbe_core::{heapless, Config, Device, Mempool, Packet, PacketChain};
 use ixgbe_fuzz::{FuzzPlatform, Mmio};
 use libfuzzer_sys::fuzz_target;
 
@@ -17,7 +17,8 @@ fuzz_target!(|data: &[u8]| {
     let pools = [Mempool::new(&platform, POOL, 1024).expect("pool")];
     let config = Config::default()
         .rx_ring_size(8)
-        .tx_ring_size(8);
+        .tx_ring_size(8)
+        .max_frame_size(9728);
     let Ok(started) = Device::init(platform.clone(), &config, &pools) else {
         panic!("cooperative init failed");
     };
@@ -39,7 +40,19 @@ fuzz_target!(|data: &[u8]| {
             }
             2 => {
                 let mut batch = heapless::Vec::<Packet<'_>, 32>::new();
-                rx[0].rx_batch(&mut batch, arg % 33);
+                if op[3] & 1 == 0 {
+                    rx[0].rx_batch(&mut batch, arg % 33);
+                } else {
+                    // Frames in several descriptors: their segments count like packets.
+                    let mut chains = heapless::Vec::<PacketChain<'_>, 4>::new();
+                    rx[0].rx_chains(&mut chains, arg % 5);
+                    for chain in chains.iter_mut() {
+                        assert!(chain.len() <= 9728, "a chain beyond the maximum");
+                        while let Some(p) = chain.pop() {
+                            let _ = batch.push(p);
+                        }
+                    }
+                }
                 assert!(batch.len() < rx[0].ring_size());
                 let mut seen = BTreeSet::new();
                 for p in held.iter().chain(batch.iter()) {
@@ -60,7 +73,22 @@ fuzz_target!(|data: &[u8]| {
                     let _ = p.set_len(arg % 1025);
                     let _ = batch.push(p);
                 }
-                tx[0].tx_batch(&mut batch);
+                if op[3] & 1 == 0 {
+                    tx[0].tx_batch(&mut batch);
+                } else {
+                    // Up to three segments per packet.
+                    let mut chains = heapless::Vec::<PacketChain<'_>, 16>::new();
+                    while !batch.is_empty() {
+                        let mut chain = PacketChain::new();
+                        for _ in 0..3 {
+                            if let Some(p) = batch.pop() {
+                                let _ = chain.push(p);
+                            }
+                        }
+                        let _ = chains.push(chain);
+                    }
+                    tx[0].tx_chains(&mut chains);
+                }
             }
             4 => {
                 tx[0].clean();

@@ -265,24 +265,19 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         let pool = self.pool;
         let layout = pool.layout();
         let buf_size = layout.buf_size();
-        let start = usize::from(self.next);
         let old_len = out.len();
         let spare = out.spare_capacity_mut();
         // At most the ring's length - 1 frames per call: those are all the descriptors the
         // device can own ([RDH, RDT) never covers `next - 1`), so a device that sets DD on every
         // descriptor cannot make one call walk past the ring and hand a buffer out twice.
         let want = max.min(spare.len()).min(ring.mask());
-        if want == 0 || !rx_done(ring.read_word1(start)) {
+        if want == 0 || !rx_done(ring.read_word1(usize::from(self.next))) {
             return 0; // nothing received: no lock, no tail write
         }
-        let start = if self.discarding {
-            match self.skip_rest_of_frame() {
-                Some(next) if rx_done(ring.read_word1(next)) => next,
-                _ => return 0,
-            }
-        } else {
-            start
-        };
+        if self.discarding && !self.finish_discarding() {
+            return 0;
+        }
+        let start = usize::from(self.next);
         let mut free = pool.lock_free();
         let mut i = start;
         let mut received = 0;
@@ -330,22 +325,12 @@ impl<'a, P: Platform> RxQueue<'a, P> {
                     self.counters.pool_empty += 1;
                     break;
                 }
-                RxWriteback::NoEop => {
-                    // The first descriptor of a frame spanning several: dropped whole, up to
-                    // its EOP descriptor (or, when that is not written yet, in a later call).
-                    self.count_bad(RxWriteback::NoEop);
-                    self.discarding = true;
-                    let budget = ring.mask().saturating_sub(i.wrapping_sub(start));
-                    i = self.discard_from(i, budget);
-                    if self.discarding {
+                bad => {
+                    let (next, stop) = self.drop_bad(bad, i, start);
+                    i = next;
+                    if stop {
                         break;
                     }
-                }
-                bad => {
-                    self.count_bad(bad);
-                    // Recycle: same buffer, read format again.
-                    ring.write(i, layout.phys(ring.side(i)), 0);
-                    i = i.wrapping_add(1);
                 }
             }
         }
@@ -355,10 +340,49 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         // descriptor it consumes, in order, and `received` adds up what it consumed), so
         // elements `old_len..old_len + received` are initialised Packets nobody else owns.
         unsafe { out.set_len(old_len + received) };
-        self.advance(start, i);
+        if i != start {
+            self.next = (i & ring.mask()) as u16;
+            self.held = self.held.saturating_add(i.wrapping_sub(start));
+            if self.held >= self.tail_every {
+                self.held = 0;
+                // Tail = one past the last descriptor handed back = the descriptor just before
+                // `next`: the device owns [RDH, RDT), so it stops one short of what we read.
+                core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+                let tail = i.wrapping_sub(1) & ring.mask();
+                self.regs.write(regs::rdt(u32::from(self.id)), tail as u32);
+            }
+        }
         self.counters.packets = self.counters.packets.wrapping_add(received as u64);
         self.counters.bytes = self.counters.bytes.wrapping_add(bytes);
         received
+    }
+
+    /// When the previous call left the rest of a dropped frame in the ring: drops it; true when
+    /// its end was found and the next descriptor is written back (a frame to receive).
+    #[cold]
+    #[inline(never)]
+    fn finish_discarding(&mut self) -> bool {
+        self.skip_rest_of_frame()
+            .is_some_and(|next| rx_done(self.ring.read_word1(next)))
+    }
+
+    /// Drops the write-back at `i` that is not a good frame (counted), `rx_batch` having
+    /// started at `start`; returns where to go on and whether to stop. The first descriptor of
+    /// a frame spanning several is dropped with the rest of that frame, up to its EOP
+    /// descriptor (or, when that is not written yet, in a later call: then stop).
+    #[cold]
+    #[inline(never)]
+    fn drop_bad(&mut self, bad: RxWriteback, i: usize, start: usize) -> (usize, bool) {
+        self.count_bad(bad);
+        if bad == RxWriteback::NoEop {
+            self.discarding = true;
+            let budget = self.ring.mask().saturating_sub(i.wrapping_sub(start));
+            let next = self.discard_from(i, budget);
+            return (next, self.discarding);
+        }
+        // Recycle: same buffer, read format again.
+        self.ring.write(i, self.pool.phys(self.ring.side(i)), 0);
+        (i.wrapping_add(1), false)
     }
 
     /// Moves `next` from `start` to `i` (free-running), the descriptors in between given back

@@ -22,19 +22,42 @@ const CLEAN_BATCH: usize = 32;
 #[derive(Clone, Copy)]
 struct Slot {
     pool: *const PoolCore,
-    index: u32,
-    /// Not the last descriptor of its packet (a segment of a chain, [`TxQueue::tx_chains`], or
-    /// a context descriptor): it has no RS, so the device never writes DD back into it.
-    more: bool,
+    /// The buffer index in bits 31:0; bit 32 set when the descriptor is not the last of its
+    /// packet (a segment of a chain, [`TxQueue::tx_chains`], or a context descriptor): it has
+    /// no RS, so the device never writes DD back into it. One word, so `tx_batch` sets both with the one store it
+    /// made for the index alone.
+    meta: u64,
+}
+
+/// [`Slot::meta`]'s bit for "not the last descriptor of its packet".
+const MORE: u64 = 1 << 32;
+
+impl Slot {
+    #[inline(always)]
+    fn new(pool: *const PoolCore, index: u32, more: bool) -> Self {
+        Slot {
+            pool,
+            meta: u64::from(index) | if more { MORE } else { 0 },
+        }
+    }
+
+    #[inline(always)]
+    fn index(&self) -> u32 {
+        self.meta as u32
+    }
+
+    #[inline(always)]
+    fn more(&self) -> bool {
+        self.meta & MORE != 0
+    }
 }
 
 impl Slot {
-    /// A context descriptor's slot.
-    /// It never ends a packet: its packet's data descriptor follows it.
+    /// A context descriptor's slot: no buffer, and never the end of a packet (no RS: its
+    /// packet's data descriptor follows it).
     const CONTEXT: Slot = Slot {
         pool: core::ptr::null(),
-        index: 0,
-        more: true,
+        meta: MORE,
     };
 }
 
@@ -51,18 +74,18 @@ pub struct TxCounters {
     /// Packets shorter than an Ethernet header, which the device must not be given: dropped.
     /// (Packets of 14..17 bytes are padded to 17 and sent.)
     pub runts: u64,
-    /// Context descriptors written ([`TxQueue::tx_batch_offload`]): one per change of the
-    /// packets' offload shape, not one per packet.
-    pub contexts: u64,
-    /// Packets whose [`TxOffload`] did not describe them (lengths beyond the packet, a header
-    /// of another IP version): dropped.
-    pub offload_invalid: u64,
     /// Chains longer than the configured maximum frame size ([`crate::Config::max_frame_size`],
     /// without CRC, plus 4 bytes for a VLAN tag): dropped.
     pub oversize: u64,
     /// Chains without segments, or with a segment of zero bytes (§7.2.3.2.4 forbids a data
     /// length of 0): dropped.
     pub malformed: u64,
+    /// Context descriptors written ([`TxQueue::tx_batch_offload`]): one per change of the
+    /// packets' offload shape, not one per packet.
+    pub contexts: u64,
+    /// Packets whose [`TxOffload`] did not describe them (lengths beyond the packet, a header
+    /// of another IP version): dropped.
+    pub offload_invalid: u64,
 }
 
 /// Why [`TxQueue::tx_batch_offload`] stopped at a packet it drops.
@@ -110,6 +133,9 @@ pub struct TxQueue<'a, P: Platform> {
     next_context: u8,
     /// Longest chain [`TxQueue::tx_chains`] sends, in bytes without CRC.
     max_frame: u32,
+    /// A chain of more than one segment or a context descriptor was sent: some descriptors
+    /// in flight may not end a packet (their slots say `more`), cleaning must mind that.
+    marked: bool,
     region: Option<DmaRegion>,
     /// The slots, where the device cannot write.
     _side: PrivateMem<P>,
@@ -166,6 +192,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             contexts: [None; 2],
             next_context: 0,
             max_frame: u32::from(crate::config::DEFAULT_MAX_FRAME_SIZE),
+            marked: false,
             region: Some(region),
             _side: side,
             _pools: core::marker::PhantomData,
@@ -205,7 +232,9 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     /// Works in steps of up to 32 descriptors, checking DD of the last one in each step (every
     /// packet's last descriptor carries RS, so DD on it means all before it are done). A step
     /// shorter than 32 is taken when fewer are in flight, so buffers never get stuck when
-    /// traffic stops; a step ends at the end of a packet (a chain's last descriptor).
+    /// traffic stops. A step whose last descriptor is inside a chain (no RS, so never DD) is
+    /// cut back to the chain's start; that is looked at only when DD is missing and chains
+    /// were sent, so one-buffer traffic pays nothing for it.
     #[inline]
     pub fn clean(&mut self) -> usize {
         let mut cleaned = 0;
@@ -216,11 +245,14 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             }
             let mut n = in_flight.min(CLEAN_BATCH);
             let first = usize::from(self.clean);
-            if self.ring.side(first + n - 1).more {
-                n = self.packet_end(first, n, in_flight);
-            }
             if !tx_done(self.ring.read_word1(first + n - 1)) {
-                break;
+                if !(self.marked && self.ring.side(first + n - 1).more()) {
+                    break;
+                }
+                n = self.packet_end(first, n, in_flight);
+                if !tx_done(self.ring.read_word1(first + n - 1)) {
+                    break;
+                }
             }
             let contexts = self.free_slots(first, n);
             self.clean = ((first + n) & self.ring.mask()) as u16;
@@ -230,13 +262,22 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         cleaned
     }
 
+    /// [`TxQueue::clean`] as a call: for the jumbo path, so that the fast path's inlined copy
+    /// of `clean` stays as it was.
+    #[inline(never)]
+    pub(crate) fn clean_out_of_line(&mut self) -> usize {
+        self.clean()
+    }
+
     /// A step of cleaning from `first` that ends with a packet: the last packet end within the
     /// first `n` descriptors, or when a chain is longer than that, the end of that chain
     /// (within `in_flight`, whose last descriptor always ends a packet).
     #[cold]
     #[inline(never)]
     fn packet_end(&self, first: usize, n: usize, in_flight: usize) -> usize {
-        let ends = |k: &usize| !self.ring.side(first + k).more;
+        // A packet ends on a data descriptor without `more` (chain segments before the last
+        // and context descriptors have it).
+        let ends = |k: &usize| !self.ring.side(first + k).more();
         (0..n)
             .rev()
             .find(ends)
@@ -289,11 +330,11 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             }
             // SAFETY: `pool` came from a live `&'a PoolCore` (see tx_batch).
             let mut free = unsafe { &*pool }.lock_free();
-            free.push(slot.index);
+            free.push(slot.index());
             loop {
                 match slots.next() {
                     None => return contexts,
-                    Some(next) if next.pool == pool => free.push(next.index),
+                    Some(next) if next.pool == pool => free.push(next.index()),
                     Some(next) => {
                         slot = next;
                         break;
@@ -360,14 +401,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
                 }
             }
             ring.write(t, pool.phys(index), tx_word1(len));
-            ring.set_side(
-                t,
-                Slot {
-                    pool,
-                    index,
-                    more: false,
-                },
-            );
+            ring.set_side(t, Slot::new(pool, index, false));
             bytes += u64::from(len);
             // Free-running: every access masks.
             t = t.wrapping_add(1);
@@ -488,6 +522,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
                         let (w0, w1) = tx_context(key.vlan_macip_lens, key.tucmd, idx as u32);
                         ring.write(t, w0, w1);
                         ring.set_side(t, Slot::CONTEXT);
+                        self.marked = true;
                         t = t.wrapping_add(1);
                         free -= 1;
                         self.contexts[idx] = Some(key);
@@ -503,14 +538,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
                 break;
             }
             ring.write(t, pool.phys(index), word1);
-            ring.set_side(
-                t,
-                Slot {
-                    pool,
-                    index,
-                    more: false,
-                },
-            );
+            ring.set_side(t, Slot::new(pool, index, false));
             t = t.wrapping_add(1);
             free -= 1;
             sent += 1;
@@ -610,14 +638,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         let (pool, index, _) = packet.raw_parts();
         let t = usize::from(self.tail);
         ring.write(t, pool.phys(index), tx_word1(len) | extra);
-        ring.set_side(
-            t,
-            Slot {
-                pool,
-                index,
-                more: false,
-            },
-        );
+        ring.set_side(t, Slot::new(pool, index, false));
         // The ring's slot owns the buffer now.
         core::mem::forget(packet);
         let t = (t + 1) & ring.mask();

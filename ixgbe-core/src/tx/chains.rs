@@ -49,7 +49,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     ) -> usize {
         let ring = self.ring;
         if self.in_flight() >= CLEAN_BATCH || chains.is_empty() {
-            self.clean();
+            self.clean_out_of_line();
         }
         let mut free = ring.mask() - self.in_flight();
         let start = usize::from(self.tail);
@@ -71,7 +71,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
                 // Perhaps the device finished some: clean everything it did, once (the
                 // descriptors written in this call are not in flight yet: `tail` is still
                 // `start`).
-                self.clean();
+                self.clean_out_of_line();
                 free = ring.mask() - self.in_flight() - t.wrapping_sub(start);
                 if segs > free {
                     break;
@@ -82,19 +82,13 @@ impl<'a, P: Platform> TxQueue<'a, P> {
                 let last = k + 1 == segs;
                 let word1 = tx_segment_word1(len, total as u32, k == 0, last);
                 ring.write(t + k, pool.phys(index), word1);
-                ring.set_side(
-                    t + k,
-                    Slot {
-                        pool,
-                        index,
-                        more: !last,
-                    },
-                );
+                ring.set_side(t + k, Slot::new(pool, index, !last));
             }
             // The ring's slots own the buffers now: forget the packets, do not free them.
             while let Some(segment) = chain.pop() {
                 core::mem::forget(segment);
             }
+            self.marked |= segs > 1;
             t = t.wrapping_add(segs);
             free -= segs;
             sent += 1;
