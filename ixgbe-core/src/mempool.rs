@@ -391,20 +391,18 @@ impl<P: Platform> Drop for Mempool<P> {
 /// A packet buffer owned by the program: derefs to the frame bytes, goes back to its pool on drop.
 ///
 /// It is `Send`: a packet received on one core can be dropped or sent on another.
+#[repr(C)]
 pub struct Packet<'a> {
     data: NonNull<u8>,
     pool: &'a PoolCore,
-    /// The buffer index (bits 23:0; a pool has at most 2^24 buffers) and what the device said
-    /// about the frame on receive (bits 31:24, [`crate::offload`]): packed, so that a packet
-    /// stays three words.
     index: u32,
-    len: u16,
-    /// The VLAN tag the device stripped on receive (meaningful when the flags say so).
-    vlan: u16,
+    /// What the device said about the frame on receive ([`crate::offload`]): the flag byte in
+    /// bits 7:0, the stripped VLAN tag in bits 31:16. Right after `index` (hence `repr(C)`), so
+    /// that receive writes both, 0 without offloads, with the one 64-bit store of the
+    /// zero-extended index.
+    rx: u32,
+    len: u32,
 }
-
-/// Bits of [`Packet`]'s `index` field that hold the buffer index.
-const INDEX_MASK: u32 = (1 << 24) - 1;
 
 // SAFETY: a Packet exclusively owns its buffer (its index was handed out once by the pool), and
 // returning it goes through the pool's mutex, so moving it to another thread is sound.
@@ -447,26 +445,25 @@ impl<'a> Packet<'a> {
         vlan: u16,
     ) -> Self {
         debug_assert_eq!(data, pool.layout.buf_ptr(index));
-        debug_assert!(index <= INDEX_MASK);
         Packet {
             data,
             pool,
-            index: index | u32::from(flags) << 24,
-            len,
-            vlan,
+            index,
+            rx: u32::from(flags) | u32::from(vlan) << 16,
+            len: u32::from(len),
         }
     }
 
     /// The pool, buffer index and length, without giving up ownership.
     #[inline(always)]
     pub(crate) fn raw_parts(&self) -> (&'a PoolCore, u32, u32) {
-        (self.pool, self.index & INDEX_MASK, u32::from(self.len))
+        (self.pool, self.index, self.len)
     }
 
     /// The receive offload flags and the stripped VLAN tag ([`crate::offload`]).
     #[inline(always)]
     pub(crate) fn rx_parts(&self) -> (u8, u16) {
-        ((self.index >> 24) as u8, self.vlan)
+        (self.rx as u8, (self.rx >> 16) as u16)
     }
 
     /// Frame length in bytes.
@@ -490,14 +487,13 @@ impl<'a> Packet<'a> {
         if len > self.capacity() {
             return Err(TooLong);
         }
-        // The capacity is at most 16 KiB (Mempool::new), so the length fits 16 bits.
-        self.len = len as u16;
+        self.len = len as u32;
         Ok(())
     }
 
     /// Bus address of the frame's first byte (what a descriptor carries).
     pub fn phys(&self) -> u64 {
-        self.pool.phys(self.index & INDEX_MASK)
+        self.pool.phys(self.index)
     }
 }
 
@@ -508,7 +504,7 @@ impl Deref for Packet<'_> {
         // SAFETY: `data` points to this packet's buffer of `buf_size >= len` bytes, initialised
         // (the region is zeroed at allocation), owned exclusively by this packet, and the device
         // does not write it while it is not in a ring.
-        unsafe { core::slice::from_raw_parts(self.data.as_ptr(), self.len as usize) }
+        unsafe { core::slice::from_raw_parts(self.data.as_ptr(), self.len()) }
     }
 }
 
@@ -516,21 +512,21 @@ impl DerefMut for Packet<'_> {
     #[inline(always)]
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`, and `&mut self` makes the access unique.
-        unsafe { core::slice::from_raw_parts_mut(self.data.as_ptr(), self.len as usize) }
+        unsafe { core::slice::from_raw_parts_mut(self.data.as_ptr(), self.len()) }
     }
 }
 
 impl Drop for Packet<'_> {
     fn drop(&mut self) {
-        self.pool.free_indices(&[self.index & INDEX_MASK]);
+        self.pool.free_indices(&[self.index]);
     }
 }
 
 impl core::fmt::Debug for Packet<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Packet")
-            .field("index", &(self.index & INDEX_MASK))
-            .field("len", &self.len)
+            .field("index", &self.index)
+            .field("len", &self.len())
             .finish()
     }
 }

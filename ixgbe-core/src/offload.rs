@@ -8,10 +8,10 @@
 //! whether the driver passes the result on; off (the default), every packet says
 //! [`Checksum::NotChecked`] and the receive loop does not look at the bits at all.
 //!
-//! What a packet carries is one byte of flags, packed into the top of its buffer index, and
-//! the 16-bit VLAN tag (see `docs/offloads.md`). The flags are copied from the write-back under
-//! a per-queue mask, so a bit the queue did not ask for (a VLAN flag with stripping off) never
-//! reaches the program, whatever the device writes.
+//! What a packet carries is one 32-bit word: a byte of flags and the 16-bit VLAN tag (see
+//! `docs/offloads.md`). The flags are copied from the write-back under a per-queue mask, so a
+//! bit the queue did not ask for (a VLAN flag with stripping off) never reaches the program,
+//! whatever the device writes.
 
 use crate::mempool::Packet;
 

@@ -242,12 +242,23 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         out: &mut heapless::Vec<Packet<'a>, N>,
         max: usize,
     ) -> usize {
-        // One loop without the offload flags and one with: the plain one stays as it was.
+        // One loop without the offload flags and one with: the plain one stays as it was,
+        // inlined; the other is out of line.
         if self.offload_mask == 0 {
             self.receive::<N, false>(out, max)
         } else {
-            self.receive::<N, true>(out, max)
+            self.receive_with_offloads(out, max)
         }
+    }
+
+    /// [`RxQueue::rx_batch`] for a queue that passes offload results on.
+    #[inline(never)]
+    fn receive_with_offloads<const N: usize>(
+        &mut self,
+        out: &mut heapless::Vec<Packet<'a>, N>,
+        max: usize,
+    ) -> usize {
+        self.receive::<N, true>(out, max)
     }
 
     /// [`RxQueue::rx_batch`]; with `OFFLOADS`, each packet also gets the write-back's flags
