@@ -167,25 +167,26 @@ pub(crate) fn insert_checksums(
             frame.len()
         ));
     }
-    // MACLEN and IPLEN must describe this packet (§7.2.3.2.3): the header at MACLEN is of the
-    // context's IP version, and an IPv4 header is IPLEN bytes long (IHL).
-    let (version, want) = (frame[l3] >> 4, if ctx.ipv4 { 4 } else { 6 });
-    if version != want {
-        return Err(format!(
-            "context MACLEN {} points at IP version {version}, the context says IPv{want}",
-            ctx.maclen
-        ));
-    }
+    // MACLEN and IPLEN must describe this packet (§7.2.3.2.3): an IP header at MACLEN, IPLEN
+    // bytes long for IPv4 (IHL), at least 40 for IPv6. TUCMD.IPV4 itself matters only for the
+    // IPv4 header checksum (and TSO): Linux's ixgbe leaves it 0 for TCP/UDP checksums of IPv4
+    // packets (ixgbe_tx_csum sets only L4T), and the silicon computes them right.
+    let version = frame[l3] >> 4;
     let ihl = usize::from(frame[l3] & 0xF) * 4;
-    if ctx.ipv4 && ihl != ctx.iplen || !ctx.ipv4 && ctx.iplen < 40 {
+    let fits = match version {
+        4 => ihl == ctx.iplen,
+        6 => ctx.iplen >= 40,
+        _ => false,
+    };
+    if !fits {
         return Err(format!(
-            "context IPLEN {} does not match the IP header at MACLEN",
-            ctx.iplen
+            "context MACLEN {} / IPLEN {} do not describe the header at MACLEN (IP version {version})",
+            ctx.maclen, ctx.iplen
         ));
     }
     if ixsm {
-        if !ctx.ipv4 {
-            return Err("IXSM (IPv4 header checksum) with a context that is not IPv4".into());
+        if !ctx.ipv4 || version != 4 {
+            return Err("IXSM (IPv4 header checksum) without an IPv4 context and header".into());
         }
         frame[l3 + 10..l3 + 12].fill(0);
         let c = !(sum16(&frame[l3..l4], 0) as u16);
@@ -275,6 +276,19 @@ mod tests {
         assert_eq!(sum16(&f[14..34], 0), 0xFFFF);
         let udp_len = (f.len() - 34) as u32;
         assert_eq!(sum16(&f[34..], sum16(&f[26..34], 17 + udp_len)), 0xFFFF);
+    }
+
+    #[test]
+    fn linux_contexts_leave_tucmd_ipv4_clear_for_l4_checksums_of_ipv4() {
+        // ixgbe_tx_csum writes only L4T (UDP = 0) and MACLEN/IPLEN: no TUCMD.IPV4.
+        let mut f = udp_frame(b"as Linux's ixgbe asks");
+        let (_, ctx) = TxContext::decode((14 << 9) | 20, 0b0010 << 20 | (1 << 29));
+        assert!(!ctx.ipv4);
+        insert_checksums(&mut f, &ctx, false, true).unwrap();
+        let udp_len = (f.len() - 34) as u32;
+        assert_eq!(sum16(&f[34..], sum16(&f[26..34], 17 + udp_len)), 0xFFFF);
+        // The IPv4 header checksum does need an IPv4 context.
+        assert!(insert_checksums(&mut f, &ctx, true, false).is_err());
     }
 
     #[test]
