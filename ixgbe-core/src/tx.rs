@@ -230,7 +230,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     /// traffic stops. A step whose last descriptor is inside a chain (no RS, so never DD) is
     /// cut back to the chain's start; that is looked at only when DD is missing and chains
     /// were sent, so one-buffer traffic pays nothing for it.
-    #[inline]
+    #[inline(always)]
     pub fn clean(&mut self) -> usize {
         let mut cleaned = 0;
         loop {
