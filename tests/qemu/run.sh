@@ -580,10 +580,10 @@ run_sim_boot() {
     local peer_pid=$!
     STARTED_PIDS+=("$peer_pid")
     for _ in $(seq 1 100); do
-        [ "$(wc -l <"$ports" 2>/dev/null || echo 0)" -ge "$nports" ] && break
+        [ "$(cat "$ports" 2>/dev/null | wc -l)" -ge "$nports" ] && break
         sleep 0.1
     done
-    [ "$(wc -l <"$ports" 2>/dev/null || echo 0)" -ge "$nports" ] || die "sim_peer did not start: $(cat "$peerlog")"
+    [ "$(cat "$ports" 2>/dev/null | wc -l)" -ge "$nports" ] || die "sim_peer did not start: $(cat "$peerlog")"
 
     # One ixgbe-sim for all ports (a dual-port 82599), or one per port (procs=per-port): the
     # model has a single bus address space per process, while under an IOMMU every port has
