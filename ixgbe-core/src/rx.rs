@@ -351,18 +351,7 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         // descriptor it consumes, in order, and `received` adds up what it consumed), so
         // elements `old_len..old_len + received` are initialised Packets nobody else owns.
         unsafe { out.set_len(old_len + received) };
-        if i != start {
-            self.next = (i & ring.mask()) as u16;
-            self.held = self.held.saturating_add(i.wrapping_sub(start));
-            if self.held >= self.tail_every {
-                self.held = 0;
-                // Tail = one past the last descriptor handed back = the descriptor just before
-                // `next`: the device owns [RDH, RDT), so it stops one short of what we read.
-                core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
-                let tail = i.wrapping_sub(1) & ring.mask();
-                self.regs.write(regs::rdt(u32::from(self.id)), tail as u32);
-            }
-        }
+        self.advance(start, i);
         self.counters.packets = self.counters.packets.wrapping_add(received as u64);
         self.counters.bytes = self.counters.bytes.wrapping_add(bytes);
         received

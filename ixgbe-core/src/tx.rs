@@ -403,25 +403,11 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         }
         let runt = t.wrapping_sub(start) < n;
         let n = t.wrapping_sub(start);
-        // The ring's slots own these n buffers now: take the packets out without dropping them.
-        let rest = packets.len() - n;
-        let p = packets.as_mut_ptr();
-        // SAFETY: `n <= packets.len()`. Packets 0..n gave their buffers to the ring (their
-        // slots hold pool and index), so they must be forgotten, not dropped; packets n..len
-        // are moved down to 0..rest (`copy` allows overlap) and the length becomes `rest`, so
-        // exactly the initialised, still-owned packets remain, each once. Nothing between the
-        // loop above and this can panic.
-        unsafe {
-            if rest > 0 {
-                core::ptr::copy(p.add(n), p, rest);
-            }
-            packets.set_len(rest);
-        }
+        // SAFETY: `n <= packets.len()`, and packets 0..n gave their buffers to the ring (their
+        // slots hold pool and index). Nothing between the loop above and this can panic.
+        unsafe { Self::forget_sent(packets, n) };
         if n > 0 {
-            let t = t & ring.mask();
-            self.tail = t as u16;
-            core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
-            self.regs.write(regs::tdt(u32::from(self.id)), t as u32);
+            self.write_tail(t);
         }
         self.counters.packets += n as u64;
         self.counters.bytes += bytes;
@@ -429,6 +415,35 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             self.drop_runt(packets);
         }
         n
+    }
+
+    /// Hands the descriptors up to `t` (free-running) to the device: one tail write, after a
+    /// release fence so the descriptors are visible first.
+    #[inline(always)]
+    fn write_tail(&mut self, t: usize) {
+        let t = t & self.ring.mask();
+        self.tail = t as u16;
+        core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+        self.regs.write(regs::tdt(u32::from(self.id)), t as u32);
+    }
+
+    /// Removes the first `n` packets of `packets` without dropping them.
+    ///
+    /// # Safety
+    /// `n <= packets.len()`, and the ring's slots own the first `n` packets' buffers.
+    #[inline(always)]
+    unsafe fn forget_sent<const N: usize>(packets: &mut heapless::Vec<Packet<'a>, N>, n: usize) {
+        let rest = packets.len() - n;
+        let p = packets.as_mut_ptr();
+        // SAFETY: packets 0..n gave their buffers to the ring, so they are forgotten, not
+        // dropped; packets n..len move down to 0..rest (`copy` allows overlap) and the length
+        // becomes `rest`, so exactly the initialised, still-owned packets remain, each once.
+        unsafe {
+            if rest > 0 {
+                core::ptr::copy(p.add(n), p, rest);
+            }
+            packets.set_len(rest);
+        }
     }
 
     /// Drops the packet at the front of `packets`, too short to send, returning its buffer.
@@ -473,10 +488,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         ring.set_side(t, Slot::new(pool, index, false));
         // The ring's slot owns the buffer now.
         core::mem::forget(packet);
-        let t = (t + 1) & ring.mask();
-        self.tail = t as u16;
-        core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
-        self.regs.write(regs::tdt(u32::from(self.id)), t as u32);
+        self.write_tail(t + 1);
         self.counters.packets += 1;
         self.counters.bytes += u64::from(len);
         Ok(())

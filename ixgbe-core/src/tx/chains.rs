@@ -99,11 +99,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         chains.rotate_left(done);
         chains.truncate(rest);
         if t != start {
-            let t = t & ring.mask();
-            self.tail = t as u16;
-            core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
-            self.regs
-                .write(crate::regs::tdt(u32::from(self.id)), t as u32);
+            self.write_tail(t);
         }
         self.counters.packets += sent;
         self.counters.bytes += bytes;

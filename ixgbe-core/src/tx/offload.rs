@@ -7,7 +7,6 @@ use crate::descriptors::{tx_context, tx_word1, tx_word1_offload};
 use crate::mempool::Packet;
 use crate::offload::{L4Checksum, TxOffload};
 use crate::platform::Platform;
-use crate::regs;
 
 /// Why [`TxQueue::tx_batch_offload`] stopped at a packet it drops.
 enum Rejected {
@@ -127,10 +126,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         // SAFETY: the first `sent` packets gave their buffers to the ring.
         unsafe { Self::forget_sent(packets, sent) };
         if t != start {
-            let t = t & ring.mask();
-            self.tail = t as u16;
-            core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
-            self.regs.write(regs::tdt(u32::from(self.id)), t as u32);
+            self.write_tail(t);
         }
         self.counters.packets += sent as u64;
         self.counters.bytes += bytes;
@@ -140,23 +136,6 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             None => {}
         }
         sent
-    }
-
-    /// Removes the first `n` packets of `packets` without dropping them.
-    ///
-    /// # Safety
-    /// `n <= packets.len()`, and the ring's slots own the first `n` packets' buffers.
-    unsafe fn forget_sent<const N: usize>(packets: &mut heapless::Vec<Packet<'a>, N>, n: usize) {
-        let rest = packets.len() - n;
-        let p = packets.as_mut_ptr();
-        // SAFETY: as in tx_batch: packets 0..n are forgotten (the ring owns their buffers),
-        // n..len move down to 0..rest, and the length becomes rest.
-        unsafe {
-            if rest > 0 {
-                core::ptr::copy(p.add(n), p, rest);
-            }
-            packets.set_len(rest);
-        }
     }
 
     /// Drops the packet at the front of `packets`, whose offload request does not describe it.
