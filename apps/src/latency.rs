@@ -222,21 +222,10 @@ mod tests {
     use super::*;
     use crate::frame::internet_checksum;
 
-    fn flow() -> Flow {
-        Flow {
-            dst_mac: [2, 0, 0, 0, 0, 2],
-            src_mac: [2, 0, 0, 0, 0, 1],
-            src_ip: [10, 0, 0, 1],
-            dst_ip: [10, 0, 1, 1],
-            src_port: 1000,
-            dst_port: 2000,
-        }
-    }
-
     #[test]
     fn probes_are_valid_udp_ptp_sync_messages_carrying_their_id() {
         let mut buf = [0u8; PROBE_SIZE];
-        probe_frame(&mut buf, &flow(), 0x1234_5678_9ABC);
+        probe_frame(&mut buf, &Flow::default(), 0x1234_5678_9ABC);
         assert_eq!(parse_probe(&buf), Some(0x1234_5678_9ABC));
         assert_eq!(&buf[PTP + 30..PTP + 32], &[0x9A, 0xBC], "sequenceId");
         // Valid IPv4 and UDP checksums, port 319.
@@ -244,7 +233,7 @@ mod tests {
         assert_eq!(udp_checksum(&buf[14..]).to_be_bytes(), [buf[40], buf[41]]);
         assert_eq!(buf[36..38], PTP_EVENT_PORT.to_be_bytes());
         let mut load = [0u8; 86];
-        build_udp_frame(&mut load, &flow(), 7);
+        build_udp_frame(&mut load, &Flow::default(), 7);
         assert_eq!(parse_probe(&load), None);
     }
 

@@ -4,7 +4,23 @@
 use std::time::Duration;
 
 use ixgbe_core::{Config, Device, Mempool, Started};
-use platform_mock::{Sim, SimPlatform};
+use platform_mock::{NicConfig, NicId, Sim, SimPlatform};
+
+/// A simulator with one port configured as `config`: the simulator, the port and its platform.
+pub fn sim_nic_with(config: NicConfig) -> (Sim, NicId, SimPlatform) {
+    let sim = Sim::new();
+    let nic = sim.add_nic(config);
+    let platform = sim.platform(nic);
+    (sim, nic, platform)
+}
+
+/// [`sim_nic_with`] a default port whose MAC address is `mac`.
+pub fn sim_nic(mac: [u8; 6]) -> (Sim, NicId, SimPlatform) {
+    sim_nic_with(NicConfig {
+        mac,
+        ..NicConfig::default()
+    })
+}
 
 /// Inits the device and waits up to 10 s (virtual) for link; panics on either failing.
 pub fn start<'a>(

@@ -8,20 +8,10 @@ use std::time::Duration;
 use ixgbe_core::heapless::Vec as HVec;
 use ixgbe_core::{Config, Device, Error, Mempool, Packet, Started, DEFAULT_BUF_SIZE};
 use platform_mock::{Fault, NicConfig, NicId, RxCorruption, Sim, SimPlatform};
-use tests::on_sim::{assert_clean, start};
+use tests::on_sim::{assert_clean, sim_nic, start};
 
 const MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 const OTHER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x99];
-
-fn sim_nic() -> (Sim, NicId, SimPlatform) {
-    let sim = Sim::new();
-    let nic = sim.add_nic(NicConfig {
-        mac: MAC,
-        ..NicConfig::default()
-    });
-    let platform = sim.platform(nic);
-    (sim, nic, platform)
-}
 
 fn small_config() -> Config {
     Config::default()
@@ -78,7 +68,7 @@ fn queues_with_own_pools(
 
 #[test]
 fn init_brings_the_device_up_in_order() {
-    let (sim, _nic, platform) = sim_nic();
+    let (sim, _nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
     let started = start(&platform, &small_config(), &pools);
     let link = started.device.link();
@@ -92,7 +82,7 @@ fn init_brings_the_device_up_in_order() {
 }
 
 fn init_error_with(fault: Fault) -> Error {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     sim.set_fault(nic, fault);
     let pools = [Mempool::new(&platform, 128, DEFAULT_BUF_SIZE).unwrap()];
     let result = Device::init(platform.clone(), &small_config(), &pools);
@@ -123,7 +113,7 @@ fn every_init_wait_is_bounded_and_named() {
 
 #[test]
 fn link_wait_times_out_with_a_typed_error() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     sim.set_fault(nic, Fault::LinkNeverUp);
     let pools = [Mempool::new(&platform, 128, DEFAULT_BUF_SIZE).unwrap()];
     let started = Device::init(platform.clone(), &small_config(), &pools).unwrap();
@@ -137,7 +127,7 @@ fn link_wait_times_out_with_a_typed_error() {
 
 #[test]
 fn receives_a_single_frame_and_a_batch() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
     let Started { device, mut rx, .. } = start(&platform, &small_config(), &pools);
     let mut batch: HVec<Packet, 64> = HVec::new();
@@ -173,7 +163,7 @@ fn receives_a_single_frame_and_a_batch() {
 
 #[test]
 fn transmits_single_frames_batches_and_pads_short_ones() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
     let Started { device, mut tx, .. } = start(&platform, &small_config(), &pools);
     let mut batch: HVec<Packet, 64> = HVec::new();
@@ -214,7 +204,7 @@ fn transmits_single_frames_batches_and_pads_short_ones() {
 
 #[test]
 fn few_packets_are_cleaned_when_traffic_stops() {
-    let (sim, _nic, platform) = sim_nic();
+    let (sim, _nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 128, DEFAULT_BUF_SIZE).unwrap()];
     let Started { mut tx, .. } = start(&platform, &small_config(), &pools);
     let before = pools[0].free_count();
@@ -230,7 +220,7 @@ fn few_packets_are_cleaned_when_traffic_stops() {
 
 #[test]
 fn rings_wrap_around_for_thousands_of_cycles() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
     let Started {
         device,
@@ -267,7 +257,7 @@ fn rings_wrap_around_for_thousands_of_cycles() {
 
 #[test]
 fn an_empty_pool_holds_frames_back_until_buffers_return() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     // 64-descriptor ring: 64 buffers in the ring, 8 spare.
     let pools = [Mempool::new(&platform, 72, DEFAULT_BUF_SIZE).unwrap()];
     let Started { mut rx, .. } = start(&platform, &small_config(), &pools);
@@ -302,7 +292,7 @@ fn an_empty_pool_holds_frames_back_until_buffers_return() {
 
 #[test]
 fn a_full_tx_ring_keeps_the_rest_for_the_caller() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 512, DEFAULT_BUF_SIZE).unwrap()];
     let Started { mut tx, .. } = start(&platform, &small_config(), &pools);
     sim.set_fault(nic, Fault::StallTx { queue: 0 });
@@ -323,7 +313,7 @@ fn a_full_tx_ring_keeps_the_rest_for_the_caller() {
 
 #[test]
 fn promiscuous_mode_filters_as_configured() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
     let Started { device, mut rx, .. } = start(&platform, &small_config(), &pools);
     let mut batch: HVec<Packet, 32> = HVec::new();
@@ -361,7 +351,7 @@ fn promiscuous_mode_filters_as_configured() {
 
 #[test]
 fn statistics_accumulate_and_count_drops() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
     let Started {
         device,
@@ -390,7 +380,7 @@ fn statistics_accumulate_and_count_drops() {
 
 #[test]
 fn eight_queues_receive_and_transmit_at_once() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     let (pools, config) = queues_with_own_pools(&platform, 8);
     let Started {
         device,
@@ -432,7 +422,7 @@ fn eight_queues_receive_and_transmit_at_once() {
 
 #[test]
 fn queues_move_to_threads() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     let (pools, config) = queues_with_own_pools(&platform, 2);
     let Started { mut tx, .. } = start(&platform, &config, &pools);
     std::thread::scope(|s| {
@@ -498,7 +488,7 @@ fn a_million_packets_leave_the_pool_as_it_was() {
 }
 
 fn corrupted_writeback(corruption: RxCorruption) -> ixgbe_core::RxCounters {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
     let Started { mut rx, .. } = start(&platform, &small_config(), &pools);
     let idle = pools[0].free_count();
@@ -561,7 +551,7 @@ fn an_error_bit_is_counted_and_dropped() {
 fn descriptors_without_eop_are_one_frame_dropped_whole() {
     // Three write-backs without EOP and the next with it are, to any driver, one frame in
     // four descriptors (§7.1.6): rx_batch drops it whole, and the frame after arrives.
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
     let Started { mut rx, .. } = start(&platform, &small_config(), &pools);
     let idle = pools[0].free_count();
@@ -590,7 +580,7 @@ fn descriptors_without_eop_are_one_frame_dropped_whole() {
 
 #[test]
 fn spurious_tx_done_bits_beyond_the_tail_are_ignored() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
     let Started { mut tx, .. } = start(&platform, &small_config(), &pools);
     sim.set_fault(nic, Fault::TxSpuriousDone { queue: 0 });
@@ -613,7 +603,7 @@ fn spurious_tx_done_bits_beyond_the_tail_are_ignored() {
 
 #[test]
 fn bad_configurations_are_refused_before_touching_the_device() {
-    let (sim, _nic, platform) = sim_nic();
+    let (sim, _nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 128, DEFAULT_BUF_SIZE).unwrap()];
     for config in [
         small_config().rx_queues(0),
@@ -638,7 +628,7 @@ fn bad_configurations_are_refused_before_touching_the_device() {
 
 #[test]
 fn pool_buffers_spanning_several_dma_pages_translate_per_buffer() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     // 3000 × 2 KiB = 6 MiB: four 2 MiB chunks the simulator places apart in bus space.
     let (entries, ring) = if cfg!(miri) {
         (1100, 1024)
@@ -670,7 +660,7 @@ fn pool_buffers_spanning_several_dma_pages_translate_per_buffer() {
 
 #[test]
 fn packets_too_short_to_send_are_dropped_and_counted() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 128, DEFAULT_BUF_SIZE).unwrap()];
     let Started { mut tx, .. } = start(&platform, &small_config(), &pools);
     let mut batch: HVec<Packet, 8> = HVec::new();

@@ -12,24 +12,14 @@ use ixgbe_core::{
     Config, Delivery, HybridConfig, InterruptConfig, InterruptMode, InterruptPlatform, Mempool,
     Packet, Platform, Started, DEFAULT_BUF_SIZE,
 };
-use platform_mock::{NicConfig, NicId, Sim, SimPlatform, TrafficSource};
-use tests::on_sim::{assert_clean, start_within};
+use platform_mock::{SimPlatform, TrafficSource};
+use tests::on_sim::{assert_clean, sim_nic, start_within};
 
 const MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 const EICR: u32 = 0x00800;
 const EICS: u32 = 0x00808;
 const EIMS: u32 = 0x00880;
 const EIMS_EX0: u32 = 0x00AA0;
-
-fn sim_nic() -> (Sim, NicId, SimPlatform) {
-    let sim = Sim::new();
-    let nic = sim.add_nic(NicConfig {
-        mac: MAC,
-        ..NicConfig::default()
-    });
-    let platform = sim.platform(nic);
-    (sim, nic, platform)
-}
 
 /// A UDP/IPv4 frame to us whose payload carries `seq`; `flow` varies the addresses and ports
 /// (what RSS hashes).
@@ -75,7 +65,7 @@ fn config(queues: u16, ring: u16, irq: InterruptConfig) -> Config {
 
 #[test]
 fn polling_users_see_no_interrupt_set_up() {
-    let (sim, _nic, p) = sim_nic();
+    let (sim, _nic, p) = sim_nic(MAC);
     let pools = [Mempool::new(&p, 128, DEFAULT_BUF_SIZE).unwrap()];
     let cfg = Config::default().rx_ring_size(64).tx_ring_size(64);
     let s = start_within(&p, &cfg, &pools, Duration::from_secs(1));
@@ -89,7 +79,7 @@ fn polling_users_see_no_interrupt_set_up() {
 
 #[test]
 fn sixteen_rx_queues_each_wake_on_their_own_vector() {
-    let (sim, nic, p) = sim_nic();
+    let (sim, nic, p) = sim_nic(MAC);
     let pools: Vec<_> = (0..16)
         .map(|_| Mempool::new(&p, 128, DEFAULT_BUF_SIZE).unwrap())
         .collect();
@@ -145,7 +135,7 @@ fn sixteen_rx_queues_each_wake_on_their_own_vector() {
 #[test]
 fn throttling_holds_the_next_message_for_the_eitr_interval() {
     for throttle_us in [0u64, 200] {
-        let (sim, nic, p) = sim_nic();
+        let (sim, nic, p) = sim_nic(MAC);
         let pools = [Mempool::new(&p, 128, DEFAULT_BUF_SIZE).unwrap()];
         let cfg = config(1, 64, irq_config(InterruptMode::Always, throttle_us));
         let Started { device, mut rx, .. } = start_within(&p, &cfg, &pools, Duration::from_secs(1));
@@ -179,7 +169,7 @@ fn throttling_holds_the_next_message_for_the_eitr_interval() {
 
 #[test]
 fn a_fired_vector_is_auto_cleared_and_stays_armed_until_disarmed() {
-    let (sim, nic, p) = sim_nic();
+    let (sim, nic, p) = sim_nic(MAC);
     let pools = [Mempool::new(&p, 512, DEFAULT_BUF_SIZE).unwrap()];
     let cfg = config(2, 64, irq_config(InterruptMode::Always, 0));
     let Started { device, mut rx, .. } = start_within(&p, &cfg, &pools, Duration::from_secs(1));
@@ -239,7 +229,7 @@ fn a_fired_vector_is_auto_cleared_and_stays_armed_until_disarmed() {
 /// for its timeout or advancing the clock to it.
 #[test]
 fn wake_sleepers_ends_every_queues_wait_at_once() {
-    let (sim, _nic, p) = sim_nic();
+    let (sim, _nic, p) = sim_nic(MAC);
     let pools = [Mempool::new(&p, 512, DEFAULT_BUF_SIZE).unwrap()];
     let cfg = config(4, 64, irq_config(InterruptMode::Always, 50));
     let Started { device, .. } = start_within(&p, &cfg, &pools, Duration::from_secs(1));
@@ -269,7 +259,7 @@ fn wake_sleepers_ends_every_queues_wait_at_once() {
 
 #[test]
 fn a_link_change_fires_the_other_vector() {
-    let (sim, nic, p) = sim_nic();
+    let (sim, nic, p) = sim_nic(MAC);
     let pools = [Mempool::new(&p, 128, DEFAULT_BUF_SIZE).unwrap()];
     let cfg = config(1, 64, irq_config(InterruptMode::Always, 0));
     let Started { device, .. } = start_within(&p, &cfg, &pools, Duration::from_secs(1));
@@ -298,7 +288,7 @@ fn a_link_change_fires_the_other_vector() {
 
 #[test]
 fn msi_fallback_puts_every_queue_on_one_interrupt() {
-    let (sim, nic, p) = sim_nic();
+    let (sim, nic, p) = sim_nic(MAC);
     p.prefer_single_interrupt(true);
     let pools = [Mempool::new(&p, 128, DEFAULT_BUF_SIZE).unwrap()];
     let cfg = config(1, 64, irq_config(InterruptMode::Always, 0));
@@ -348,7 +338,7 @@ impl TrafficSource for RateSource {
 /// in order across the switches.
 #[test]
 fn hybrid_switches_both_ways_at_its_thresholds_without_losing_a_frame() {
-    let (sim, nic, p) = sim_nic();
+    let (sim, nic, p) = sim_nic(MAC);
     let pools = [Mempool::new(&p, 2048, DEFAULT_BUF_SIZE).unwrap()];
     let irq_cfg = InterruptConfig {
         hybrid: HybridConfig {

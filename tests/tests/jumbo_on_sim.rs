@@ -4,22 +4,12 @@
 
 use ixgbe_core::heapless::Vec as HVec;
 use ixgbe_core::{Config, Mempool, Packet, PacketChain, Started, DEFAULT_BUF_SIZE};
-use platform_mock::{Fault, NicConfig, NicId, RxCorruption, Sim, SimPlatform};
-use tests::on_sim::{assert_clean, start};
+use platform_mock::{Fault, RxCorruption};
+use tests::on_sim::{assert_clean, sim_nic, start};
 
 const MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 /// The largest frame without CRC: MAXFRS.MFS 9728 − 4.
 const LARGEST: usize = 9724;
-
-fn sim_nic() -> (Sim, NicId, SimPlatform) {
-    let sim = Sim::new();
-    let nic = sim.add_nic(NicConfig {
-        mac: MAC,
-        ..NicConfig::default()
-    });
-    let platform = sim.platform(nic);
-    (sim, nic, platform)
-}
 
 fn jumbo_config() -> Config {
     Config::default()
@@ -61,7 +51,7 @@ fn sizes() -> Vec<usize> {
 
 #[test]
 fn every_frame_size_is_received_and_sent_back_byte_exact() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 1024, DEFAULT_BUF_SIZE).unwrap()];
     let Started {
         device,
@@ -109,7 +99,7 @@ fn every_frame_size_is_received_and_sent_back_byte_exact() {
 
 #[test]
 fn chains_of_any_segmentation_are_sent_byte_exact() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 1024, DEFAULT_BUF_SIZE).unwrap()];
     let Started { device, mut tx, .. } = start(&platform, &jumbo_config(), &pools);
     let tx = &mut tx[0];
@@ -164,7 +154,7 @@ fn chains_of_any_segmentation_are_sent_byte_exact() {
 
 #[test]
 fn a_full_ring_takes_a_chain_whole_or_not_at_all() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 1024, DEFAULT_BUF_SIZE).unwrap()];
     let config = jumbo_config().tx_ring_size(32);
     let Started { mut tx, .. } = start(&platform, &config, &pools);
@@ -193,7 +183,7 @@ fn a_full_ring_takes_a_chain_whole_or_not_at_all() {
 
 #[test]
 fn frames_beyond_the_maximum_are_counted_and_dropped() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 1024, DEFAULT_BUF_SIZE).unwrap()];
     let Started { device, mut rx, .. } = start(&platform, &jumbo_config(), &pools);
     let mut chains = HVec::<PacketChain<'_>, 8>::new();
@@ -211,7 +201,7 @@ fn frames_beyond_the_maximum_are_counted_and_dropped() {
 
 #[test]
 fn without_jumbo_frames_the_limit_is_1518_whatever_maxfrs_says() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 1024, DEFAULT_BUF_SIZE).unwrap()];
     let config = Config::default().promiscuous(false);
     let Started { device, mut rx, .. } = start(&platform, &config, &pools);
@@ -226,7 +216,7 @@ fn without_jumbo_frames_the_limit_is_1518_whatever_maxfrs_says() {
 
 #[test]
 fn a_smaller_maximum_frame_size_is_honoured() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 1024, DEFAULT_BUF_SIZE).unwrap()];
     let config = Config::default().promiscuous(false).max_frame_size(4000);
     let Started { device, mut rx, .. } = start(&platform, &config, &pools);
@@ -241,7 +231,7 @@ fn a_smaller_maximum_frame_size_is_honoured() {
 
 #[test]
 fn rx_batch_drops_jumbo_frames_whole_and_keeps_the_small_ones() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 1024, DEFAULT_BUF_SIZE).unwrap()];
     let Started { device, mut rx, .. } = start(&platform, &jumbo_config(), &pools);
     for len in [60, 5000, 61, 2049, 2048, 9000, 62] {
@@ -261,7 +251,7 @@ fn rx_batch_drops_jumbo_frames_whole_and_keeps_the_small_ones() {
 
 #[test]
 fn nonsense_write_backs_are_counted_without_panic_or_leak() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic(MAC);
     let pools = [Mempool::new(&platform, 1024, DEFAULT_BUF_SIZE).unwrap()];
     let Started { device, mut rx, .. } = start(&platform, &jumbo_config(), &pools);
     let q = &mut rx[0];
@@ -323,7 +313,7 @@ fn nonsense_write_backs_are_counted_without_panic_or_leak() {
 
 #[test]
 fn init_refuses_maximum_frame_sizes_out_of_range() {
-    let (_sim, _nic, platform) = sim_nic();
+    let (_sim, _nic, platform) = sim_nic(MAC);
     for bad in [63, 9729] {
         let pools = [Mempool::new(&platform, 1024, DEFAULT_BUF_SIZE).unwrap()];
         let config = Config::default().max_frame_size(bad);

@@ -9,14 +9,7 @@ use ixgbe_core::heapless::Vec as HVec;
 use ixgbe_core::{Checksum, Config, Mempool, Packet, RxOffload, DEFAULT_BUF_SIZE};
 use platform_mock::{NicConfig, NicId, Sim, SimPlatform};
 use tests::frames::{self, Shape};
-use tests::on_sim::{assert_clean, start};
-
-fn sim_nic() -> (Sim, NicId, SimPlatform) {
-    let sim = Sim::new();
-    let nic = sim.add_nic(NicConfig::default());
-    let platform = sim.platform(nic);
-    (sim, nic, platform)
-}
+use tests::on_sim::{assert_clean, sim_nic_with, start};
 
 fn config() -> Config {
     Config::default().rx_ring_size(64).tx_ring_size(64)
@@ -45,7 +38,7 @@ const N: Checksum = Checksum::NotChecked;
 
 #[test]
 fn rx_checksums_good_bad_and_not_checked() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic_with(NicConfig::default());
     let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
     let mut started = start(&platform, &config().rx_checksum(true), &pools);
     let rx = &mut started.rx[0];
@@ -99,7 +92,7 @@ fn rx_checksums_good_bad_and_not_checked() {
 
 #[test]
 fn rx_checksums_not_checked_without_l4_or_with_offload_off() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic_with(NicConfig::default());
     let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
     let mut started = start(&platform, &config().rx_checksum(true), &pools);
     let good = frames::build(Shape::udp4(40), 1);
@@ -151,7 +144,7 @@ fn settle(sim: &Sim) {
 
 #[test]
 fn allocated_packets_carry_no_receive_state() {
-    let (sim, _nic, platform) = sim_nic();
+    let (sim, _nic, platform) = sim_nic_with(NicConfig::default());
     let pool = Mempool::new(&platform, 16, DEFAULT_BUF_SIZE).unwrap();
     let p = pool.alloc().unwrap();
     let o = p.rx_offload();
@@ -161,7 +154,7 @@ fn allocated_packets_carry_no_receive_state() {
 
 #[test]
 fn vlan_strip_on_and_off() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic_with(NicConfig::default());
     let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
     let untagged = frames::build(Shape::udp4(40), 3);
     let shape = Shape {
@@ -192,7 +185,7 @@ fn vlan_strip_on_and_off() {
 
 #[test]
 fn vlan_filter_table_accepts_and_drops() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic_with(NicConfig::default());
     let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
     let cfg = config().vlan_filter(true).vlan_strip(true);
     let mut started = start(&platform, &cfg, &pools);
@@ -266,7 +259,7 @@ fn shapes(payload: usize) -> Vec<Shape> {
 
 #[test]
 fn tx_offload_fills_checksums_the_peer_verifies() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic_with(NicConfig::default());
     let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
     let mut started = start(&platform, &config(), &pools);
     let tx = &mut started.tx[0];
@@ -337,7 +330,7 @@ fn send_offloaded<'p>(
 
 #[test]
 fn one_context_for_a_batch_of_same_shaped_packets() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic_with(NicConfig::default());
     let pools = [Mempool::new(&platform, 512, DEFAULT_BUF_SIZE).unwrap()];
     let mut started = start(&platform, &config(), &pools);
     let tx = &mut started.tx[0];
@@ -385,7 +378,7 @@ fn one_context_for_a_batch_of_same_shaped_packets() {
 
 #[test]
 fn offload_requests_that_do_not_fit_the_packet_are_dropped() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic_with(NicConfig::default());
     let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
     let mut started = start(&platform, &config(), &pools);
     let tx = &mut started.tx[0];
@@ -432,7 +425,7 @@ fn offload_requests_that_do_not_fit_the_packet_are_dropped() {
 /// come with the first segment, which holds the headers.
 #[test]
 fn chains_carry_the_offload_results_on_their_first_segment() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic_with(NicConfig::default());
     let pools = [Mempool::new(&platform, 256, DEFAULT_BUF_SIZE).unwrap()];
     let cfg = config().rx_checksum(true).vlan_strip(true).mtu(9000);
     let mut started = start(&platform, &cfg, &pools);

@@ -6,14 +6,7 @@ use std::time::Duration;
 use ixgbe_core::heapless::Vec as HVec;
 use ixgbe_core::{Config, Error, Mempool, Packet, Platform, TxQueue, DEFAULT_BUF_SIZE};
 use platform_mock::{NicConfig, NicId, Sim, SimPlatform, ViolationKind};
-use tests::on_sim::{assert_clean, start};
-
-fn sim_nic() -> (Sim, NicId, SimPlatform) {
-    let sim = Sim::new();
-    let nic = sim.add_nic(NicConfig::default());
-    let platform = sim.platform(nic);
-    (sim, nic, platform)
-}
+use tests::on_sim::{assert_clean, sim_nic_with, start};
 
 fn config() -> Config {
     Config::default().rx_ring_size(64).tx_ring_size(256)
@@ -60,7 +53,7 @@ fn rate_limited_queue_keeps_its_rate_within_one_percent() {
         Duration::from_millis(4)
     };
     for (rate, len) in [(1_000_000_000u64, 60usize), (3_000_000_000, 1514)] {
-        let (sim, nic, platform) = sim_nic();
+        let (sim, nic, platform) = sim_nic_with(NicConfig::default());
         let tx_pool = Mempool::new(&platform, 1024, DEFAULT_BUF_SIZE).unwrap();
         let pools = [Mempool::new(&platform, 1024, DEFAULT_BUF_SIZE).unwrap()];
         let mut s = start(&platform, &config(), &pools);
@@ -94,7 +87,7 @@ fn rate_limited_queue_keeps_its_rate_within_one_percent() {
 /// it), an absent queue, and a link that is down.
 #[test]
 fn impossible_rates_are_refused() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic_with(NicConfig::default());
     let pools = [Mempool::new(&platform, 1024, DEFAULT_BUF_SIZE).unwrap()];
     let s = start(&platform, &config(), &pools);
     let refused = |r: Result<u64, Error>| matches!(r, Err(Error::InvalidConfig { .. }));
@@ -111,7 +104,7 @@ fn impossible_rates_are_refused() {
 /// the model records it.
 #[test]
 fn a_rate_factor_below_one_is_a_violation() {
-    let (sim, _nic, platform) = sim_nic();
+    let (sim, _nic, platform) = sim_nic_with(NicConfig::default());
     let pools = [Mempool::new(&platform, 1024, DEFAULT_BUF_SIZE).unwrap()];
     let _s = start(&platform, &config(), &pools);
     // SAFETY: the simulated device's registers; nothing else maps them.
@@ -144,7 +137,7 @@ fn ptp_frame(msg_type: u8, id: u64) -> Vec<u8> {
 /// SYSTIM counts nanoseconds of virtual time as TIMINCA says (6.4 ns periods at 10 Gb/s).
 #[test]
 fn the_clock_follows_virtual_time() {
-    let (sim, _nic, platform) = sim_nic();
+    let (sim, _nic, platform) = sim_nic_with(NicConfig::default());
     let pools = [Mempool::new(&platform, 1024, DEFAULT_BUF_SIZE).unwrap()];
     let s = start(&platform, &config(), &pools);
     let ts = s.device.enable_timestamps().unwrap();
@@ -163,7 +156,7 @@ fn the_clock_follows_virtual_time() {
 /// next frame is not stamped until the first was read); ordinary frames are never stamped.
 #[test]
 fn tx_time_stamps_are_latched_once_until_read() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic_with(NicConfig::default());
     let tx_pool = Mempool::new(&platform, 64, DEFAULT_BUF_SIZE).unwrap();
     let pools = [Mempool::new(&platform, 1024, DEFAULT_BUF_SIZE).unwrap()];
     let mut s = start(&platform, &config(), &pools);
@@ -204,7 +197,7 @@ fn tx_time_stamps_are_latched_once_until_read() {
 /// frames do not, nor a Sync while a time stamp is held.
 #[test]
 fn rx_time_stamps_latch_sync_messages_only() {
-    let (sim, nic, platform) = sim_nic();
+    let (sim, nic, platform) = sim_nic_with(NicConfig::default());
     let pools = [Mempool::new(&platform, 1024, DEFAULT_BUF_SIZE).unwrap()];
     let s = start(&platform, &config(), &pools);
     let ts = s.device.enable_timestamps().unwrap();
@@ -234,7 +227,7 @@ fn rx_time_stamps_latch_sync_messages_only() {
 /// TSYNCRXCTL.TYPE values the 82599 reserves are recorded.
 #[test]
 fn a_reserved_rx_time_stamp_type_is_a_violation() {
-    let (sim, _nic, platform) = sim_nic();
+    let (sim, _nic, platform) = sim_nic_with(NicConfig::default());
     let pools = [Mempool::new(&platform, 1024, DEFAULT_BUF_SIZE).unwrap()];
     let _s = start(&platform, &config(), &pools);
     // SAFETY: the simulated device's registers; nothing else maps them.
