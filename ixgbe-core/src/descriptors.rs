@@ -336,6 +336,22 @@ impl<S: Copy> DescRing<S> {
         unsafe { core::slice::from_raw_parts(self.side.as_ptr().add(first), len) }
     }
 
+    /// Descriptors `first..first + len` (`first <= mask`, no wrap-around: `first + len <=
+    /// mask + 1`; panics otherwise) as a run, accessed by offset from `first`: the data path
+    /// walks a run with pointers instead of masking every position.
+    #[inline(always)]
+    pub(crate) fn run(&self, first: usize, len: usize) -> DescRun<'_, S> {
+        assert!(first <= self.mask && len <= self.mask + 1 - first);
+        DescRun {
+            // SAFETY: `first <= mask`: inside the ring and the side array (type invariant).
+            base: unsafe { self.base.add(first) },
+            // SAFETY: as above.
+            side: unsafe { self.side.add(first) },
+            len,
+            _ring: core::marker::PhantomData,
+        }
+    }
+
     /// Reads the device-written second word of descriptor `i`; acquire-ordered before any later
     /// read of the memory it describes.
     #[inline(always)]
@@ -359,6 +375,72 @@ impl<S: Copy> DescRing<S> {
             core::ptr::addr_of_mut!((*p)[0]).write_volatile(word0.to_le());
             core::ptr::addr_of_mut!((*p)[1]).write_volatile(word1.to_le());
         }
+    }
+}
+
+/// A run of consecutive descriptors of a [`DescRing`] that does not wrap around
+/// ([`DescRing::run`]): descriptor `k` of the run is the ring's `first + k`. Every access
+/// checks `k < len`; in the data path's loops (`k` in `0..n`, `n <= len`) the compiler proves
+/// it and the check costs nothing.
+pub(crate) struct DescRun<'r, S: Copy> {
+    base: NonNull<[u64; 2]>,
+    side: NonNull<S>,
+    len: usize,
+    _ring: core::marker::PhantomData<&'r DescRing<S>>,
+}
+
+impl<S: Copy> DescRun<'_, S> {
+    /// Number of descriptors in the run.
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline(always)]
+    fn slot(&self, k: usize) -> *mut [u64; 2] {
+        assert!(k < self.len);
+        // SAFETY: `k < len`, and the run lies inside the ring (DescRing::run).
+        unsafe { self.base.as_ptr().add(k) }
+    }
+
+    /// [`DescRing::read_word1`] of the run's descriptor `k`.
+    #[inline(always)]
+    pub(crate) fn read_word1(&self, k: usize) -> u64 {
+        let p = self.slot(k);
+        // SAFETY: as in DescRing::read_word1: an aligned descriptor inside the ring, read with
+        // one volatile 64-bit load because the device may write it concurrently.
+        let w = unsafe { core::ptr::addr_of!((*p)[1]).read_volatile() };
+        fence(Ordering::Acquire);
+        u64::from_le(w)
+    }
+
+    /// [`DescRing::write`] of the run's descriptor `k`.
+    #[inline(always)]
+    pub(crate) fn write(&self, k: usize, word0: u64, word1: u64) {
+        let p = self.slot(k);
+        // SAFETY: as in DescRing::write: the CPU owns the descriptor while it writes it, and
+        // volatile stores stay ordered before the tail write's release fence.
+        unsafe {
+            core::ptr::addr_of_mut!((*p)[0]).write_volatile(word0.to_le());
+            core::ptr::addr_of_mut!((*p)[1]).write_volatile(word1.to_le());
+        }
+    }
+
+    /// [`DescRing::side`] of the run's descriptor `k`.
+    #[inline(always)]
+    pub(crate) fn side(&self, k: usize) -> S {
+        assert!(k < self.len);
+        // SAFETY: `k < len`: inside the side array; only the ring's owner touches it, and it
+        // sets a value before reading it.
+        unsafe { self.side.as_ptr().add(k).read() }
+    }
+
+    /// [`DescRing::set_side`] of the run's descriptor `k`.
+    #[inline(always)]
+    pub(crate) fn set_side(&self, k: usize, value: S) {
+        assert!(k < self.len);
+        // SAFETY: `k < len`: inside the side array; only the ring's owner touches it.
+        unsafe { self.side.as_ptr().add(k).write(value) }
     }
 }
 

@@ -30,8 +30,10 @@ pub const DEFAULT_BUF_SIZE: u32 = 2048;
 pub(crate) struct BufLayout {
     /// First byte of buffer 0.
     base: NonNull<u8>,
-    /// log2 of the buffer size.
-    buf_shift: u32,
+    /// Buffer size in bytes (a power of two). Offsets are computed with a multiplication: one
+    /// instruction like a shift, but it needs no count register, and the same register holds
+    /// the size the receive path checks lengths against.
+    buf_size: u32,
     entries: u32,
     /// Bus address of each buffer, `entries` of them.
     phys: NonNull<u64>,
@@ -41,16 +43,16 @@ impl BufLayout {
     /// Buffer size in bytes.
     #[inline(always)]
     pub(crate) fn buf_size(&self) -> u32 {
-        1 << self.buf_shift
+        self.buf_size
     }
 
     /// Address of buffer `index`. The caller must own the index or not dereference the result.
     #[inline(always)]
     pub(crate) fn buf_ptr(&self, index: u32) -> NonNull<u8> {
         debug_assert!(index < self.entries);
-        let offset = (index as usize) << self.buf_shift;
+        let offset = index as usize * self.buf_size as usize;
         // SAFETY: every index handed out is below `entries`, so the offset lies inside the buffer
-        // area of the region (entries << buf_shift bytes).
+        // area of the region (entries * buf_size bytes).
         unsafe { NonNull::new_unchecked(self.base.as_ptr().add(offset)) }
     }
 
@@ -278,7 +280,7 @@ impl<P: Platform> Mempool<P> {
             core: PoolCore {
                 layout: BufLayout {
                     base,
-                    buf_shift: buf_size.trailing_zeros(),
+                    buf_size,
                     entries,
                     phys,
                 },
@@ -395,12 +397,11 @@ impl<P: Platform> Drop for Mempool<P> {
 pub struct Packet<'a> {
     data: NonNull<u8>,
     pool: &'a PoolCore,
-    index: u32,
-    /// What the device said about the frame on receive ([`crate::offload`]): the flag byte in
-    /// bits 7:0, the stripped VLAN tag in bits 31:16. Right after `index` (hence `repr(C)`), so
-    /// that receive writes both, 0 without offloads, with the one 64-bit store of the
-    /// zero-extended index.
-    rx: u32,
+    /// The buffer index in bits 31:0; in bits 63:32 what the device said about the frame on
+    /// receive ([`crate::offload`]): the flag byte in bits 39:32, the stripped VLAN tag in
+    /// bits 63:48. One word, so that receive writes both (the flags 0 without offloads) with
+    /// one store.
+    meta: u64,
     len: u32,
 }
 
@@ -448,8 +449,7 @@ impl<'a> Packet<'a> {
         Packet {
             data,
             pool,
-            index,
-            rx: u32::from(flags) | u32::from(vlan) << 16,
+            meta: u64::from(index) | u64::from(flags) << 32 | u64::from(vlan) << 48,
             len: u32::from(len),
         }
     }
@@ -457,13 +457,19 @@ impl<'a> Packet<'a> {
     /// The pool, buffer index and length, without giving up ownership.
     #[inline(always)]
     pub(crate) fn raw_parts(&self) -> (&'a PoolCore, u32, u32) {
-        (self.pool, self.index, self.len)
+        (self.pool, self.index(), self.len)
     }
 
     /// The receive offload flags and the stripped VLAN tag ([`crate::offload`]).
     #[inline(always)]
     pub(crate) fn rx_parts(&self) -> (u8, u16) {
-        (self.rx as u8, (self.rx >> 16) as u16)
+        ((self.meta >> 32) as u8, (self.meta >> 48) as u16)
+    }
+
+    /// The buffer index this packet owns.
+    #[inline(always)]
+    fn index(&self) -> u32 {
+        self.meta as u32
     }
 
     /// Frame length in bytes.
@@ -493,7 +499,7 @@ impl<'a> Packet<'a> {
 
     /// Bus address of the frame's first byte (what a descriptor carries).
     pub fn phys(&self) -> u64 {
-        self.pool.phys(self.index)
+        self.pool.phys(self.index())
     }
 }
 
@@ -518,14 +524,14 @@ impl DerefMut for Packet<'_> {
 
 impl Drop for Packet<'_> {
     fn drop(&mut self) {
-        self.pool.free_indices(&[self.index]);
+        self.pool.free_indices(&[self.index()]);
     }
 }
 
 impl core::fmt::Debug for Packet<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Packet")
-            .field("index", &self.index)
+            .field("index", &self.index())
             .field("len", &self.len())
             .finish()
     }

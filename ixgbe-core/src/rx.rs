@@ -3,9 +3,11 @@
 
 use core::time::Duration;
 
-use crate::descriptors::{decode_rx, rx_done, DescRing, RxWriteback, DESC_SIZE};
+use core::mem::MaybeUninit;
+
+use crate::descriptors::{decode_rx, rx_done, DescRing, DescRun, RxWriteback, DESC_SIZE};
 use crate::error::Error;
-use crate::mempool::{Packet, PoolCore};
+use crate::mempool::{BufLayout, Packet, PoolCore};
 use crate::offload;
 use crate::platform::{DmaRegion, Platform, PrivateMem};
 use crate::regs::{self, Regs, RXDCTL};
@@ -61,6 +63,22 @@ fn prefetch(p: *const u8) {
     }
     #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     let _ = p;
+}
+
+/// Gives the first descriptors of `run` the buffers `fresh` (one each) in read format: buffer
+/// address, header address 0 (which clears DD). Out of line: inside `rx_batch` the loop would
+/// share registers with everything else live there and reload from the stack.
+#[inline(never)]
+fn refill(run: &DescRun<'_, u32>, fresh: &[u32], layout: BufLayout) {
+    let n = fresh.len().min(run.len());
+    // An index, not an iterator: with `k < n` the compiler drops both bounds checks (with
+    // `enumerate` it keeps the run's).
+    #[allow(clippy::needless_range_loop)]
+    for k in 0..n {
+        let index = fresh[k];
+        run.write(k, layout.phys(index), 0);
+        run.set_side(k, index);
+    }
 }
 
 /// One receive queue. Owns its ring; borrows the pool its buffers come from.
@@ -289,42 +307,28 @@ impl<'a, P: Platform> RxQueue<'a, P> {
             return 0;
         }
         let start = usize::from(self.next);
+        let ring_len = ring.mask() + 1;
         let mut free = pool.lock_free();
         let mut i = start;
         let mut received = 0;
         let mut bytes = 0u64;
         // Two tight loops per round rather than one with everything live at once: the first
         // hands out good frames (as many as there is room for and fresh buffers to replace
-        // them), the second gives those descriptors their fresh buffers. A round ends at the
-        // first descriptor that is not a good frame; only a bad write-back starts another.
+        // them), the second gives those descriptors their fresh buffers. Each round covers
+        // descriptors up to the ring's end at most, so both walk a run without masking. A
+        // round ends at the first descriptor that is not a good frame; only a bad write-back
+        // or the ring's end starts another.
         loop {
-            let first = i;
+            let pos = i & ring.mask();
             let room = (want - received).min(free.len());
-            for dst in &mut spare[received..received + room] {
-                let word1 = ring.read_word1(i);
-                let RxWriteback::Frame(frame_len) = decode_rx(word1, buf_size) else {
-                    break;
-                };
-                let index = ring.side(i);
-                let len = u32::from(frame_len);
-                let data = layout.buf_ptr(index);
-                prefetch(data.as_ptr());
-                let (flags, vlan) = if OFFLOADS {
-                    (offload::rx_flags(word1, offload_mask), (word1 >> 48) as u16)
-                } else {
-                    (0, 0)
-                };
-                dst.write(Packet::from_rx(pool, data, index, frame_len, flags, vlan));
-                bytes += u64::from(len);
-                // Free-running: every access masks (one AND shared by the accesses of a frame).
-                i = i.wrapping_add(1);
-            }
-            let got = i.wrapping_sub(first);
+            let run = ring.run(pos, room.min(ring_len - pos));
+            let dst = &mut spare[received..received + run.len()];
+            let got = Self::receive_run::<OFFLOADS>(&run, dst, pool, offload_mask, &mut bytes);
+            refill(&run, free.take(got), layout);
             received += got;
-            for (k, &fresh) in free.take(got).iter().rev().enumerate() {
-                let d = first.wrapping_add(k);
-                ring.write(d, layout.phys(fresh), 0);
-                ring.set_side(d, fresh);
+            i = i.wrapping_add(got);
+            if got == run.len() && run.len() < room {
+                continue; // the ring's end: go on from descriptor 0
             }
             if received == want {
                 break;
@@ -355,6 +359,44 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         self.counters.packets = self.counters.packets.wrapping_add(received as u64);
         self.counters.bytes = self.counters.bytes.wrapping_add(bytes);
         received
+    }
+
+    /// Hands out the good frames at the start of `run` (at most `dst.len()`), one packet each
+    /// into `dst`, adding their lengths to `bytes`; returns how many. Stops at the first
+    /// descriptor that is not a good frame.
+    #[inline(always)]
+    fn receive_run<const OFFLOADS: bool>(
+        run: &DescRun<'_, u32>,
+        dst: &mut [MaybeUninit<Packet<'a>>],
+        pool: &'a PoolCore,
+        offload_mask: u32,
+        bytes: &mut u64,
+    ) -> usize {
+        let layout = pool.layout();
+        let buf_size = layout.buf_size();
+        let n = dst.len().min(run.len());
+        let mut sum = 0u64;
+        // An index, not an iterator: see `refill`.
+        #[allow(clippy::needless_range_loop)]
+        for k in 0..n {
+            let word1 = run.read_word1(k);
+            let RxWriteback::Frame(len) = decode_rx(word1, buf_size) else {
+                *bytes += sum;
+                return k;
+            };
+            let index = run.side(k);
+            let data = layout.buf_ptr(index);
+            prefetch(data.as_ptr());
+            let (flags, vlan) = if OFFLOADS {
+                (offload::rx_flags(word1, offload_mask), (word1 >> 48) as u16)
+            } else {
+                (0, 0)
+            };
+            dst[k].write(Packet::from_rx(pool, data, index, len, flags, vlan));
+            sum += u64::from(len);
+        }
+        *bytes += sum;
+        n
     }
 
     /// When the previous call left the rest of a dropped frame in the ring: drops it; true when
