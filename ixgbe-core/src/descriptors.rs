@@ -378,6 +378,88 @@ impl<S: Copy> DescRing<S> {
     }
 }
 
+/// A second array of one `T` per descriptor beside a [`DescRing`]'s side array, also in private
+/// memory (the transmit queue keeps the buffers' indices in the ring's side array and their
+/// pools here: two arrays, so that cleaning checks the pools and copies the indices a run at a
+/// time).
+///
+/// Invariant: `base` points to `mask + 1` values of `T` (valid for reads and writes, aligned)
+/// in private memory, allocated as long as this value exists, touched only through it.
+pub(crate) struct SideArray<T: Copy> {
+    base: NonNull<T>,
+    mask: usize,
+}
+
+impl<T: Copy> Clone for SideArray<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: Copy> Copy for SideArray<T> {}
+
+// SAFETY: plain private memory owned by one queue, as DescRing.
+unsafe impl<T: Copy + Send> Send for SideArray<T> {}
+
+impl<T: Copy> SideArray<T> {
+    /// Bytes of private memory an array for `len` descriptors takes.
+    pub(crate) const fn bytes(len: usize) -> usize {
+        len * core::mem::size_of::<T>()
+    }
+
+    /// # Safety
+    /// `base` must satisfy the invariant on [`SideArray`] for `len` (a power of two) values;
+    /// each value must be set before it is read.
+    pub(crate) unsafe fn new(base: NonNull<u8>, len: u16) -> Self {
+        debug_assert!(len.is_power_of_two());
+        debug_assert!(base.cast::<T>().is_aligned());
+        Self {
+            base: base.cast(),
+            mask: usize::from(len - 1),
+        }
+    }
+
+    /// The value of descriptor `i` (free-running: masked).
+    #[inline(always)]
+    pub(crate) fn get(&self, i: usize) -> T {
+        // SAFETY: `i & mask` is inside the array (type invariant); values are set before read.
+        unsafe { self.base.as_ptr().add(i & self.mask).read() }
+    }
+
+    /// Sets the value of descriptor `i` (free-running: masked).
+    #[inline(always)]
+    pub(crate) fn set(&self, i: usize, value: T) {
+        // SAFETY: `i & mask` is inside the array (type invariant).
+        unsafe { self.base.as_ptr().add(i & self.mask).write(value) }
+    }
+
+    /// The values of descriptors `first..first + len` (no wrap-around, as [`DescRing::run`];
+    /// panics otherwise) as a slice.
+    ///
+    /// # Safety
+    /// Nothing may write the array (through any copy) while the slice lives, and every value
+    /// in the range must have been set.
+    #[inline(always)]
+    pub(crate) unsafe fn slice(&self, first: usize, len: usize) -> &[T] {
+        assert!(first <= self.mask && len <= self.mask + 1 - first);
+        // SAFETY: inside the array, initialised and not written while borrowed (caller).
+        unsafe { core::slice::from_raw_parts(self.base.as_ptr().add(first), len) }
+    }
+
+    /// The values of descriptors `first..first + len` (no wrap-around; panics otherwise) as a
+    /// slice to write.
+    ///
+    /// # Safety
+    /// Nothing else may read or write the array (through any copy) while the slice lives.
+    #[inline(always)]
+    pub(crate) unsafe fn slice_mut(&mut self, first: usize, len: usize) -> &mut [T] {
+        assert!(first <= self.mask && len <= self.mask + 1 - first);
+        // SAFETY: inside the array, and exclusively borrowed for the slice's life (caller);
+        // every bit pattern written through it is a `T` the caller provides.
+        unsafe { core::slice::from_raw_parts_mut(self.base.as_ptr().add(first), len) }
+    }
+}
+
 /// A run of consecutive descriptors of a [`DescRing`] that does not wrap around
 /// ([`DescRing::run`]): descriptor `k` of the run is the ring's `first + k`. Every access
 /// checks `k < len`; in the data path's loops (`k` in `0..n`, `n <= len`) the compiler proves

@@ -134,6 +134,31 @@ impl FreeBatch<'_> {
     }
 }
 
+impl FreeBatch<'_> {
+    /// Returns the buffer indices `metas & mask` (a mask clears flag bits kept beside them);
+    /// one bounds check and one copy when they fit, which they always do (indices have one
+    /// owner each); if they would not (a bug), the overflow is dropped, as in `push`.
+    #[inline(always)]
+    pub(crate) fn push_indices(&mut self, metas: &[u32], mask: u32) {
+        let top = self.top as usize;
+        if metas.len() <= (self.cap - self.top) as usize {
+            // SAFETY: slots top..top + len are inside the stack array (len <= cap - top), ours
+            // while the guard is held, and no other reference to them exists.
+            let dst = unsafe {
+                core::slice::from_raw_parts_mut(self.stack.as_ptr().add(top), metas.len())
+            };
+            for (d, &m) in dst.iter_mut().zip(metas) {
+                *d = m & mask;
+            }
+            self.top += metas.len() as u32;
+        } else {
+            for &m in metas {
+                self.push(m & mask);
+            }
+        }
+    }
+}
+
 impl Drop for FreeBatch<'_> {
     #[inline(always)]
     fn drop(&mut self) {

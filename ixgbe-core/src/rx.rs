@@ -363,8 +363,9 @@ impl<'a, P: Platform> RxQueue<'a, P> {
 
     /// Hands out the good frames at the start of `run` (at most `dst.len()`), one packet each
     /// into `dst`, adding their lengths to `bytes`; returns how many. Stops at the first
-    /// descriptor that is not a good frame.
-    #[inline(always)]
+    /// descriptor that is not a good frame. Out of line and without calls, so that its loop
+    /// keeps everything in registers.
+    #[inline(never)]
     fn receive_run<const OFFLOADS: bool>(
         run: &DescRun<'_, u32>,
         dst: &mut [MaybeUninit<Packet<'a>>],

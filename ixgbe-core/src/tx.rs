@@ -3,7 +3,7 @@
 
 use core::time::Duration;
 
-use crate::descriptors::{tx_done, tx_word1, DescRing, DESC_SIZE};
+use crate::descriptors::{tx_done, tx_word1, DescRing, DescRun, SideArray, DESC_SIZE};
 use crate::error::Error;
 use crate::mempool::{Packet, PoolCore};
 use crate::offload::TxContextKey;
@@ -18,48 +18,42 @@ mod offload;
 const CLEAN_BATCH: usize = 32;
 
 /// What the driver keeps for each descriptor in flight: whose buffer it is, or no buffer (a
-/// null pool) for a context descriptor. Lives in private memory (the device cannot forge the
-/// pool pointer or the index).
+/// null pool) for a context descriptor. Kept in two arrays in private memory (the device cannot
+/// forge the pool pointer or the index): the ring's side array holds [`Slot::meta`], the
+/// queue's `owners` array the pool.
 #[derive(Clone, Copy)]
 struct Slot {
     pool: *const PoolCore,
-    /// The buffer index in bits 31:0; bit 32 set when the descriptor is not the last of its
-    /// packet (a segment of a chain, [`TxQueue::tx_chains`], or a context descriptor): it has
-    /// no RS, so the device never writes DD back into it. One word, so `tx_batch` sets both with the one store it
-    /// made for the index alone.
-    meta: u64,
+    /// The buffer index in bits 23:0 (pools have at most 2^24 buffers); [`MORE`] set when the
+    /// descriptor is not the last of its packet (a segment of a chain, [`TxQueue::tx_chains`],
+    /// or a context descriptor): it has no RS, so the device never writes DD back into it.
+    meta: u32,
 }
 
 /// [`Slot::meta`]'s bit for "not the last descriptor of its packet".
-const MORE: u64 = 1 << 32;
+const MORE: u32 = 1 << 31;
 
 impl Slot {
     #[inline(always)]
     fn new(pool: *const PoolCore, index: u32, more: bool) -> Self {
         Slot {
             pool,
-            meta: u64::from(index) | if more { MORE } else { 0 },
+            meta: index | if more { MORE } else { 0 },
         }
     }
 
-    #[inline(always)]
-    fn index(&self) -> u32 {
-        self.meta as u32
-    }
-
-    #[inline(always)]
-    fn more(&self) -> bool {
-        self.meta & MORE != 0
-    }
-}
-
-impl Slot {
     /// A context descriptor's slot: no buffer, and never the end of a packet (no RS: its
     /// packet's data descriptor follows it).
     const CONTEXT: Slot = Slot {
         pool: core::ptr::null(),
         meta: MORE,
     };
+}
+
+/// True when a slot's meta says the descriptor does not end its packet.
+#[inline(always)]
+fn more(meta: u32) -> bool {
+    meta & MORE != 0
 }
 
 /// What one transmit queue has done, counted by the driver.
@@ -114,8 +108,10 @@ fn pad(packet: &mut Packet<'_>) -> Option<u32> {
 pub struct TxQueue<'a, P: Platform> {
     regs: Regs<P>,
     id: u16,
-    /// The descriptors, and whose buffer each one in flight holds.
-    ring: DescRing<Slot>,
+    /// The descriptors, and which buffer each one in flight holds ([`Slot::meta`]).
+    ring: DescRing<u32>,
+    /// The pool of each descriptor's buffer ([`Slot::pool`]).
+    owners: SideArray<*const PoolCore>,
     /// Next descriptor to fill (the software copy of TDT).
     tail: u16,
     /// Oldest descriptor not yet cleaned.
@@ -132,8 +128,9 @@ pub struct TxQueue<'a, P: Platform> {
     /// in flight may not end a packet (their slots say `more`), cleaning must mind that.
     marked: bool,
     region: Option<DmaRegion>,
-    /// The slots, where the device cannot write.
+    /// The slots' two arrays, where the device cannot write.
     _side: PrivateMem<P>,
+    _owners: PrivateMem<P>,
     _pools: core::marker::PhantomData<&'a PoolCore>,
 }
 
@@ -147,8 +144,9 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     pub(crate) fn setup(regs: &Regs<P>, id: u16, len: u16) -> Result<Self, Error> {
         let n = usize::from(len);
         let platform = regs.platform();
-        let side = PrivateMem::alloc(platform, DescRing::<Slot>::side_bytes(n))?;
-        let bytes = DescRing::<Slot>::ring_bytes(n);
+        let side = PrivateMem::alloc(platform, DescRing::<u32>::side_bytes(n))?;
+        let owners_mem = PrivateMem::alloc(platform, SideArray::<*const PoolCore>::bytes(n))?;
+        let bytes = DescRing::<u32>::ring_bytes(n);
         let region = platform.dma_alloc(bytes)?;
         let phys = platform.virt_to_phys(region.virt().as_ptr());
         let (Some(phys), true) = (phys, region.len() >= bytes) else {
@@ -162,6 +160,9 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         // private one n slots. A slot is read only for descriptors in flight, whose slots
         // tx_batch set.
         let ring = unsafe { DescRing::new(region.virt(), side.ptr(), len) };
+        // SAFETY: a private region (4096-byte aligned) of n pointers, owned by this queue,
+        // zeroed (null pools); as the side array, read only for descriptors in flight.
+        let owners = unsafe { SideArray::new(owners_mem.ptr(), len) };
         let q = u32::from(id);
         regs.write(regs::tdbal(q), phys as u32);
         regs.write(regs::tdbah(q), (phys >> 32) as u32);
@@ -181,6 +182,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             regs: regs.clone(),
             id,
             ring,
+            owners,
             tail: 0,
             clean: 0,
             counters: TxCounters::default(),
@@ -190,6 +192,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             marked: false,
             region: Some(region),
             _side: side,
+            _owners: owners_mem,
             _pools: core::marker::PhantomData,
         })
     }
@@ -218,7 +221,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     #[cfg(test)]
     pub(crate) fn buffers_in_flight(&self) -> usize {
         (0..self.in_flight())
-            .filter(|&k| !self.ring.side(usize::from(self.clean) + k).pool.is_null())
+            .filter(|&k| !self.owners.get(usize::from(self.clean) + k).is_null())
             .count()
     }
 
@@ -241,7 +244,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             let mut n = in_flight.min(CLEAN_BATCH);
             let first = usize::from(self.clean);
             if !tx_done(self.ring.read_word1(first + n - 1)) {
-                if !(self.marked && self.ring.side(first + n - 1).more()) {
+                if !(self.marked && more(self.ring.side(first + n - 1))) {
                     break;
                 }
                 n = self.packet_end(first, n, in_flight);
@@ -272,7 +275,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     fn packet_end(&self, first: usize, n: usize, in_flight: usize) -> usize {
         // A packet ends on a data descriptor without `more` (chain segments before the last
         // and context descriptors have it).
-        let ends = |k: &usize| !self.ring.side(first + k).more();
+        let ends = |k: &usize| !more(self.ring.side(first + k));
         (0..n)
             .rev()
             .find(ends)
@@ -288,55 +291,82 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         let ring = self.ring;
         let first = start & ring.mask();
         let to_end = (ring.mask() + 1 - first).min(n);
-        // SAFETY: `&mut self` keeps tx_batch, the only writer of the side array, away while
-        // the run lives; the slots of descriptors in flight (from `clean` on, which is where
-        // callers start) were set by tx_batch before their descriptors went to the device.
-        let run = unsafe { ring.side_run(first, to_end) };
-        let mut contexts = Self::free_run(run);
+        // SAFETY: `&mut self` keeps the writers of both arrays (the transmit paths) away while
+        // the runs live; the slots of descriptors in flight (from `clean` on, which is where
+        // callers start) were set before their descriptors went to the device.
+        let (pools, metas) = unsafe {
+            (
+                self.owners.slice(first, to_end),
+                ring.side_run(first, to_end),
+            )
+        };
+        let mut contexts = Self::free_run(pools, metas);
         if to_end < n {
             // SAFETY: as above, for the part after the wrap-around.
-            let run = unsafe { ring.side_run(0, n - to_end) };
-            contexts += Self::free_run(run);
+            let (pools, metas) = unsafe {
+                (
+                    self.owners.slice(0, n - to_end),
+                    ring.side_run(0, n - to_end),
+                )
+            };
+            contexts += Self::free_run(pools, metas);
         }
         contexts
     }
 
-    /// Returns the buffers of one run of slots (no wrap-around) to their pools; returns how
-    /// many slots were context descriptors'.
+    /// Returns the buffers of one run of slots (no wrap-around; `metas` as long as `pools`)
+    /// to their pools; returns how many slots were context descriptors'.
+    ///
+    /// The usual run holds buffers of one pool only: that is checked without branching (an
+    /// OR over the run, which the compiler vectorises) and the indices go to the pool's free
+    /// stack in one copy. Anything else takes the slot-by-slot way.
     #[inline(always)]
-    fn free_run(run: &[Slot]) -> usize {
-        let mut contexts = 0;
-        let mut slots = run.iter();
-        let Some(mut slot) = slots.next() else {
+    fn free_run(pools: &[*const PoolCore], metas: &[u32]) -> usize {
+        let Some(&pool) = pools.first() else {
             return 0;
         };
-        loop {
-            let pool = slot.pool;
+        let others = pools
+            .iter()
+            .fold(0, |acc, p| acc | (p.addr() ^ pool.addr()));
+        if others != 0 || pool.is_null() || metas.len() != pools.len() {
+            return Self::free_mixed(pools, metas);
+        }
+        // SAFETY: `pool` came from a live `&'a PoolCore` (see tx_batch).
+        unsafe { &*pool }.lock_free().push_indices(metas, !MORE);
+        0
+    }
+
+    /// [`TxQueue::free_run`] for a run with context descriptors or buffers of several pools:
+    /// one lock per run of one pool.
+    #[cold]
+    #[inline(never)]
+    fn free_mixed(pools: &[*const PoolCore], metas: &[u32]) -> usize {
+        let mut contexts = 0;
+        let mut k = 0;
+        let n = pools.len().min(metas.len());
+        while k < n {
+            let pool = pools[k];
             if pool.is_null() {
                 // A context descriptor: no buffer.
                 contexts += 1;
-                match slots.next() {
-                    None => return contexts,
-                    Some(next) => {
-                        slot = next;
-                        continue;
-                    }
-                }
+                k += 1;
+                continue;
             }
+            let same = pools[k..n].iter().take_while(|&&p| p == pool).count();
             // SAFETY: `pool` came from a live `&'a PoolCore` (see tx_batch).
-            let mut free = unsafe { &*pool }.lock_free();
-            free.push(slot.index());
-            loop {
-                match slots.next() {
-                    None => return contexts,
-                    Some(next) if next.pool == pool => free.push(next.index()),
-                    Some(next) => {
-                        slot = next;
-                        break;
-                    }
-                }
-            }
+            unsafe { &*pool }
+                .lock_free()
+                .push_indices(&metas[k..k + same], !MORE);
+            k += same;
         }
+        contexts
+    }
+
+    /// Records who owns descriptor `t`'s buffer (or that it is a context descriptor).
+    #[inline(always)]
+    fn set_slot(&self, t: usize, slot: Slot) {
+        self.ring.set_side(t, slot.meta);
+        self.owners.set(t, slot.pool);
     }
 
     /// Sends packets from the front of `packets` and removes those it sent; returns how many.
@@ -385,24 +415,25 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             return 0;
         }
         let start = usize::from(self.tail);
-        let mut t = start;
+        let ring_len = ring.mask() + 1;
+        let mut sent = 0;
         let mut bytes = 0u64;
-        for packet in packets[..n].iter_mut() {
-            let (pool, index, mut len) = packet.raw_parts();
-            if len < MIN_PAYLEN {
-                match pad(packet) {
-                    Some(padded) => len = padded,
-                    None => break, // a runt: stop here, it is dropped below
-                }
+        let mut runt = false;
+        while sent < n {
+            // A run up to the ring's end (then from descriptor 0), cut short by a packet that
+            // needs padding, which is padded here and goes in the next run.
+            let pos = (start + sent) & ring.mask();
+            let end = n.min(sent + ring_len - pos);
+            let (k, b) = self.send_run(pos, &mut packets[sent..end]);
+            sent += k;
+            bytes += b;
+            if sent < end && pad(&mut packets[sent]).is_none() {
+                runt = true;
+                break;
             }
-            ring.write(t, pool.phys(index), tx_word1(len));
-            ring.set_side(t, Slot::new(pool, index, false));
-            bytes += u64::from(len);
-            // Free-running: every access masks.
-            t = t.wrapping_add(1);
         }
-        let runt = t.wrapping_sub(start) < n;
-        let n = t.wrapping_sub(start);
+        let t = start + sent;
+        let n = sent;
         // SAFETY: `n <= packets.len()`, and packets 0..n gave their buffers to the ring (their
         // slots hold pool and index). Nothing between the loop above and this can panic.
         unsafe { Self::forget_sent(packets, n) };
@@ -415,6 +446,34 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             self.drop_runt(packets);
         }
         n
+    }
+
+    /// Writes one descriptor per packet of `packets` into the ring from position `pos` on (no
+    /// wrap-around: `pos + packets.len()` is at most the ring's length), stopping before the
+    /// first packet shorter than [`MIN_PAYLEN`]; returns how many were written and their
+    /// bytes. Out of line and without calls, so that its loop keeps everything in registers
+    /// (inlined into the caller's loop, it reloaded its pointers from the stack).
+    #[inline(never)]
+    fn send_run(&mut self, pos: usize, packets: &mut [Packet<'a>]) -> (usize, u64) {
+        let run: DescRun<'_, u32> = self.ring.run(pos, packets.len());
+        // SAFETY: `&mut self`: nothing else reads or writes the owners array while the slice
+        // lives (cleaning needs `&mut self` too).
+        let owners = unsafe { self.owners.slice_mut(pos, run.len()) };
+        let n = packets.len().min(run.len()).min(owners.len());
+        let mut bytes = 0u64;
+        // An index, not an iterator: with `k < n` the compiler drops the bounds checks.
+        #[allow(clippy::needless_range_loop)]
+        for k in 0..n {
+            let (pool, index, len) = packets[k].raw_parts();
+            if len < MIN_PAYLEN {
+                return (k, bytes);
+            }
+            run.write(k, pool.phys(index), tx_word1(len));
+            run.set_side(k, index);
+            owners[k] = pool;
+            bytes += u64::from(len);
+        }
+        (n, bytes)
     }
 
     /// Hands the descriptors up to `t` (free-running) to the device: one tail write, after a
@@ -485,7 +544,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         let (pool, index, _) = packet.raw_parts();
         let t = usize::from(self.tail);
         ring.write(t, pool.phys(index), tx_word1(len) | extra);
-        ring.set_side(t, Slot::new(pool, index, false));
+        self.set_slot(t, Slot::new(pool, index, false));
         // The ring's slot owns the buffer now.
         core::mem::forget(packet);
         self.write_tail(t + 1);
@@ -545,10 +604,10 @@ impl<P: Platform> Drop for TxQueue<'_, P> {
         if !stopped {
             // The device may still read these buffers and the ring: leak them.
             for k in 0..self.in_flight() {
-                let slot = self.ring.side(usize::from(self.clean) + k);
-                if !slot.pool.is_null() {
+                let pool = self.owners.get(usize::from(self.clean) + k);
+                if !pool.is_null() {
                     // SAFETY: the pool outlives this queue ('a).
-                    unsafe { &*slot.pool }.mark_leaked();
+                    unsafe { &*pool }.mark_leaked();
                 }
             }
             let _leaked = region; // never passed to dma_free

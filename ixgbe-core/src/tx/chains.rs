@@ -82,7 +82,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
                 let last = k + 1 == segs;
                 let word1 = tx_segment_word1(len, total as u32, k == 0, last);
                 ring.write(t + k, pool.phys(index), word1);
-                ring.set_side(t + k, Slot::new(pool, index, !last));
+                self.set_slot(t + k, Slot::new(pool, index, !last));
             }
             // The ring's slots own the buffers now: forget the packets, do not free them.
             while let Some(segment) = chain.pop() {

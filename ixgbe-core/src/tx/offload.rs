@@ -100,7 +100,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
                         let idx = usize::from(self.next_context);
                         let (w0, w1) = tx_context(key.vlan_macip_lens, key.tucmd, idx as u32);
                         ring.write(t, w0, w1);
-                        ring.set_side(t, Slot::CONTEXT);
+                        self.set_slot(t, Slot::CONTEXT);
                         self.marked = true;
                         t = t.wrapping_add(1);
                         free -= 1;
@@ -117,7 +117,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
                 break;
             }
             ring.write(t, pool.phys(index), word1);
-            ring.set_side(t, Slot::new(pool, index, false));
+            self.set_slot(t, Slot::new(pool, index, false));
             t = t.wrapping_add(1);
             free -= 1;
             sent += 1;
