@@ -166,12 +166,15 @@ pub(crate) fn rx_done(word1: u64) -> bool {
 /// `len` must fit DTALEN (16 bits); a [`Packet`](crate::Packet) is at most one buffer, 16 KiB.
 #[inline(always)]
 pub(crate) fn tx_word1(len: u32) -> u64 {
+    tx_word1_without_rs(len) | u64::from(TX_CMD::RS::SET.value)
+}
+
+/// [`tx_word1`] without RS: for descriptors before the last of a batch, into which the device
+/// writes nothing back.
+#[inline(always)]
+pub(crate) fn tx_word1_without_rs(len: u32) -> u64 {
     debug_assert!(len <= 0xFFFF);
-    let cmd = TX_CMD::DTYP::Data
-        + TX_CMD::EOP::SET
-        + TX_CMD::IFCS::SET
-        + TX_CMD::RS::SET
-        + TX_CMD::DEXT::SET;
+    let cmd = TX_CMD::DTYP::Data + TX_CMD::EOP::SET + TX_CMD::IFCS::SET + TX_CMD::DEXT::SET;
     // DTALEN is bits 15:0 and PAYLEN bits 63:46 of the word: one multiplication puts the length
     // into both (len < 2^16, so the two copies and the command bits never overlap).
     let both = TX_CMD::DTALEN.val(1).value as u64 | (TX_STATUS::PAYLEN.val(1).value as u64) << 32;
@@ -223,6 +226,10 @@ pub(crate) fn tx_segment_word1(len: u32, paylen: u32, first: bool, last: bool) -
 /// `cmd_type_len` bit 19 (MAC.1588) in the descriptor's second word: time-stamp this frame
 /// as it leaves (§7.9.2.1; Linux's `IXGBE_ADVTXD_MAC_TSTAMP`).
 pub(crate) const TX_CMD_TSTAMP: u64 = 1 << 19;
+
+/// `cmd_type_len`'s RS bit in the descriptor's second word: the device writes DD back into
+/// this descriptor once it is done (with WTHRESH 0, only into descriptors with RS).
+pub(crate) const TX_RS: u64 = TX_CMD::RS::SET.value as u64;
 
 /// True when the device wrote back DD into the second word of a Tx descriptor.
 #[inline(always)]
@@ -505,6 +512,19 @@ impl<S: Copy> DescRun<'_, S> {
         unsafe {
             core::ptr::addr_of_mut!((*p)[0]).write_volatile(word0.to_le());
             core::ptr::addr_of_mut!((*p)[1]).write_volatile(word1.to_le());
+        }
+    }
+
+    /// ORs `bits` into the second word of the run's descriptor `k`, which the CPU still owns
+    /// (written and not yet handed to the device).
+    #[inline(always)]
+    pub(crate) fn or_word1(&self, k: usize, bits: u64) {
+        let p = self.slot(k);
+        // SAFETY: as in `write`: an aligned descriptor inside the ring that the device does not
+        // own (it is beyond the tail), so nothing writes it concurrently.
+        unsafe {
+            let w = core::ptr::addr_of!((*p)[1]).read_volatile();
+            core::ptr::addr_of_mut!((*p)[1]).write_volatile(w | bits.to_le());
         }
     }
 

@@ -82,13 +82,12 @@ impl<'a, P: Platform> TxQueue<'a, P> {
                 let last = k + 1 == segs;
                 let word1 = tx_segment_word1(len, total as u32, k == 0, last);
                 ring.write(t + k, pool.phys(index), word1);
-                self.set_slot(t + k, Slot::new(pool, index, !last));
+                self.set_slot(t + k, Slot::new(pool, index, last));
             }
             // The ring's slots own the buffers now: forget the packets, do not free them.
             while let Some(segment) = chain.pop() {
                 core::mem::forget(segment);
             }
-            self.marked |= segs > 1;
             t = t.wrapping_add(segs);
             free -= segs;
             sent += 1;
@@ -225,16 +224,18 @@ mod tests {
             sent += q.tx_chains(&mut chains);
         }
         assert_eq!((sent, q.in_flight()), (10, 50));
-        // Only the first six packets are done: a step of 30 is cleaned, then it waits.
+        // Only the first six packets are done: the step ends at the last descriptor in
+        // flight, which is not done, so nothing is cleaned yet.
         complete(&q, 0, 30);
-        assert_eq!(q.clean(), 30);
+        assert_eq!(q.clean(), 0);
         complete(&q, 30, 20);
-        assert_eq!(q.clean(), 20);
-        // A step whose 32nd descriptor is inside a chain ends before the chain: 20 packets
-        // (50..70), a chain of 16 (70..86), 10 packets (86..96).
-        let mut singles = heapless::Vec::<Packet<'_>, 20>::new();
-        assert_eq!(pool.alloc_batch(&mut singles, 20, 60), 20);
-        assert_eq!(q.tx_batch(&mut singles), 20);
+        assert_eq!(q.clean(), 50);
+        // A step whose 64th descriptor has no RS (inside a chain) ends at the last RS before
+        // it: 50 packets (50..100, RS on the 32nd and the last), a chain of 16 (100..116),
+        // 10 packets (116..126).
+        let mut singles = heapless::Vec::<Packet<'_>, 50>::new();
+        assert_eq!(pool.alloc_batch(&mut singles, 50, 60), 50);
+        assert_eq!(q.tx_batch(&mut singles), 50);
         let mut big = PacketChain::new();
         for _ in 0..16 {
             let mut p = pool.alloc().unwrap();
@@ -246,10 +247,10 @@ mod tests {
         assert_eq!(q.tx_chains(&mut chains), 1);
         assert_eq!(pool.alloc_batch(&mut singles, 10, 60), 10);
         assert_eq!(q.tx_batch(&mut singles), 10);
-        // Done up to the chain's middle: the 20 packets before it are cleaned, not the chain.
-        complete(&q, 50, 28);
-        assert_eq!(q.clean(), 20);
-        complete(&q, 78, 18);
+        // Done up to the chain's middle: the 50 packets before it are cleaned, not the chain.
+        complete(&q, 50, 60);
+        assert_eq!(q.clean(), 50);
+        complete(&q, 110, 16);
         assert_eq!(q.clean(), 26);
         assert_eq!(pool.free_count(), 256);
     }

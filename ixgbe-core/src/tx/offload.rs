@@ -101,7 +101,6 @@ impl<'a, P: Platform> TxQueue<'a, P> {
                         let (w0, w1) = tx_context(key.vlan_macip_lens, key.tucmd, idx as u32);
                         ring.write(t, w0, w1);
                         self.set_slot(t, Slot::CONTEXT);
-                        self.marked = true;
                         t = t.wrapping_add(1);
                         free -= 1;
                         self.contexts[idx] = Some(key);
@@ -117,7 +116,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
                 break;
             }
             ring.write(t, pool.phys(index), word1);
-            self.set_slot(t, Slot::new(pool, index, false));
+            self.set_slot(t, Slot::new(pool, index, true));
             t = t.wrapping_add(1);
             free -= 1;
             sent += 1;
