@@ -29,9 +29,7 @@ pub(crate) struct Queue {
 
 /// A frame waiting in the RX packet buffer.
 pub(crate) struct Held {
-    pub(crate) queue: u16,
-    pub(crate) hash: u32,
-    pub(crate) info: u32,
+    pub(crate) meta: super::rx::RxMeta,
     pub(crate) len: usize,
     pub(crate) buf: Vec<u8>,
 }

@@ -7,6 +7,19 @@ use super::tx::size_bucket;
 use super::*;
 use crate::dma::DmaFault;
 
+/// What the receive path decided for a frame before it reaches a queue (kept with a frame
+/// waiting in the packet buffer).
+#[derive(Clone, Copy)]
+pub(crate) struct RxMeta {
+    pub(crate) queue: u16,
+    /// The write-back's RSS field (hash, or fragment checksum and IP identification).
+    pub(crate) hash: u32,
+    /// Packet type and RSS type (write-back bits 16:0).
+    pub(crate) info: u32,
+    /// Checksum status and error bits of the frame as it arrived (§7.1.11).
+    pub(crate) csum: u32,
+}
+
 pub(crate) enum Deliver {
     Done,
     NoDesc,
@@ -54,13 +67,7 @@ fn fragment_field(frame: &[u8], p: &rss::Parsed) -> u32 {
     let total = usize::from(u16::from_be_bytes([frame[l3 + 2], frame[l3 + 3]]));
     let end = (l3 + total).min(frame.len());
     let payload = frame.get(l3 + ihl..end).unwrap_or(&[]);
-    let mut sum = 0u32;
-    for c in payload.chunks(2) {
-        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    while sum > 0xFFFF {
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    }
+    let sum = offload::sum16(payload, 0);
     let id = u32::from(u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]));
     sum << 16 | id
 }
@@ -146,18 +153,25 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
     if n.r(RXCSUM) & RXCSUM_PCSD == 0 {
         hash = fragment_field(frame, &p);
     }
+    // §7.1.11: checksums over the frame as it arrived; reported in the EOP descriptor.
+    let meta = RxMeta {
+        queue,
+        hash,
+        info,
+        csum: offload::rx_checksum_bits_parsed(frame, &p),
+    };
     if !n.held.is_empty() || n.dma_blocked() {
-        hold(n, queue, hash, info, frame);
+        hold(n, meta, frame);
         return;
     }
-    match deliver(n, i, core, queue as usize, hash, info, frame) {
+    match deliver(n, i, core, &meta, frame) {
         Deliver::Done | Deliver::Invalid => {}
         Deliver::Disabled => drop_qprdc(n, queue as usize),
         Deliver::NoDesc => {
             if n.r(rx_base(u32::from(queue)) + Q_SRRCTL) & SRRCTL_DROP_EN != 0 {
                 drop_qprdc(n, queue as usize);
             } else {
-                hold(n, queue, hash, info, frame);
+                hold(n, meta, frame);
             }
         }
     }
@@ -169,7 +183,7 @@ pub(crate) fn drop_qprdc(n: &mut Nic, q: usize) {
     n.wire.rx_dropped += 1;
 }
 
-pub(crate) fn hold(n: &mut Nic, queue: u16, hash: u32, info: u32, frame: &[u8]) {
+pub(crate) fn hold(n: &mut Nic, meta: RxMeta, frame: &[u8]) {
     let cap = (((n.r(RXPBSIZE) >> 10) & 0x3FF) as usize) * 1024;
     let need = frame.len() + 4;
     if n.held_bytes + need > cap {
@@ -183,9 +197,7 @@ pub(crate) fn hold(n: &mut Nic, queue: u16, hash: u32, info: u32, frame: &[u8]) 
     buf.extend_from_slice(frame);
     n.held_bytes += need;
     n.held.push_back(Held {
-        queue,
-        hash,
-        info,
+        meta,
         len: frame.len(),
         buf,
     });
@@ -198,8 +210,8 @@ pub(crate) fn drain_held(n: &mut Nic, i: usize, core: &mut Core) {
         return;
     }
     while let Some(h) = n.held.pop_front() {
-        let q = h.queue as usize;
-        let r = deliver(n, i, core, q, h.hash, h.info, &h.buf[..h.len]);
+        let q = usize::from(h.meta.queue);
+        let r = deliver(n, i, core, &h.meta, &h.buf[..h.len]);
         let consumed = match r {
             Deliver::Done | Deliver::Invalid => true,
             Deliver::Disabled => {
@@ -231,11 +243,13 @@ pub(crate) fn deliver(
     n: &mut Nic,
     i: usize,
     core: &mut Core,
-    q: usize,
-    hash: u32,
-    info: u32,
+    meta: &RxMeta,
     frame: &[u8],
 ) -> Deliver {
+    let RxMeta {
+        hash, info, csum, ..
+    } = *meta;
+    let q = usize::from(meta.queue);
     if q >= 128 || !n.rx[q].en {
         return Deliver::Disabled;
     }
@@ -267,8 +281,7 @@ pub(crate) fn deliver(
             format!("HLREG0.RXCRCSTRP = {hl} but RDRXCTL.CRCStrip = {rd}; they must be equal"),
         );
     }
-    // §7.1.11: checksums over the frame as it arrived; reported in the EOP descriptor.
-    let mut csum = offload::rx_checksum_bits(frame);
+    let mut csum = csum;
     // RXDCTL.VME: the tag leaves the frame for the write-back (bits 127:112) and VP says so.
     let mut tci = 0u16;
     let Core {
