@@ -30,6 +30,8 @@ use tx::TxDesc;
 
 /// Size of the modelled register file (everything a minimal driver touches lies below 128 KiB).
 const REG_SPACE: u32 = 0x20000;
+/// Registers in [`REG_SPACE`].
+const REG_WORDS: usize = (REG_SPACE / 4) as usize;
 const RESET_TIME: Duration = Duration::from_micros(10);
 const AUTO_RD_TIME: Duration = Duration::from_millis(1);
 const DMAIDONE_TIME: Duration = Duration::from_millis(2);

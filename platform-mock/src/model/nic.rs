@@ -62,7 +62,9 @@ pub(crate) fn bit_set(m: &mut [u64; 2], q: usize) {
 pub(crate) struct Nic {
     pub cfg: NicConfig,
     pub(crate) config: crate::pci::ConfigSpace,
-    pub(crate) regs: Box<[u32]>,
+    /// The register file, one word per 4 bytes of BAR0 (a fixed size, so that the accessors
+    /// at constant offsets need no bounds check).
+    pub(crate) regs: Box<[u32; REG_WORDS]>,
     pub(crate) rx: Box<[Queue]>,
     pub(crate) tx: Box<[Queue]>,
     pub(crate) irq: super::interrupts::Irq,
@@ -164,7 +166,10 @@ impl Nic {
             i2c: crate::sfp::I2cBus::new(cfg.module, &serial),
             irq: super::interrupts::Irq::new(),
             cfg,
-            regs: vec![0u32; (REG_SPACE / 4) as usize].into_boxed_slice(),
+            regs: vec![0u32; REG_WORDS]
+                .into_boxed_slice()
+                .try_into()
+                .expect("REG_WORDS registers"),
             rx: vec![Queue::default(); 128].into_boxed_slice(),
             tx: vec![Queue::default(); 128].into_boxed_slice(),
             reset_until: None,
@@ -447,6 +452,7 @@ impl Nic {
         }
     }
 
+    #[inline]
     pub(crate) fn ring_len(&self, tx: bool, q: usize) -> u32 {
         let base = if tx {
             tx_base(q as u32)
@@ -456,6 +462,7 @@ impl Nic {
         self.r(base + Q_LEN) / 16
     }
 
+    #[inline]
     pub(crate) fn ring_base(&self, tx: bool, q: usize) -> u64 {
         let base = if tx {
             tx_base(q as u32)
@@ -465,11 +472,13 @@ impl Nic {
         u64::from(self.r(base + Q_BAH)) << 32 | u64::from(self.r(base + Q_BAL) & !0x7F)
     }
 
+    #[inline]
     pub(crate) fn inc(&mut self, off: u32, n: u32) {
         let r = &mut self.regs[(off / 4) as usize];
         *r = r.saturating_add(n);
     }
 
+    #[inline]
     pub(crate) fn add36(&mut self, low: u32, n: u64) {
         let l = u64::from(self.r(low));
         let h = u64::from(self.r(low + 4) & 0xF);
@@ -498,6 +507,7 @@ impl Nic {
         &self.rar_cache
     }
 
+    #[inline]
     pub(crate) fn stat_slot(&self, map_base: u32, q: usize) -> u32 {
         (self.r(map_base + 4 * (q as u32 / 4)) >> (8 * (q % 4))) & 0xF
     }
