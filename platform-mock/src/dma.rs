@@ -255,12 +255,18 @@ impl DmaSpace {
         Ok(unsafe { chost.add(off as usize) })
     }
 
-    /// Device read of `dst.len()` bytes at `bus`.
-    pub fn read(&mut self, bus: u64, dst: &mut [u8]) -> Result<(), DmaFault> {
-        let p = self.translate(bus, dst.len())?;
-        // SAFETY: `p` is valid for `dst.len()` bytes inside a live allocation (checked by
-        // `translate`); `dst` is a distinct Rust buffer, so the ranges do not overlap.
-        unsafe { std::ptr::copy_nonoverlapping(p as *const u8, dst.as_mut_ptr(), dst.len()) };
+    /// Device read of `len` bytes at `bus`, appended to `dst` (no zero-filling first).
+    pub fn read_append(&mut self, bus: u64, len: usize, dst: &mut Vec<u8>) -> Result<(), DmaFault> {
+        let p = self.translate(bus, len)?;
+        dst.reserve(len);
+        let old = dst.len();
+        // SAFETY: `p` is valid for `len` bytes inside a live allocation (checked by
+        // `translate`); `reserve` made room for `len` more bytes after `old` in `dst`, a
+        // distinct Rust buffer, and `set_len` covers exactly the bytes just initialised.
+        unsafe {
+            std::ptr::copy_nonoverlapping(p as *const u8, dst.as_mut_ptr().add(old), len);
+            dst.set_len(old + len);
+        }
         Ok(())
     }
 
@@ -351,8 +357,8 @@ mod tests {
         dma.write_u64(bus_b, 0x0807_0605_0403_0201).unwrap();
         // Hits in the cache from now on: the same answers.
         for _ in 0..2 {
-            let mut got = [0u8; 3];
-            dma.read(bus_a + 8, &mut got).unwrap();
+            let mut got = Vec::new();
+            dma.read_append(bus_a + 8, 3, &mut got).unwrap();
             assert_eq!(got, [1, 2, 3]);
             assert_eq!(dma.read_u64(bus_b).unwrap(), 0x0807_0605_0403_0201);
         }
@@ -374,6 +380,13 @@ mod tests {
         assert_ne!(second, end);
         dma.write_u32(second, 7).unwrap();
         assert!(dma.write_u32(end, 7).is_err());
+        // Appending reads: what is there, after what the buffer held; nothing on a fault.
+        let mut buf = vec![9u8];
+        dma.read_append(bus_a + 8, 3, &mut buf).unwrap();
+        dma.read_append(bus_b, 2, &mut buf).unwrap();
+        assert_eq!(buf, [9, 1, 2, 3, 1, 2]);
+        assert!(dma.read_append(end - 4, 8, &mut buf).is_err());
+        assert_eq!(buf.len(), 6);
         // Freed: the cached chunk goes with it.
         assert!(dma.free(ida, a.as_ptr()));
         assert!(dma.read_u64(bus_a + 8).is_err());

@@ -220,9 +220,7 @@ pub(crate) fn tx_one(
             continue;
         }
         if !bad {
-            let old = scratch.len();
-            scratch.resize(old + dlen, 0);
-            if let Err(f) = core.dma.read(d.addr, &mut scratch[old..]) {
+            if let Err(f) = core.dma.read_append(d.addr, dlen, scratch) {
                 core.dma_fault(i, &format!("TX queue {q} buffer read"), f);
                 bad = true;
             }
