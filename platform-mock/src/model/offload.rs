@@ -38,17 +38,20 @@ fn be16(frame: &[u8], at: usize) -> usize {
 /// checksum errors").
 #[cfg(test)]
 pub(crate) fn rx_checksum_bits(frame: &[u8]) -> u32 {
-    rx_checksum_bits_parsed(frame, &rss::parse(frame))
+    rx_checksum_bits_parsed(frame, &rss::parse(frame)).0
 }
 
-/// [`rx_checksum_bits`] for a frame `rss::parse` has already parsed into `p`.
-pub(crate) fn rx_checksum_bits_parsed(frame: &[u8], p: &rss::Parsed) -> u32 {
+/// [`rx_checksum_bits`] for a frame `rss::parse` has already parsed into `p`; with the sum
+/// ([`sum16`] from 0) of the IPv4 payload `frame[l3 + IHL × 4..l3 + total length]` when it was
+/// computed (an IPv4 frame that is not a fragment and fits its lengths), for the fragment
+/// checksum.
+pub(crate) fn rx_checksum_bits_parsed(frame: &[u8], p: &rss::Parsed) -> (u32, Option<u32>) {
     let l3 = p.l3;
     match p.ip {
         4 => {
             let ihl = usize::from(frame[l3] & 0xF) * 4;
             if frame.len() < l3 + ihl {
-                return 0;
+                return (0, None);
             }
             let mut bits = RX_IPCS;
             if sum16(&frame[l3..l3 + ihl], 0) != 0xFFFF {
@@ -56,34 +59,45 @@ pub(crate) fn rx_checksum_bits_parsed(frame: &[u8], p: &rss::Parsed) -> u32 {
             }
             let total = be16(frame, l3 + 2);
             let (Some(l4), true) = (p.l4, total >= ihl && l3 + total <= frame.len()) else {
-                return bits; // a fragment, or lengths that do not fit: no L4 check
+                return (bits, None); // a fragment, or lengths that do not fit: no L4 check
             };
+            // `l4` is `l3 + ihl` (no fragment): the segment is the whole IP payload.
             let seg = &frame[l4..l3 + total];
+            let seg_sum = sum16(seg, 0);
             let pseudo = sum16(
                 &frame[l3 + 12..l3 + 20],
                 u32::from(p.proto) + seg.len() as u32,
             );
-            bits | l4_bits(p.proto, seg, pseudo, true)
+            let bits = bits | l4_bits(p.proto, seg, ones_add(seg_sum, pseudo), true);
+            (bits, Some(seg_sum))
         }
         6 => {
-            let Some(l4) = p.l4 else { return 0 };
+            let Some(l4) = p.l4 else { return (0, None) };
             let end = l4 + be16(frame, l3 + 4);
             if end > frame.len() {
-                return 0;
+                return (0, None);
             }
             let seg = &frame[l4..end];
             let pseudo = sum16(
                 &frame[l3 + 8..l3 + 40],
                 u32::from(p.proto) + seg.len() as u32,
             );
-            l4_bits(p.proto, seg, pseudo, false)
+            (l4_bits(p.proto, seg, sum16(seg, pseudo), false), None)
         }
-        _ => 0,
+        _ => (0, None),
     }
 }
 
-/// L4CS, UDPCS and L4E for a TCP or UDP segment `seg` with pseudo-header sum `pseudo`.
-fn l4_bits(proto: u8, seg: &[u8], pseudo: u32, ipv4: bool) -> u32 {
+/// The ones' complement sum of two folded sums (each at most 0xFFFF): what [`sum16`] gives
+/// over both sums' data (0 only when both are 0).
+fn ones_add(a: u32, b: u32) -> u32 {
+    let s = a + b;
+    (s & 0xFFFF) + (s >> 16)
+}
+
+/// L4CS, UDPCS and L4E for a TCP or UDP segment `seg` whose sum with the pseudo header is
+/// `sum`.
+fn l4_bits(proto: u8, seg: &[u8], sum: u32, ipv4: bool) -> u32 {
     let (min, udp) = match proto {
         6 => (20, false),
         17 => (8, true),
@@ -94,7 +108,7 @@ fn l4_bits(proto: u8, seg: &[u8], pseudo: u32, ipv4: bool) -> u32 {
     }
     let mut bits = RX_L4CS | if udp { RX_UDPCS } else { 0 };
     let no_checksum = udp && ipv4 && seg[6..8] == [0, 0];
-    if no_checksum || sum16(seg, pseudo) != 0xFFFF {
+    if no_checksum || sum != 0xFFFF {
         bits |= RX_L4E;
     }
     bits
@@ -327,6 +341,15 @@ mod tests {
         assert_eq!(sum16(&[0xFF; 64], 0), 0xFFFF);
         assert_eq!(sum16(&[0xFF; 63], 0), sum16_words(&[0xFF; 63], 0));
         assert_eq!(sum16(&[0xFF; 8], 1), sum16_words(&[0xFF; 8], 1));
+        // Sums of two pieces add up to the sum of the whole, zeros included.
+        for split in 0..=data.len() / 2 {
+            let (a, b) = data.split_at(2 * split);
+            let whole = sum16(&data, 0x1234);
+            assert_eq!(ones_add(sum16(a, 0), sum16(b, 0x1234)), whole);
+        }
+        assert_eq!(ones_add(sum16(&[0; 6], 0), sum16(&[0; 4], 0)), 0);
+        assert_eq!(ones_add(0xFFFF, 0xFFFF), 0xFFFF);
+        assert_eq!(ones_add(0xFFFF, 0), 0xFFFF);
     }
 
     #[test]

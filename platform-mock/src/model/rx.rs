@@ -57,8 +57,9 @@ pub(crate) fn crc32(data: &[u8]) -> u32 {
 
 /// The write-back's RSS field when RXCSUM.PCSD = 0, for IPv4: bits 31:16 the fragment
 /// checksum (the unadjusted 16-bit ones' complement sum of the IP payload, §7.1.11), bits 15:0
-/// the IP identification. 0 for other frames.
-fn fragment_field(frame: &[u8], p: &rss::Parsed) -> u32 {
+/// the IP identification. 0 for other frames. `payload_sum`: the payload's sum if the checksum
+/// check already computed it.
+fn fragment_field(frame: &[u8], p: &rss::Parsed, payload_sum: Option<u32>) -> u32 {
     let l3 = p.l3;
     if p.ip != 4 || frame.len() < l3 + 20 {
         return 0;
@@ -66,8 +67,8 @@ fn fragment_field(frame: &[u8], p: &rss::Parsed) -> u32 {
     let ihl = usize::from(frame[l3] & 0xF) * 4;
     let total = usize::from(u16::from_be_bytes([frame[l3 + 2], frame[l3 + 3]]));
     let end = (l3 + total).min(frame.len());
-    let payload = frame.get(l3 + ihl..end).unwrap_or(&[]);
-    let sum = offload::sum16(payload, 0);
+    let sum =
+        payload_sum.unwrap_or_else(|| offload::sum16(frame.get(l3 + ihl..end).unwrap_or(&[]), 0));
     let id = u32::from(u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]));
     sum << 16 | id
 }
@@ -120,10 +121,12 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
         u64::from(wlen)
     };
     n.add36(GORCL, stored);
-    if frame[..6] == [0xFF; 6] {
-        n.inc(BPRC, 1);
-    } else if frame[0] & 1 != 0 {
-        n.inc(MPRC, 1);
+    if frame[0] & 1 != 0 {
+        if frame[..6] == [0xFF; 6] {
+            n.inc(BPRC, 1);
+        } else {
+            n.inc(MPRC, 1);
+        }
     }
     n.inc(PRC64 + 4 * size_bucket(wlen), 1);
     if n.r(RXCTRL) & RXCTRL_RXEN == 0 {
@@ -148,17 +151,18 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
             queue = ((n.r(RETA + 4 * (e / 4)) >> (8 * (e % 4))) & 0xF) as u16;
         }
     }
+    // §7.1.11: checksums over the frame as it arrived; reported in the EOP descriptor.
+    let (csum, payload_sum) = offload::rx_checksum_bits_parsed(frame, &p);
     // The write-back's RSS field holds the hash with RXCSUM.PCSD = 1, otherwise the fragment
     // checksum and IP identification (§7.1.6.2).
     if n.r(RXCSUM) & RXCSUM_PCSD == 0 {
-        hash = fragment_field(frame, &p);
+        hash = fragment_field(frame, &p, payload_sum);
     }
-    // §7.1.11: checksums over the frame as it arrived; reported in the EOP descriptor.
     let meta = RxMeta {
         queue,
         hash,
         info,
-        csum: offload::rx_checksum_bits_parsed(frame, &p),
+        csum,
     };
     if !n.held.is_empty() || n.dma_blocked() {
         hold(n, meta, frame);
@@ -380,4 +384,35 @@ pub(crate) fn deliver(
     n.wire.rx_delivered += 1;
     n.queue_cause(false, q);
     Deliver::Done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fragment_field_from_the_checksum_pass_equals_its_own_sum() {
+        let mut f = vec![0u8; 14];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        let payload: Vec<u8> = (0..45u8).map(|k| k.wrapping_mul(29) ^ 0xA5).collect();
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0x12, 0x34, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        ip[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&payload);
+        f.extend_from_slice(&[0xEE; 7]); // padding after the IP length: not summed
+        let p = rss::parse(&f);
+        let (_, sum) = offload::rx_checksum_bits_parsed(&f, &p);
+        assert_eq!(sum, Some(offload::sum16(&payload, 0)));
+        let own = fragment_field(&f, &p, None);
+        assert_eq!(fragment_field(&f, &p, sum), own);
+        assert_eq!(own, offload::sum16(&payload, 0) << 16 | 0x1234);
+        // A fragment: no payload sum from the checksum pass, the field still computed.
+        let mut frag = f.clone();
+        frag[20] = 0x20; // MF
+        let pf = rss::parse(&frag);
+        assert_eq!(offload::rx_checksum_bits_parsed(&frag, &pf).1, None);
+        assert_eq!(fragment_field(&frag, &pf, None), own);
+    }
 }
