@@ -95,10 +95,8 @@ fn ip_checksum(hdr: &[u8]) -> u16 {
 
 /// Offers test frames at a fixed rate, by virtual time.
 pub struct LineRateSource {
+    /// The last frame sent (or the template `build` made), its IPv4 header checksum valid.
     frame: Vec<u8>,
-    /// Ones' complement sum of the IPv4 header with a zero checksum and zero source-IP bytes
-    /// 2 and 3 (the flow's), folded: [`LineRateSource::fill`] adds the flow to it.
-    ip_sum: u32,
     flows: u16,
     next_flow: u16,
     seqs: Vec<u64>,
@@ -116,7 +114,6 @@ impl LineRateSource {
     pub fn new(dst_mac: [u8; 6]) -> Self {
         let mut s = LineRateSource {
             frame: Vec::new(),
-            ip_sum: 0,
             flows: 1,
             next_flow: 0,
             seqs: vec![0],
@@ -149,10 +146,9 @@ impl LineRateSource {
         f[34..36].copy_from_slice(&1000u16.to_be_bytes());
         f[36..38].copy_from_slice(&2000u16.to_be_bytes());
         f[38..40].copy_from_slice(&udp_len.to_be_bytes());
-        // The IPv4 header's sum without the bytes `fill` writes (source IP bytes 2 and 3).
-        let mut hdr: [u8; 20] = f[14..34].try_into().expect("20 bytes");
-        hdr[14..16].fill(0);
-        self.ip_sum = u32::from(!ip_checksum(&hdr));
+        // A valid header checksum, which `fill` updates for each frame's flow.
+        let c = ip_checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
         self.frame = f;
     }
 
@@ -238,14 +234,18 @@ impl LineRateSource {
         let seq = self.seqs[usize::from(flow)];
         self.seqs[usize::from(flow)] += 1;
         let f = &mut self.frame;
-        // Source IP 10.0.x.y: bytes 26..30 of the frame; `build` wrote 10.0.
+        // Source IP 10.0.x.y: bytes 26..30 of the frame; `build` wrote 10.0. Only the word at
+        // 28..30 changes, so the header checksum is updated for it (RFC 1624, eqn. 3:
+        // HC' = ~(~HC + ~m + m')), which gives exactly what summing the header would: the
+        // complement of a nonzero ones' complement sum.
+        let old = u16::from_be_bytes([f[28], f[29]]);
+        let hc = u16::from_be_bytes([f[24], f[25]]);
+        let mut sum = u32::from(!hc) + u32::from(!old) + u32::from(flow);
+        sum = (sum & 0xFFFF) + (sum >> 16);
+        sum = (sum & 0xFFFF) + (sum >> 16);
+        f[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
         f[28..30].copy_from_slice(&flow.to_be_bytes());
         f[34..36].copy_from_slice(&(1000u16.wrapping_add(flow)).to_be_bytes());
-        // The header checksum: the rest of the header's sum plus the flow's word, folded
-        // (both are at most 0xFFFF, so once), complemented.
-        let sum = self.ip_sum + u32::from(flow);
-        let c = !(((sum & 0xFFFF) + (sum >> 16)) as u16);
-        f[24..26].copy_from_slice(&c.to_be_bytes());
         f[46..48].copy_from_slice(&flow.to_le_bytes());
         f[48..56].copy_from_slice(&seq.to_le_bytes());
         let mut x = seq as u8;
@@ -404,6 +404,9 @@ mod tests {
                     0,
                     "frame {k}: header sums to 0xFFFF"
                 );
+                let mut hdr = f[14..34].to_vec();
+                hdr[10..12].fill(0);
+                assert_eq!(f[24..26], ip_checksum(&hdr).to_be_bytes(), "frame {k}");
                 let seq = u64::from(k / 300);
                 assert_eq!(f[48..56], seq.to_le_bytes());
                 assert_eq!(f[42..46], fnv1a_bytes(&f[46..]).to_le_bytes());
