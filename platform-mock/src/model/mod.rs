@@ -220,11 +220,20 @@ impl World {
             }
         }
         for i in 0..self.nics.len() {
-            for q in 0..128 {
-                let n = &self.nics[i];
-                let qs = &n.tx[q];
-                if qs.en && (qs.head != qs.tail || bit_get(&n.faults.spurious_tx, q)) {
-                    self.tx_process(i, q);
+            // The enabled queues, in order (`Nic::tx_enabled`).
+            debug_assert!(
+                (0..128).all(|q| self.nics[i].tx[q].en == bit_get(&self.nics[i].tx_enabled, q))
+            );
+            for w in 0..2 {
+                let mut bits = self.nics[i].tx_enabled[w];
+                while bits != 0 {
+                    let q = 64 * w + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    let n = &self.nics[i];
+                    let qs = &n.tx[q];
+                    if qs.en && (qs.head != qs.tail || bit_get(&n.faults.spurious_tx, q)) {
+                        self.tx_process(i, q);
+                    }
                 }
             }
             self.nics[i].rate.tick_done(now);

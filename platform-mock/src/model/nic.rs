@@ -90,6 +90,8 @@ pub(crate) struct Nic {
     pub(crate) secrx_rdy_at: Option<Duration>,
     pub(crate) plugged: bool,
     pub(crate) pending_q: Vec<(bool, u16)>,
+    /// A bit per TX queue whose `en` is set, so that a tick visits only those.
+    pub(crate) tx_enabled: [u64; 2],
     pub faults: Faults,
     pub(crate) held: VecDeque<Held>,
     pub(crate) held_bytes: usize,
@@ -182,6 +184,7 @@ impl Nic {
             secrx_rdy_at: None,
             plugged: true,
             pending_q: Vec::new(),
+            tx_enabled: [0; 2],
             faults: Faults::default(),
             held: VecDeque::new(),
             held_bytes: 0,
@@ -296,6 +299,7 @@ impl Nic {
         self.rar_dirty = true;
         self.rx.fill(Queue::default());
         self.tx.fill(Queue::default());
+        self.tx_enabled = [0; 2];
         self.pending_q.clear();
         self.irq.reset_regs();
         while let Some(h) = self.held.pop_front() {
@@ -396,6 +400,14 @@ impl Nic {
             qs.ctx = Default::default();
         }
         qs.en = p.value;
+        if tx {
+            let bit = 1 << (q % 64);
+            if p.value {
+                self.tx_enabled[q / 64] |= bit;
+            } else {
+                self.tx_enabled[q / 64] &= !bit;
+            }
+        }
         true
     }
 
