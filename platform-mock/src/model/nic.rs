@@ -494,7 +494,9 @@ impl Nic {
     pub(crate) fn add36(&mut self, low: u32, n: u64) {
         let l = u64::from(self.r(low));
         let h = u64::from(self.r(low + 4) & 0xF);
-        let v = ((h << 32) | l).saturating_add(n).min((1 << 36) - 1);
+        // Both terms below 2^36 after `min`: the sum cannot overflow, and saturates the same.
+        const MAX: u64 = (1 << 36) - 1;
+        let v = (((h << 32) | l) + n.min(MAX)).min(MAX);
         self.set(low, v as u32);
         self.set(low + 4, (v >> 32) as u32);
     }
@@ -585,5 +587,32 @@ impl Nic {
             }
             _ => self.r(base + f),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statistics_counters_saturate() {
+        let mut n = Nic::new(NicConfig::default(), Duration::ZERO);
+        // 36-bit counters (low and high register) carry into the high part and stop at
+        // 2^36 - 1, also for an addition that alone exceeds 2^36 or u64.
+        n.add36(GORCL, 0xFFFF_FFFF);
+        n.add36(GORCL, 2);
+        assert_eq!((n.r(GORCL), n.r(GORCL + 4)), (1, 1));
+        n.add36(GORCL, (1 << 36) - 3);
+        assert_eq!((n.r(GORCL), n.r(GORCL + 4)), (0xFFFF_FFFF, 0xF));
+        n.add36(GORCL, 1);
+        assert_eq!((n.r(GORCL), n.r(GORCL + 4)), (0xFFFF_FFFF, 0xF));
+        n.set(GORCL, 5);
+        n.set(GORCL + 4, 0);
+        n.add36(GORCL, u64::MAX);
+        assert_eq!((n.r(GORCL), n.r(GORCL + 4)), (0xFFFF_FFFF, 0xF));
+        // 32-bit counters stop at 2^32 - 1.
+        n.inc(GPRC, u32::MAX - 1);
+        n.inc(GPRC, 5);
+        assert_eq!(n.r(GPRC), u32::MAX);
     }
 }
