@@ -27,12 +27,29 @@ struct Region {
     slots: Vec<u64>,
 }
 
-/// A cached bus-to-host translation for one chunk.
+/// A cached bus-to-host translation for one chunk (or window).
 #[derive(Clone, Copy)]
 struct Chunk {
     bus: u64,
     len: u64,
     host: *mut u8,
+}
+
+impl Chunk {
+    /// An empty entry: no address is inside it.
+    const NONE: Chunk = Chunk {
+        bus: 0,
+        len: 0,
+        host: std::ptr::null_mut(),
+    };
+}
+
+/// Entries of the translation cache, indexed by the low bits of the bus slot: the rings and
+/// the buffer chunks a queue touches sit in different entries, so the data path hits.
+const CACHE_ENTRIES: usize = 16;
+
+fn cache_index(bus: u64) -> usize {
+    (bus >> SLOT_SHIFT) as usize % CACHE_ENTRIES
 }
 
 /// The DMA address space of a simulation.
@@ -43,8 +60,9 @@ pub(crate) struct DmaSpace {
     /// host start address -> region id
     by_host: BTreeMap<usize, usize>,
     next_slot: u64,
-    cache: [Option<Chunk>; 2],
-    cache_next: usize,
+    /// Recently used chunks and windows; entry `(bus >> SLOT_SHIFT) % CACHE_ENTRIES` holds the
+    /// last one looked up for such an address.
+    cache: [Chunk; CACHE_ENTRIES],
     /// Foreign memory mapped at fixed bus addresses (a VM's RAM under vfio-user), by bus start.
     windows: BTreeMap<u64, Chunk>,
 }
@@ -67,8 +85,7 @@ impl DmaSpace {
             by_slot: BTreeMap::new(),
             by_host: BTreeMap::new(),
             next_slot: FIRST_SLOT,
-            cache: [None; 2],
-            cache_next: 0,
+            cache: [Chunk::NONE; CACHE_ENTRIES],
             windows: BTreeMap::new(),
         }
     }
@@ -99,7 +116,7 @@ impl DmaSpace {
                 host,
             },
         );
-        self.cache = [None; 2];
+        self.cache = [Chunk::NONE; CACHE_ENTRIES];
         true
     }
 
@@ -110,14 +127,14 @@ impl DmaSpace {
         for b in &starts {
             self.windows.remove(b);
         }
-        self.cache = [None; 2];
+        self.cache = [Chunk::NONE; CACHE_ENTRIES];
         starts.len()
     }
 
     /// Removes every window (the client went away).
     pub fn unmap_all_windows(&mut self) {
         self.windows.clear();
-        self.cache = [None; 2];
+        self.cache = [Chunk::NONE; CACHE_ENTRIES];
     }
 
     /// Allocates `size` zeroed bytes; returns (host pointer, region id).
@@ -165,7 +182,7 @@ impl DmaSpace {
             self.by_slot.remove(s);
         }
         self.by_host.remove(&(r.host as usize));
-        self.cache = [None; 2];
+        self.cache = [Chunk::NONE; CACHE_ENTRIES];
         // SAFETY: `r.host` was allocated with `r.layout` by `alloc` and is freed only once
         // (the region entry has just been taken out).
         unsafe { dealloc(r.host, r.layout) };
@@ -186,23 +203,30 @@ impl DmaSpace {
     }
 
     /// Translates `[bus, bus + len)` to a host pointer; the range must lie in one chunk.
-    #[inline(never)]
+    #[inline(always)]
     fn translate(&mut self, bus: u64, len: usize) -> Result<*mut u8, DmaFault> {
-        let fault = DmaFault { bus, len };
-        for c in self.cache.iter().flatten() {
-            if bus >= c.bus && bus - c.bus + len as u64 <= c.len {
-                // SAFETY: the offset is inside the chunk, which lies inside the allocation.
-                return Ok(unsafe { c.host.add((bus - c.bus) as usize) });
-            }
+        let c = &self.cache[cache_index(bus)];
+        let off = bus.wrapping_sub(c.bus);
+        if off < c.len && len as u64 <= c.len - off {
+            // SAFETY: the offset is inside the cached chunk or window (an empty entry has
+            // length 0 and matches nothing), which lies inside a live allocation or a window
+            // `map_window`'s caller promised valid; entries are dropped when either goes.
+            return Ok(unsafe { c.host.add(off as usize) });
         }
+        self.translate_slow(bus, len)
+    }
+
+    /// [`Self::translate`] when the cache entry for `bus` does not hold its chunk.
+    #[inline(never)]
+    fn translate_slow(&mut self, bus: u64, len: usize) -> Result<*mut u8, DmaFault> {
+        let fault = DmaFault { bus, len };
         if let Some((_, w)) = (!self.windows.is_empty())
             .then(|| self.windows.range(..=bus).next_back())
             .flatten()
         {
             let w = *w;
             if bus - w.bus < w.len {
-                self.cache[self.cache_next] = Some(w);
-                self.cache_next ^= 1;
+                self.cache[cache_index(bus)] = w;
                 if bus - w.bus + len as u64 > w.len {
                     return Err(fault);
                 }
@@ -222,8 +246,7 @@ impl DmaSpace {
             len: clen as u64,
             host: chost,
         };
-        self.cache[self.cache_next] = Some(chunk);
-        self.cache_next ^= 1;
+        self.cache[cache_index(bus)] = chunk;
         let off = bus - chunk.bus;
         if off + len as u64 > chunk.len {
             return Err(fault);
@@ -232,18 +255,24 @@ impl DmaSpace {
         Ok(unsafe { chost.add(off as usize) })
     }
 
-    /// Device read of `dst.len()` bytes at `bus`.
-    #[inline(never)]
-    pub fn read(&mut self, bus: u64, dst: &mut [u8]) -> Result<(), DmaFault> {
-        let p = self.translate(bus, dst.len())?;
-        // SAFETY: `p` is valid for `dst.len()` bytes inside a live allocation (checked by
-        // `translate`); `dst` is a distinct Rust buffer, so the ranges do not overlap.
-        unsafe { std::ptr::copy_nonoverlapping(p as *const u8, dst.as_mut_ptr(), dst.len()) };
+    /// Device read of `len` bytes at `bus`, appended to `dst` (no zero-filling first).
+    #[inline(always)]
+    pub fn read_append(&mut self, bus: u64, len: usize, dst: &mut Vec<u8>) -> Result<(), DmaFault> {
+        let p = self.translate(bus, len)?;
+        dst.reserve(len);
+        let old = dst.len();
+        // SAFETY: `p` is valid for `len` bytes inside a live allocation (checked by
+        // `translate`); `reserve` made room for `len` more bytes after `old` in `dst`, a
+        // distinct Rust buffer, and `set_len` covers exactly the bytes just initialised.
+        unsafe {
+            std::ptr::copy_nonoverlapping(p as *const u8, dst.as_mut_ptr().add(old), len);
+            dst.set_len(old + len);
+        }
         Ok(())
     }
 
     /// Device write of `src` at `bus`.
-    #[inline(never)]
+    #[inline(always)]
     pub fn write(&mut self, bus: u64, src: &[u8]) -> Result<(), DmaFault> {
         let p = self.translate(bus, src.len())?;
         // SAFETY: `p` is valid for `src.len()` bytes inside a live allocation; `src` is not DMA
@@ -253,14 +282,22 @@ impl DmaSpace {
     }
 
     /// Device read of a little-endian u64.
+    #[inline(always)]
     pub fn read_u64(&mut self, bus: u64) -> Result<u64, DmaFault> {
         let p = self.translate(bus, 8)?;
+        let p64 = p.cast::<u64>();
+        if p64.is_aligned() {
+            // SAFETY: 8 valid bytes at `p`, aligned for a u64 (a volatile read of a byte array
+            // compiles to eight byte loads; descriptors are aligned, so this is the usual case).
+            return Ok(u64::from_le(unsafe { std::ptr::read_volatile(p64) }));
+        }
         // SAFETY: 8 valid bytes at `p`; unaligned volatile read of plain bytes.
         let v = unsafe { std::ptr::read_volatile(p as *const [u8; 8]) };
         Ok(u64::from_le_bytes(v))
     }
 
     /// Device write of a little-endian u32.
+    #[inline(always)]
     pub fn write_u32(&mut self, bus: u64, val: u32) -> Result<(), DmaFault> {
         let p = self.translate(bus, 4)?;
         // SAFETY: 4 valid bytes at `p`; byte-array volatile write has no alignment requirement.
@@ -269,6 +306,7 @@ impl DmaSpace {
     }
 
     /// Device write of a little-endian u64.
+    #[inline(always)]
     pub fn write_u64(&mut self, bus: u64, val: u64) -> Result<(), DmaFault> {
         let p = self.translate(bus, 8)?;
         // SAFETY: 8 valid bytes at `p`; byte-array volatile write has no alignment requirement.
@@ -311,5 +349,84 @@ impl Drop for DmaSpace {
             // SAFETY: every live region was allocated with its layout and is freed once here.
             unsafe { dealloc(r.host, r.layout) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_translations_still_fault_outside_chunks_and_after_free() {
+        let mut dma = DmaSpace::new();
+        // Two chunks: the region's second chunk has a bus slot of its own, not contiguous.
+        let (a, ida) = dma.alloc(DMA_PAGE_SIZE + 4096).unwrap();
+        let (b, _) = dma.alloc(4096).unwrap();
+        let bus_a = dma.virt_to_bus(a.as_ptr()).unwrap();
+        let bus_b = dma.virt_to_bus(b.as_ptr()).unwrap();
+        dma.write(bus_a + 8, &[1, 2, 3]).unwrap();
+        dma.write_u64(bus_b, 0x0807_0605_0403_0201).unwrap();
+        // Unaligned: the same little-endian value as aligned.
+        dma.write_u64(bus_b + 19, 0x1817_1615_1413_1211).unwrap();
+        assert_eq!(dma.read_u64(bus_b + 19).unwrap(), 0x1817_1615_1413_1211);
+        assert_eq!(dma.read_u64(bus_b + 16).unwrap() >> 24, 0x15_1413_1211);
+        // Hits in the cache from now on: the same answers.
+        for _ in 0..2 {
+            let mut got = Vec::new();
+            dma.read_append(bus_a + 8, 3, &mut got).unwrap();
+            assert_eq!(got, [1, 2, 3]);
+            assert_eq!(dma.read_u64(bus_b).unwrap(), 0x0807_0605_0403_0201);
+        }
+        // Across the end of a chunk, or past a region's end: a fault, cached entry or not.
+        let end = bus_a + DMA_PAGE_SIZE as u64;
+        let fault = DmaFault {
+            bus: end - 4,
+            len: 8,
+        };
+        assert_eq!(dma.read_u64(end - 4), Err(fault));
+        assert_eq!(dma.read_u64(end - 4), Err(fault));
+        assert_eq!(dma.read_u64(bus_b + 4092).unwrap_err().len, 8);
+        assert!(dma.write_u32(bus_b + 4096, 0).is_err());
+        // The second chunk works at its own bus address, not right after the first.
+        // SAFETY: the region is DMA_PAGE_SIZE + 4096 bytes long.
+        let second = dma
+            .virt_to_bus(unsafe { a.as_ptr().add(DMA_PAGE_SIZE) })
+            .unwrap();
+        assert_ne!(second, end);
+        dma.write_u32(second, 7).unwrap();
+        assert!(dma.write_u32(end, 7).is_err());
+        // Appending reads: what is there, after what the buffer held; nothing on a fault.
+        let mut buf = vec![9u8];
+        dma.read_append(bus_a + 8, 3, &mut buf).unwrap();
+        dma.read_append(bus_b, 2, &mut buf).unwrap();
+        assert_eq!(buf, [9, 1, 2, 3, 1, 2]);
+        assert!(dma.read_append(end - 4, 8, &mut buf).is_err());
+        assert_eq!(buf.len(), 6);
+        // Freed: the cached chunk goes with it.
+        assert!(dma.free(ida, a.as_ptr()));
+        assert!(dma.read_u64(bus_a + 8).is_err());
+        assert!(dma.write_u32(second, 7).is_err());
+        assert_eq!(dma.read_u64(bus_b).unwrap(), 0x0807_0605_0403_0201);
+    }
+
+    #[test]
+    fn cached_windows_end_where_they_end_and_go_when_unmapped() {
+        let mut dma = DmaSpace::new();
+        let mut mem = vec![0u8; 3 << SLOT_SHIFT];
+        let host = mem.as_mut_ptr();
+        let bus = 0x1_0000_0000u64;
+        // SAFETY: `mem` outlives the window (unmapped below) and is only accessed through it.
+        assert!(unsafe { dma.map_window(bus, mem.len(), host) });
+        // One window over three slots: reachable through any of their cache entries.
+        for off in [0u64, 1 << SLOT_SHIFT, (3 << SLOT_SHIFT) - 8] {
+            dma.write_u64(bus + off, off + 1).unwrap();
+            assert_eq!(dma.read_u64(bus + off).unwrap(), off + 1);
+        }
+        assert!(dma.read_u64(bus + (3 << SLOT_SHIFT) - 4).is_err());
+        assert!(dma.read_u64(bus - 8).is_err());
+        assert_eq!(dma.unmap_window(bus, 1), 1);
+        assert!(dma.read_u64(bus).is_err());
+        assert!(dma.read_u64(bus + (1 << SLOT_SHIFT)).is_err());
+        drop(mem);
     }
 }

@@ -55,11 +55,29 @@ impl PeerCounters {
     }
 }
 
+/// FNV-1a (32 bit) of `data`, unrolled eight and four bytes at a time (the same hash).
 fn fnv1a(data: &[u8]) -> u32 {
+    #[inline(always)]
+    fn step(h: u32, b: u8) -> u32 {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    }
     let mut h: u32 = 0x811C_9DC5;
-    for &b in data {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let c: &[u8; 8] = c.try_into().expect("8 bytes");
+        for &b in c {
+            h = step(h, b);
+        }
+    }
+    let mut rest = chunks.remainder();
+    if let Some((c, r)) = rest.split_first_chunk::<4>() {
+        for &b in c {
+            h = step(h, b);
+        }
+        rest = r;
+    }
+    for &b in rest {
+        h = step(h, b);
     }
     h
 }
@@ -77,6 +95,7 @@ fn ip_checksum(hdr: &[u8]) -> u16 {
 
 /// Offers test frames at a fixed rate, by virtual time.
 pub struct LineRateSource {
+    /// The last frame sent (or the template `build` made), its IPv4 header checksum valid.
     frame: Vec<u8>,
     flows: u16,
     next_flow: u16,
@@ -127,6 +146,9 @@ impl LineRateSource {
         f[34..36].copy_from_slice(&1000u16.to_be_bytes());
         f[36..38].copy_from_slice(&2000u16.to_be_bytes());
         f[38..40].copy_from_slice(&udp_len.to_be_bytes());
+        // A valid header checksum, which `fill` updates for each frame's flow.
+        let c = ip_checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
         self.frame = f;
     }
 
@@ -212,12 +234,18 @@ impl LineRateSource {
         let seq = self.seqs[usize::from(flow)];
         self.seqs[usize::from(flow)] += 1;
         let f = &mut self.frame;
-        // Source IP 10.0.x.y: bytes 26..30 of the frame.
-        f[26..30].copy_from_slice(&[10, 0, (flow >> 8) as u8, (flow & 0xFF) as u8]);
+        // Source IP 10.0.x.y: bytes 26..30 of the frame; `build` wrote 10.0. Only the word at
+        // 28..30 changes, so the header checksum is updated for it (RFC 1624, eqn. 3:
+        // HC' = ~(~HC + ~m + m')), which gives exactly what summing the header would: the
+        // complement of a nonzero ones' complement sum.
+        let old = u16::from_be_bytes([f[28], f[29]]);
+        let hc = u16::from_be_bytes([f[24], f[25]]);
+        let mut sum = u32::from(!hc) + u32::from(!old) + u32::from(flow);
+        sum = (sum & 0xFFFF) + (sum >> 16);
+        sum = (sum & 0xFFFF) + (sum >> 16);
+        f[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        f[28..30].copy_from_slice(&flow.to_be_bytes());
         f[34..36].copy_from_slice(&(1000u16.wrapping_add(flow)).to_be_bytes());
-        f[24..26].copy_from_slice(&[0, 0]);
-        let c = ip_checksum(&f[14..34]);
-        f[24..26].copy_from_slice(&c.to_be_bytes());
         f[46..48].copy_from_slice(&flow.to_le_bytes());
         f[48..56].copy_from_slice(&seq.to_le_bytes());
         let mut x = seq as u8;
@@ -323,5 +351,96 @@ impl CheckingSink {
 impl TrafficSink for CheckingSink {
     fn receive(&mut self, _now: Duration, frame: &[u8]) {
         self.check(frame);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fnv1a_bytes(data: &[u8]) -> u32 {
+        let mut h: u32 = 0x811C_9DC5;
+        for &b in data {
+            h ^= u32::from(b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        h
+    }
+
+    #[test]
+    fn unrolled_fnv1a_is_fnv1a() {
+        let data: Vec<u8> = (0..100u32).map(|k| (k * 37 + 11) as u8).collect();
+        for len in 0..data.len() {
+            assert_eq!(
+                fnv1a(&data[..len]),
+                fnv1a_bytes(&data[..len]),
+                "{len} bytes"
+            );
+        }
+        assert_eq!(fnv1a(b""), 0x811C_9DC5);
+        assert_eq!(
+            fnv1a(b"a"),
+            0xE40C_292C,
+            "the published FNV-1a 32 test vector"
+        );
+    }
+
+    #[test]
+    fn every_frame_has_a_valid_ip_header_and_passes_the_sink() {
+        for size in [MIN_FRAME, 61, 1514] {
+            let mut src = LineRateSource::new([2, 0, 0, 0, 0, 1])
+                .with_frame_size(size)
+                .with_flows(300);
+            let mut sink = CheckingSink::new();
+            for k in 0..700u32 {
+                src.fill();
+                let f = src.frame.clone();
+                let flow = (k % 300) as u16;
+                assert_eq!(f.len(), size);
+                assert_eq!(f[26..30], [10, 0, (flow >> 8) as u8, flow as u8]);
+                assert_eq!(u16::from_be_bytes([f[34], f[35]]), 1000 + flow);
+                assert_eq!(
+                    ip_checksum(&f[14..34]),
+                    0,
+                    "frame {k}: header sums to 0xFFFF"
+                );
+                let mut hdr = f[14..34].to_vec();
+                hdr[10..12].fill(0);
+                assert_eq!(f[24..26], ip_checksum(&hdr).to_be_bytes(), "frame {k}");
+                let seq = u64::from(k / 300);
+                assert_eq!(f[48..56], seq.to_le_bytes());
+                assert_eq!(f[42..46], fnv1a_bytes(&f[46..]).to_le_bytes());
+                assert!(sink.check(&f), "frame {k}");
+            }
+            assert_eq!(sink.counters().snapshot(), (0, 700, 0, 0, 0));
+        }
+    }
+
+    #[test]
+    fn the_sink_counts_corrupted_lost_and_reordered_frames() {
+        let mut src = LineRateSource::new([2, 0, 0, 0, 0, 1]).with_frame_size(100);
+        let mut sink = CheckingSink::new();
+        let frames: Vec<Vec<u8>> = (0..6)
+            .map(|_| {
+                src.fill();
+                src.frame.clone()
+            })
+            .collect();
+        assert!(sink.check(&frames[0]));
+        // One flipped bit anywhere in the checked payload, or a cut frame: corrupted.
+        for at in [42, 47, 55, 56, 99] {
+            let mut bad = frames[1].clone();
+            bad[at] ^= 0x04;
+            assert!(!sink.check(&bad), "bit flip at {at}");
+        }
+        assert!(!sink.check(&frames[1][..99]), "shorter than its IP length");
+        let mut not_udp = frames[1].clone();
+        not_udp[23] = 6;
+        assert!(!sink.check(&not_udp));
+        // Frame 1 intact, 2 missing, 3, then 2 late.
+        assert!(sink.check(&frames[1]));
+        assert!(sink.check(&frames[3]));
+        assert!(sink.check(&frames[2]));
+        assert_eq!(sink.counters().snapshot(), (0, 11, 7, 1, 1));
     }
 }

@@ -186,6 +186,30 @@ fn tx_descriptor_format_and_length() {
 }
 
 #[test]
+fn rs_needed_at_least_once_every_40_descriptors() {
+    let (sim, nic, p) = one_nic();
+    let t = setup_tx(&p, 0, 128);
+    let f = frame_to(MAC_B, 82);
+    let middle = TX_IFCS | TX_DEXT | TX_DTYP_DATA;
+    // A packet of 40 descriptors, RS only on the last: 39 in a row without it, allowed.
+    for k in 0..40 {
+        let cmd = if k == 39 { data_cmd() } else { middle };
+        t.put(&p, k, &f[2 * k..2 * k + 2], cmd);
+    }
+    wr(&p, tx_base(0) + 0x18, 40);
+    assert_no_violations(&sim);
+    assert_eq!(sim.take_transmitted(nic).len(), 1);
+    // 41 descriptors, RS on the last: 40 in a row without it.
+    for k in 0..41 {
+        let cmd = if k == 40 { data_cmd() } else { middle };
+        t.put(&p, 40 + k, &f[2 * k..2 * k + 2], cmd);
+    }
+    wr(&p, tx_base(0) + 0x18, 81);
+    assert_eq!(kinds(&sim), vec![K::TxDescriptorFormat]);
+    assert!(sim.violations()[0].what.contains("without RS"));
+}
+
+#[test]
 fn rx_descriptor_type() {
     let (sim, nic, p) = one_nic();
     let _r = setup_rx(&p, 0, 8, 2, None); // legacy DESCTYPE

@@ -5,10 +5,11 @@ use super::*;
 
 pub(crate) fn l2_accept(n: &mut Nic, da: &[u8]) -> bool {
     let fctrl = n.r(FCTRL);
-    if da == [0xFF; 6] {
+    // Broadcast is a multicast address too (bit 0 of the first byte): test that bit first.
+    let multicast = da[0] & 1 != 0;
+    if multicast && da == [0xFF; 6] {
         return fctrl & (FCTRL_MPE | FCTRL_BAM) != 0;
     }
-    let multicast = da[0] & 1 != 0;
     if multicast && fctrl & FCTRL_MPE != 0 || !multicast && fctrl & FCTRL_UPE != 0 {
         return true;
     }

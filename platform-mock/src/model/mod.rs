@@ -30,6 +30,8 @@ use tx::TxDesc;
 
 /// Size of the modelled register file (everything a minimal driver touches lies below 128 KiB).
 const REG_SPACE: u32 = 0x20000;
+/// Registers in [`REG_SPACE`].
+const REG_WORDS: usize = (REG_SPACE / 4) as usize;
 const RESET_TIME: Duration = Duration::from_micros(10);
 const AUTO_RD_TIME: Duration = Duration::from_millis(1);
 const DMAIDONE_TIME: Duration = Duration::from_millis(2);
@@ -218,11 +220,20 @@ impl World {
             }
         }
         for i in 0..self.nics.len() {
-            for q in 0..128 {
-                let n = &self.nics[i];
-                let qs = &n.tx[q];
-                if qs.en && (qs.head != qs.tail || bit_get(&n.faults.spurious_tx, q)) {
-                    self.tx_process(i, q);
+            // The enabled queues, in order (`Nic::tx_enabled`).
+            debug_assert!(
+                (0..128).all(|q| self.nics[i].tx[q].en == bit_get(&self.nics[i].tx_enabled, q))
+            );
+            for w in 0..2 {
+                let mut bits = self.nics[i].tx_enabled[w];
+                while bits != 0 {
+                    let q = 64 * w + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    let n = &self.nics[i];
+                    let qs = &n.tx[q];
+                    if qs.en && (qs.head != qs.tail || bit_get(&n.faults.spurious_tx, q)) {
+                        self.tx_process(i, q);
+                    }
                 }
             }
             self.nics[i].rate.tick_done(now);

@@ -29,9 +29,7 @@ pub(crate) struct Queue {
 
 /// A frame waiting in the RX packet buffer.
 pub(crate) struct Held {
-    pub(crate) queue: u16,
-    pub(crate) hash: u32,
-    pub(crate) info: u32,
+    pub(crate) meta: super::rx::RxMeta,
     pub(crate) len: usize,
     pub(crate) buf: Vec<u8>,
 }
@@ -64,7 +62,9 @@ pub(crate) fn bit_set(m: &mut [u64; 2], q: usize) {
 pub(crate) struct Nic {
     pub cfg: NicConfig,
     pub(crate) config: crate::pci::ConfigSpace,
-    pub(crate) regs: Box<[u32]>,
+    /// The register file, one word per 4 bytes of BAR0 (a fixed size, so that the accessors
+    /// at constant offsets need no bounds check).
+    pub(crate) regs: Box<[u32; REG_WORDS]>,
     pub(crate) rx: Box<[Queue]>,
     pub(crate) tx: Box<[Queue]>,
     pub(crate) irq: super::interrupts::Irq,
@@ -90,6 +90,8 @@ pub(crate) struct Nic {
     pub(crate) secrx_rdy_at: Option<Duration>,
     pub(crate) plugged: bool,
     pub(crate) pending_q: Vec<(bool, u16)>,
+    /// A bit per TX queue whose `en` is set, so that a tick visits only those.
+    pub(crate) tx_enabled: [u64; 2],
     pub faults: Faults,
     pub(crate) held: VecDeque<Held>,
     pub(crate) held_bytes: usize,
@@ -166,7 +168,10 @@ impl Nic {
             i2c: crate::sfp::I2cBus::new(cfg.module, &serial),
             irq: super::interrupts::Irq::new(),
             cfg,
-            regs: vec![0u32; (REG_SPACE / 4) as usize].into_boxed_slice(),
+            regs: vec![0u32; REG_WORDS]
+                .into_boxed_slice()
+                .try_into()
+                .expect("REG_WORDS registers"),
             rx: vec![Queue::default(); 128].into_boxed_slice(),
             tx: vec![Queue::default(); 128].into_boxed_slice(),
             reset_until: None,
@@ -179,6 +184,7 @@ impl Nic {
             secrx_rdy_at: None,
             plugged: true,
             pending_q: Vec::new(),
+            tx_enabled: [0; 2],
             faults: Faults::default(),
             held: VecDeque::new(),
             held_bytes: 0,
@@ -293,6 +299,7 @@ impl Nic {
         self.rar_dirty = true;
         self.rx.fill(Queue::default());
         self.tx.fill(Queue::default());
+        self.tx_enabled = [0; 2];
         self.pending_q.clear();
         self.irq.reset_regs();
         while let Some(h) = self.held.pop_front() {
@@ -393,6 +400,14 @@ impl Nic {
             qs.ctx = Default::default();
         }
         qs.en = p.value;
+        if tx {
+            let bit = 1 << (q % 64);
+            if p.value {
+                self.tx_enabled[q / 64] |= bit;
+            } else {
+                self.tx_enabled[q / 64] &= !bit;
+            }
+        }
         true
     }
 
@@ -449,6 +464,7 @@ impl Nic {
         }
     }
 
+    #[inline]
     pub(crate) fn ring_len(&self, tx: bool, q: usize) -> u32 {
         let base = if tx {
             tx_base(q as u32)
@@ -458,6 +474,7 @@ impl Nic {
         self.r(base + Q_LEN) / 16
     }
 
+    #[inline]
     pub(crate) fn ring_base(&self, tx: bool, q: usize) -> u64 {
         let base = if tx {
             tx_base(q as u32)
@@ -467,15 +484,19 @@ impl Nic {
         u64::from(self.r(base + Q_BAH)) << 32 | u64::from(self.r(base + Q_BAL) & !0x7F)
     }
 
+    #[inline]
     pub(crate) fn inc(&mut self, off: u32, n: u32) {
         let r = &mut self.regs[(off / 4) as usize];
         *r = r.saturating_add(n);
     }
 
+    #[inline]
     pub(crate) fn add36(&mut self, low: u32, n: u64) {
         let l = u64::from(self.r(low));
         let h = u64::from(self.r(low + 4) & 0xF);
-        let v = ((h << 32) | l).saturating_add(n).min((1 << 36) - 1);
+        // Both terms below 2^36 after `min`: the sum cannot overflow, and saturates the same.
+        const MAX: u64 = (1 << 36) - 1;
+        let v = (((h << 32) | l) + n.min(MAX)).min(MAX);
         self.set(low, v as u32);
         self.set(low + 4, (v >> 32) as u32);
     }
@@ -500,6 +521,7 @@ impl Nic {
         &self.rar_cache
     }
 
+    #[inline]
     pub(crate) fn stat_slot(&self, map_base: u32, q: usize) -> u32 {
         (self.r(map_base + 4 * (q as u32 / 4)) >> (8 * (q % 4))) & 0xF
     }
@@ -565,5 +587,32 @@ impl Nic {
             }
             _ => self.r(base + f),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statistics_counters_saturate() {
+        let mut n = Nic::new(NicConfig::default(), Duration::ZERO);
+        // 36-bit counters (low and high register) carry into the high part and stop at
+        // 2^36 - 1, also for an addition that alone exceeds 2^36 or u64.
+        n.add36(GORCL, 0xFFFF_FFFF);
+        n.add36(GORCL, 2);
+        assert_eq!((n.r(GORCL), n.r(GORCL + 4)), (1, 1));
+        n.add36(GORCL, (1 << 36) - 3);
+        assert_eq!((n.r(GORCL), n.r(GORCL + 4)), (0xFFFF_FFFF, 0xF));
+        n.add36(GORCL, 1);
+        assert_eq!((n.r(GORCL), n.r(GORCL + 4)), (0xFFFF_FFFF, 0xF));
+        n.set(GORCL, 5);
+        n.set(GORCL + 4, 0);
+        n.add36(GORCL, u64::MAX);
+        assert_eq!((n.r(GORCL), n.r(GORCL + 4)), (0xFFFF_FFFF, 0xF));
+        // 32-bit counters stop at 2^32 - 1.
+        n.inc(GPRC, u32::MAX - 1);
+        n.inc(GPRC, 5);
+        assert_eq!(n.r(GPRC), u32::MAX);
     }
 }

@@ -36,14 +36,22 @@ fn be16(frame: &[u8], at: usize) -> usize {
 /// A UDP/IPv4 datagram without a checksum (field 0) gets L4E: the 82599 erratum Linux's ixgbe
 /// works around (`__IXGBE_RX_CSUM_UDP_ZERO_ERR`, "UDP frames with a 0 checksum can be marked as
 /// checksum errors").
+#[cfg(test)]
 pub(crate) fn rx_checksum_bits(frame: &[u8]) -> u32 {
-    let p = rss::parse(frame);
+    rx_checksum_bits_parsed(frame, &rss::parse(frame)).0
+}
+
+/// [`rx_checksum_bits`] for a frame `rss::parse` has already parsed into `p`; with the sum
+/// ([`sum16`] from 0) of the IPv4 payload `frame[l3 + IHL × 4..l3 + total length]` when it was
+/// computed (an IPv4 frame that is not a fragment and fits its lengths), for the fragment
+/// checksum.
+pub(crate) fn rx_checksum_bits_parsed(frame: &[u8], p: &rss::Parsed) -> (u32, Option<u32>) {
     let l3 = p.l3;
     match p.ip {
         4 => {
             let ihl = usize::from(frame[l3] & 0xF) * 4;
             if frame.len() < l3 + ihl {
-                return 0;
+                return (0, None);
             }
             let mut bits = RX_IPCS;
             if sum16(&frame[l3..l3 + ihl], 0) != 0xFFFF {
@@ -51,34 +59,45 @@ pub(crate) fn rx_checksum_bits(frame: &[u8]) -> u32 {
             }
             let total = be16(frame, l3 + 2);
             let (Some(l4), true) = (p.l4, total >= ihl && l3 + total <= frame.len()) else {
-                return bits; // a fragment, or lengths that do not fit: no L4 check
+                return (bits, None); // a fragment, or lengths that do not fit: no L4 check
             };
+            // `l4` is `l3 + ihl` (no fragment): the segment is the whole IP payload.
             let seg = &frame[l4..l3 + total];
+            let seg_sum = sum16(seg, 0);
             let pseudo = sum16(
                 &frame[l3 + 12..l3 + 20],
                 u32::from(p.proto) + seg.len() as u32,
             );
-            bits | l4_bits(p.proto, seg, pseudo, true)
+            let bits = bits | l4_bits(p.proto, seg, ones_add(seg_sum, pseudo), true);
+            (bits, Some(seg_sum))
         }
         6 => {
-            let Some(l4) = p.l4 else { return 0 };
+            let Some(l4) = p.l4 else { return (0, None) };
             let end = l4 + be16(frame, l3 + 4);
             if end > frame.len() {
-                return 0;
+                return (0, None);
             }
             let seg = &frame[l4..end];
             let pseudo = sum16(
                 &frame[l3 + 8..l3 + 40],
                 u32::from(p.proto) + seg.len() as u32,
             );
-            l4_bits(p.proto, seg, pseudo, false)
+            (l4_bits(p.proto, seg, sum16(seg, pseudo), false), None)
         }
-        _ => 0,
+        _ => (0, None),
     }
 }
 
-/// L4CS, UDPCS and L4E for a TCP or UDP segment `seg` with pseudo-header sum `pseudo`.
-fn l4_bits(proto: u8, seg: &[u8], pseudo: u32, ipv4: bool) -> u32 {
+/// The ones' complement sum of two folded sums (each at most 0xFFFF): what [`sum16`] gives
+/// over both sums' data (0 only when both are 0).
+fn ones_add(a: u32, b: u32) -> u32 {
+    let s = a + b;
+    (s & 0xFFFF) + (s >> 16)
+}
+
+/// L4CS, UDPCS and L4E for a TCP or UDP segment `seg` whose sum with the pseudo header is
+/// `sum`.
+fn l4_bits(proto: u8, seg: &[u8], sum: u32, ipv4: bool) -> u32 {
     let (min, udp) = match proto {
         6 => (20, false),
         17 => (8, true),
@@ -89,7 +108,7 @@ fn l4_bits(proto: u8, seg: &[u8], pseudo: u32, ipv4: bool) -> u32 {
     }
     let mut bits = RX_L4CS | if udp { RX_UDPCS } else { 0 };
     let no_checksum = udp && ipv4 && seg[6..8] == [0, 0];
-    if no_checksum || sum16(seg, pseudo) != 0xFFFF {
+    if no_checksum || sum != 0xFFFF {
         bits |= RX_L4E;
     }
     bits
@@ -130,19 +149,40 @@ impl TxContext {
     }
 }
 
-/// 16-bit ones' complement sum of `data` (big-endian words, odd byte padded), folded.
-fn sum16(data: &[u8], mut acc: u32) -> u32 {
-    let mut chunks = data.chunks_exact(2);
+/// 16-bit ones' complement sum of `data` (big-endian words, odd byte padded) added to `acc`,
+/// folded: 0 only when `acc` and every word are 0, otherwise 1..=0xFFFF (RFC 1071).
+///
+/// Eight bytes at a time with an end-around carry (a ones' complement sum mod 2^64 − 1 is the
+/// same sum mod 0xFFFF, which divides it), then folded as the word-by-word loop would.
+pub(crate) fn sum16(data: &[u8], acc: u32) -> u32 {
+    let mut sum = u64::from(acc);
+    let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
-        acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
+        let (s, carry) = sum.overflowing_add(u64::from_be_bytes(c.try_into().expect("8 bytes")));
+        sum = s + u64::from(carry);
     }
-    if let [b] = chunks.remainder() {
-        acc += u32::from(*b) << 8;
+    // The last 0..=7 bytes: a 4-byte, a 2-byte and an odd piece, none more than 2^32.
+    let mut rest = chunks.remainder();
+    let mut tail = 0u64;
+    if let Some((w, r)) = rest.split_first_chunk::<4>() {
+        tail += u64::from(u32::from_be_bytes(*w));
+        rest = r;
     }
-    while acc > 0xFFFF {
-        acc = (acc & 0xFFFF) + (acc >> 16);
+    if let Some((w, r)) = rest.split_first_chunk::<2>() {
+        tail += u64::from(u16::from_be_bytes(*w));
+        rest = r;
     }
-    acc
+    if let [b] = rest {
+        tail += u64::from(*b) << 8;
+    }
+    let (s, carry) = sum.overflowing_add(tail);
+    sum = s + u64::from(carry);
+    // What folding `(x & 0xFFFF) + (x >> 16)` until x <= 0xFFFF gives, in closed form.
+    if sum == 0 {
+        0
+    } else {
+        ((sum - 1) % 0xFFFF + 1) as u32
+    }
 }
 
 /// Fills in the checksums `ixsm` (IPv4 header) and `txsm` (TCP/UDP) ask for, per `ctx`. The
@@ -258,6 +298,58 @@ mod tests {
         f[40..42].copy_from_slice(&pseudo.to_be_bytes());
         f.extend_from_slice(payload);
         f
+    }
+
+    /// The word-by-word definition (RFC 1071) that [`sum16`] computes eight bytes at a time.
+    fn sum16_words(data: &[u8], mut acc: u32) -> u32 {
+        let mut chunks = data.chunks_exact(2);
+        for c in &mut chunks {
+            acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
+        }
+        if let [b] = chunks.remainder() {
+            acc += u32::from(*b) << 8;
+        }
+        while acc > 0xFFFF {
+            acc = (acc & 0xFFFF) + (acc >> 16);
+        }
+        acc
+    }
+
+    #[test]
+    fn sum16_agrees_with_the_word_by_word_sum() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut data = Vec::new();
+        for len in 0..200 {
+            data.clear();
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                data.push((x >> 24) as u8);
+            }
+            for acc in [0, 1, 0xFFFF, 0x1_0000, 17 + len as u32, 0x00FF_FFFF] {
+                assert_eq!(
+                    sum16(&data, acc),
+                    sum16_words(&data, acc),
+                    "{len} bytes, acc {acc:#x}"
+                );
+            }
+        }
+        // The two zeros of ones' complement stay apart: all zeros sum to 0, all ones to 0xFFFF,
+        // and carries out of every position wrap around.
+        assert_eq!(sum16(&[0; 64], 0), 0);
+        assert_eq!(sum16(&[0xFF; 64], 0), 0xFFFF);
+        assert_eq!(sum16(&[0xFF; 63], 0), sum16_words(&[0xFF; 63], 0));
+        assert_eq!(sum16(&[0xFF; 8], 1), sum16_words(&[0xFF; 8], 1));
+        // Sums of two pieces add up to the sum of the whole, zeros included.
+        for split in 0..=data.len() / 2 {
+            let (a, b) = data.split_at(2 * split);
+            let whole = sum16(&data, 0x1234);
+            assert_eq!(ones_add(sum16(a, 0), sum16(b, 0x1234)), whole);
+        }
+        assert_eq!(ones_add(sum16(&[0; 6], 0), sum16(&[0; 4], 0)), 0);
+        assert_eq!(ones_add(0xFFFF, 0xFFFF), 0xFFFF);
+        assert_eq!(ones_add(0xFFFF, 0), 0xFFFF);
     }
 
     #[test]

@@ -7,6 +7,19 @@ use super::tx::size_bucket;
 use super::*;
 use crate::dma::DmaFault;
 
+/// What the receive path decided for a frame before it reaches a queue (kept with a frame
+/// waiting in the packet buffer).
+#[derive(Clone, Copy)]
+pub(crate) struct RxMeta {
+    pub(crate) queue: u16,
+    /// The write-back's RSS field (hash, or fragment checksum and IP identification).
+    pub(crate) hash: u32,
+    /// Packet type and RSS type (write-back bits 16:0).
+    pub(crate) info: u32,
+    /// Checksum status and error bits of the frame as it arrived (§7.1.11).
+    pub(crate) csum: u32,
+}
+
 pub(crate) enum Deliver {
     Done,
     NoDesc,
@@ -44,8 +57,9 @@ pub(crate) fn crc32(data: &[u8]) -> u32 {
 
 /// The write-back's RSS field when RXCSUM.PCSD = 0, for IPv4: bits 31:16 the fragment
 /// checksum (the unadjusted 16-bit ones' complement sum of the IP payload, §7.1.11), bits 15:0
-/// the IP identification. 0 for other frames.
-fn fragment_field(frame: &[u8], p: &rss::Parsed) -> u32 {
+/// the IP identification. 0 for other frames. `payload_sum`: the payload's sum if the checksum
+/// check already computed it.
+fn fragment_field(frame: &[u8], p: &rss::Parsed, payload_sum: Option<u32>) -> u32 {
     let l3 = p.l3;
     if p.ip != 4 || frame.len() < l3 + 20 {
         return 0;
@@ -53,14 +67,8 @@ fn fragment_field(frame: &[u8], p: &rss::Parsed) -> u32 {
     let ihl = usize::from(frame[l3] & 0xF) * 4;
     let total = usize::from(u16::from_be_bytes([frame[l3 + 2], frame[l3 + 3]]));
     let end = (l3 + total).min(frame.len());
-    let payload = frame.get(l3 + ihl..end).unwrap_or(&[]);
-    let mut sum = 0u32;
-    for c in payload.chunks(2) {
-        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    while sum > 0xFFFF {
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    }
+    let sum =
+        payload_sum.unwrap_or_else(|| offload::sum16(frame.get(l3 + ihl..end).unwrap_or(&[]), 0));
     let id = u32::from(u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]));
     sum << 16 | id
 }
@@ -113,10 +121,12 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
         u64::from(wlen)
     };
     n.add36(GORCL, stored);
-    if frame[..6] == [0xFF; 6] {
-        n.inc(BPRC, 1);
-    } else if frame[0] & 1 != 0 {
-        n.inc(MPRC, 1);
+    if frame[0] & 1 != 0 {
+        if frame[..6] == [0xFF; 6] {
+            n.inc(BPRC, 1);
+        } else {
+            n.inc(MPRC, 1);
+        }
     }
     n.inc(PRC64 + 4 * size_bucket(wlen), 1);
     if n.r(RXCTRL) & RXCTRL_RXEN == 0 {
@@ -141,23 +151,31 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
             queue = ((n.r(RETA + 4 * (e / 4)) >> (8 * (e % 4))) & 0xF) as u16;
         }
     }
+    // §7.1.11: checksums over the frame as it arrived; reported in the EOP descriptor.
+    let (csum, payload_sum) = offload::rx_checksum_bits_parsed(frame, &p);
     // The write-back's RSS field holds the hash with RXCSUM.PCSD = 1, otherwise the fragment
     // checksum and IP identification (§7.1.6.2).
     if n.r(RXCSUM) & RXCSUM_PCSD == 0 {
-        hash = fragment_field(frame, &p);
+        hash = fragment_field(frame, &p, payload_sum);
     }
+    let meta = RxMeta {
+        queue,
+        hash,
+        info,
+        csum,
+    };
     if !n.held.is_empty() || n.dma_blocked() {
-        hold(n, queue, hash, info, frame);
+        hold(n, meta, frame);
         return;
     }
-    match deliver(n, i, core, queue as usize, hash, info, frame) {
+    match deliver(n, i, core, &meta, frame) {
         Deliver::Done | Deliver::Invalid => {}
         Deliver::Disabled => drop_qprdc(n, queue as usize),
         Deliver::NoDesc => {
             if n.r(rx_base(u32::from(queue)) + Q_SRRCTL) & SRRCTL_DROP_EN != 0 {
                 drop_qprdc(n, queue as usize);
             } else {
-                hold(n, queue, hash, info, frame);
+                hold(n, meta, frame);
             }
         }
     }
@@ -169,7 +187,7 @@ pub(crate) fn drop_qprdc(n: &mut Nic, q: usize) {
     n.wire.rx_dropped += 1;
 }
 
-pub(crate) fn hold(n: &mut Nic, queue: u16, hash: u32, info: u32, frame: &[u8]) {
+pub(crate) fn hold(n: &mut Nic, meta: RxMeta, frame: &[u8]) {
     let cap = (((n.r(RXPBSIZE) >> 10) & 0x3FF) as usize) * 1024;
     let need = frame.len() + 4;
     if n.held_bytes + need > cap {
@@ -183,9 +201,7 @@ pub(crate) fn hold(n: &mut Nic, queue: u16, hash: u32, info: u32, frame: &[u8]) 
     buf.extend_from_slice(frame);
     n.held_bytes += need;
     n.held.push_back(Held {
-        queue,
-        hash,
-        info,
+        meta,
         len: frame.len(),
         buf,
     });
@@ -198,8 +214,8 @@ pub(crate) fn drain_held(n: &mut Nic, i: usize, core: &mut Core) {
         return;
     }
     while let Some(h) = n.held.pop_front() {
-        let q = h.queue as usize;
-        let r = deliver(n, i, core, q, h.hash, h.info, &h.buf[..h.len]);
+        let q = usize::from(h.meta.queue);
+        let r = deliver(n, i, core, &h.meta, &h.buf[..h.len]);
         let consumed = match r {
             Deliver::Done | Deliver::Invalid => true,
             Deliver::Disabled => {
@@ -231,11 +247,13 @@ pub(crate) fn deliver(
     n: &mut Nic,
     i: usize,
     core: &mut Core,
-    q: usize,
-    hash: u32,
-    info: u32,
+    meta: &RxMeta,
     frame: &[u8],
 ) -> Deliver {
+    let RxMeta {
+        hash, info, csum, ..
+    } = *meta;
+    let q = usize::from(meta.queue);
     if q >= 128 || !n.rx[q].en {
         return Deliver::Disabled;
     }
@@ -267,8 +285,7 @@ pub(crate) fn deliver(
             format!("HLREG0.RXCRCSTRP = {hl} but RDRXCTL.CRCStrip = {rd}; they must be equal"),
         );
     }
-    // §7.1.11: checksums over the frame as it arrived; reported in the EOP descriptor.
-    let mut csum = offload::rx_checksum_bits(frame);
+    let mut csum = csum;
     // RXDCTL.VME: the tag leaves the frame for the write-back (bits 127:112) and VP says so.
     let mut tci = 0u16;
     let Core {
@@ -310,40 +327,57 @@ pub(crate) fn deliver(
     let ring = n.ring_base(false, q);
     let mut h = head;
     let mut faults: [Option<DmaFault>; 2] = [None, None];
-    for k in 0..need as usize {
+    if need == 1 && n.faults.rx_wb.is_none() {
+        // The usual case, what the loop below does for one descriptor without injected
+        // write-back corruption: buffer address in, frame out, the EOP write-back.
         let d = ring + 16 * u64::from(h);
-        let chunk = &data[k * bsize..data.len().min((k + 1) * bsize)];
-        let buf = match dma.read_u64(d) {
-            Ok(b) => b,
-            Err(f) => {
-                faults[0] = Some(f);
-                break;
+        match dma.read_u64(d) {
+            Ok(buf) => {
+                faults[1] = dma.write(buf, data).err();
+                let status = RX_DESC_DD | RX_DESC_EOP | csum;
+                let hi = u64::from(status) | (data.len() as u64) << 32 | u64::from(tci) << 48;
+                let _ = dma.write_u64(d, u64::from(info) | u64::from(hash) << 32);
+                let _ = dma.write_u64(d + 8, hi);
+                h = (h + 1) % len;
             }
-        };
-        if let Err(f) = dma.write(buf, chunk) {
-            faults[1] = Some(f);
+            Err(f) => faults[0] = Some(f),
         }
-        let last = k + 1 == need as usize;
-        let mut status = RX_DESC_DD | if last { RX_DESC_EOP | csum } else { 0 };
-        let mut plen = chunk.len() as u32;
-        if let Some((c, cnt)) = n.faults.rx_wb.as_mut() {
-            match c {
-                RxCorruption::LengthTooLong => plen = (bsize as u32 + 512).min(0xFFFF),
-                RxCorruption::ErrorBit => status |= RX_DESC_RXE,
-                RxCorruption::NoEop => status &= !RX_DESC_EOP,
-                RxCorruption::ZeroLength => plen = 0,
+    } else {
+        for k in 0..need as usize {
+            let d = ring + 16 * u64::from(h);
+            let chunk = &data[k * bsize..data.len().min((k + 1) * bsize)];
+            let buf = match dma.read_u64(d) {
+                Ok(b) => b,
+                Err(f) => {
+                    faults[0] = Some(f);
+                    break;
+                }
+            };
+            if let Err(f) = dma.write(buf, chunk) {
+                faults[1] = Some(f);
             }
-            *cnt -= 1;
-            if *cnt == 0 {
-                n.faults.rx_wb = None;
+            let last = k + 1 == need as usize;
+            let mut status = RX_DESC_DD | if last { RX_DESC_EOP | csum } else { 0 };
+            let mut plen = chunk.len() as u32;
+            if let Some((c, cnt)) = n.faults.rx_wb.as_mut() {
+                match c {
+                    RxCorruption::LengthTooLong => plen = (bsize as u32 + 512).min(0xFFFF),
+                    RxCorruption::ErrorBit => status |= RX_DESC_RXE,
+                    RxCorruption::NoEop => status &= !RX_DESC_EOP,
+                    RxCorruption::ZeroLength => plen = 0,
+                }
+                *cnt -= 1;
+                if *cnt == 0 {
+                    n.faults.rx_wb = None;
+                }
             }
+            let lo = u64::from(info) | u64::from(hash) << 32;
+            let vlan = if last { u64::from(tci) << 48 } else { 0 };
+            let hi = u64::from(status) | u64::from(plen) << 32 | vlan;
+            let _ = dma.write_u64(d, lo);
+            let _ = dma.write_u64(d + 8, hi);
+            h = (h + 1) % len;
         }
-        let lo = u64::from(info) | u64::from(hash) << 32;
-        let vlan = if last { u64::from(tci) << 48 } else { 0 };
-        let hi = u64::from(status) | u64::from(plen) << 32 | vlan;
-        let _ = dma.write_u64(d, lo);
-        let _ = dma.write_u64(d + 8, hi);
-        h = (h + 1) % len;
     }
     // QBRC counts the bytes posted before VLAN stripping (§8.2.3.23.74).
     let dlen = data.len() + (posted - frame.len());
@@ -367,4 +401,35 @@ pub(crate) fn deliver(
     n.wire.rx_delivered += 1;
     n.queue_cause(false, q);
     Deliver::Done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fragment_field_from_the_checksum_pass_equals_its_own_sum() {
+        let mut f = vec![0u8; 14];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        let payload: Vec<u8> = (0..45u8).map(|k| k.wrapping_mul(29) ^ 0xA5).collect();
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0x12, 0x34, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        ip[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&payload);
+        f.extend_from_slice(&[0xEE; 7]); // padding after the IP length: not summed
+        let p = rss::parse(&f);
+        let (_, sum) = offload::rx_checksum_bits_parsed(&f, &p);
+        assert_eq!(sum, Some(offload::sum16(&payload, 0)));
+        let own = fragment_field(&f, &p, None);
+        assert_eq!(fragment_field(&f, &p, sum), own);
+        assert_eq!(own, offload::sum16(&payload, 0) << 16 | 0x1234);
+        // A fragment: no payload sum from the checksum pass, the field still computed.
+        let mut frag = f.clone();
+        frag[20] = 0x20; // MF
+        let pf = rss::parse(&frag);
+        assert_eq!(offload::rx_checksum_bits_parsed(&frag, &pf).1, None);
+        assert_eq!(fragment_field(&frag, &pf, None), own);
+    }
 }

@@ -10,7 +10,11 @@ const TX_MIN_PAYLEN: usize = 17;
 /// before the last carry no RS spans at most 40 (DPDK's `IXGBE_TX_MAX_SEG` is 40 too).
 const TX_MAX_WITHOUT_RS: usize = 40;
 
-/// Checks a packet's descriptors against the RS rule ([`TX_MAX_WITHOUT_RS`]).
+/// RS (Report Status) in a descriptor's command word (bit 27 of bits 63:32).
+const TX_CMD_RS: u32 = 1 << 27;
+
+/// Checks a packet's descriptors against the RS rule ([`TX_MAX_WITHOUT_RS`]); `tx_one` calls
+/// it only for a packet with that many descriptors in a row without RS.
 fn check_rs_spacing(n: &mut Nic, i: usize, q: usize, core: &mut Core, descs: &[TxDesc]) {
     let dctl = n.r(tx_base(q as u32) + Q_DCTL);
     let head_wb = n.r(tx_base(q as u32) + Q_WBAL) & 1 != 0;
@@ -20,7 +24,7 @@ fn check_rs_spacing(n: &mut Nic, i: usize, q: usize, core: &mut Core, descs: &[T
     // Descriptors in a row without RS: 40 of them leave a window of 40 without one.
     let mut run = 0;
     for d in descs {
-        if d.cmd & (1 << 27) != 0 {
+        if d.cmd & TX_CMD_RS != 0 {
             run = 0;
             continue;
         }
@@ -150,6 +154,8 @@ pub(crate) fn tx_one(
     descs.clear();
     let mut idx = qs.head;
     let mut eop = false;
+    // Descriptors in a row without RS (the longest run, for the RS rule) and whether any has it.
+    let (mut run, mut longest_run, mut any_rs) = (0, 0, false);
     while idx != qs.tail {
         let a = base + 16 * u64::from(idx);
         let (addr, hi) = match (core.dma.read_u64(a), core.dma.read_u64(a + 8)) {
@@ -160,6 +166,13 @@ pub(crate) fn tx_one(
             }
         };
         let cmd = hi as u32;
+        if cmd & TX_CMD_RS != 0 {
+            any_rs = true;
+            run = 0;
+        } else {
+            run += 1;
+            longest_run = longest_run.max(run);
+        }
         descs.push(TxDesc {
             addr,
             cmd,
@@ -174,7 +187,9 @@ pub(crate) fn tx_one(
     if !eop {
         return TxStep::Idle;
     }
-    check_rs_spacing(n, i, q, core, descs);
+    if longest_run >= TX_MAX_WITHOUT_RS {
+        check_rs_spacing(n, i, q, core, descs);
+    }
     scratch.clear();
     let mut bad = false;
     // DCMD, POPTS and IDX of the packet's first data descriptor (§7.2.3.2.4).
@@ -220,9 +235,7 @@ pub(crate) fn tx_one(
             continue;
         }
         if !bad {
-            let old = scratch.len();
-            scratch.resize(old + dlen, 0);
-            if let Err(f) = core.dma.read(d.addr, &mut scratch[old..]) {
+            if let Err(f) = core.dma.read_append(d.addr, dlen, scratch) {
                 core.dma_fault(i, &format!("TX queue {q} buffer read"), f);
                 bad = true;
             }
@@ -247,7 +260,7 @@ pub(crate) fn tx_one(
     let wbal = n.r(tx_base(q as u32) + Q_WBAL);
     let head_wb = wbal & 1 != 0;
     for (k, d) in descs.iter().enumerate() {
-        let rs = d.cmd & (1 << 27) != 0;
+        let rs = d.cmd & TX_CMD_RS != 0;
         if !head_wb && (rs || wthresh > 0) {
             let di = (qs.head + k as u32) % len;
             if let Err(f) = core.dma.write_u32(base + 16 * u64::from(di) + 12, 1) {
@@ -257,7 +270,7 @@ pub(crate) fn tx_one(
     }
     n.tx[q].head = idx;
     // A descriptor (RS) or head write-back is the queue's interrupt cause (§7.2.3.5, §7.3.4).
-    if head_wb || wthresh > 0 || descs.iter().any(|d| d.cmd & (1 << 27) != 0) {
+    if head_wb || wthresh > 0 || any_rs {
         n.queue_cause(true, q);
     }
     if head_wb {
@@ -274,7 +287,11 @@ pub(crate) fn tx_one(
         let (ixsm, txsm) = (sta & (1 << 8) != 0, sta & (1 << 9) != 0);
         let vle = cmd & (1 << 30) != 0;
         let idx = ((sta >> 4) & 7) as usize;
-        let ctx = n.tx[q].ctx.get(idx).copied().unwrap_or_default();
+        let ctx = if ixsm || txsm || vle {
+            n.tx[q].ctx.get(idx).copied().unwrap_or_default()
+        } else {
+            Default::default()
+        };
         if ixsm || txsm {
             if let Err(why) = offload::insert_checksums(scratch, &ctx, ixsm, txsm) {
                 core.violate(
@@ -317,10 +334,13 @@ pub(crate) fn tx_one(
     }
     n.inc(TPT, 1);
     n.inc(PTC64 + 4 * size_bucket(wlen), 1);
-    if flen >= 6 && scratch[..6] == [0xFF; 6] {
-        n.inc(BPTC, 1);
-    } else if flen >= 6 && scratch[0] & 1 != 0 {
-        n.inc(MPTC, 1);
+    // A broadcast address is a multicast one too (bit 0 of its first byte).
+    if flen >= 6 && scratch[0] & 1 != 0 {
+        if scratch[..6] == [0xFF; 6] {
+            n.inc(BPTC, 1);
+        } else {
+            n.inc(MPTC, 1);
+        }
     }
     let slot = n.stat_slot(TQSM, q);
     n.inc(QPTC + 4 * slot, 1);
