@@ -178,6 +178,51 @@ impl SimEnv {
         counters
     }
 
+    /// [`SimEnv::attach_forwarding_peer_sized`] for a simulator with lanes: on every port and
+    /// in every lane, a source offering the flows (of `flows`) that the port's RSS set-up
+    /// sends to that lane's queues, at that share of line rate, and a checking sink, so each
+    /// lane's thread produces and checks its own queues' traffic. Call it once the devices
+    /// are started (RSS programmed). One set of counters per lane (sum them for totals: a
+    /// shared one would be written by every lane's thread for every frame).
+    pub fn attach_lane_peer(
+        &self,
+        flows: u16,
+        max_burst: u64,
+        frame_size: usize,
+    ) -> Vec<Arc<PeerCounters>> {
+        let lanes = self.sim.lanes();
+        let counters: Vec<_> = (0..lanes).map(|_| PeerCounters::new()).collect();
+        for (&nic, &mac) in self.nics.iter().zip(&self.macs) {
+            let probe = LineRateSource::new(mac)
+                .with_frame_size(frame_size)
+                .with_flows(flows);
+            let mut ids = vec![Vec::new(); lanes];
+            for f in 0..flows.max(1) {
+                let q = self.sim.rss_queue(nic, &probe.first_frame_of_flow(f));
+                ids[self.sim.lane_of_queue(q)].push(f);
+            }
+            for (k, ids) in ids.iter().enumerate() {
+                if ids.is_empty() {
+                    continue;
+                }
+                let share = 10_000_000_000 * ids.len() as u64 / u64::from(flows.max(1));
+                let source = LineRateSource::new(mac)
+                    .with_frame_size(frame_size)
+                    .with_flow_ids(ids)
+                    .with_rate_bps(share)
+                    .with_max_burst(max_burst)
+                    .with_counters(counters[k].clone());
+                self.sim.attach_lane_source(k, nic, Box::new(source));
+                self.sim.attach_lane_sink(
+                    k,
+                    nic,
+                    Box::new(CheckingSink::with_counters(counters[k].clone())),
+                );
+            }
+        }
+        counters
+    }
+
     /// The generator's peer: a [`sim::FrameCheckSink`] on every port.
     pub fn attach_generator_peer(&self) -> Arc<PeerCounters> {
         let counters = PeerCounters::new();
@@ -258,9 +303,19 @@ pub fn open_devices(devs: &[DevSpec]) -> Result<Opened, AppError> {
 
 /// [`open_devices`] with explicit sysfs/dev/proc roots for PCI devices.
 pub fn open_devices_with(devs: &[DevSpec], options: &OpenOptions) -> Result<Opened, AppError> {
+    open_inner(devs, options, 1)
+}
+
+/// [`open_devices`]; `sim` devices in a simulator of `lanes` model instances
+/// ([`Sim::with_lanes`]: one per queue, so that each worker thread drives its own).
+pub fn open_devices_lanes(devs: &[DevSpec], lanes: usize) -> Result<Opened, AppError> {
+    open_inner(devs, &OpenOptions::default(), lanes)
+}
+
+fn open_inner(devs: &[DevSpec], options: &OpenOptions, lanes: usize) -> Result<Opened, AppError> {
     let sims = devs.iter().filter(|d| **d == DevSpec::Sim).count();
     if sims == devs.len() {
-        let sim = Sim::new();
+        let sim = Sim::with_lanes(lanes);
         let mut nics = Vec::new();
         let mut macs = Vec::new();
         let mut platforms = Vec::new();

@@ -44,6 +44,13 @@ enum Kind {
         last: Instant,
         max_step: Duration,
     },
+    SimLane {
+        sim: Sim,
+        lane: usize,
+        start: Instant,
+        last: Instant,
+        max_step: Duration,
+    },
     SimVirtual {
         sim: Sim,
         start: Duration,
@@ -93,6 +100,21 @@ impl Pacer {
         Pacer { kind }
     }
 
+    /// A pacer for the thread serving lane `lane` of `sim` ([`Sim::with_lanes`]): each tick
+    /// advances that lane's clock by the wall time since the last tick, at most `max_step`.
+    pub fn sim_lane(sim: Sim, lane: usize, max_step: Duration) -> Self {
+        let now = Instant::now();
+        Pacer {
+            kind: Kind::SimLane {
+                sim,
+                lane,
+                start: now,
+                last: now,
+                max_step,
+            },
+        }
+    }
+
     /// True when this pacer drives a simulator (the loop must call [`Pacer::tick`] often).
     pub fn is_sim(&self) -> bool {
         !matches!(self.kind, Kind::Real { .. })
@@ -113,6 +135,18 @@ impl Pacer {
                 let dt = (now - *last).min(*max_step);
                 *last = now;
                 sim.advance(dt);
+            }
+            Kind::SimLane {
+                sim,
+                lane,
+                last,
+                max_step,
+                ..
+            } => {
+                let now = Instant::now();
+                let dt = (now - *last).min(*max_step);
+                *last = now;
+                sim.advance_lane(*lane, dt);
             }
             Kind::SimVirtual {
                 sim,
@@ -139,7 +173,9 @@ impl Pacer {
     #[inline]
     pub fn elapsed(&self) -> Duration {
         match &self.kind {
-            Kind::Real { start } | Kind::SimWall { start, .. } => start.elapsed(),
+            Kind::Real { start } | Kind::SimWall { start, .. } | Kind::SimLane { start, .. } => {
+                start.elapsed()
+            }
             Kind::SimVirtual { start, now, .. } => *now - *start,
         }
     }

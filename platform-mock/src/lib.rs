@@ -74,10 +74,11 @@ mod waiting;
 
 use std::fmt;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ixgbe_core::{DmaError, DmaRegion, Platform, PrivateRegion};
+use ixgbe_core::{DmaError, DmaRegion, Platform, PrivateRegion, DMA_PAGE_SIZE as DMA_PAGE};
 
 pub use board::{Board, MpsarPowerOn, NvmLink};
 pub use rss::toeplitz_hash;
@@ -347,12 +348,57 @@ pub struct WireCounters {
     pub tx_bad: u64,
 }
 
+impl WireCounters {
+    /// Adds `o` to `self`, counter by counter (the lanes' counts of one wire).
+    fn add(&mut self, o: &WireCounters) {
+        self.rx_frames += o.rx_frames;
+        self.rx_bytes += o.rx_bytes;
+        self.rx_delivered += o.rx_delivered;
+        self.rx_dropped += o.rx_dropped;
+        self.rx_missed += o.rx_missed;
+        self.rx_filtered += o.rx_filtered;
+        self.rx_disabled += o.rx_disabled;
+        self.rx_link_down += o.rx_link_down;
+        self.rx_errors += o.rx_errors;
+        self.tx_frames += o.tx_frames;
+        self.tx_bytes += o.tx_bytes;
+        self.tx_bad += o.tx_bad;
+    }
+}
+
 /// The simulated world: NICs, cables, DMA memory and a virtual clock.
 ///
 /// Cheap to clone (a shared handle); `Send + Sync`.
+///
+/// # Lanes (multi-core runs)
+///
+/// [`Sim::new`] is one model behind one lock. [`Sim::with_lanes`]`(k)` runs `k` instances of
+/// the whole model ("lanes"), each behind its own lock, so that `k` threads can drive `k`
+/// queues at once: lane `q % k` owns queue `q` of every NIC. Every register write, reset,
+/// fault and DMA mapping goes to every lane in the same order, so all lanes hold the same
+/// configuration and make the same checks; only a tail write (RDT, TDT) goes to its queue's
+/// lane alone, which then runs that queue's DMA under that lane's lock only. A frame that
+/// arrives in a lane for a queue the lane does not own (RSS chose it) is handed to the owning
+/// lane, which delivers it on its next call. Reads go to every lane (their side effects stay
+/// in step) and combine: queue registers from the owner, statistics summed, EICR or-ed, the
+/// rest from lane 0. Each lane has its own clock ([`Sim::advance_lane`]; [`Sim::advance`]
+/// moves all of them), sources and sinks ([`Sim::attach_lane_source`]); interrupts are not
+/// supported with more than one lane.
 #[derive(Clone)]
 pub struct Sim {
-    inner: Arc<Mutex<model::World>>,
+    inner: Arc<Lanes>,
+}
+
+/// Frames handed to a lane: (NIC, frame).
+type Inbox = Vec<(usize, model::Held)>;
+
+/// The model instances of a [`Sim`] (one unless [`Sim::with_lanes`]).
+struct Lanes {
+    worlds: Box<[Mutex<model::World>]>,
+    /// Per lane: frames another lane received for one of this lane's queues (NIC, frame).
+    inbox: Box<[Mutex<Inbox>]>,
+    /// Per lane: its inbox is not empty (checked without the inbox's lock).
+    inbox_full: Box<[AtomicBool]>,
 }
 
 impl Default for Sim {
@@ -367,6 +413,7 @@ impl fmt::Debug for Sim {
         f.debug_struct("Sim")
             .field("now", &w.core.now)
             .field("nics", &w.nics.len())
+            .field("lanes", &self.lanes())
             .finish()
     }
 }
@@ -374,18 +421,83 @@ impl fmt::Debug for Sim {
 impl Sim {
     /// An empty world at virtual time 0.
     pub fn new() -> Sim {
+        Sim::with_lanes(1)
+    }
+
+    /// An empty world of `lanes` model instances (1..=128, clamped), see [Lanes](Sim#lanes-multi-core-runs).
+    pub fn with_lanes(lanes: usize) -> Sim {
+        let k = lanes.clamp(1, 128);
         Sim {
-            inner: Arc::new(Mutex::new(model::World::new())),
+            inner: Arc::new(Lanes {
+                worlds: (0..k)
+                    .map(|l| Mutex::new(model::World::new_lane(l as u16, k as u16)))
+                    .collect(),
+                inbox: (0..k).map(|_| Mutex::new(Vec::new())).collect(),
+                inbox_full: (0..k).map(|_| AtomicBool::new(false)).collect(),
+            }),
         }
     }
 
+    /// Number of lanes (model instances).
+    pub fn lanes(&self) -> usize {
+        self.inner.worlds.len()
+    }
+
+    /// The lane that owns queue `queue` of every NIC.
+    pub fn lane_of_queue(&self, queue: u16) -> usize {
+        usize::from(queue) % self.lanes()
+    }
+
+    /// Lane 0's model (the only one without lanes).
     fn lock(&self) -> MutexGuard<'_, model::World> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        lock_world(&self.inner.worlds[0])
+    }
+
+    /// Every lane's model, locked in lane order (the only order any thread locks several).
+    fn lock_all(&self) -> Vec<MutexGuard<'_, model::World>> {
+        self.inner.worlds.iter().map(lock_world).collect()
+    }
+
+    /// Runs `f` on every lane's model, lane 0 first, all of them locked; then hands frames
+    /// that arrived in the wrong lane to their owners. Returns lane 0's result.
+    fn each<R>(&self, mut f: impl FnMut(&mut model::World) -> R) -> R {
+        if self.lanes() == 1 {
+            return f(&mut self.lock());
+        }
+        let mut all = self.lock_all();
+        let mut first = None;
+        for w in all.iter_mut() {
+            let r = f(w);
+            first.get_or_insert(r);
+        }
+        settle(&mut all);
+        first.expect("at least one lane")
+    }
+
+    /// Lane `k`'s model, locked, with the frames other lanes handed it delivered.
+    fn lock_lane(&self, k: usize) -> MutexGuard<'_, model::World> {
+        let mut w = lock_world(&self.inner.worlds[k]);
+        if self.inner.inbox_full[k].swap(false, Ordering::Acquire) {
+            let frames = std::mem::take(&mut *lock_inbox(&self.inner.inbox[k]));
+            for (nic, h) in frames {
+                w.deliver_foreign(nic, h);
+            }
+        }
+        w
+    }
+
+    /// Hands the frames lane `w` received for other lanes' queues to those lanes.
+    fn route(&self, w: &mut model::World) {
+        for (nic, h) in w.take_foreign() {
+            let k = self.lane_of_queue(h.meta.queue);
+            lock_inbox(&self.inner.inbox[k]).push((nic, h));
+            self.inner.inbox_full[k].store(true, Ordering::Release);
+        }
     }
 
     /// Adds a NIC in its power-on state (EEPROM read done, link up after `link_up_delay`).
     pub fn add_nic(&self, cfg: NicConfig) -> NicId {
-        NicId(self.lock().add_nic(cfg))
+        NicId(self.each(|w| w.add_nic(cfg.clone())))
     }
 
     /// A platform handle for the driver of `nic`.
@@ -399,75 +511,146 @@ impl Sim {
 
     /// Connects two NICs: what `a` sends, `b` receives, and vice versa.
     pub fn cable(&self, a: NicId, b: NicId) {
-        let mut w = self.lock();
-        w.cables[a.0] = Some(b.0);
-        w.cables[b.0] = Some(a.0);
-        w.link_conditions_changed(a.0);
+        self.each(|w| {
+            w.cables[a.0] = Some(b.0);
+            w.cables[b.0] = Some(a.0);
+            w.link_conditions_changed(a.0);
+        });
     }
 
     /// A frame (without FCS) arrives on `nic`'s wire.
     pub fn inject(&self, nic: NicId, frame: &[u8]) {
-        self.lock().inject(nic.0, frame);
+        if self.lanes() == 1 {
+            self.lock().inject(nic.0, frame);
+            return;
+        }
+        // Lane 0 takes the frame (and counts it); the owner of the queue RSS picks delivers it.
+        let mut all = self.lock_all();
+        all[0].inject(nic.0, frame);
+        settle(&mut all);
     }
 
-    /// Frames `nic` put on the wire that no cable or sink consumed (oldest first).
+    /// Frames `nic` put on the wire that no cable or sink consumed (oldest first within each
+    /// lane, lane 0 first).
     pub fn take_transmitted(&self, nic: NicId) -> Vec<Vec<u8>> {
-        self.lock().nics[nic.0].transmitted.drain(..).collect()
+        let mut out = Vec::new();
+        for k in 0..self.lanes() {
+            out.extend(self.lock_lane(k).nics[nic.0].transmitted.drain(..));
+        }
+        out
     }
 
-    /// Advances virtual time, running timed events, sources, TX and held RX frames.
+    /// Advances virtual time, running timed events, sources, TX and held RX frames. With
+    /// lanes: every lane's clock by `d`, one lane after the other.
     pub fn advance(&self, d: Duration) {
-        self.lock().advance(d);
+        if self.lanes() == 1 {
+            self.lock().advance(d);
+            return;
+        }
+        for k in 0..self.lanes() {
+            self.advance_lane(k, d);
+        }
+    }
+
+    /// Advances lane `k`'s clock only (its sources, its queues), under that lane's lock: what
+    /// the thread serving lane `k`'s queues calls. Without lanes (`k` = 0) the same as
+    /// [`Sim::advance`].
+    pub fn advance_lane(&self, k: usize, d: Duration) {
+        let mut w = self.lock_lane(k);
+        w.advance(d);
+        self.route(&mut w);
     }
 
     /// Sets the time slice of [`Sim::advance`] while sources are attached (default 100 µs):
     /// frames a source emits arrive at the end of the slice they fall in. Shorter slices give
     /// finer timing at a higher cost per simulated second. Zero is taken as 1 µs.
     pub fn set_time_slice(&self, slice: Duration) {
-        self.lock().slice = slice.max(Duration::from_micros(1));
+        self.each(|w| w.slice = slice.max(Duration::from_micros(1)));
     }
 
-    /// Current virtual time.
+    /// Current virtual time (lane 0's).
     pub fn now(&self) -> Duration {
         self.lock().core.now
     }
 
-    /// Every violation recorded so far (all NICs). Exact duplicates are recorded once.
-    pub fn violations(&self) -> Vec<Violation> {
-        self.lock().core.violations.clone()
+    /// Current virtual time of lane `k`.
+    pub fn lane_now(&self, k: usize) -> Duration {
+        lock_world(&self.inner.worlds[k]).core.now
     }
 
-    /// Injects a fault into `nic`.
+    /// Every violation recorded so far (all NICs). Exact duplicates are recorded once (with
+    /// lanes: once over all lanes, lane 0's first).
+    pub fn violations(&self) -> Vec<Violation> {
+        let mut out = self.lock().core.violations.clone();
+        for k in 1..self.lanes() {
+            for v in &lock_world(&self.inner.worlds[k]).core.violations {
+                if !out
+                    .iter()
+                    .any(|o| o.nic == v.nic && o.kind == v.kind && o.what == v.what)
+                {
+                    out.push(v.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Injects a fault into `nic` (every lane).
     pub fn set_fault(&self, nic: NicId, fault: Fault) {
-        self.lock().set_fault(nic.0, fault);
+        self.each(|w| w.set_fault(nic.0, fault));
     }
 
     /// Removes every fault of `nic`.
     pub fn clear_faults(&self, nic: NicId) {
-        self.lock().clear_faults(nic.0);
+        self.each(|w| w.clear_faults(nic.0));
     }
 
     /// Plugs (`up`) or unplugs the cable of `nic` (and of its cabled peer).
     pub fn set_link(&self, nic: NicId, up: bool) {
-        self.lock().set_link(nic.0, up);
+        self.each(|w| w.set_link(nic.0, up));
     }
 
-    /// Attaches a source of frames arriving on `nic`'s wire (replaces any previous one).
+    /// Attaches a source of frames arriving on `nic`'s wire (replaces any previous one). With
+    /// lanes: lane 0's source (frames for other lanes' queues are handed to them).
     pub fn attach_source(&self, nic: NicId, src: Box<dyn TrafficSource>) {
         self.lock().sources[nic.0] = Some(src);
     }
 
-    /// Attaches a sink for what `nic` transmits (used when `nic` has no cable).
+    /// Attaches a sink for what `nic` transmits (used when `nic` has no cable). With lanes:
+    /// what lane 0's queues transmit.
     pub fn attach_sink(&self, nic: NicId, sink: Box<dyn TrafficSink>) {
         self.lock().sinks[nic.0] = Some(sink);
     }
 
-    /// Wire-level counters of `nic`.
-    pub fn wire_counters(&self, nic: NicId) -> WireCounters {
-        self.lock().nics[nic.0].wire
+    /// Attaches the source of `nic` in lane `k`, polled on that lane's clock: with sources
+    /// whose frames RSS sends to lane `k`'s queues (see [`Sim::rss_queue`]), lanes never hand
+    /// frames to each other.
+    pub fn attach_lane_source(&self, k: usize, nic: NicId, src: Box<dyn TrafficSource>) {
+        self.lock_lane(k).sources[nic.0] = Some(src);
     }
 
-    /// Attaches the sink of `nic`'s interrupt messages (replaces any previous one).
+    /// Attaches the sink of what lane `k`'s queues of `nic` transmit.
+    pub fn attach_lane_sink(&self, k: usize, nic: NicId, sink: Box<dyn TrafficSink>) {
+        self.lock_lane(k).sinks[nic.0] = Some(sink);
+    }
+
+    /// The receive queue `nic`'s current filters and RSS set-up (MRQC, RSSRK, RETA) select for
+    /// `frame`, as the model's receive path computes it (0 without RSS).
+    pub fn rss_queue(&self, nic: NicId, frame: &[u8]) -> u16 {
+        self.lock().rss_queue(nic.0, frame)
+    }
+
+    /// Wire-level counters of `nic` (summed over lanes).
+    pub fn wire_counters(&self, nic: NicId) -> WireCounters {
+        let mut c = self.lock().nics[nic.0].wire;
+        for k in 1..self.lanes() {
+            c.add(&lock_world(&self.inner.worlds[k]).nics[nic.0].wire);
+        }
+        c
+    }
+
+    /// Attaches the sink of `nic`'s interrupt messages (replaces any previous one; lane 0's:
+    /// interrupts need a simulator without lanes).
     pub fn attach_interrupts(&self, nic: NicId, sink: Box<dyn InterruptSink>) {
         self.lock().irq_sinks[nic.0] = Some(sink);
     }
@@ -481,7 +664,7 @@ impl Sim {
 
     /// Writes `nic`'s PCI configuration space at `offset` (read-only bits are kept).
     pub fn config_write(&self, nic: NicId, offset: u16, data: &[u8]) {
-        self.lock().config_write(nic.0, usize::from(offset), data);
+        self.each(|w| w.config_write(nic.0, usize::from(offset), data));
     }
 
     /// A PCIe reset of `nic`'s function, what a vfio `reset` asks for (Function Level Reset):
@@ -490,9 +673,10 @@ impl Sim {
     /// auto-read and DMA init run again; the link retrains. Writing Initiate FLR in the PCIe
     /// Device Control register does the same.
     pub fn function_reset(&self, nic: NicId) {
-        let mut w = self.lock();
-        w.function_reset(nic.0);
-        w.irq_update(nic.0);
+        self.each(|w| {
+            w.function_reset(nic.0);
+            w.irq_update(nic.0);
+        });
     }
 
     /// A 32-bit read of `nic`'s BAR4 at `offset`: the MSI-X table (16 bytes per vector from 0)
@@ -504,9 +688,10 @@ impl Sim {
     /// A 32-bit write to `nic`'s BAR4 at `offset` (MSI-X table; the PBA is read-only).
     /// Unmasking a vector whose PBA bit is set sends its message.
     pub fn bar4_write(&self, nic: NicId, offset: u32, value: u32) {
-        let mut w = self.lock();
-        w.nics[nic.0].bar4_write(offset, value);
-        w.irq_update(nic.0);
+        self.each(|w| {
+            w.nics[nic.0].bar4_write(offset, value);
+            w.irq_update(nic.0);
+        });
     }
 
     /// A copy of `nic`'s EEPROM image (the words EERD reads).
@@ -516,7 +701,10 @@ impl Sim {
 
     /// A 32-bit read of `nic`'s BAR0 at `offset` (as [`Platform::read32`]).
     pub fn bar0_read(&self, nic: NicId, offset: u32) -> u32 {
-        self.lock().mmio_read(nic.0, offset)
+        if self.lanes() == 1 {
+            return self.lock().mmio_read(nic.0, offset);
+        }
+        self.read_lanes(nic.0, offset)
     }
 
     /// A 32-bit write to `nic`'s BAR0 at `offset` (as [`Platform::write32`]).
@@ -527,7 +715,54 @@ impl Sim {
     /// the windows mapped by [`Sim::map_bus_window`]. The caller must hold no Rust reference to
     /// bytes the device may write meanwhile.
     pub unsafe fn bar0_write(&self, nic: NicId, offset: u32, value: u32) {
-        self.lock().mmio_write(nic.0, offset, value);
+        if self.lanes() == 1 {
+            self.lock().mmio_write(nic.0, offset, value);
+            return;
+        }
+        self.write_lanes(nic.0, offset, value);
+    }
+
+    /// A read with lanes: every lane reads (side effects stay in step), answers combine.
+    #[inline(never)]
+    fn read_lanes(&self, nic: usize, off: u32) -> u32 {
+        let merge = match model::read_class(off) {
+            model::ReadClass::Queue(q) => Merge::Lane(self.lane_of_queue(q)),
+            model::ReadClass::Stat { high } => Merge::Sum { high },
+            model::ReadClass::Eicr => Merge::Or,
+            model::ReadClass::Other => Merge::First,
+        };
+        let mut all = self.lock_all();
+        let values: Vec<u32> = all.iter_mut().map(|w| w.mmio_read(nic, off)).collect();
+        let v = match merge {
+            Merge::Lane(k) => values[k],
+            Merge::Sum { high } => {
+                let sum: u64 = values.iter().map(|&v| u64::from(v)).sum();
+                if let (Some(h), true) = (high, sum >> 32 != 0) {
+                    all[0].add_to_register(nic, h, (sum >> 32) as u32);
+                }
+                if high.is_some() {
+                    sum as u32
+                } else {
+                    sum.min(u64::from(u32::MAX)) as u32
+                }
+            }
+            Merge::Or => values.iter().fold(0, |a, &v| a | v),
+            Merge::First => values[0],
+        };
+        settle(&mut all);
+        v
+    }
+
+    /// A write with lanes: a tail write to its queue's lane only, anything else to every lane.
+    #[inline(never)]
+    fn write_lanes(&self, nic: usize, off: u32, v: u32) {
+        if let Some(q) = model::tail_queue(off) {
+            let mut w = self.lock_lane(self.lane_of_queue(q));
+            w.mmio_write(nic, off, v);
+            self.route(&mut w);
+        } else {
+            self.each(|w| w.mmio_write(nic, off, v));
+        }
     }
 
     /// Maps `len` bytes of foreign memory at `host` at bus addresses `[bus, bus + len)` (a VM's
@@ -539,18 +774,18 @@ impl Sim {
     /// ([`Sim::unmap_bus_window`], [`Sim::unmap_all_bus_windows`]) or the last handle to the
     /// simulation is dropped, and no Rust reference to those bytes may exist meanwhile.
     pub unsafe fn map_bus_window(&self, bus: u64, len: usize, host: NonNull<u8>) -> bool {
-        // SAFETY: forwarded contract.
-        unsafe { self.lock().core.dma.map_window(bus, len, host.as_ptr()) }
+        // SAFETY: forwarded contract (every lane maps the same memory).
+        self.each(|w| unsafe { w.core.dma.map_window(bus, len, host.as_ptr()) })
     }
 
     /// Unmaps every window starting in `[bus, bus + len)`; returns how many.
     pub fn unmap_bus_window(&self, bus: u64, len: u64) -> usize {
-        self.lock().core.dma.unmap_window(bus, len)
+        self.each(|w| w.core.dma.unmap_window(bus, len))
     }
 
     /// Unmaps every window.
     pub fn unmap_all_bus_windows(&self) {
-        self.lock().core.dma.unmap_all_windows();
+        self.each(|w| w.core.dma.unmap_all_windows());
     }
 
     /// The configured PCI device ID of `nic`.
@@ -559,10 +794,42 @@ impl Sim {
     }
 
     /// Number of violations not recorded because they duplicated an earlier one (or the log
-    /// was full).
+    /// was full); with lanes, lane 0's (the others repeat its checks).
     pub fn suppressed_violations(&self) -> u64 {
         self.lock().core.suppressed
     }
+}
+
+fn lock_world(m: &Mutex<model::World>) -> MutexGuard<'_, model::World> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn lock_inbox<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// With every lane locked: moves each frame that arrived in a lane that does not own its
+/// queue to the owning lane and delivers it there.
+fn settle(all: &mut [MutexGuard<'_, model::World>]) {
+    let k = all.len();
+    for from in 0..k {
+        for (nic, h) in all[from].take_foreign() {
+            all[usize::from(h.meta.queue) % k].deliver_foreign(nic, h);
+        }
+    }
+}
+
+/// How a BAR0 read combines the lanes' answers.
+enum Merge {
+    /// A queue register: the owning lane's.
+    Lane(usize),
+    /// A statistics counter (each lane counts its own traffic, clear on read): the sum; for
+    /// the low half of a 36-bit counter, the carry goes to lane 0's high half.
+    Sum { high: Option<u32> },
+    /// EICR: every lane's causes.
+    Or,
+    /// Anything else (the same in every lane).
+    First,
 }
 
 /// The [`Platform`] of one simulated NIC. Cheap to clone; `Send + Sync`.
@@ -602,17 +869,43 @@ impl SimPlatform {
 unsafe impl Platform for SimPlatform {
     #[inline(never)]
     fn read32(&self, offset: u32) -> u32 {
-        self.sim.lock().mmio_read(self.nic, offset)
+        if self.sim.lanes() == 1 {
+            return self.sim.lock().mmio_read(self.nic, offset);
+        }
+        self.sim.read_lanes(self.nic, offset)
     }
 
     #[inline(never)]
     unsafe fn write32(&self, offset: u32, value: u32) {
-        self.sim.lock().mmio_write(self.nic, offset, value);
+        if self.sim.lanes() == 1 {
+            self.sim.lock().mmio_write(self.nic, offset, value);
+            return;
+        }
+        self.sim.write_lanes(self.nic, offset, value);
     }
 
     fn dma_alloc(&self, size: usize) -> Result<DmaRegion, DmaError> {
-        let mut w = self.sim.lock();
-        let (ptr, id) = w.core.dma.alloc(size).ok_or(DmaError::Unsupported)?;
+        let mut all = self.sim.lock_all();
+        let (first, others) = all.split_first_mut().expect("at least one lane");
+        let (ptr, id) = first.core.dma.alloc(size).ok_or(DmaError::Unsupported)?;
+        // The other lanes reach the region at the same bus addresses, one window per chunk.
+        if !others.is_empty() {
+            let len = size.next_multiple_of(4096);
+            for c in (0..len).step_by(DMA_PAGE) {
+                let host = ptr.as_ptr().wrapping_add(c);
+                let bus = first
+                    .core
+                    .dma
+                    .virt_to_bus(host)
+                    .ok_or(DmaError::Unsupported)?;
+                for w in others.iter_mut() {
+                    // SAFETY: the chunk stays allocated until dma_free, which unmaps it from
+                    // every lane, or until the simulation (every lane) is dropped; the device
+                    // side reaches it through raw pointers only.
+                    unsafe { w.core.dma.map_window(bus, (len - c).min(DMA_PAGE), host) };
+                }
+            }
+        }
         // SAFETY: `ptr` is a fresh zeroed allocation of at least `size` bytes, 4096-aligned, kept
         // alive until `dma_free`; each 2 MiB chunk has one contiguous bus range starting at a
         // 2 MiB-aligned (so 4096-aligned) bus address.
@@ -620,7 +913,18 @@ unsafe impl Platform for SimPlatform {
     }
 
     unsafe fn dma_free(&self, region: DmaRegion) {
-        let mut w = self.sim.lock();
+        let mut all = self.sim.lock_all();
+        let (w, others) = all.split_first_mut().expect("at least one lane");
+        // The region's chunks as the other lanes map them (while it is still live).
+        let base = region.virt().as_ptr();
+        let chunks: Vec<u64> = if others.is_empty() {
+            Vec::new()
+        } else {
+            (0..region.len())
+                .step_by(DMA_PAGE)
+                .filter_map(|c| w.core.dma.virt_to_bus(base.wrapping_add(c)))
+                .collect()
+        };
         let id = region.cookie();
         if let Some(user) = w.region_in_use(id) {
             w.core.violate(
@@ -636,6 +940,12 @@ unsafe impl Platform for SimPlatform {
                 ViolationKind::BadDmaFree,
                 format!("dma_free of region {id} at {virt:p}, which is not a live region"),
             );
+            return;
+        }
+        for o in others.iter_mut() {
+            for &bus in &chunks {
+                o.core.dma.unmap_window(bus, 1);
+            }
         }
     }
 

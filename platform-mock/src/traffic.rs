@@ -100,6 +100,8 @@ pub struct LineRateSource {
     flows: u16,
     next_flow: u16,
     seqs: Vec<u64>,
+    /// The flow numbers sent, in turn ([`LineRateSource::with_flow_ids`]); empty: 0..flows.
+    ids: Vec<u16>,
     /// Picoseconds between two frames.
     interval_ps: u128,
     /// Due time of the next frame, in picoseconds.
@@ -117,6 +119,7 @@ impl LineRateSource {
             flows: 1,
             next_flow: 0,
             seqs: vec![0],
+            ids: Vec::new(),
             interval_ps: 0,
             next_ps: 0,
             max_burst: 0,
@@ -176,6 +179,33 @@ impl LineRateSource {
         self
     }
 
+    /// Sends only flows `ids` (numbered as by [`LineRateSource::with_flows`]), in turn: e.g.
+    /// the flows RSS sends to one queue. Empty: flow 0.
+    pub fn with_flow_ids(mut self, ids: &[u16]) -> Self {
+        self.flows = (ids.len().clamp(1, 65535)) as u16;
+        self.seqs = vec![0; usize::from(self.flows)];
+        self.ids = ids.to_vec();
+        self
+    }
+
+    /// The frame flow `flow` sends with sequence number 0 (what RSS looks at).
+    pub fn first_frame_of_flow(&self, flow: u16) -> Vec<u8> {
+        let mut probe = LineRateSource {
+            frame: self.frame.clone(),
+            flows: 1,
+            next_flow: 0,
+            seqs: vec![0],
+            ids: vec![flow],
+            interval_ps: 0,
+            next_ps: 0,
+            max_burst: 1,
+            remaining: None,
+            counters: PeerCounters::new(),
+        };
+        probe.fill();
+        probe.frame
+    }
+
     /// Rate in bits per second on the wire (frame + FCS + 20 bytes preamble/IFG).
     pub fn with_rate_bps(mut self, bps: u64) -> Self {
         self.set_rate_bps(bps);
@@ -229,10 +259,11 @@ impl LineRateSource {
 
     /// Writes the next frame into the internal buffer.
     fn fill(&mut self) {
-        let flow = self.next_flow;
+        let k = self.next_flow;
         self.next_flow = (self.next_flow + 1) % self.flows;
-        let seq = self.seqs[usize::from(flow)];
-        self.seqs[usize::from(flow)] += 1;
+        let seq = self.seqs[usize::from(k)];
+        self.seqs[usize::from(k)] += 1;
+        let flow = self.ids.get(usize::from(k)).copied().unwrap_or(k);
         let f = &mut self.frame;
         // Source IP 10.0.x.y: bytes 26..30 of the frame; `build` wrote 10.0. Only the word at
         // 28..30 changes, so the header checksum is updated for it (RFC 1624, eqn. 3:

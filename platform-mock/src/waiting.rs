@@ -80,7 +80,7 @@ impl crate::Sim {
     /// thread, and waits sleep in wall time until the pumped clock brings their message or
     /// their deadline (several waiters advancing one clock would race it ahead of the others).
     pub fn set_waits_advance_clock(&self, on: bool) {
-        self.lock().waits_advance_clock = on;
+        self.each(|w| w.waits_advance_clock = on);
     }
 }
 
@@ -109,6 +109,12 @@ impl InterruptPlatform for SimPlatform {
         if vectors == 0 || vectors > MSIX_VECTORS {
             return Err(Error::Interrupt {
                 what: "the simulated 82599 has 64 MSI-X vectors",
+                os_error: None,
+            });
+        }
+        if self.sim.lanes() > 1 {
+            return Err(Error::Interrupt {
+                what: "interrupts need a simulator without lanes (Sim::new)",
                 os_error: None,
             });
         }

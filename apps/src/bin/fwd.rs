@@ -17,9 +17,10 @@ use ixgbe_tools::irq::{cpu_line, cpu_time, InterruptArg, IrqTotals};
 use ixgbe_tools::sim::wire_time_ps;
 use ixgbe_tools::stats::out;
 use ixgbe_tools::{
-    make_pacer, make_pools, open_devices, report, request_stop, run_main, start_devices_with,
-    supervise, supervise_every, time_up_after_printing, AppError, CommonArgs, DevSpec, Limits,
-    Opened, Pacer, RatePrinter, SimEnv, CLOCK_CHECK_INTERVAL,
+    make_pacer, make_pools, max_sim_step, open_devices_lanes, report, request_stop, run_main,
+    start_devices_with, supervise, supervise_every, time_up_after_printing, AppError, CommonArgs,
+    DevSpec, Limits, Opened, Pacer, PeerCounters, RatePrinter, SimClock, SimEnv,
+    CLOCK_CHECK_INTERVAL,
 };
 
 /// Forward frames between two 82599 ports (or two simulated ones: `sim sim`).
@@ -60,7 +61,18 @@ fn run(args: &Args) -> Result<(), AppError> {
             "DEV1 and DEV2 are the same device: give two different PCI addresses",
         ));
     }
-    match open_devices(&[args.dev1, args.dev2])? {
+    // Sim with several queues polled by threads on a wall clock: one model instance (lane) per
+    // queue, each driven by the thread that serves its queue (docs/benchmarks.md, "Multi-core
+    // scaling").
+    let lanes = if args.common.queues > 1
+        && matches!(args.interrupts, InterruptArg::Off)
+        && args.common.sim_clock == SimClock::Wall
+    {
+        usize::from(args.common.queues)
+    } else {
+        1
+    };
+    match open_devices_lanes(&[args.dev1, args.dev2], lanes)? {
         Opened::Sim {
             env,
             platforms,
@@ -195,7 +207,14 @@ fn forward<P: InterruptPlatform>(
     }
     // With interrupts every Rx queue has a thread of its own: a thread sleeps on one vector.
     let threaded = queues > 1 || !irq_rows.is_empty();
-    let peer = env.as_ref().map(|e| {
+    let lanes = env.as_ref().map_or(1, |e| e.sim.lanes());
+    // With lanes: each worker pumps its own lane, whose sources offer one batch per port per
+    // pump, as the single thread does; the main thread only prints and watches the time.
+    let lane_peer = (lanes > 1).then(|| {
+        let e = env.as_ref().expect("lanes only in sim mode");
+        e.attach_lane_peer(64, args.batch as u64, usize::from(all.frame_size))
+    });
+    let peer = env.as_ref().filter(|_| lanes == 1).map(|e| {
         // Single thread: at most one batch per port per pump, so a loop that keeps up loses
         // nothing. Threads: the main thread pumps every 100 µs of wall time (the simulator's
         // time slice) and may offer one batch per queue per slice; more would only keep the
@@ -204,12 +223,22 @@ fn forward<P: InterruptPlatform>(
         let burst = args.batch as u64 * u64::from(queues);
         e.attach_forwarding_peer_sized(flows, burst, usize::from(all.frame_size))
     });
-    let mut pacer = make_pacer(
-        env.as_ref(),
-        args,
-        args.batch as u64 * wire_time_ps(usize::from(all.frame_size)),
-        threaded,
-    );
+    let mut pacer = if lanes > 1 {
+        Pacer::real()
+    } else {
+        make_pacer(
+            env.as_ref(),
+            args,
+            args.batch as u64 * wire_time_ps(usize::from(all.frame_size)),
+            threaded,
+        )
+    };
+    let lane_pacers: Vec<Pacer> = match &env {
+        Some(e) if lanes > 1 => (0..lanes)
+            .map(|k| Pacer::sim_lane(e.sim.clone(), k, max_sim_step(false)))
+            .collect(),
+        _ => Vec::new(),
+    };
     // Chains come in batches of at most MAX_CHAIN_BATCH.
     let batch = if jumbo {
         args.batch.min(MAX_CHAIN_BATCH)
@@ -251,6 +280,7 @@ fn forward<P: InterruptPlatform>(
         run(
             rx_rows,
             tx_rows,
+            lane_pacers,
             &devices,
             &mut pacer,
             &mut printer,
@@ -290,6 +320,7 @@ fn forward<P: InterruptPlatform>(
             sum.to_interrupts
         ));
     }
+    let peer = peer.or_else(|| lane_peer.as_deref().map(sum_counters));
     report(&pacer, &names, &devices, peer.as_deref(), args.json);
     // Tear down (queues first), then report what the simulator saw, violations included.
     drop(queues);
@@ -341,11 +372,28 @@ fn run_single<'a, P: Platform, F: Forwarding<'a, P>>(
     tx.rotate_right(1);
 }
 
+/// The lanes' peer counters added up.
+fn sum_counters(lanes: &[Arc<PeerCounters>]) -> Arc<PeerCounters> {
+    let sum = PeerCounters::new();
+    for c in lanes {
+        let (sent, received, corrupted, lost, reordered) = c.snapshot();
+        sum.sent.fetch_add(sent, Ordering::Relaxed);
+        sum.received.fetch_add(received, Ordering::Relaxed);
+        sum.corrupted.fetch_add(corrupted, Ordering::Relaxed);
+        sum.lost.fetch_add(lost, Ordering::Relaxed);
+        sum.reordered.fetch_add(reordered, Ordering::Relaxed);
+    }
+    sum
+}
+
 /// One worker thread per queue index (queue q of every device); this thread pumps the
-/// simulator, prints and decides when to stop.
+/// simulator (unless `lane_pacers` has a pacer per worker: then worker q pumps lane q of a
+/// simulator with lanes), prints and decides when to stop.
+#[allow(clippy::too_many_arguments)]
 fn run_threaded<'a, P: Platform, F: Forwarding<'a, P>>(
     rx_rows: Vec<Vec<RxQueue<'a, P>>>,
     tx_rows: Vec<Vec<TxQueue<'a, P>>>,
+    lane_pacers: Vec<Pacer>,
     devices: &[Device<P>],
     pacer: &mut Pacer,
     printer: &mut RatePrinter,
@@ -369,13 +417,18 @@ fn run_threaded<'a, P: Platform, F: Forwarding<'a, P>>(
         groups.push((rx, tx));
     }
     let limited = limits.packets.is_some();
+    let mut lane_pacers = lane_pacers.into_iter();
     std::thread::scope(|scope| {
         let mut workers = Vec::new();
         for (mut rx, mut tx) in groups {
             let (done, budget, forwarded) = (&done, &budget, &forwarded);
+            let mut lane = lane_pacers.next();
             workers.push(scope.spawn(move || {
                 let mut fwd = F::new();
                 while !done.load(Ordering::Relaxed) {
+                    if let Some(p) = lane.as_mut() {
+                        p.tick();
+                    }
                     let ports = tx.len();
                     for (d, rx) in rx.iter_mut().enumerate() {
                         let tx = &mut tx[(d + 1) % ports];

@@ -24,7 +24,7 @@ mod timesync;
 mod tx;
 
 use nic::{bit_get, bit_set, Faults};
-pub(crate) use nic::{Core, Nic};
+pub(crate) use nic::{Core, Held, Nic};
 use rx::{drain_held, rx_frame};
 use tx::TxDesc;
 
@@ -59,14 +59,26 @@ pub(crate) struct World {
     pub slice: Duration,
     pub(crate) tx_scratch: Vec<u8>,
     pub(crate) tx_descs: Vec<TxDesc>,
+    /// This instance is lane `lane` of `lanes` (`crate::Sim::with_lanes`): it delivers frames
+    /// only to queues `q` with `q % lanes == lane`.
+    pub(crate) lane: (u16, u16),
 }
 
 // ---------------------------------------------------------------------------------------------
 // World
 
 impl World {
+    /// Lane `lane` of `lanes` (0 of 1: the whole model).
+    pub fn new_lane(lane: u16, lanes: u16) -> Self {
+        World {
+            lane: (lane, lanes.max(1)),
+            ..World::new()
+        }
+    }
+
     pub fn new() -> Self {
         World {
+            lane: (0, 1),
             core: Core {
                 now: Duration::ZERO,
                 dma: DmaSpace::new(),
@@ -90,7 +102,8 @@ impl World {
     }
 
     pub fn add_nic(&mut self, cfg: NicConfig) -> usize {
-        let nic = Nic::new(cfg, self.core.now);
+        let mut nic = Nic::new(cfg, self.core.now);
+        nic.lane = self.lane;
         self.nics.push(nic);
         self.cables.push(None);
         self.sources.push(None);
@@ -280,6 +293,7 @@ impl World {
         n.faults = std::mem::take(&mut old.faults);
         n.wire = old.wire;
         n.transmitted = std::mem::take(&mut old.transmitted);
+        n.lane = old.lane;
         let eec = n.r(EEC) & !(EEC_AUTO_RD | EEC_DONE_BITS);
         n.set(EEC, eec);
         let rd = n.r(RDRXCTL) & !RDRXCTL_DMAIDONE;
@@ -315,5 +329,101 @@ impl World {
             }
         }
         None
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lanes (`crate::Sim::with_lanes`)
+
+/// How the lanes' answers to a BAR0 read combine (`crate::Sim`'s reads with lanes).
+pub(crate) enum ReadClass {
+    /// A register of queue `q` (its owner answers).
+    Queue(u16),
+    /// A statistics counter (each lane counts its own traffic); `high`: the offset of the
+    /// high half when this is the low half of a 36-bit counter.
+    Stat { high: Option<u32> },
+    /// EICR (each lane sets its queues' causes).
+    Eicr,
+    /// The same in every lane.
+    Other,
+}
+
+/// Classifies a BAR0 offset for a read with lanes.
+pub(crate) fn read_class(off: u32) -> ReadClass {
+    let off = unalias(off);
+    match mmio::decode_queue(off) {
+        mmio::QReg::Rx(q, _) | mmio::QReg::Tx(q, _) => return ReadClass::Queue(q as u16),
+        mmio::QReg::Stat(c) => {
+            // QBRC_L/H inside the RX block (0x34 / 0x38 of queues 0..15).
+            let low = (off & 0x3F) == 0x34;
+            return ReadClass::Stat {
+                high: low.then_some(c + 4),
+            };
+        }
+        mmio::QReg::None => {}
+    }
+    if off == EICR {
+        ReadClass::Eicr
+    } else if is_stat36_low(off) {
+        ReadClass::Stat {
+            high: Some(off + 4),
+        }
+    } else if mmio::is_stat(off) {
+        ReadClass::Stat { high: None }
+    } else {
+        ReadClass::Other
+    }
+}
+
+/// The queue whose tail register (RDT, TDT) `off` is, if it is one.
+pub(crate) fn tail_queue(off: u32) -> Option<u16> {
+    match mmio::decode_queue(unalias(off)) {
+        mmio::QReg::Rx(q, Q_TAIL) | mmio::QReg::Tx(q, Q_TAIL) => Some(q as u16),
+        _ => None,
+    }
+}
+
+impl World {
+    /// Frames this lane received for other lanes' queues (NIC, frame), oldest first.
+    pub(crate) fn take_foreign(&mut self) -> Vec<(usize, Held)> {
+        let mut out = Vec::new();
+        for (i, n) in self.nics.iter_mut().enumerate() {
+            out.extend(n.foreign.drain(..).map(|h| (i, h)));
+        }
+        out
+    }
+
+    /// Delivers a frame another lane received (and counted) for one of this lane's queues.
+    pub(crate) fn deliver_foreign(&mut self, i: usize, h: Held) {
+        let n = &mut self.nics[i];
+        rx::rx_to_queue(n, i, &mut self.core, h.meta, &h.buf[..h.len]);
+        n.pool.push(h.buf);
+        self.irq_update(i);
+    }
+
+    /// Adds `v` to register `off` of NIC `i` (a statistics carry).
+    pub(crate) fn add_to_register(&mut self, i: usize, off: u32, v: u32) {
+        self.nics[i].inc(off, v);
+    }
+
+    /// The receive queue NIC `i`'s RSS set-up selects for `frame` (as [`rx::rx_frame`]).
+    pub(crate) fn rss_queue(&self, i: usize, frame: &[u8]) -> u16 {
+        let n = &self.nics[i];
+        let mrqc = n.r(MRQC);
+        if mrqc & 0xF != 1 {
+            return 0;
+        }
+        let mut key = [0u8; 40];
+        for k in 0..10 {
+            key[4 * k..4 * k + 4].copy_from_slice(&n.r(RSSRK + 4 * k as u32).to_le_bytes());
+        }
+        let p = rss::parse(frame);
+        match rss::rss_hash(&key, mrqc, frame, &p) {
+            Some((h, _)) => {
+                let e = h & 0x7F;
+                ((n.r(RETA + 4 * (e / 4)) >> (8 * (e % 4))) & 0xF) as u16
+            }
+            None => 0,
+        }
     }
 }

@@ -105,6 +105,11 @@ pub(crate) struct Nic {
     pub(crate) rate: Box<super::ratelimit::RateScheduler>,
     /// The IEEE 1588 clock and time stamps (§7.9).
     pub(crate) clock: super::timesync::Clock,
+    /// Lane `lane.0` of `lane.1` (`crate::Sim::with_lanes`): queues `q % lane.1 == lane.0` are
+    /// this instance's; frames for the others go to `foreign`.
+    pub(crate) lane: (u16, u16),
+    /// Frames received for another lane's queue, already counted here.
+    pub(crate) foreign: Vec<Held>,
 }
 
 /// Shared non-NIC state: clock, DMA space, violation log, scratch buffers.
@@ -196,6 +201,8 @@ impl Nic {
             rar_dirty: true,
             rate: Box::default(),
             clock: Default::default(),
+            lane: (0, 1),
+            foreign: Vec::new(),
         };
         n.reset_state();
         // LAN Power Good: the NVM's ESDP (kept across software resets from now on) and MPSAR,

@@ -164,6 +164,37 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
         info,
         csum,
     };
+    // Another lane's queue (`crate::Sim::with_lanes`): that lane delivers it.
+    if n.lane.1 > 1 && foreign(n, meta, frame) {
+        return;
+    }
+    rx_to_queue(n, i, core, meta, frame);
+}
+
+/// With lanes: keeps a frame for the lane that owns its queue if that is another one (true).
+/// Out of line: never called without lanes.
+#[cold]
+#[inline(never)]
+fn foreign(n: &mut Nic, meta: RxMeta, frame: &[u8]) -> bool {
+    if meta.queue % n.lane.1 == n.lane.0 {
+        return false;
+    }
+    let mut buf = n.pool.pop().unwrap_or_default();
+    buf.clear();
+    buf.extend_from_slice(frame);
+    n.foreign.push(Held {
+        meta,
+        len: frame.len(),
+        buf,
+    });
+    true
+}
+
+/// The rest of [`rx_frame`] once the queue is chosen: into the packet buffer behind held
+/// frames, or to the queue.
+#[inline(always)]
+pub(crate) fn rx_to_queue(n: &mut Nic, i: usize, core: &mut Core, meta: RxMeta, frame: &[u8]) {
+    let queue = meta.queue;
     if !n.held.is_empty() || n.dma_blocked() {
         hold(n, meta, frame);
         return;
