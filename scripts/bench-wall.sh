@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Wall-clock rate of `ixgbe-fwd sim sim` on this machine: Mpps by batch size (one core), and
-# one against two queues/cores. The simulator does about 95 % of the work per packet (see
+# one against two queues/cores with their ratio. The simulator does about 95 % of the work per packet (see
 # scripts/bench-fwd.sh), so these figures measure the simulator far more than the driver.
 #
 # Usage: scripts/bench-wall.sh [--batches "1 2 4 ..."] [--runs R] [--packets N] [--seconds S]
-#                              [--tsv FILE] [--bin PATH] [--no-queues]
+#                              [--tsv FILE] [--bin PATH] [--no-queues] [--queues-only]
 #
 # Batch sweep: `--sim-clock virtual --packets N` (deterministic work: the peer offers one batch
 # per port per loop iteration), timed from outside; start-up (pool and ring set-up, the virtual
 # link wait) is measured with a 1000-packet run and subtracted. Each of R runs gives
 # Mpps = (N - 1000) / (t_run - median t_startup); min / median / max are printed.
-# Queues: `--sim-clock wall --seconds S --queues Q --json` for Q = 1 and 2 (one thread per
-# queue, the main thread pumps the simulator); Mpps = packets sent by both ports / seconds.
+# Queues: `--sim-clock wall --seconds S --queues Q --json` for Q = 1 and 2, interleaved (1, 2,
+# 1, 2, ...: the machine's speed drifts), R runs each; Mpps = packets sent by both ports /
+# seconds. With 2 queues each worker thread drives its own lane of the simulator (one model
+# instance per queue, docs/benchmarks.md "Multi-core scaling"). The ratio is 2 queues over 1
+# queue of each consecutive pair; min / median / max of each and of the ratio are printed,
+# with the load average before and after (other work on the machine skews both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +35,8 @@ while [[ $# -gt 0 ]]; do
     --tsv) TSV="$2"; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;  # an ixgbe-fwd built elsewhere (e.g. an older commit)
     --no-queues) QUEUES=""; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --queues-only) BATCHES=""; shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "bench-wall: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -67,17 +72,22 @@ for b in $BATCHES; do
   done
   echo "batch $b ${starts[*]} | ${runs[*]}" >>"$OUT"
 done
-for q in $QUEUES; do
-  for _ in $(seq "$RUNS"); do
-    json=$("$BIN" sim sim --sim-clock wall --seconds "$SECONDS_Q" --queues "$q" --json | tail -n 1)
-    echo "queues $q $json" >>"$OUT"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+if [[ -n "$QUEUES" ]]; then
+  for i in $(seq "$RUNS"); do
+    for q in $QUEUES; do
+      json=$("$BIN" sim sim --sim-clock wall --seconds "$SECONDS_Q" --queues "$q" --json | tail -n 1)
+      echo "queues $q $i $json" >>"$OUT"
+    done
   done
-done
+fi
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
-python3 - "$OUT" "$PACKETS" "$TSV" "$(nproc)" <<'PY'
+python3 - "$OUT" "$PACKETS" "$TSV" "$(nproc)" "$LOAD_BEFORE" "$LOAD_AFTER" "$SECONDS_Q" <<'PY'
 import json, statistics, sys
 path, packets, tsv, cpus = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-rows, queues = [], {}
+load_before, load_after, seconds_q = sys.argv[5], sys.argv[6], sys.argv[7]
+rows, queues, pairs = [], {}, {}
 for line in open(path):
     kind, rest = line.split(" ", 1)
     if kind == "batch":
@@ -87,18 +97,30 @@ for line in open(path):
         mpps = sorted((packets - 1000) / (int(x) / 1e9 - start) / 1e6 for x in runs.split())
         rows.append((int(b), mpps[0], statistics.median(mpps), mpps[-1], start))
     else:
-        q, js = rest.split(" ", 1)
+        q, i, js = rest.split(" ", 2)
         d = json.loads(js)
         sent = sum(dev["tx_packets"] for dev in d["devices"])
-        queues.setdefault(int(q), []).append(sent / d["seconds"] / 1e6)
-print(f"ixgbe-fwd sim sim, one core, --sim-clock virtual, {packets} packets, {cpus} CPUs:")
-print("batch  Mpps min  median    max   (start-up s)")
+        peer = d.get("peer") or {}
+        if peer.get("lost", 0) or peer.get("corrupted", 0):
+            print(f"warning: queues {q} run {i}: the peer saw {peer}", file=sys.stderr)
+        mpps = sent / d["seconds"] / 1e6
+        queues.setdefault(int(q), []).append(mpps)
+        pairs.setdefault(int(i), {})[int(q)] = mpps
+if rows:
+    print(f"ixgbe-fwd sim sim, one core, --sim-clock virtual, {packets} packets, {cpus} CPUs:")
+    print("batch  Mpps min  median    max   (start-up s)")
 for b, lo, med, hi, start in rows:
     print(f"{b:5}  {lo:8.2f} {med:7.2f} {hi:6.2f}   ({start:.3f})")
-print("queues (--sim-clock wall): Mpps forwarded, both ports")
+ratios = sorted(p[2] / p[1] for p in pairs.values() if 1 in p and 2 in p and p[1] > 0)
+if queues:
+    print(f"queues (--sim-clock wall, {seconds_q} s a run, interleaved, {cpus} CPUs): Mpps "
+          f"forwarded, both ports; load average before {load_before}, after {load_after}")
 for q, v in sorted(queues.items()):
     v.sort()
     print(f"  {q} queue(s): min {v[0]:.2f}  median {statistics.median(v):.2f}  max {v[-1]:.2f}")
+if ratios:
+    print(f"  ratio 2/1 (per pair of runs): min {ratios[0]:.2f}  median "
+          f"{statistics.median(ratios):.2f}  max {ratios[-1]:.2f}")
 if tsv:
     with open(tsv, "w") as f:
         f.write(f"# Mpps of ixgbe-fwd sim sim on this machine ({cpus} CPUs); scripts/bench-wall.sh\n")
@@ -108,5 +130,9 @@ if tsv:
         for q, v in sorted(queues.items()):
             f.write(f"# queues {q} (wall clock, batch 32): min {v[0]:.3f} median "
                     f"{statistics.median(v):.3f} max {v[-1]:.3f}\n")
+        if ratios:
+            f.write(f"# ratio 2/1 queues: min {ratios[0]:.3f} median "
+                    f"{statistics.median(ratios):.3f} max {ratios[-1]:.3f}; load average "
+                    f"{load_before} before, {load_after} after\n")
     print(f"written: {tsv}")
 PY

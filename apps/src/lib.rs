@@ -33,7 +33,7 @@ use platform_mock::{NicConfig, NicId, Sim, SimPlatform};
 
 pub use cli::{CommonArgs, DevSpec, SimClock, MAX_BATCH};
 pub use platform_mock::traffic::PeerCounters;
-pub use sim::{peer_totals, Pacer};
+pub use sim::{peer_totals, LanePacer, Pacer};
 pub use stats::{PeerTotals, RatePrinter};
 
 /// Buffers per memory pool (as ixy): enough for a full Rx ring, a full Tx ring and a batch.

@@ -44,13 +44,6 @@ enum Kind {
         last: Instant,
         max_step: Duration,
     },
-    SimLane {
-        sim: Sim,
-        lane: usize,
-        start: Instant,
-        last: Instant,
-        max_step: Duration,
-    },
     SimVirtual {
         sim: Sim,
         start: Duration,
@@ -100,21 +93,6 @@ impl Pacer {
         Pacer { kind }
     }
 
-    /// A pacer for the thread serving lane `lane` of `sim` ([`Sim::with_lanes`]): each tick
-    /// advances that lane's clock by the wall time since the last tick, at most `max_step`.
-    pub fn sim_lane(sim: Sim, lane: usize, max_step: Duration) -> Self {
-        let now = Instant::now();
-        Pacer {
-            kind: Kind::SimLane {
-                sim,
-                lane,
-                start: now,
-                last: now,
-                max_step,
-            },
-        }
-    }
-
     /// True when this pacer drives a simulator (the loop must call [`Pacer::tick`] often).
     pub fn is_sim(&self) -> bool {
         !matches!(self.kind, Kind::Real { .. })
@@ -135,18 +113,6 @@ impl Pacer {
                 let dt = (now - *last).min(*max_step);
                 *last = now;
                 sim.advance(dt);
-            }
-            Kind::SimLane {
-                sim,
-                lane,
-                last,
-                max_step,
-                ..
-            } => {
-                let now = Instant::now();
-                let dt = (now - *last).min(*max_step);
-                *last = now;
-                sim.advance_lane(*lane, dt);
             }
             Kind::SimVirtual {
                 sim,
@@ -173,11 +139,40 @@ impl Pacer {
     #[inline]
     pub fn elapsed(&self) -> Duration {
         match &self.kind {
-            Kind::Real { start } | Kind::SimWall { start, .. } | Kind::SimLane { start, .. } => {
-                start.elapsed()
-            }
+            Kind::Real { start } | Kind::SimWall { start, .. } => start.elapsed(),
             Kind::SimVirtual { start, now, .. } => *now - *start,
         }
+    }
+}
+
+/// Pumps one lane of a simulator with lanes ([`Sim::with_lanes`]) from the thread that serves
+/// that lane's queues: each tick advances the lane's clock by the wall time since the last
+/// tick, at most `max_step` (as [`Pacer`] with a wall clock does for the whole simulator).
+pub struct LanePacer {
+    sim: Sim,
+    lane: usize,
+    last: Instant,
+    max_step: Duration,
+}
+
+impl LanePacer {
+    /// A pacer for lane `lane` of `sim`.
+    pub fn new(sim: Sim, lane: usize, max_step: Duration) -> Self {
+        LanePacer {
+            sim,
+            lane,
+            last: Instant::now(),
+            max_step,
+        }
+    }
+
+    /// Pumps the lane once.
+    #[inline]
+    pub fn tick(&mut self) {
+        let now = Instant::now();
+        let dt = (now - self.last).min(self.max_step);
+        self.last = now;
+        self.sim.advance_lane(self.lane, dt);
     }
 }
 

@@ -394,11 +394,18 @@ type Inbox = Vec<(usize, model::Held)>;
 
 /// The model instances of a [`Sim`] (one unless [`Sim::with_lanes`]).
 struct Lanes {
-    worlds: Box<[Mutex<model::World>]>,
-    /// Per lane: frames another lane received for one of this lane's queues (NIC, frame).
-    inbox: Box<[Mutex<Inbox>]>,
-    /// Per lane: its inbox is not empty (checked without the inbox's lock).
-    inbox_full: Box<[AtomicBool]>,
+    lanes: Box<[Lane]>,
+}
+
+/// One model instance and the frames other lanes handed it; a cache line (or two) of its own,
+/// so that two threads working on two lanes share no line.
+#[repr(align(128))]
+struct Lane {
+    world: Mutex<model::World>,
+    /// Frames another lane received for one of this lane's queues.
+    inbox: Mutex<Inbox>,
+    /// The inbox is not empty (looked at without its lock).
+    inbox_full: AtomicBool,
 }
 
 impl Default for Sim {
@@ -429,18 +436,20 @@ impl Sim {
         let k = lanes.clamp(1, 128);
         Sim {
             inner: Arc::new(Lanes {
-                worlds: (0..k)
-                    .map(|l| Mutex::new(model::World::new_lane(l as u16, k as u16)))
+                lanes: (0..k)
+                    .map(|l| Lane {
+                        world: Mutex::new(model::World::new_lane(l as u16, k as u16)),
+                        inbox: Mutex::new(Vec::new()),
+                        inbox_full: AtomicBool::new(false),
+                    })
                     .collect(),
-                inbox: (0..k).map(|_| Mutex::new(Vec::new())).collect(),
-                inbox_full: (0..k).map(|_| AtomicBool::new(false)).collect(),
             }),
         }
     }
 
     /// Number of lanes (model instances).
     pub fn lanes(&self) -> usize {
-        self.inner.worlds.len()
+        self.inner.lanes.len()
     }
 
     /// The lane that owns queue `queue` of every NIC.
@@ -450,12 +459,16 @@ impl Sim {
 
     /// Lane 0's model (the only one without lanes).
     fn lock(&self) -> MutexGuard<'_, model::World> {
-        lock_world(&self.inner.worlds[0])
+        lock_world(&self.inner.lanes[0].world)
     }
 
     /// Every lane's model, locked in lane order (the only order any thread locks several).
     fn lock_all(&self) -> Vec<MutexGuard<'_, model::World>> {
-        self.inner.worlds.iter().map(lock_world).collect()
+        self.inner
+            .lanes
+            .iter()
+            .map(|l| lock_world(&l.world))
+            .collect()
     }
 
     /// Runs `f` on every lane's model, lane 0 first, all of them locked; then hands frames
@@ -476,9 +489,12 @@ impl Sim {
 
     /// Lane `k`'s model, locked, with the frames other lanes handed it delivered.
     fn lock_lane(&self, k: usize) -> MutexGuard<'_, model::World> {
-        let mut w = lock_world(&self.inner.worlds[k]);
-        if self.inner.inbox_full[k].swap(false, Ordering::Acquire) {
-            let frames = std::mem::take(&mut *lock_inbox(&self.inner.inbox[k]));
+        let lane = &self.inner.lanes[k];
+        let mut w = lock_world(&lane.world);
+        // A plain load first: the flag's line stays shared until another lane sets it.
+        if lane.inbox_full.load(Ordering::Relaxed) && lane.inbox_full.swap(false, Ordering::Acquire)
+        {
+            let frames = std::mem::take(&mut *lock_inbox(&lane.inbox));
             for (nic, h) in frames {
                 w.deliver_foreign(nic, h);
             }
@@ -490,8 +506,9 @@ impl Sim {
     fn route(&self, w: &mut model::World) {
         for (nic, h) in w.take_foreign() {
             let k = self.lane_of_queue(h.meta.queue);
-            lock_inbox(&self.inner.inbox[k]).push((nic, h));
-            self.inner.inbox_full[k].store(true, Ordering::Release);
+            let lane = &self.inner.lanes[k];
+            lock_inbox(&lane.inbox).push((nic, h));
+            lane.inbox_full.store(true, Ordering::Release);
         }
     }
 
@@ -575,7 +592,7 @@ impl Sim {
 
     /// Current virtual time of lane `k`.
     pub fn lane_now(&self, k: usize) -> Duration {
-        lock_world(&self.inner.worlds[k]).core.now
+        lock_world(&self.inner.lanes[k].world).core.now
     }
 
     /// Every violation recorded so far (all NICs). Exact duplicates are recorded once (with
@@ -583,7 +600,7 @@ impl Sim {
     pub fn violations(&self) -> Vec<Violation> {
         let mut out = self.lock().core.violations.clone();
         for k in 1..self.lanes() {
-            for v in &lock_world(&self.inner.worlds[k]).core.violations {
+            for v in &lock_world(&self.inner.lanes[k].world).core.violations {
                 if !out
                     .iter()
                     .any(|o| o.nic == v.nic && o.kind == v.kind && o.what == v.what)
@@ -644,7 +661,7 @@ impl Sim {
     pub fn wire_counters(&self, nic: NicId) -> WireCounters {
         let mut c = self.lock().nics[nic.0].wire;
         for k in 1..self.lanes() {
-            c.add(&lock_world(&self.inner.worlds[k]).nics[nic.0].wire);
+            c.add(&lock_world(&self.inner.lanes[k].world).nics[nic.0].wire);
         }
         c
     }

@@ -98,6 +98,7 @@ pub(crate) fn parse(frame: &[u8]) -> Parsed {
 
 /// Computes (hash, RSS type) for a frame under the MRQC field enables; `None` when no enabled
 /// hash type applies.
+#[inline(always)]
 pub(crate) fn rss_hash(key: &[u8; 40], mrqc: u32, frame: &[u8], p: &Parsed) -> Option<(u32, u32)> {
     use crate::regs::*;
     let mut input = [0u8; 36];

@@ -257,7 +257,8 @@ impl LineRateSource {
         self.max_burst = (1_000_000_000u128 / self.interval_ps.max(1)).max(1) as u64;
     }
 
-    /// Writes the next frame into the internal buffer.
+    /// Writes the next frame into the internal buffer (inlined: the per-frame path of `poll`).
+    #[inline(always)]
     fn fill(&mut self) {
         let k = self.next_flow;
         self.next_flow = (self.next_flow + 1) % self.flows;

@@ -19,7 +19,7 @@ use ixgbe_tools::stats::out;
 use ixgbe_tools::{
     make_pacer, make_pools, max_sim_step, open_devices_lanes, report, request_stop, run_main,
     start_devices_with, supervise, supervise_every, time_up_after_printing, AppError, CommonArgs,
-    DevSpec, Limits, Opened, Pacer, PeerCounters, RatePrinter, SimClock, SimEnv,
+    DevSpec, LanePacer, Limits, Opened, Pacer, PeerCounters, RatePrinter, SimClock, SimEnv,
     CLOCK_CHECK_INTERVAL,
 };
 
@@ -233,9 +233,9 @@ fn forward<P: InterruptPlatform>(
             threaded,
         )
     };
-    let lane_pacers: Vec<Pacer> = match &env {
+    let lane_pacers: Vec<LanePacer> = match &env {
         Some(e) if lanes > 1 => (0..lanes)
-            .map(|k| Pacer::sim_lane(e.sim.clone(), k, max_sim_step(false)))
+            .map(|k| LanePacer::new(e.sim.clone(), k, max_sim_step(false)))
             .collect(),
         _ => Vec::new(),
     };
@@ -393,7 +393,7 @@ fn sum_counters(lanes: &[Arc<PeerCounters>]) -> Arc<PeerCounters> {
 fn run_threaded<'a, P: Platform, F: Forwarding<'a, P>>(
     rx_rows: Vec<Vec<RxQueue<'a, P>>>,
     tx_rows: Vec<Vec<TxQueue<'a, P>>>,
-    lane_pacers: Vec<Pacer>,
+    lane_pacers: Vec<LanePacer>,
     devices: &[Device<P>],
     pacer: &mut Pacer,
     printer: &mut RatePrinter,

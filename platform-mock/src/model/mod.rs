@@ -406,7 +406,9 @@ impl World {
         self.nics[i].inc(off, v);
     }
 
-    /// The receive queue NIC `i`'s RSS set-up selects for `frame` (as [`rx::rx_frame`]).
+    /// The receive queue NIC `i`'s RSS set-up selects for `frame` (as [`rx::rx_frame`]). Out
+    /// of line, so that the receive path's inlined parser stays as it is.
+    #[inline(never)]
     pub(crate) fn rss_queue(&self, i: usize, frame: &[u8]) -> u16 {
         let n = &self.nics[i];
         let mrqc = n.r(MRQC);
