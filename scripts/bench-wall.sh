@@ -76,7 +76,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 if [[ -n "$QUEUES" ]]; then
   for i in $(seq "$RUNS"); do
     for q in $QUEUES; do
-      json=$("$BIN" sim sim --sim-clock wall --seconds "$SECONDS_Q" --queues "$q" --json | tail -n 1)
+      json=$("$BIN" sim sim --sim-clock wall --seconds "$SECONDS_Q" --queues "$q" --json 2>/dev/null | tail -n 1)
       echo "queues $q $i $json" >>"$OUT"
     done
   done
