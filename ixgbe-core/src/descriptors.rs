@@ -242,15 +242,15 @@ pub(crate) fn tx_done(word1: u64) -> bool {
 /// device cannot reach: the driver trusts the side array, never the descriptors.
 ///
 /// Invariant: `base` points to `mask + 1` descriptors of valid, 16-byte aligned DMA memory, and
-/// `side` to `mask + 1` values of `S` (valid for reads and writes, aligned) in private memory;
-/// both stay allocated as long as this value exists (the owning queue frees them after dropping
-/// us); only this ring and the device access the descriptors, only this ring the side array.
+/// `side` is a [`SideArray`] of as many values; both stay allocated as long as this value
+/// exists (the owning queue frees them after dropping us); only this ring and the device access
+/// the descriptors, only this ring the side array.
 ///
 /// `Copy` so that a queue's data path can keep base and mask in registers for one call: a copy
 /// is a view of the queue's own ring, used only while the queue is borrowed by that call.
 pub(crate) struct DescRing<S: Copy> {
     base: NonNull<[u64; 2]>,
-    side: NonNull<S>,
+    side: SideArray<S>,
     mask: usize,
 }
 
@@ -274,7 +274,7 @@ impl<S: Copy> DescRing<S> {
 
     /// Bytes of private memory its side array takes.
     pub(crate) const fn side_bytes(len: usize) -> usize {
-        len * core::mem::size_of::<S>()
+        SideArray::<S>::bytes(len)
     }
 
     /// # Safety
@@ -287,7 +287,8 @@ impl<S: Copy> DescRing<S> {
         const { assert!(core::mem::align_of::<S>() <= DESC_SIZE) };
         Self {
             base: base.cast(),
-            side: side.cast(),
+            // SAFETY: the caller's contract on `side` is SideArray::new's.
+            side: unsafe { SideArray::new(side, len) },
             mask: usize::from(len - 1),
         }
     }
@@ -306,26 +307,16 @@ impl<S: Copy> DescRing<S> {
         unsafe { self.base.as_ptr().add(i) }
     }
 
-    #[inline(always)]
-    fn side_slot(&self, i: usize) -> *mut S {
-        let i = i & self.mask;
-        // SAFETY: `i <= mask`, so the offset stays inside the side array (type invariant).
-        unsafe { self.side.as_ptr().add(i) }
-    }
-
     /// The side value of descriptor `i` (set with [`DescRing::set_side`] before).
     #[inline(always)]
     pub(crate) fn side(&self, i: usize) -> S {
-        // SAFETY: in bounds and aligned (side_slot); only this ring touches the side array, and
-        // the owning queue sets a descriptor's value before it reads it.
-        unsafe { self.side_slot(i).read() }
+        self.side.get(i)
     }
 
     /// Sets the side value of descriptor `i`.
     #[inline(always)]
     pub(crate) fn set_side(&self, i: usize, value: S) {
-        // SAFETY: in bounds and aligned (side_slot); only this ring touches the side array.
-        unsafe { self.side_slot(i).write(value) }
+        self.side.set(i, value)
     }
 
     /// The side values of descriptors `first..first + len`, where `first <= mask` and the range
@@ -333,14 +324,13 @@ impl<S: Copy> DescRing<S> {
     /// pointer instead of masking every position.
     ///
     /// # Safety
-    /// No copy of this ring may write the side array ([`DescRing::set_side`]) while the slice
-    /// lives, and every value in the range must have been set.
+    /// As [`SideArray::slice`]: no copy of this ring may write the side array
+    /// ([`DescRing::set_side`]) while the slice lives, and every value in the range must have
+    /// been set.
     #[inline(always)]
     pub(crate) unsafe fn side_run(&self, first: usize, len: usize) -> &[S] {
-        assert!(first <= self.mask && len <= self.mask + 1 - first);
-        // SAFETY: `first + len <= mask + 1`: inside the side array (type invariant), aligned,
-        // initialised (caller), and not written while the slice lives (caller).
-        unsafe { core::slice::from_raw_parts(self.side.as_ptr().add(first), len) }
+        // SAFETY: the caller's contract.
+        unsafe { self.side.slice(first, len) }
     }
 
     /// Descriptors `first..first + len` (`first <= mask`, no wrap-around: `first + len <=
@@ -353,7 +343,7 @@ impl<S: Copy> DescRing<S> {
             // SAFETY: `first <= mask`: inside the ring and the side array (type invariant).
             base: unsafe { self.base.add(first) },
             // SAFETY: as above.
-            side: unsafe { self.side.add(first) },
+            side: unsafe { self.side.base.add(first) },
             len,
             _ring: core::marker::PhantomData,
         }
@@ -363,25 +353,45 @@ impl<S: Copy> DescRing<S> {
     /// read of the memory it describes.
     #[inline(always)]
     pub(crate) fn read_word1(&self, i: usize) -> u64 {
-        let p = self.slot(i);
-        // SAFETY: `p` is an aligned descriptor inside the ring (slot); the device may write it
-        // concurrently, which is why this is one volatile 64-bit load and never a reference.
-        let w = unsafe { core::ptr::addr_of!((*p)[1]).read_volatile() };
-        fence(Ordering::Acquire);
-        u64::from_le(w)
+        // SAFETY: an aligned descriptor inside the ring (slot).
+        unsafe { read_word1_at(self.slot(i)) }
     }
 
     /// Writes both words of descriptor `i` (first word, then second).
     #[inline(always)]
     pub(crate) fn write(&self, i: usize, word0: u64, word1: u64) {
-        let p = self.slot(i);
-        // SAFETY: as in `read_word1`; the CPU owns this descriptor while it writes it (it is not
-        // between head and tail), and volatile stores keep the compiler from merging or
-        // reordering them with the tail write, which comes after a release fence.
-        unsafe {
-            core::ptr::addr_of_mut!((*p)[0]).write_volatile(word0.to_le());
-            core::ptr::addr_of_mut!((*p)[1]).write_volatile(word1.to_le());
-        }
+        // SAFETY: an aligned descriptor inside the ring (slot), owned by the CPU while it
+        // writes it (it is not between head and tail).
+        unsafe { write_at(self.slot(i), word0, word1) }
+    }
+}
+
+/// Reads the second word of the descriptor at `p`, acquire-ordered before any later read of
+/// the memory it describes: one volatile 64-bit load and never a reference, because the device
+/// may write it concurrently.
+///
+/// # Safety
+/// `p` is an aligned descriptor inside a live ring.
+#[inline(always)]
+unsafe fn read_word1_at(p: *mut [u64; 2]) -> u64 {
+    // SAFETY: the caller's contract.
+    let w = unsafe { core::ptr::addr_of!((*p)[1]).read_volatile() };
+    fence(Ordering::Acquire);
+    u64::from_le(w)
+}
+
+/// Writes both words of the descriptor at `p` (first word, then second), with volatile stores
+/// that the compiler neither merges nor moves past the tail write's release fence.
+///
+/// # Safety
+/// `p` is an aligned descriptor inside a live ring that the device does not own (it is not
+/// between head and tail).
+#[inline(always)]
+unsafe fn write_at(p: *mut [u64; 2], word0: u64, word1: u64) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        core::ptr::addr_of_mut!((*p)[0]).write_volatile(word0.to_le());
+        core::ptr::addr_of_mut!((*p)[1]).write_volatile(word1.to_le());
     }
 }
 
@@ -495,24 +505,16 @@ impl<S: Copy> DescRun<'_, S> {
     /// [`DescRing::read_word1`] of the run's descriptor `k`.
     #[inline(always)]
     pub(crate) fn read_word1(&self, k: usize) -> u64 {
-        let p = self.slot(k);
-        // SAFETY: as in DescRing::read_word1: an aligned descriptor inside the ring, read with
-        // one volatile 64-bit load because the device may write it concurrently.
-        let w = unsafe { core::ptr::addr_of!((*p)[1]).read_volatile() };
-        fence(Ordering::Acquire);
-        u64::from_le(w)
+        // SAFETY: an aligned descriptor inside the ring (slot).
+        unsafe { read_word1_at(self.slot(k)) }
     }
 
     /// [`DescRing::write`] of the run's descriptor `k`.
     #[inline(always)]
     pub(crate) fn write(&self, k: usize, word0: u64, word1: u64) {
-        let p = self.slot(k);
-        // SAFETY: as in DescRing::write: the CPU owns the descriptor while it writes it, and
-        // volatile stores stay ordered before the tail write's release fence.
-        unsafe {
-            core::ptr::addr_of_mut!((*p)[0]).write_volatile(word0.to_le());
-            core::ptr::addr_of_mut!((*p)[1]).write_volatile(word1.to_le());
-        }
+        // SAFETY: an aligned descriptor inside the ring (slot), owned by the CPU while it
+        // writes it.
+        unsafe { write_at(self.slot(k), word0, word1) }
     }
 
     /// ORs `bits` into the second word of the run's descriptor `k`, which the CPU still owns
