@@ -234,10 +234,7 @@ impl PoolCore {
     /// Returns buffer indices to the pool. One lock per call.
     #[inline]
     pub(crate) fn free_indices(&self, indices: &[u32]) {
-        let mut free = self.lock_free();
-        for &index in indices {
-            free.push(index);
-        }
+        self.lock_free().push_indices(indices, u32::MAX);
     }
 
     pub(crate) fn mark_leaked(&self) {

@@ -224,6 +224,19 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         usize::from(self.tail.wrapping_sub(self.clean)) & self.ring.mask()
     }
 
+    /// Plays the device in unit tests: marks descriptors `from..from + n` (free-running) done,
+    /// writing DD back only into those with RS (WTHRESH 0, §8.2.3.9.10).
+    #[cfg(test)]
+    pub(crate) fn play_done(&self, from: usize, n: usize) {
+        const DD: u64 = 1 << 32;
+        for i in from..from + n {
+            let w = self.ring.read_word1(i);
+            if w & TX_RS != 0 {
+                self.ring.write(i, 0, w | DD);
+            }
+        }
+    }
+
     /// Descriptors in flight that hold a buffer (not context descriptors).
     #[cfg(test)]
     pub(crate) fn buffers_in_flight(&self) -> usize {
@@ -434,20 +447,18 @@ impl<'a, P: Platform> TxQueue<'a, P> {
                 break;
             }
         }
-        let t = start + sent;
-        let n = sent;
-        // SAFETY: `n <= packets.len()`, and packets 0..n gave their buffers to the ring (their
-        // slots hold pool and index). Nothing between the loop above and this can panic.
-        unsafe { Self::forget_sent(packets, n) };
-        if n > 0 {
-            self.write_tail(t);
+        // SAFETY: `sent <= packets.len()`, and packets 0..sent gave their buffers to the ring
+        // (their slots hold pool and index). Nothing between the loop above and this can panic.
+        unsafe { Self::forget_sent(packets, sent) };
+        if sent > 0 {
+            self.write_tail(start + sent);
         }
-        self.counters.packets += n as u64;
+        self.counters.packets += sent as u64;
         self.counters.bytes += bytes;
         if runt {
             self.drop_runt(packets);
         }
-        n
+        sent
     }
 
     /// Writes one descriptor per packet of `packets` into the ring from position `pos` on (no
@@ -634,19 +645,6 @@ mod tests {
     use crate::mempool::fake::FakePlatform;
     use crate::mempool::Mempool;
 
-    const DD: u64 = 1 << 32;
-
-    /// Plays the device: marks descriptors `0..n` done, writing DD back only into those with
-    /// RS (WTHRESH 0, §8.2.3.9.10).
-    fn complete<P: Platform>(q: &TxQueue<'_, P>, n: usize) {
-        for i in 0..n {
-            let w = q.ring.read_word1(i);
-            if w & TX_RS != 0 {
-                q.ring.write(i, 0, w | DD);
-            }
-        }
-    }
-
     #[test]
     fn tx_batch_sends_what_fits_and_keeps_the_rest_in_order() {
         let p = FakePlatform::default();
@@ -682,7 +680,7 @@ mod tests {
         // Nothing is done yet: a full ring sends nothing and keeps everything.
         assert_eq!(q.tx_batch(&mut batch), 0);
         assert_eq!(batch.len(), 3);
-        complete(&q, 7);
+        q.play_done(0, 7);
         assert_eq!(q.clean(), 7);
         assert_eq!(pool.free_count(), 64 - 3);
         assert_eq!(q.counters().completed, 7);
@@ -708,14 +706,14 @@ mod tests {
         assert_eq!(q.tx_batch(&mut batch), 100);
         assert_eq!(&rs_at(&q, 0..100)[..], &[31, 63, 95, 99]);
         // Across the ring's end (100..128, 0..12): RS at the ring's end too, and on the last.
-        complete(&q, 128);
+        q.play_done(0, 128);
         assert_eq!(pool.alloc_batch(&mut batch, 40, 60), 40);
         assert_eq!(q.tx_batch(&mut batch), 40);
         assert_eq!(&rs_at(&q, 100..128)[..], &[127]);
         assert_eq!(&rs_at(&q, 0..12)[..], &[11]);
         // Traffic stops: an empty call frees everything once the device is done, although
         // most descriptors had no RS.
-        complete(&q, 128);
+        q.play_done(0, 128);
         assert_eq!(q.tx_batch(&mut batch), 0);
         assert_eq!((q.in_flight(), pool.free_count()), (0, 256));
     }
@@ -744,7 +742,7 @@ mod tests {
             assert!(q.in_flight() < CLEAN_BATCH + 7, "{}", q.in_flight());
             assert_eq!(a.free_count() + b.free_count() + q.in_flight(), 256);
             // Mark everything in flight done (all 128 descriptors: DD on free ones is ignored).
-            complete(&q, 128);
+            q.play_done(0, 128);
         }
         // An empty call cleans everything finished.
         let in_flight = q.in_flight();

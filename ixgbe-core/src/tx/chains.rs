@@ -149,8 +149,6 @@ mod tests {
     use crate::mempool::{Mempool, Packet};
     use crate::regs::{self, Regs};
 
-    const DD: u64 = 1 << 32;
-
     fn chain<'a>(pool: &'a Mempool<FakePlatform>, lens: &[usize]) -> PacketChain<'a> {
         let mut c = PacketChain::new();
         for &len in lens {
@@ -159,16 +157,6 @@ mod tests {
             c.push(p).unwrap();
         }
         c
-    }
-
-    /// Plays the device: sets DD where RS is, on descriptors `0..n` (free-running).
-    fn complete<P: Platform>(q: &TxQueue<'_, P>, from: usize, n: usize) {
-        for i in from..from + n {
-            let w = q.ring.read_word1(i);
-            if w & (1 << 27) != 0 {
-                q.ring.write(i, 0, w | DD);
-            }
-        }
     }
 
     #[test]
@@ -195,12 +183,12 @@ mod tests {
         assert_eq!(p.writes().last(), Some(&(regs::tdt(0).offset(), 4)));
         // Nothing done: still no room; then both packets are done (DD on each last).
         assert_eq!(q.tx_chains(&mut chains), 0);
-        complete(&q, 0, 4);
+        q.play_done(0, 4);
         assert_eq!(q.tx_chains(&mut chains), 1);
         assert!(chains.is_empty());
         assert_eq!(q.in_flight(), 4);
         assert_eq!(pool.free_count(), 64 - 4);
-        complete(&q, 4, 4);
+        q.play_done(4, 4);
         assert_eq!(q.clean(), 4);
         assert_eq!(pool.free_count(), 64);
         assert_eq!(q.counters().packets, 3);
@@ -226,9 +214,9 @@ mod tests {
         assert_eq!((sent, q.in_flight()), (10, 50));
         // Only the first six packets are done: the step ends at the last descriptor in
         // flight, which is not done, so nothing is cleaned yet.
-        complete(&q, 0, 30);
+        q.play_done(0, 30);
         assert_eq!(q.clean(), 0);
-        complete(&q, 30, 20);
+        q.play_done(30, 20);
         assert_eq!(q.clean(), 50);
         // A step whose 64th descriptor has no RS (inside a chain) ends at the last RS before
         // it: 50 packets (50..100, RS on the 32nd and the last), a chain of 16 (100..116),
@@ -248,9 +236,9 @@ mod tests {
         assert_eq!(pool.alloc_batch(&mut singles, 10, 60), 10);
         assert_eq!(q.tx_batch(&mut singles), 10);
         // Done up to the chain's middle: the 50 packets before it are cleaned, not the chain.
-        complete(&q, 50, 60);
+        q.play_done(50, 60);
         assert_eq!(q.clean(), 50);
-        complete(&q, 110, 16);
+        q.play_done(110, 16);
         assert_eq!(q.clean(), 26);
         assert_eq!(pool.free_count(), 256);
     }
@@ -277,7 +265,7 @@ mod tests {
         assert_eq!((c.oversize, c.malformed, c.runts), (1, 2, 2));
         assert_eq!(q.ring.read_word1(2), tx_word1(17));
         assert_eq!(pool.free_count(), 64 - 3);
-        complete(&q, 0, 3);
+        q.play_done(0, 3);
         q.clean();
         assert_eq!(pool.free_count(), 64);
     }
