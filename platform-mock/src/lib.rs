@@ -454,12 +454,12 @@ impl Sim {
 
     /// The lane that owns queue `queue` of every NIC.
     pub fn lane_of_queue(&self, queue: u16) -> usize {
-        usize::from(queue) % self.lanes()
+        lane_of(queue, self.lanes())
     }
 
     /// Lane 0's model (the only one without lanes).
     fn lock(&self) -> MutexGuard<'_, model::World> {
-        lock_world(&self.inner.lanes[0].world)
+        lock_mutex(&self.inner.lanes[0].world)
     }
 
     /// Every lane's model, locked in lane order (the only order any thread locks several).
@@ -467,7 +467,7 @@ impl Sim {
         self.inner
             .lanes
             .iter()
-            .map(|l| lock_world(&l.world))
+            .map(|l| lock_mutex(&l.world))
             .collect()
     }
 
@@ -490,11 +490,11 @@ impl Sim {
     /// Lane `k`'s model, locked, with the frames other lanes handed it delivered.
     fn lock_lane(&self, k: usize) -> MutexGuard<'_, model::World> {
         let lane = &self.inner.lanes[k];
-        let mut w = lock_world(&lane.world);
+        let mut w = lock_mutex(&lane.world);
         // A plain load first: the flag's line stays shared until another lane sets it.
         if lane.inbox_full.load(Ordering::Relaxed) && lane.inbox_full.swap(false, Ordering::Acquire)
         {
-            let frames = std::mem::take(&mut *lock_inbox(&lane.inbox));
+            let frames = std::mem::take(&mut *lock_mutex(&lane.inbox));
             for (nic, h) in frames {
                 w.deliver_foreign(nic, h);
             }
@@ -507,7 +507,7 @@ impl Sim {
         for (nic, h) in w.take_foreign() {
             let k = self.lane_of_queue(h.meta.queue);
             let lane = &self.inner.lanes[k];
-            lock_inbox(&lane.inbox).push((nic, h));
+            lock_mutex(&lane.inbox).push((nic, h));
             lane.inbox_full.store(true, Ordering::Release);
         }
     }
@@ -592,7 +592,7 @@ impl Sim {
 
     /// Current virtual time of lane `k`.
     pub fn lane_now(&self, k: usize) -> Duration {
-        lock_world(&self.inner.lanes[k].world).core.now
+        lock_mutex(&self.inner.lanes[k].world).core.now
     }
 
     /// Every violation recorded so far (all NICs). Exact duplicates are recorded once (with
@@ -600,7 +600,7 @@ impl Sim {
     pub fn violations(&self) -> Vec<Violation> {
         let mut out = self.lock().core.violations.clone();
         for k in 1..self.lanes() {
-            for v in &lock_world(&self.inner.lanes[k].world).core.violations {
+            for v in &lock_mutex(&self.inner.lanes[k].world).core.violations {
                 if !out
                     .iter()
                     .any(|o| o.nic == v.nic && o.kind == v.kind && o.what == v.what)
@@ -661,7 +661,7 @@ impl Sim {
     pub fn wire_counters(&self, nic: NicId) -> WireCounters {
         let mut c = self.lock().nics[nic.0].wire;
         for k in 1..self.lanes() {
-            c.add(&lock_world(&self.inner.lanes[k].world).nics[nic.0].wire);
+            c.add(&lock_mutex(&self.inner.lanes[k].world).nics[nic.0].wire);
         }
         c
     }
@@ -817,12 +817,15 @@ impl Sim {
     }
 }
 
-fn lock_world(m: &Mutex<model::World>) -> MutexGuard<'_, model::World> {
+/// Locks a lane's world or inbox; a panic in another thread while it held the lock does not
+/// make the simulator unusable (the state is plain data).
+fn lock_mutex<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn lock_inbox<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// The lane of `k` that owns queue `queue` of every NIC.
+fn lane_of(queue: u16, k: usize) -> usize {
+    usize::from(queue) % k
 }
 
 /// With every lane locked: moves each frame that arrived in a lane that does not own its
@@ -831,7 +834,7 @@ fn settle(all: &mut [MutexGuard<'_, model::World>]) {
     let k = all.len();
     for from in 0..k {
         for (nic, h) in all[from].take_foreign() {
-            all[usize::from(h.meta.queue) % k].deliver_foreign(nic, h);
+            all[lane_of(h.meta.queue, k)].deliver_foreign(nic, h);
         }
     }
 }
