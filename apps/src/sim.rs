@@ -46,8 +46,9 @@ enum Kind {
     },
     SimVirtual {
         sim: Sim,
-        start: Duration,
-        now: Duration,
+        /// Virtual time since the pacer was made, in ns (plain integers: a tick is on the
+        /// forwarder's path, and `Duration` arithmetic normalises on every add).
+        elapsed_ns: u64,
         step_ps: u64,
         carry_ps: u64,
     },
@@ -79,16 +80,12 @@ impl Pacer {
                     max_step,
                 }
             }
-            SimClock::Virtual => {
-                let now = sim.now();
-                Kind::SimVirtual {
-                    sim,
-                    start: now,
-                    now,
-                    step_ps,
-                    carry_ps: 0,
-                }
-            }
+            SimClock::Virtual => Kind::SimVirtual {
+                sim,
+                elapsed_ns: 0,
+                step_ps,
+                carry_ps: 0,
+            },
         };
         Pacer { kind }
     }
@@ -116,20 +113,19 @@ impl Pacer {
             }
             Kind::SimVirtual {
                 sim,
-                now,
+                elapsed_ns,
                 step_ps,
                 carry_ps,
-                ..
             } => {
                 let total = *carry_ps + *step_ps;
                 let ns = total / 1000;
                 *carry_ps = total - ns * 1000;
+                *elapsed_ns += ns;
                 // A step is one batch's wire time (under 1 s): no normalisation needed.
                 let dt = match u32::try_from(ns) {
                     Ok(ns) if ns < 1_000_000_000 => Duration::new(0, ns),
                     _ => Duration::from_nanos(ns),
                 };
-                *now += dt;
                 sim.advance(dt);
             }
         }
@@ -140,7 +136,7 @@ impl Pacer {
     pub fn elapsed(&self) -> Duration {
         match &self.kind {
             Kind::Real { start } | Kind::SimWall { start, .. } => start.elapsed(),
-            Kind::SimVirtual { start, now, .. } => *now - *start,
+            Kind::SimVirtual { elapsed_ns, .. } => Duration::from_nanos(*elapsed_ns),
         }
     }
 }
@@ -420,5 +416,23 @@ mod tests {
         }
         assert_eq!(frames[4][0..6], [0xFF; 6]);
         assert_eq!(peer_totals(&counters).sent, frames.len() as u64);
+    }
+
+    #[test]
+    fn virtual_pacer_moves_the_simulator_by_whole_steps_and_keeps_the_remainder() {
+        let sim = Sim::new();
+        sim.advance(Duration::from_micros(3)); // the pacer counts from where the sim is
+        let mut pacer = Pacer::sim(
+            sim.clone(),
+            SimClock::Virtual,
+            67_200 * 8 + 1,
+            Duration::MAX,
+        );
+        for _ in 0..1000 {
+            pacer.tick();
+        }
+        // 1000 steps of 537.601 ns: 537 601 ns, the sub-nanosecond parts carried, not lost.
+        assert_eq!(pacer.elapsed(), Duration::from_nanos(537_601));
+        assert_eq!(sim.now(), Duration::from_nanos(3_000 + 537_601));
     }
 }
