@@ -102,6 +102,12 @@ pub(crate) enum RxWriteback {
     BadLength,
 }
 
+/// The status bits a receive write-back is judged by (DD, EOP, RXE) ...
+pub(crate) const RX_CHECKED: u32 =
+    RX_STATUS::DD::SET.value | RX_STATUS::EOP::SET.value | RX_STATUS::RXE::SET.value;
+/// ... and their values for a complete frame without errors.
+pub(crate) const RX_GOOD: u32 = RX_STATUS::DD::SET.value | RX_STATUS::EOP::SET.value;
+
 /// Decodes the second word of an advanced Rx descriptor (§4.2: status_error in bits 31:0,
 /// PKT_LEN in bits 47:32).
 ///
@@ -111,10 +117,8 @@ pub(crate) enum RxWriteback {
 pub(crate) fn decode_rx(word1: u64, buf_size: u32) -> RxWriteback {
     let status = word1 as u32;
     let len = (word1 >> 32) as u16;
-    let checked = (RX_STATUS::DD::SET + RX_STATUS::EOP::SET + RX_STATUS::RXE::SET).value;
-    let good = (RX_STATUS::DD::SET + RX_STATUS::EOP::SET).value;
     // `len - 1 < buf_size` is `0 < len <= buf_size` (len 0 wraps to u32::MAX).
-    if status & checked == good && u32::from(len).wrapping_sub(1) < buf_size {
+    if status & RX_CHECKED == RX_GOOD && u32::from(len).wrapping_sub(1) < buf_size {
         RxWriteback::Frame(len)
     } else {
         decode_rx_slow(word1, buf_size)
@@ -509,6 +513,25 @@ impl<S: Copy> DescRun<'_, S> {
         unsafe { read_word1_at(self.slot(k)) }
     }
 
+    /// [`DescRun::read_word1`] of descriptors `k..k + 4`, in order, with one acquire fence
+    /// after the four reads.
+    #[inline(always)]
+    #[cfg_attr(
+        not(all(target_arch = "x86_64", target_feature = "sse2", not(miri))),
+        allow(dead_code)
+    )]
+    pub(crate) fn read_word1_x4(&self, k: usize) -> [u64; 4] {
+        assert!(k < self.len && self.len - k >= 4);
+        let p = self.base.as_ptr();
+        // SAFETY: `k + 3 < len`: four aligned descriptors inside the ring (the run lies in it),
+        // read as `read_word1_at` reads one (volatile, for the device may write them).
+        let w = unsafe {
+            [0, 1, 2, 3].map(|j| core::ptr::addr_of!((*p.add(k + j))[1]).read_volatile())
+        };
+        fence(Ordering::Acquire);
+        w.map(u64::from_le)
+    }
+
     /// [`DescRing::write`] of the run's descriptor `k`.
     #[inline(always)]
     pub(crate) fn write(&self, k: usize, word0: u64, word1: u64) {
@@ -537,6 +560,18 @@ impl<S: Copy> DescRun<'_, S> {
         // SAFETY: `k < len`: inside the side array; only the ring's owner touches it, and it
         // sets a value before reading it.
         unsafe { self.side.as_ptr().add(k).read() }
+    }
+
+    /// [`DescRun::side`] of descriptors `k..k + 4`.
+    #[inline(always)]
+    #[cfg_attr(
+        not(all(target_arch = "x86_64", target_feature = "sse2", not(miri))),
+        allow(dead_code)
+    )]
+    pub(crate) fn side_x4(&self, k: usize) -> [S; 4] {
+        assert!(k < self.len && self.len - k >= 4);
+        // SAFETY: `k + 3 < len`: inside the side array, as in `side`.
+        unsafe { self.side.as_ptr().add(k).cast::<[S; 4]>().read_unaligned() }
     }
 
     /// [`DescRing::set_side`] of the run's descriptor `k`.
