@@ -545,10 +545,7 @@ impl<'a, P: Platform> RxQueue<'a, P> {
                 "a write-back with a bad length",
             ),
         };
-        *count += 1;
-        if crate::wait::worth_logging(*count) {
-            log::warn!("rx queue {}: dropped {why} ({} so far)", self.id, *count);
-        }
+        crate::wait::count_anomaly(count, format_args!("rx queue {}: dropped {why}", self.id));
     }
 
     /// Which write-back status bits packets get ([`crate::offload`]): the checksum results

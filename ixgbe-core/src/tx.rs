@@ -528,14 +528,13 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     fn drop_runt<const N: usize>(&mut self, packets: &mut heapless::Vec<Packet<'a>, N>) {
         if !packets.is_empty() {
             drop(packets.remove(0));
-            self.counters.runts += 1;
-            if crate::wait::worth_logging(self.counters.runts) {
-                log::warn!(
-                    "tx queue {}: dropped a packet shorter than {MIN_TX_LEN} bytes ({} so far)",
-                    self.id,
-                    self.counters.runts
-                );
-            }
+            crate::wait::count_anomaly(
+                &mut self.counters.runts,
+                format_args!(
+                    "tx queue {}: dropped a packet shorter than {MIN_TX_LEN} bytes",
+                    self.id
+                ),
+            );
         }
     }
 

@@ -46,6 +46,16 @@ pub(crate) fn worth_logging(n: u64) -> bool {
     n.is_power_of_two()
 }
 
+/// Counts one more occurrence of an anomaly in `count` and logs it when [`worth_logging`]:
+/// `what` says what happened ("rx queue 3: dropped a write-back with a bad length").
+#[cold]
+pub(crate) fn count_anomaly(count: &mut u64, what: core::fmt::Arguments<'_>) {
+    *count += 1;
+    if worth_logging(*count) {
+        log::warn!("{what} ({} so far)", *count);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +66,14 @@ mod tests {
         assert_eq!(logged, 17, "65 536 anomalies, seventeen lines");
         let first: heapless::Vec<u64, 5> = (0..100).filter(|&n| worth_logging(n)).take(5).collect();
         assert_eq!(first, [1, 2, 4, 8, 16]);
+    }
+
+    #[test]
+    fn each_anomaly_is_counted_whether_logged_or_not() {
+        let mut count = 0;
+        for q in 0..5 {
+            count_anomaly(&mut count, format_args!("rx queue {q}: dropped a test frame"));
+        }
+        assert_eq!(count, 5);
     }
 }

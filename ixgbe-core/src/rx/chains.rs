@@ -233,10 +233,7 @@ impl<'a, P: Platform> RxQueue<'a, P> {
             Drop::Oversize => (&mut c.oversize, "a frame beyond the maximum frame size"),
             Drop::Error => (&mut c.errors, "a write-back flagging a MAC error"),
         };
-        *count += 1;
-        if crate::wait::worth_logging(*count) {
-            log::warn!("rx queue {}: dropped {what} ({} so far)", self.id, *count);
-        }
+        crate::wait::count_anomaly(count, format_args!("rx queue {}: dropped {what}", self.id));
     }
 }
 

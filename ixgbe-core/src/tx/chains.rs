@@ -134,10 +134,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             Reject::Oversize => (&mut c.oversize, "a chain beyond the maximum frame size"),
             Reject::Malformed => (&mut c.malformed, "a chain with an empty segment"),
         };
-        *count += 1;
-        if crate::wait::worth_logging(*count) {
-            log::warn!("tx queue {}: dropped {what} ({} so far)", self.id, *count);
-        }
+        crate::wait::count_anomaly(count, format_args!("tx queue {}: dropped {what}", self.id));
     }
 }
 

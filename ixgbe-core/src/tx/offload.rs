@@ -146,14 +146,13 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     ) {
         if !packets.is_empty() {
             drop(packets.remove(0));
-            self.counters.offload_invalid += 1;
-            if crate::wait::worth_logging(self.counters.offload_invalid) {
-                log::warn!(
-                    "tx queue {}: dropped a packet whose offload request does not fit it: {why} ({} so far)",
-                    self.id,
-                    self.counters.offload_invalid
-                );
-            }
+            crate::wait::count_anomaly(
+                &mut self.counters.offload_invalid,
+                format_args!(
+                    "tx queue {}: dropped a packet whose offload request does not fit it: {why}",
+                    self.id
+                ),
+            );
         }
     }
 }
