@@ -249,6 +249,7 @@ impl World {
                     }
                 }
             }
+            self.nics[i].bound_stats();
             self.nics[i].rate.tick_done(now);
             let core = &mut self.core;
             drain_held(&mut self.nics[i], i, core);
@@ -403,6 +404,9 @@ impl World {
 
     /// Adds `v` to register `off` of NIC `i` (a statistics carry).
     pub(crate) fn add_to_register(&mut self, i: usize, off: u32, v: u32) {
+        // After what was counted before it: a 36-bit addition masks the high half to 4 bits,
+        // so a carry does not commute with a pending one.
+        self.nics[i].sync_stats();
         self.nics[i].inc(off, v);
     }
 

@@ -1,7 +1,7 @@
 //! Receive: the wire side, the packet buffer, queue selection and descriptor write-back.
 
 use super::filter::{l2_accept, vlan_accept, vlan_tag};
-use super::nic::Held;
+use super::nic::{st, Held};
 use super::offload;
 use super::tx::size_bucket;
 use super::*;
@@ -84,8 +84,10 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
     }
     super::timesync::rx_frame(n, core.now, frame);
     let wlen = frame.len() as u32 + 4;
-    n.inc(TPR, 1);
-    n.add36(TORL, u64::from(wlen));
+    // Statistics into the accumulators (`nic::st`), folded before software reads them.
+    n.acc_packets += 1;
+    n.acc[st::TPR] += 1;
+    n.acc[st::TORL] += u64::from(wlen);
     let vlan = frame.len() >= 14 && frame[12] == 0x81 && frame[13] == 0x00;
     let mut max = if n.r(HLREG0) & HLREG0_JUMBOEN != 0 {
         n.r(MAXFRS) >> 16
@@ -105,13 +107,13 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
         n.wire.rx_errors += 1;
         return;
     }
-    n.inc(RXNFGPC, 1);
-    n.add36(RXNFGBCL, u64::from(wlen));
+    n.acc[st::RXNFGPC] += 1;
+    n.acc[st::RXNFGBCL] += u64::from(wlen);
     if !l2_accept(n, &frame[..6]) || !vlan_accept(n, frame) {
         n.wire.rx_filtered += 1;
         return;
     }
-    n.inc(GPRC, 1);
+    n.acc[st::GPRC] += 1;
     // GORC counts what reaches host memory: without the CRC when it is stripped (DS8 says DA
     // through CRC; DPDK's PMD corrects GORC/QBRC by 4 bytes per packet only when stripping is
     // off, "RX byte count not including CRC bytes when CRC strip is enabled").
@@ -120,15 +122,15 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
     } else {
         u64::from(wlen)
     };
-    n.add36(GORCL, stored);
+    n.acc[st::GORCL] += stored;
     if frame[0] & 1 != 0 {
         if frame[..6] == [0xFF; 6] {
-            n.inc(BPRC, 1);
+            n.acc[st::BPRC] += 1;
         } else {
-            n.inc(MPRC, 1);
+            n.acc[st::MPRC] += 1;
         }
     }
-    n.inc(PRC64 + 4 * size_bucket(wlen), 1);
+    n.acc[st::PRC64 + size_bucket(wlen) as usize] += 1;
     if n.r(RXCTRL) & RXCTRL_RXEN == 0 {
         n.wire.rx_disabled += 1;
         return;
@@ -422,12 +424,14 @@ pub(crate) fn deliver(
     }
     n.rx[q].head = h;
     let slot = n.stat_slot(RQSMR, q);
-    n.inc(QPRC + 0x40 * slot, 1);
-    n.add36(QBRC_L + 0x40 * slot, dlen as u64);
+    // Also here: another lane's frame (`deliver_foreign`) reaches this lane only here.
+    n.acc_packets += 1;
+    n.acc[st::QPRC + slot as usize] += 1;
+    n.acc[st::QBRC + slot as usize] += dlen as u64;
     let qsel = n.r(RXDSTATCTRL) & 0x1F;
     if qsel == 0x10 || qsel == slot {
-        n.inc(RXDGPC, 1);
-        n.add36(RXDGBCL, dlen as u64);
+        n.acc[st::RXDGPC] += 1;
+        n.acc[st::RXDGBCL] += dlen as u64;
     }
     n.wire.rx_delivered += 1;
     n.queue_cause(false, q);

@@ -1,5 +1,6 @@
 //! Transmit: descriptor fetch, frame assembly, write-back, statistics and the wire.
 
+use super::nic::st;
 use super::*;
 
 /// The smallest packet the transmit path takes (Linux's `ixgbe_xmit_frame_ring` pads to it).
@@ -328,25 +329,28 @@ pub(crate) fn tx_one(
     }
     let flen = scratch.len();
     let wlen = flen as u32 + 4;
+    // Statistics into the accumulators (`nic::st`), folded before software reads them.
+    let w = u64::from(wlen);
+    n.acc_packets += 1;
     if wlen >= 64 {
-        n.inc(GPTC, 1);
-        n.add36(GOTCL, u64::from(wlen));
+        n.acc[st::GPTC] += 1;
+        n.acc[st::GOTCL] += w;
     }
-    n.inc(TPT, 1);
-    n.inc(PTC64 + 4 * size_bucket(wlen), 1);
+    n.acc[st::TPT] += 1;
+    n.acc[st::PTC64 + size_bucket(wlen) as usize] += 1;
     // A broadcast address is a multicast one too (bit 0 of its first byte).
     if flen >= 6 && scratch[0] & 1 != 0 {
         if scratch[..6] == [0xFF; 6] {
-            n.inc(BPTC, 1);
+            n.acc[st::BPTC] += 1;
         } else {
-            n.inc(MPTC, 1);
+            n.acc[st::MPTC] += 1;
         }
     }
-    let slot = n.stat_slot(TQSM, q);
-    n.inc(QPTC + 4 * slot, 1);
-    n.add36(QBTC_L + 8 * slot, u64::from(wlen));
-    n.inc(TXDGPC, 1);
-    n.add36(TXDGBCL, u64::from(wlen));
+    let slot = n.stat_slot(TQSM, q) as usize;
+    n.acc[st::QPTC + slot] += 1;
+    n.acc[st::QBTC + slot] += w;
+    n.acc[st::TXDGPC] += 1;
+    n.acc[st::TXDGBCL] += w;
     n.wire.tx_frames += 1;
     n.wire.tx_bytes += flen as u64;
     TxStep::Frame
