@@ -62,6 +62,9 @@ pub(crate) struct World {
     /// This instance is lane `lane` of `lanes` (`crate::Sim::with_lanes`): it delivers frames
     /// only to queues `q` with `q % lanes == lane`.
     pub(crate) lane: (u16, u16),
+    /// Tests only: every packet through `tx::tx_one` (the reference for `tx::tx_fast`).
+    #[cfg(test)]
+    pub(crate) no_tx_fast: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -98,6 +101,8 @@ impl World {
             slice: Duration::from_micros(100),
             tx_scratch: Vec::with_capacity(16 * 1024),
             tx_descs: Vec::with_capacity(64),
+            #[cfg(test)]
+            no_tx_fast: false,
         }
     }
 
