@@ -369,8 +369,7 @@ pub(crate) fn deliver(
                 faults[1] = dma.write(buf, data).err();
                 let status = RX_DESC_DD | RX_DESC_EOP | csum;
                 let hi = u64::from(status) | (data.len() as u64) << 32 | u64::from(tci) << 48;
-                let _ = dma.write_u64(d, u64::from(info) | u64::from(hash) << 32);
-                let _ = dma.write_u64(d + 8, hi);
+                dma.write_desc(d, u64::from(info) | u64::from(hash) << 32, hi);
                 h = (h + 1) % len;
             }
             Err(f) => faults[0] = Some(f),
@@ -407,8 +406,7 @@ pub(crate) fn deliver(
             let lo = u64::from(info) | u64::from(hash) << 32;
             let vlan = if last { u64::from(tci) << 48 } else { 0 };
             let hi = u64::from(status) | u64::from(plen) << 32 | vlan;
-            let _ = dma.write_u64(d, lo);
-            let _ = dma.write_u64(d + 8, hi);
+            dma.write_desc(d, lo, hi);
             h = (h + 1) % len;
         }
     }

@@ -186,9 +186,9 @@ pub(crate) fn tx_one(
     let (mut run, mut longest_run, mut any_rs) = (0, 0, false);
     while idx != qs.tail {
         let a = base + 16 * u64::from(idx);
-        let (addr, hi) = match (core.dma.read_u64(a), core.dma.read_u64(a + 8)) {
-            (Ok(x), Ok(y)) => (x, y),
-            (Err(f), _) | (_, Err(f)) => {
+        let (addr, hi) = match core.dma.read_desc(a) {
+            Ok(d) => d,
+            Err(f) => {
                 core.dma_fault(i, &format!("TX queue {q} descriptor fetch"), f);
                 return TxStep::Idle;
             }
@@ -449,7 +449,7 @@ fn tx_fast(
         return None;
     }
     let a = s.base + 16 * u64::from(head);
-    let (Ok(addr), Ok(hi)) = (core.dma.read_u64(a), core.dma.read_u64(a + 8)) else {
+    let Ok((addr, hi)) = core.dma.read_desc(a) else {
         return None;
     };
     let (cmd, sta) = (hi as u32, (hi >> 32) as u32);
