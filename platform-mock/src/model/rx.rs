@@ -275,7 +275,7 @@ pub(crate) fn drain_held(n: &mut Nic, i: usize, core: &mut Core) {
 }
 
 /// DMAs a frame into RX queue `q` and writes back its descriptor(s).
-#[inline(never)]
+#[inline(always)]
 pub(crate) fn deliver(
     n: &mut Nic,
     i: usize,
