@@ -41,10 +41,11 @@ pub(crate) fn rx_checksum_bits(frame: &[u8]) -> u32 {
     rx_checksum_bits_parsed(frame, &rss::parse(frame)).0
 }
 
-/// [`rx_checksum_bits`] for a frame `rss::parse` has already parsed into `p`; with the sum
-/// ([`sum16`] from 0) of the IPv4 payload `frame[l3 + IHL × 4..l3 + total length]` when it was
-/// computed (an IPv4 frame that is not a fragment and fits its lengths), for the fragment
-/// checksum.
+/// [`rx_checksum_bits`] for a frame `rss::parse` has already parsed into `p`; with the
+/// write-back's fragment field (`rx::fragment_field`: the sum, [`sum16`] from 0, of the IPv4
+/// payload `frame[l3 + IHL × 4..l3 + total length]` in bits 31:16, the IP identification in
+/// 15:0) when this pass computed that sum (an IPv4 frame that is not a fragment and fits its
+/// lengths).
 pub(crate) fn rx_checksum_bits_parsed(frame: &[u8], p: &rss::Parsed) -> (u32, Option<u32>) {
     let l3 = p.l3;
     match p.ip {
@@ -69,7 +70,8 @@ pub(crate) fn rx_checksum_bits_parsed(frame: &[u8], p: &rss::Parsed) -> (u32, Op
                 u32::from(p.proto) + seg.len() as u32,
             );
             let bits = bits | l4_bits(p.proto, seg, ones_add(seg_sum, pseudo), true);
-            (bits, Some(seg_sum))
+            let id = be16(frame, l3 + 4) as u32;
+            (bits, Some(seg_sum << 16 | id))
         }
         6 => {
             let Some(l4) = p.l4 else { return (0, None) };

@@ -57,9 +57,11 @@ pub(crate) fn crc32(data: &[u8]) -> u32 {
 
 /// The write-back's RSS field when RXCSUM.PCSD = 0, for IPv4: bits 31:16 the fragment
 /// checksum (the unadjusted 16-bit ones' complement sum of the IP payload, §7.1.11), bits 15:0
-/// the IP identification. 0 for other frames. `payload_sum`: the payload's sum if the checksum
-/// check already computed it.
-fn fragment_field(frame: &[u8], p: &rss::Parsed, payload_sum: Option<u32>) -> u32 {
+/// the IP identification. 0 for other frames. The checksum pass computes it for a whole IPv4
+/// frame (`offload::rx_checksum_bits_parsed`); this is for the others.
+#[cold]
+#[inline(never)]
+fn fragment_field(frame: &[u8], p: &rss::Parsed) -> u32 {
     let l3 = p.l3;
     if p.ip != 4 || frame.len() < l3 + 20 {
         return 0;
@@ -67,8 +69,7 @@ fn fragment_field(frame: &[u8], p: &rss::Parsed, payload_sum: Option<u32>) -> u3
     let ihl = usize::from(frame[l3] & 0xF) * 4;
     let total = usize::from(u16::from_be_bytes([frame[l3 + 2], frame[l3 + 3]]));
     let end = (l3 + total).min(frame.len());
-    let sum =
-        payload_sum.unwrap_or_else(|| offload::sum16(frame.get(l3 + ihl..end).unwrap_or(&[]), 0));
+    let sum = offload::sum16(frame.get(l3 + ihl..end).unwrap_or(&[]), 0);
     let id = u32::from(u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]));
     sum << 16 | id
 }
@@ -154,11 +155,11 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
         }
     }
     // §7.1.11: checksums over the frame as it arrived; reported in the EOP descriptor.
-    let (csum, payload_sum) = offload::rx_checksum_bits_parsed(frame, &p);
+    let (csum, fragment) = offload::rx_checksum_bits_parsed(frame, &p);
     // The write-back's RSS field holds the hash with RXCSUM.PCSD = 1, otherwise the fragment
     // checksum and IP identification (§7.1.6.2).
     if n.r(RXCSUM) & RXCSUM_PCSD == 0 {
-        hash = fragment_field(frame, &p, payload_sum);
+        hash = fragment.unwrap_or_else(|| fragment_field(frame, &p));
     }
     let meta = RxMeta {
         queue,
@@ -453,16 +454,37 @@ mod tests {
         f.extend_from_slice(&payload);
         f.extend_from_slice(&[0xEE; 7]); // padding after the IP length: not summed
         let p = rss::parse(&f);
-        let (_, sum) = offload::rx_checksum_bits_parsed(&f, &p);
-        assert_eq!(sum, Some(offload::sum16(&payload, 0)));
-        let own = fragment_field(&f, &p, None);
-        assert_eq!(fragment_field(&f, &p, sum), own);
+        let (_, field) = offload::rx_checksum_bits_parsed(&f, &p);
+        let own = fragment_field(&f, &p);
+        assert_eq!(field, Some(own));
         assert_eq!(own, offload::sum16(&payload, 0) << 16 | 0x1234);
-        // A fragment: no payload sum from the checksum pass, the field still computed.
+        // A fragment: no field from the checksum pass, the field still computed.
         let mut frag = f.clone();
         frag[20] = 0x20; // MF
         let pf = rss::parse(&frag);
         assert_eq!(offload::rx_checksum_bits_parsed(&frag, &pf).1, None);
-        assert_eq!(fragment_field(&frag, &pf, None), own);
+        assert_eq!(fragment_field(&frag, &pf), own);
+        // Whenever the checksum pass gives the field, it is `fragment_field`'s: every length
+        // and header length of a UDP/IPv4 frame, padded or cut short.
+        for cut in 0..f.len() + 3 {
+            for ihl in [5u8, 6, 15] {
+                for total in [0usize, 19, 20, 28, 45, 65, 200] {
+                    let mut g = f.clone();
+                    g.resize(cut, 0xEE);
+                    if g.len() > 17 {
+                        g[14] = 0x40 | ihl;
+                        g[16..18].copy_from_slice(&(total as u16).to_be_bytes());
+                    }
+                    let pg = rss::parse(&g);
+                    if let (_, Some(field)) = offload::rx_checksum_bits_parsed(&g, &pg) {
+                        assert_eq!(
+                            field,
+                            fragment_field(&g, &pg),
+                            "cut {cut} ihl {ihl} total {total}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
