@@ -78,6 +78,39 @@ pub(crate) struct DmaFault {
     pub len: usize,
 }
 
+/// A volatile little-endian u64 read at `p`: one load when aligned (a volatile read of a
+/// byte array compiles to eight byte loads; descriptors are aligned, so this is the usual
+/// case).
+///
+/// # Safety
+/// `p` must be valid for reading 8 bytes.
+#[inline(always)]
+unsafe fn read_u64_at(p: *mut u8) -> u64 {
+    let p64 = p.cast::<u64>();
+    if p64.is_aligned() {
+        // SAFETY: 8 valid bytes at `p` (the caller's promise), aligned for a u64.
+        return u64::from_le(unsafe { std::ptr::read_volatile(p64) });
+    }
+    // SAFETY: 8 valid bytes at `p`; unaligned volatile read of plain bytes.
+    u64::from_le_bytes(unsafe { std::ptr::read_volatile(p as *const [u8; 8]) })
+}
+
+/// A volatile little-endian u64 write at `p`: one store when aligned.
+///
+/// # Safety
+/// `p` must be valid for writing 8 bytes.
+#[inline(always)]
+unsafe fn write_u64_at(p: *mut u8, val: u64) {
+    let p64 = p.cast::<u64>();
+    if p64.is_aligned() {
+        // SAFETY: 8 valid bytes at `p` (the caller's promise), aligned for a u64.
+        unsafe { std::ptr::write_volatile(p64, val.to_le()) };
+        return;
+    }
+    // SAFETY: 8 valid bytes at `p`; byte-array volatile write has no alignment requirement.
+    unsafe { std::ptr::write_volatile(p as *mut [u8; 8], val.to_le_bytes()) };
+}
+
 impl DmaSpace {
     pub fn new() -> Self {
         Self {
@@ -285,21 +318,20 @@ impl DmaSpace {
     #[inline(always)]
     pub fn read_u64(&mut self, bus: u64) -> Result<u64, DmaFault> {
         let p = self.translate(bus, 8)?;
-        let p64 = p.cast::<u64>();
-        if p64.is_aligned() {
-            // SAFETY: 8 valid bytes at `p`, aligned for a u64 (a volatile read of a byte array
-            // compiles to eight byte loads; descriptors are aligned, so this is the usual case).
-            return Ok(u64::from_le(unsafe { std::ptr::read_volatile(p64) }));
-        }
-        // SAFETY: 8 valid bytes at `p`; unaligned volatile read of plain bytes.
-        let v = unsafe { std::ptr::read_volatile(p as *const [u8; 8]) };
-        Ok(u64::from_le_bytes(v))
+        // SAFETY: 8 valid bytes at `p`.
+        Ok(unsafe { read_u64_at(p) })
     }
 
     /// Device write of a little-endian u32.
     #[inline(always)]
     pub fn write_u32(&mut self, bus: u64, val: u32) -> Result<(), DmaFault> {
         let p = self.translate(bus, 4)?;
+        let p32 = p.cast::<u32>();
+        if p32.is_aligned() {
+            // SAFETY: 4 valid bytes at `p`, aligned for a u32 (one store instead of four).
+            unsafe { std::ptr::write_volatile(p32, val.to_le()) };
+            return Ok(());
+        }
         // SAFETY: 4 valid bytes at `p`; byte-array volatile write has no alignment requirement.
         unsafe { std::ptr::write_volatile(p as *mut [u8; 4], val.to_le_bytes()) };
         Ok(())
@@ -309,9 +341,37 @@ impl DmaSpace {
     #[inline(always)]
     pub fn write_u64(&mut self, bus: u64, val: u64) -> Result<(), DmaFault> {
         let p = self.translate(bus, 8)?;
-        // SAFETY: 8 valid bytes at `p`; byte-array volatile write has no alignment requirement.
-        unsafe { std::ptr::write_volatile(p as *mut [u8; 8], val.to_le_bytes()) };
+        // SAFETY: 8 valid bytes at `p`.
+        unsafe { write_u64_at(p, val) };
         Ok(())
+    }
+
+    /// Device read of a 16-byte descriptor at `bus`: its two little-endian u64 words, with one
+    /// translation. A fault is the one [`Self::read_u64`] of the first failing word reports.
+    #[inline(always)]
+    pub fn read_desc(&mut self, bus: u64) -> Result<(u64, u64), DmaFault> {
+        if let Ok(p) = self.translate(bus, 16) {
+            // SAFETY: 16 valid bytes at `p`.
+            return Ok(unsafe { (read_u64_at(p), read_u64_at(p.add(8))) });
+        }
+        Ok((self.read_u64(bus)?, self.read_u64(bus + 8)?))
+    }
+
+    /// Device write of a 16-byte descriptor at `bus` (`lo` then `hi`, little-endian), with one
+    /// translation; where the 16 bytes are not in one chunk, each word as [`Self::write_u64`]
+    /// would (a word outside DMA memory is not written).
+    #[inline(always)]
+    pub fn write_desc(&mut self, bus: u64, lo: u64, hi: u64) {
+        if let Ok(p) = self.translate(bus, 16) {
+            // SAFETY: 16 valid bytes at `p`.
+            unsafe {
+                write_u64_at(p, lo);
+                write_u64_at(p.add(8), hi);
+            }
+            return;
+        }
+        let _ = self.write_u64(bus, lo);
+        let _ = self.write_u64(bus + 8, hi);
     }
 
     /// A bus address inside some live region or window, chosen by `r` (a random number); `None`
@@ -355,6 +415,46 @@ impl Drop for DmaSpace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A descriptor read or write with one translation gives what two word accesses give,
+    /// aligned or not, and the same fault where the 16 bytes leave DMA memory.
+    #[test]
+    fn descriptor_accesses_equal_two_word_accesses() {
+        let mut dma = DmaSpace::new();
+        let (a, _) = dma.alloc(4096).unwrap();
+        let bus = dma.virt_to_bus(a.as_ptr()).unwrap();
+        for at in [bus, bus + 16, bus + 3, bus + 4088 - 8] {
+            dma.write_desc(at, 0x0102_0304_0506_0708, 0x1112_1314_1516_1718);
+            assert_eq!(dma.read_u64(at).unwrap(), 0x0102_0304_0506_0708);
+            assert_eq!(dma.read_u64(at + 8).unwrap(), 0x1112_1314_1516_1718);
+            let two = (dma.read_u64(at).unwrap(), dma.read_u64(at + 8).unwrap());
+            assert_eq!(dma.read_desc(at).unwrap(), two);
+        }
+        // The second word past the end: its fault, and the first word is still written.
+        let end = bus + 4096;
+        assert_eq!(dma.read_desc(end - 8), Err(dma.read_u64(end).unwrap_err()));
+        assert_eq!(
+            dma.read_desc(end - 8).unwrap_err(),
+            DmaFault { bus: end, len: 8 }
+        );
+        assert_eq!(
+            dma.read_desc(end - 4).unwrap_err(),
+            DmaFault {
+                bus: end - 4,
+                len: 8
+            }
+        );
+        dma.write_desc(end - 8, 7, 9);
+        assert_eq!(dma.read_u64(end - 8).unwrap(), 7);
+        // u32 writes, unaligned and aligned: little-endian bytes.
+        dma.write_u32(bus + 5, 0xA1B2_C3D4).unwrap();
+        dma.write_u32(bus + 12, 0x0A0B_0C0D).unwrap();
+        let mut got = Vec::new();
+        dma.read_append(bus + 5, 11, &mut got).unwrap();
+        assert_eq!(got[..4], 0xA1B2_C3D4u32.to_le_bytes());
+        assert_eq!(got[7..], 0x0A0B_0C0Du32.to_le_bytes());
+        assert!(dma.write_u32(end - 2, 0).is_err());
+    }
 
     #[test]
     fn cached_translations_still_fault_outside_chunks_and_after_free() {

@@ -78,6 +78,7 @@ impl World {
     /// A BAR0 write of NIC `i`.
     #[inline(never)]
     pub fn mmio_write(&mut self, i: usize, off: u32, v: u32) {
+        self.nics[i].bound_stats();
         self.mmio_write_inner(i, off, v);
         if off == ESDP {
             // SDP3 is the module's TX_DISABLE on SFP+ boards.
@@ -89,6 +90,8 @@ impl World {
     fn mmio_read_inner(&mut self, i: usize, off: u32) -> u32 {
         let core = &mut self.core;
         let n = &mut self.nics[i];
+        // Any register software reads sees the statistics counted so far.
+        n.sync_stats();
         if !off.is_multiple_of(4) {
             core.violate(
                 i,

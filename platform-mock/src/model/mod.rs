@@ -62,6 +62,9 @@ pub(crate) struct World {
     /// This instance is lane `lane` of `lanes` (`crate::Sim::with_lanes`): it delivers frames
     /// only to queues `q` with `q % lanes == lane`.
     pub(crate) lane: (u16, u16),
+    /// Tests only: every packet through `tx::tx_one` (the reference for `tx::tx_fast`).
+    #[cfg(test)]
+    pub(crate) no_tx_fast: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -98,6 +101,8 @@ impl World {
             slice: Duration::from_micros(100),
             tx_scratch: Vec::with_capacity(16 * 1024),
             tx_descs: Vec::with_capacity(64),
+            #[cfg(test)]
+            no_tx_fast: false,
         }
     }
 
@@ -249,6 +254,7 @@ impl World {
                     }
                 }
             }
+            self.nics[i].bound_stats();
             self.nics[i].rate.tick_done(now);
             let core = &mut self.core;
             drain_held(&mut self.nics[i], i, core);
@@ -403,6 +409,9 @@ impl World {
 
     /// Adds `v` to register `off` of NIC `i` (a statistics carry).
     pub(crate) fn add_to_register(&mut self, i: usize, off: u32, v: u32) {
+        // After what was counted before it: a 36-bit addition masks the high half to 4 bits,
+        // so a carry does not commute with a pending one.
+        self.nics[i].sync_stats();
         self.nics[i].inc(off, v);
     }
 

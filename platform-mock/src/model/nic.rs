@@ -59,8 +59,78 @@ pub(crate) fn bit_set(m: &mut [u64; 2], q: usize) {
     }
 }
 
+/// Statistics the data path counts per packet into plain `u64`s ([`Nic::acc`]), indexed by
+/// these constants; [`Nic::fold_stats`] adds them to the registers before software can see
+/// them. Clamped additions compose (min(min(r + a, M) + b, M) = min(r + a + b, M) for a, b
+/// >= 0), so the registers read the same as with a saturating update per packet (§8.2.3.23).
+pub(crate) mod st {
+    pub(crate) const TPR: usize = 0;
+    pub(crate) const TORL: usize = 1;
+    pub(crate) const RXNFGPC: usize = 2;
+    pub(crate) const RXNFGBCL: usize = 3;
+    pub(crate) const GPRC: usize = 4;
+    pub(crate) const GORCL: usize = 5;
+    pub(crate) const BPRC: usize = 6;
+    pub(crate) const MPRC: usize = 7;
+    /// PRC64..PRC1522 (6, by `size_bucket`).
+    pub(crate) const PRC64: usize = 8;
+    pub(crate) const RXDGPC: usize = 14;
+    pub(crate) const RXDGBCL: usize = 15;
+    pub(crate) const GPTC: usize = 16;
+    pub(crate) const GOTCL: usize = 17;
+    pub(crate) const TPT: usize = 18;
+    /// PTC64..PTC1522 (6).
+    pub(crate) const PTC64: usize = 19;
+    pub(crate) const BPTC: usize = 25;
+    pub(crate) const MPTC: usize = 26;
+    pub(crate) const TXDGPC: usize = 27;
+    pub(crate) const TXDGBCL: usize = 28;
+    /// QPRC, QBRC, QPTC, QBTC by statistics slot (16 each).
+    pub(crate) const QPRC: usize = 29;
+    pub(crate) const QBRC: usize = 45;
+    pub(crate) const QPTC: usize = 61;
+    pub(crate) const QBTC: usize = 77;
+    pub(crate) const N: usize = 93;
+}
+
+/// The register of accumulator `k` ([`st`]) and whether it is a 36-bit counter (low half).
+pub(crate) fn stat_reg(k: usize) -> (u32, bool) {
+    use crate::regs as r;
+    let s = |base: usize| (k - base) as u32;
+    match k {
+        st::TPR => (r::TPR, false),
+        st::TORL => (r::TORL, true),
+        st::RXNFGPC => (r::RXNFGPC, false),
+        st::RXNFGBCL => (r::RXNFGBCL, true),
+        st::GPRC => (r::GPRC, false),
+        st::GORCL => (r::GORCL, true),
+        st::BPRC => (r::BPRC, false),
+        st::MPRC => (r::MPRC, false),
+        8..=13 => (r::PRC64 + 4 * s(st::PRC64), false),
+        st::RXDGPC => (r::RXDGPC, false),
+        st::RXDGBCL => (r::RXDGBCL, true),
+        st::GPTC => (r::GPTC, false),
+        st::GOTCL => (r::GOTCL, true),
+        st::TPT => (r::TPT, false),
+        19..=24 => (r::PTC64 + 4 * s(st::PTC64), false),
+        st::BPTC => (r::BPTC, false),
+        st::MPTC => (r::MPTC, false),
+        st::TXDGPC => (r::TXDGPC, false),
+        st::TXDGBCL => (r::TXDGBCL, true),
+        29..=44 => (r::QPRC + 0x40 * s(st::QPRC), false),
+        45..=60 => (r::QBRC_L + 0x40 * s(st::QBRC), true),
+        61..=76 => (r::QPTC + 4 * s(st::QPTC), false),
+        _ => (r::QBTC_L + 8 * s(st::QBTC), true),
+    }
+}
+
 pub(crate) struct Nic {
     pub cfg: NicConfig,
+    /// Statistics counted since the last [`Nic::fold_stats`] ([`st`]).
+    pub(crate) acc: [u64; st::N],
+    /// Packets counted into `acc` since the last fold (non-zero: a fold is due before
+    /// software reads a register).
+    pub(crate) acc_packets: u64,
     pub(crate) config: crate::pci::ConfigSpace,
     /// The register file, one word per 4 bytes of BAR0 (a fixed size, so that the accessors
     /// at constant offsets need no bounds check).
@@ -173,6 +243,8 @@ impl Nic {
             i2c: crate::sfp::I2cBus::new(cfg.module, &serial),
             irq: super::interrupts::Irq::new(),
             cfg,
+            acc: [0; st::N],
+            acc_packets: 0,
             regs: vec![0u32; REG_WORDS]
                 .into_boxed_slice()
                 .try_into()
@@ -252,6 +324,8 @@ impl Nic {
         let saved: Vec<u32> = keep.iter().map(|&o| self.r(o)).collect();
         let mpsar: Vec<u32> = (0..256).map(|k| self.r(MPSAR + 4 * k)).collect();
         self.regs.fill(0);
+        self.acc = [0; st::N];
+        self.acc_packets = 0;
         *self.rate = Default::default();
         self.clock = Default::default();
         for (o, v) in keep.iter().zip(saved) {
@@ -508,6 +582,43 @@ impl Nic {
         self.set(low + 4, (v >> 32) as u32);
     }
 
+    /// Adds the statistics counted in [`Nic::acc`] to their registers, with the registers'
+    /// saturation (the same values as adding them one packet at a time).
+    #[inline(never)]
+    pub(crate) fn fold_stats(&mut self) {
+        for k in 0..st::N {
+            let v = std::mem::take(&mut self.acc[k]);
+            if v == 0 {
+                continue;
+            }
+            match stat_reg(k) {
+                (off, true) => self.add36(off, v),
+                (off, false) => {
+                    let r = &mut self.regs[(off / 4) as usize];
+                    *r = (u64::from(*r) + v).min(u64::from(u32::MAX)) as u32;
+                }
+            }
+        }
+        self.acc_packets = 0;
+    }
+
+    /// Folds the statistics when any are pending (before software reads a register).
+    #[inline(always)]
+    pub(crate) fn sync_stats(&mut self) {
+        if self.acc_packets != 0 {
+            self.fold_stats();
+        }
+    }
+
+    /// Folds the statistics once `acc` holds many packets, long before a sum could overflow
+    /// (each packet adds below 2^15 bytes; called by every tick and register write).
+    #[inline(always)]
+    pub(crate) fn bound_stats(&mut self) {
+        if self.acc_packets >= 1 << 32 {
+            self.fold_stats();
+        }
+    }
+
     pub(crate) fn rar_list(&mut self) -> &[[u8; 6]] {
         if self.rar_dirty {
             self.rar_dirty = false;
@@ -621,5 +732,109 @@ mod tests {
         n.inc(GPRC, u32::MAX - 1);
         n.inc(GPRC, 5);
         assert_eq!(n.r(GPRC), u32::MAX);
+    }
+
+    /// Statistics counted in `acc` and folded on a read give the registers the values that
+    /// the old update per packet (`inc`, `add36`) gave, over long random sequences with
+    /// saturation, clear-on-read of either half and carries into a high half (lanes).
+    #[test]
+    fn folded_statistics_equal_the_per_packet_updates() {
+        let mut old = Nic::new(NicConfig::default(), Duration::ZERO);
+        let mut new = Nic::new(NicConfig::default(), Duration::ZERO);
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut saturated = [false; 2];
+        for step in 0..200_000 {
+            let k = (rnd() % st::N as u64) as usize;
+            let (off, wide) = stat_reg(k);
+            let r = rnd();
+            match r % 16 {
+                // A read of the register (or of the high half), clear-on-read.
+                0 => {
+                    let o = if wide && r & 16 != 0 { off + 4 } else { off };
+                    new.sync_stats();
+                    let (a, b) = (old.r(o), new.r(o));
+                    assert_eq!(a, b, "step {step}: register {o:#x}");
+                    saturated[usize::from(wide)] |= a == u32::MAX;
+                    old.set(o, 0);
+                    new.set(o, 0);
+                }
+                // A lane's carry into a high half (`World::add_to_register`), on both.
+                1 if wide => {
+                    // It follows a read of every lane (which folds), and folds itself: the
+                    // carry lands after what was counted before it, as it did.
+                    let c = (r >> 8) as u32 & 3;
+                    old.inc(off + 4, c);
+                    new.sync_stats();
+                    new.inc(off + 4, c);
+                }
+                // Large additions, to reach saturation between reads.
+                2 | 3 => {
+                    let v = if wide {
+                        (r >> 8) % (1 << 35)
+                    } else {
+                        (r >> 8) % (1 << 31)
+                    };
+                    if wide {
+                        old.add36(off, v);
+                    } else {
+                        old.inc(off, v as u32);
+                    }
+                    new.acc[k] += v;
+                    new.acc_packets += 1;
+                }
+                // A packet's worth.
+                _ => {
+                    let v = if wide { 60 + (r >> 8) % 16_000 } else { 1 };
+                    if wide {
+                        old.add36(off, v);
+                    } else {
+                        old.inc(off, v as u32);
+                    }
+                    new.acc[k] += v;
+                    new.acc_packets += 1;
+                }
+            }
+        }
+        new.sync_stats();
+        for k in 0..st::N {
+            let (off, wide) = stat_reg(k);
+            assert_eq!(old.r(off), new.r(off));
+            if wide {
+                assert_eq!(old.r(off + 4), new.r(off + 4));
+            }
+        }
+        assert_eq!(saturated, [true, true], "the sequence reaches saturation");
+        // A reset drops what was counted before it, as it clears the registers.
+        new.acc[st::GPRC] += 3;
+        new.acc_packets += 1;
+        new.reset_state();
+        new.sync_stats();
+        assert_eq!(new.r(GPRC), 0);
+    }
+
+    #[test]
+    fn every_accumulator_names_a_distinct_statistics_register() {
+        let regs: HashSet<u32> = (0..st::N).map(|k| stat_reg(k).0).collect();
+        assert_eq!(regs.len(), st::N);
+        for k in 0..st::N {
+            let (off, wide) = stat_reg(k);
+            assert!(
+                super::mmio::is_stat(off)
+                    || matches!(super::mmio::decode_queue(off), super::mmio::QReg::Stat(_)),
+                "{off:#x}"
+            );
+            assert_eq!(
+                wide,
+                is_stat36_low(off)
+                    || (QBRC_L..QBRC_L + 0x40 * 16).contains(&off) && off % 0x40 == 0x34,
+                "{off:#x}"
+            );
+        }
     }
 }

@@ -41,10 +41,11 @@ pub(crate) fn rx_checksum_bits(frame: &[u8]) -> u32 {
     rx_checksum_bits_parsed(frame, &rss::parse(frame)).0
 }
 
-/// [`rx_checksum_bits`] for a frame `rss::parse` has already parsed into `p`; with the sum
-/// ([`sum16`] from 0) of the IPv4 payload `frame[l3 + IHL × 4..l3 + total length]` when it was
-/// computed (an IPv4 frame that is not a fragment and fits its lengths), for the fragment
-/// checksum.
+/// [`rx_checksum_bits`] for a frame `rss::parse` has already parsed into `p`; with the
+/// write-back's fragment field (`rx::fragment_field`: the sum, [`sum16`] from 0, of the IPv4
+/// payload `frame[l3 + IHL × 4..l3 + total length]` in bits 31:16, the IP identification in
+/// 15:0) when this pass computed that sum (an IPv4 frame that is not a fragment and fits its
+/// lengths).
 pub(crate) fn rx_checksum_bits_parsed(frame: &[u8], p: &rss::Parsed) -> (u32, Option<u32>) {
     let l3 = p.l3;
     match p.ip {
@@ -54,7 +55,14 @@ pub(crate) fn rx_checksum_bits_parsed(frame: &[u8], p: &rss::Parsed) -> (u32, Op
                 return (0, None);
             }
             let mut bits = RX_IPCS;
-            if sum16(&frame[l3..l3 + ihl], 0) != 0xFFFF {
+            // The usual header without options as a slice of constant length: the sum's loop
+            // unrolled by the compiler (the same function, the same sum).
+            let header = if ihl == 20 {
+                sum16(&frame[l3..l3 + 20], 0)
+            } else {
+                sum16(&frame[l3..l3 + ihl], 0)
+            };
+            if header != 0xFFFF {
                 bits |= RX_IPE;
             }
             let total = be16(frame, l3 + 2);
@@ -69,7 +77,8 @@ pub(crate) fn rx_checksum_bits_parsed(frame: &[u8], p: &rss::Parsed) -> (u32, Op
                 u32::from(p.proto) + seg.len() as u32,
             );
             let bits = bits | l4_bits(p.proto, seg, ones_add(seg_sum, pseudo), true);
-            (bits, Some(seg_sum))
+            let id = be16(frame, l3 + 4) as u32;
+            (bits, Some(seg_sum << 16 | id))
         }
         6 => {
             let Some(l4) = p.l4 else { return (0, None) };
@@ -154,6 +163,7 @@ impl TxContext {
 ///
 /// Eight bytes at a time with an end-around carry (a ones' complement sum mod 2^64 − 1 is the
 /// same sum mod 0xFFFF, which divides it), then folded as the word-by-word loop would.
+#[inline(always)]
 pub(crate) fn sum16(data: &[u8], acc: u32) -> u32 {
     let mut sum = u64::from(acc);
     let mut chunks = data.chunks_exact(8);

@@ -1,7 +1,7 @@
 //! Receive: the wire side, the packet buffer, queue selection and descriptor write-back.
 
 use super::filter::{l2_accept, vlan_accept, vlan_tag};
-use super::nic::Held;
+use super::nic::{st, Held};
 use super::offload;
 use super::tx::size_bucket;
 use super::*;
@@ -57,9 +57,11 @@ pub(crate) fn crc32(data: &[u8]) -> u32 {
 
 /// The write-back's RSS field when RXCSUM.PCSD = 0, for IPv4: bits 31:16 the fragment
 /// checksum (the unadjusted 16-bit ones' complement sum of the IP payload, §7.1.11), bits 15:0
-/// the IP identification. 0 for other frames. `payload_sum`: the payload's sum if the checksum
-/// check already computed it.
-fn fragment_field(frame: &[u8], p: &rss::Parsed, payload_sum: Option<u32>) -> u32 {
+/// the IP identification. 0 for other frames. The checksum pass computes it for a whole IPv4
+/// frame (`offload::rx_checksum_bits_parsed`); this is for the others.
+#[cold]
+#[inline(never)]
+fn fragment_field(frame: &[u8], p: &rss::Parsed) -> u32 {
     let l3 = p.l3;
     if p.ip != 4 || frame.len() < l3 + 20 {
         return 0;
@@ -67,8 +69,7 @@ fn fragment_field(frame: &[u8], p: &rss::Parsed, payload_sum: Option<u32>) -> u3
     let ihl = usize::from(frame[l3] & 0xF) * 4;
     let total = usize::from(u16::from_be_bytes([frame[l3 + 2], frame[l3 + 3]]));
     let end = (l3 + total).min(frame.len());
-    let sum =
-        payload_sum.unwrap_or_else(|| offload::sum16(frame.get(l3 + ihl..end).unwrap_or(&[]), 0));
+    let sum = offload::sum16(frame.get(l3 + ihl..end).unwrap_or(&[]), 0);
     let id = u32::from(u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]));
     sum << 16 | id
 }
@@ -84,8 +85,10 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
     }
     super::timesync::rx_frame(n, core.now, frame);
     let wlen = frame.len() as u32 + 4;
-    n.inc(TPR, 1);
-    n.add36(TORL, u64::from(wlen));
+    // Statistics into the accumulators (`nic::st`), folded before software reads them.
+    n.acc_packets += 1;
+    n.acc[st::TPR] += 1;
+    n.acc[st::TORL] += u64::from(wlen);
     let vlan = frame.len() >= 14 && frame[12] == 0x81 && frame[13] == 0x00;
     let mut max = if n.r(HLREG0) & HLREG0_JUMBOEN != 0 {
         n.r(MAXFRS) >> 16
@@ -105,13 +108,13 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
         n.wire.rx_errors += 1;
         return;
     }
-    n.inc(RXNFGPC, 1);
-    n.add36(RXNFGBCL, u64::from(wlen));
+    n.acc[st::RXNFGPC] += 1;
+    n.acc[st::RXNFGBCL] += u64::from(wlen);
     if !l2_accept(n, &frame[..6]) || !vlan_accept(n, frame) {
         n.wire.rx_filtered += 1;
         return;
     }
-    n.inc(GPRC, 1);
+    n.acc[st::GPRC] += 1;
     // GORC counts what reaches host memory: without the CRC when it is stripped (DS8 says DA
     // through CRC; DPDK's PMD corrects GORC/QBRC by 4 bytes per packet only when stripping is
     // off, "RX byte count not including CRC bytes when CRC strip is enabled").
@@ -120,15 +123,15 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
     } else {
         u64::from(wlen)
     };
-    n.add36(GORCL, stored);
+    n.acc[st::GORCL] += stored;
     if frame[0] & 1 != 0 {
         if frame[..6] == [0xFF; 6] {
-            n.inc(BPRC, 1);
+            n.acc[st::BPRC] += 1;
         } else {
-            n.inc(MPRC, 1);
+            n.acc[st::MPRC] += 1;
         }
     }
-    n.inc(PRC64 + 4 * size_bucket(wlen), 1);
+    n.acc[st::PRC64 + size_bucket(wlen) as usize] += 1;
     if n.r(RXCTRL) & RXCTRL_RXEN == 0 {
         n.wire.rx_disabled += 1;
         return;
@@ -152,11 +155,11 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
         }
     }
     // §7.1.11: checksums over the frame as it arrived; reported in the EOP descriptor.
-    let (csum, payload_sum) = offload::rx_checksum_bits_parsed(frame, &p);
+    let (csum, fragment) = offload::rx_checksum_bits_parsed(frame, &p);
     // The write-back's RSS field holds the hash with RXCSUM.PCSD = 1, otherwise the fragment
     // checksum and IP identification (§7.1.6.2).
     if n.r(RXCSUM) & RXCSUM_PCSD == 0 {
-        hash = fragment_field(frame, &p, payload_sum);
+        hash = fragment.unwrap_or_else(|| fragment_field(frame, &p));
     }
     let meta = RxMeta {
         queue,
@@ -273,7 +276,7 @@ pub(crate) fn drain_held(n: &mut Nic, i: usize, core: &mut Core) {
 }
 
 /// DMAs a frame into RX queue `q` and writes back its descriptor(s).
-#[inline(never)]
+#[inline(always)]
 pub(crate) fn deliver(
     n: &mut Nic,
     i: usize,
@@ -367,8 +370,7 @@ pub(crate) fn deliver(
                 faults[1] = dma.write(buf, data).err();
                 let status = RX_DESC_DD | RX_DESC_EOP | csum;
                 let hi = u64::from(status) | (data.len() as u64) << 32 | u64::from(tci) << 48;
-                let _ = dma.write_u64(d, u64::from(info) | u64::from(hash) << 32);
-                let _ = dma.write_u64(d + 8, hi);
+                dma.write_desc(d, u64::from(info) | u64::from(hash) << 32, hi);
                 h = (h + 1) % len;
             }
             Err(f) => faults[0] = Some(f),
@@ -405,8 +407,7 @@ pub(crate) fn deliver(
             let lo = u64::from(info) | u64::from(hash) << 32;
             let vlan = if last { u64::from(tci) << 48 } else { 0 };
             let hi = u64::from(status) | u64::from(plen) << 32 | vlan;
-            let _ = dma.write_u64(d, lo);
-            let _ = dma.write_u64(d + 8, hi);
+            dma.write_desc(d, lo, hi);
             h = (h + 1) % len;
         }
     }
@@ -422,12 +423,14 @@ pub(crate) fn deliver(
     }
     n.rx[q].head = h;
     let slot = n.stat_slot(RQSMR, q);
-    n.inc(QPRC + 0x40 * slot, 1);
-    n.add36(QBRC_L + 0x40 * slot, dlen as u64);
+    // Also here: another lane's frame (`deliver_foreign`) reaches this lane only here.
+    n.acc_packets += 1;
+    n.acc[st::QPRC + slot as usize] += 1;
+    n.acc[st::QBRC + slot as usize] += dlen as u64;
     let qsel = n.r(RXDSTATCTRL) & 0x1F;
     if qsel == 0x10 || qsel == slot {
-        n.inc(RXDGPC, 1);
-        n.add36(RXDGBCL, dlen as u64);
+        n.acc[st::RXDGPC] += 1;
+        n.acc[st::RXDGBCL] += dlen as u64;
     }
     n.wire.rx_delivered += 1;
     n.queue_cause(false, q);
@@ -451,16 +454,37 @@ mod tests {
         f.extend_from_slice(&payload);
         f.extend_from_slice(&[0xEE; 7]); // padding after the IP length: not summed
         let p = rss::parse(&f);
-        let (_, sum) = offload::rx_checksum_bits_parsed(&f, &p);
-        assert_eq!(sum, Some(offload::sum16(&payload, 0)));
-        let own = fragment_field(&f, &p, None);
-        assert_eq!(fragment_field(&f, &p, sum), own);
+        let (_, field) = offload::rx_checksum_bits_parsed(&f, &p);
+        let own = fragment_field(&f, &p);
+        assert_eq!(field, Some(own));
         assert_eq!(own, offload::sum16(&payload, 0) << 16 | 0x1234);
-        // A fragment: no payload sum from the checksum pass, the field still computed.
+        // A fragment: no field from the checksum pass, the field still computed.
         let mut frag = f.clone();
         frag[20] = 0x20; // MF
         let pf = rss::parse(&frag);
         assert_eq!(offload::rx_checksum_bits_parsed(&frag, &pf).1, None);
-        assert_eq!(fragment_field(&frag, &pf, None), own);
+        assert_eq!(fragment_field(&frag, &pf), own);
+        // Whenever the checksum pass gives the field, it is `fragment_field`'s: every length
+        // and header length of a UDP/IPv4 frame, padded or cut short.
+        for cut in 0..f.len() + 3 {
+            for ihl in [5u8, 6, 15] {
+                for total in [0usize, 19, 20, 28, 45, 65, 200] {
+                    let mut g = f.clone();
+                    g.resize(cut, 0xEE);
+                    if g.len() > 17 {
+                        g[14] = 0x40 | ihl;
+                        g[16..18].copy_from_slice(&(total as u16).to_be_bytes());
+                    }
+                    let pg = rss::parse(&g);
+                    if let (_, Some(field)) = offload::rx_checksum_bits_parsed(&g, &pg) {
+                        assert_eq!(
+                            field,
+                            fragment_field(&g, &pg),
+                            "cut {cut} ihl {ihl} total {total}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
