@@ -178,6 +178,7 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
 #[cold]
 #[inline(never)]
 fn foreign(n: &mut Nic, meta: RxMeta, frame: &[u8]) {
+    n.wire.rx_handed_over += 1;
     let mut buf = n.pool.pop().unwrap_or_default();
     buf.clear();
     buf.extend_from_slice(frame);
