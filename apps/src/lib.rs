@@ -16,6 +16,7 @@ pub mod gen;
 pub mod irq;
 pub mod json;
 pub mod latency;
+pub mod line_alloc;
 pub mod pcap;
 pub mod sim;
 pub mod stats;

@@ -346,6 +346,10 @@ pub struct WireCounters {
     pub tx_bytes: u64,
     /// TX packets dropped because of invalid descriptors or DMA faults.
     pub tx_bad: u64,
+    /// With lanes ([`Sim::with_lanes`]): frames a lane received for a queue another lane owns
+    /// and handed to it (counted in `rx_frames` once, by the receiving lane). 0 when each
+    /// lane's sources offer only flows RSS sends to its own queues.
+    pub rx_handed_over: u64,
 }
 
 impl WireCounters {
@@ -363,6 +367,7 @@ impl WireCounters {
         self.tx_frames += o.tx_frames;
         self.tx_bytes += o.tx_bytes;
         self.tx_bad += o.tx_bad;
+        self.rx_handed_over += o.rx_handed_over;
     }
 }
 

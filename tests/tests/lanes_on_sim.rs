@@ -155,6 +155,8 @@ fn two_threads_forward_two_queues_without_loss_or_violation() {
         let w = sim.wire_counters(nic);
         assert_eq!(w.rx_delivered, w.rx_frames, "{nic:?}: {w:?}");
         assert_eq!((w.rx_dropped, w.rx_missed), (0, 0), "{nic:?}: {w:?}");
+        // Each lane's sources offer only its own queue's flows (by the model's RSS).
+        assert_eq!(w.rx_handed_over, 0, "{nic:?}: {w:?}");
     }
     drop(lanes);
     drop((dev0, dev1));
@@ -181,7 +183,13 @@ fn a_frame_for_another_lanes_queue_is_delivered_by_that_lane() {
         }
     }
     assert_eq!(device.stats().rx_packets, u64::from(FLOWS));
-    assert_eq!(sim.wire_counters(nics[0]).rx_delivered, u64::from(FLOWS));
+    let w = sim.wire_counters(nics[0]);
+    assert_eq!(w.rx_delivered, u64::from(FLOWS));
+    assert_eq!(
+        w.rx_handed_over,
+        ids[1].len() as u64,
+        "queue 1's flows went lane 0 -> 1"
+    );
     drop(rx);
     drop(device);
     assert_clean(&sim);

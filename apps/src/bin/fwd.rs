@@ -23,6 +23,11 @@ use ixgbe_tools::{
     CLOCK_CHECK_INTERVAL,
 };
 
+/// Every heap block on cache lines of its own: the simulator's lanes, built by one thread, would
+/// otherwise share lines between the worker threads (`ixgbe_tools::line_alloc`).
+#[global_allocator]
+static ALLOC: ixgbe_tools::line_alloc::LineAlloc = ixgbe_tools::line_alloc::LineAlloc;
+
 /// Forward frames between two 82599 ports (or two simulated ones: `sim sim`).
 #[derive(Debug, Parser)]
 #[command(name = "ixgbe-fwd", version)]

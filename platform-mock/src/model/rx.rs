@@ -167,21 +167,21 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
         info,
         csum,
     };
-    // Another lane's queue (`crate::Sim::with_lanes`): that lane delivers it.
-    if n.lane.1 > 1 && foreign(n, meta, frame) {
+    // Another lane's queue (`crate::Sim::with_lanes`): that lane delivers it. The test inline
+    // (a call per frame cost 1.2 % of a 2-lane run), the hand-over out of line.
+    if n.lane.1 > 1 && meta.queue % n.lane.1 != n.lane.0 {
+        foreign(n, meta, frame);
         return;
     }
     rx_to_queue(n, i, core, meta, frame);
 }
 
-/// With lanes: keeps a frame for the lane that owns its queue if that is another one (true).
-/// Out of line: never called without lanes.
+/// With lanes: keeps a frame for the lane that owns its queue, another one. Out of line:
+/// never called without lanes, nor for a lane's own traffic.
 #[cold]
 #[inline(never)]
-fn foreign(n: &mut Nic, meta: RxMeta, frame: &[u8]) -> bool {
-    if meta.queue % n.lane.1 == n.lane.0 {
-        return false;
-    }
+fn foreign(n: &mut Nic, meta: RxMeta, frame: &[u8]) {
+    n.wire.rx_handed_over += 1;
     let mut buf = n.pool.pop().unwrap_or_default();
     buf.clear();
     buf.extend_from_slice(frame);
@@ -190,7 +190,6 @@ fn foreign(n: &mut Nic, meta: RxMeta, frame: &[u8]) -> bool {
         len: frame.len(),
         buf,
     });
-    true
 }
 
 /// The rest of [`rx_frame`] once the queue is chosen: into the packet buffer behind held
