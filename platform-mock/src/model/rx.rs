@@ -348,7 +348,8 @@ pub(crate) fn deliver(
         rx_scratch.extend_from_slice(&crc32(frame).to_le_bytes());
         &rx_scratch[..]
     };
-    let len = n.ring_len(false, q);
+    // `Nic::ring_len` and `Nic::ring_base` at the block already found.
+    let len = n.r(base + Q_LEN) / 16;
     let (head, tail) = (n.rx[q].head, n.rx[q].tail);
     if len == 0 || head >= len {
         return Deliver::NoDesc;
@@ -358,7 +359,7 @@ pub(crate) fn deliver(
     if free < need {
         return Deliver::NoDesc;
     }
-    let ring = n.ring_base(false, q);
+    let ring = u64::from(n.r(base + Q_BAH)) << 32 | u64::from(n.r(base + Q_BAL) & !0x7F);
     let mut h = head;
     let mut faults: [Option<DmaFault>; 2] = [None, None];
     if need == 1 && n.faults.rx_wb.is_none() {
