@@ -72,21 +72,25 @@ impl World {
         let setup = TxSetup::new(&self.nics[i], q);
         #[cfg(test)]
         let setup = setup.filter(|_| !self.no_tx_fast);
+        let World {
+            nics,
+            core,
+            tx_scratch,
+            tx_descs,
+            cables,
+            sinks,
+            ..
+        } = self;
         loop {
-            if !self.nics[i].rate.may_send(q, self.core.now) {
+            // This port, found once per packet (the frame may go to another one below).
+            let n = &mut nics[i];
+            if !n.rate.may_send(q, core.now) {
                 break;
             }
             // The usual packet through `tx_fast`, anything else (or what it declines) through
             // `tx_one`.
             let fast = match &setup {
-                Some(s) => tx_fast(
-                    &mut self.nics[i],
-                    i,
-                    q,
-                    &mut self.core,
-                    &mut self.tx_scratch,
-                    s,
-                ),
+                Some(s) => tx_fast(n, i, q, core, tx_scratch, s),
                 None => None,
             };
             // The first data descriptor's command (its TSTAMP, §7.9.2).
@@ -94,38 +98,29 @@ impl World {
                 Some(Ok(cmd)) => Some(cmd),
                 Some(Err(())) => break,
                 None => {
-                    let step = tx_one(
-                        &mut self.nics[i],
-                        i,
-                        q,
-                        &mut self.core,
-                        &mut self.tx_scratch,
-                        &mut self.tx_descs,
-                    );
-                    match step {
+                    match tx_one(n, i, q, core, tx_scratch, tx_descs) {
                         TxStep::Idle => break,
                         TxStep::Dropped => continue,
                         TxStep::Frame => {}
                     }
-                    self.tx_descs
+                    tx_descs
                         .iter()
                         .find(|d| (d.cmd >> 20) & 0xF == 0b0011)
                         .map(|d| d.cmd)
                 }
             };
-            let frame = &self.tx_scratch[..];
-            self.nics[i].rate.sent(q, frame.len());
+            let frame = &tx_scratch[..];
+            n.rate.sent(q, frame.len());
             if let Some(cmd) = data_cmd {
-                super::timesync::tx_frame(&mut self.nics[i], self.core.now, cmd);
+                super::timesync::tx_frame(n, core.now, cmd);
             }
-            if self.nics[i].r(HLREG0) & HLREG0_LPBK != 0 {
-                rx_frame(&mut self.nics[i], i, &mut self.core, frame);
-            } else if let Some(j) = self.cables[i] {
-                rx_frame(&mut self.nics[j], j, &mut self.core, frame);
-            } else if let Some(s) = self.sinks[i].as_mut() {
-                s.receive(self.core.now, frame);
+            if n.r(HLREG0) & HLREG0_LPBK != 0 {
+                rx_frame(n, i, core, frame);
+            } else if let Some(j) = cables[i] {
+                rx_frame(&mut nics[j], j, core, frame);
+            } else if let Some(s) = sinks[i].as_mut() {
+                s.receive(core.now, frame);
             } else {
-                let n = &mut self.nics[i];
                 let mut buf = if n.transmitted.len() >= MAX_TRANSMITTED {
                     n.transmitted.pop_front().unwrap_or_default()
                 } else {
