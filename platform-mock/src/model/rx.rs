@@ -366,12 +366,12 @@ pub(crate) fn deliver(
         // The usual case, what the loop below does for one descriptor without injected
         // write-back corruption: buffer address in, frame out, the EOP write-back.
         let d = ring + 16 * u64::from(h);
-        match dma.read_u64(d) {
-            Ok(buf) => {
-                faults[1] = dma.write(buf, data).err();
-                let status = RX_DESC_DD | RX_DESC_EOP | csum;
-                let hi = u64::from(status) | (data.len() as u64) << 32 | u64::from(tci) << 48;
-                dma.write_desc(d, u64::from(info) | u64::from(hash) << 32, hi);
+        let status = RX_DESC_DD | RX_DESC_EOP | csum;
+        let hi = u64::from(status) | (data.len() as u64) << 32 | u64::from(tci) << 48;
+        let lo = u64::from(info) | u64::from(hash) << 32;
+        match dma.receive_one(d, data, lo, hi) {
+            Ok(buffer_fault) => {
+                faults[1] = buffer_fault;
                 h = (h + 1) % len;
             }
             Err(f) => faults[0] = Some(f),
