@@ -335,13 +335,33 @@ pub(crate) fn tx_one(
             }
         }
     }
-    tx_finish(n, i, q, core, scratch, tx_max_packet(n));
+    let (pad, slot) = tx_pad_and_slot(n, q);
+    tx_finish(n, i, q, core, scratch, tx_max_packet(n), pad, slot);
     TxStep::Frame
 }
 
-/// The end of sending a packet: the packet-buffer size check, padding, statistics.
+/// HLREG0.TXPADEN and queue `q`'s statistics slot (TQSM).
+fn tx_pad_and_slot(n: &Nic, q: usize) -> (bool, usize) {
+    (
+        n.r(HLREG0) & HLREG0_TXPADEN != 0,
+        n.stat_slot(TQSM, q) as usize,
+    )
+}
+
+/// The end of sending a packet: the packet-buffer size check, padding (`pad`: TXPADEN),
+/// statistics (`slot`: the queue's, [`tx_pad_and_slot`]).
 #[inline(always)]
-fn tx_finish(n: &mut Nic, i: usize, q: usize, core: &mut Core, scratch: &mut Vec<u8>, max: usize) {
+#[allow(clippy::too_many_arguments)]
+fn tx_finish(
+    n: &mut Nic,
+    i: usize,
+    q: usize,
+    core: &mut Core,
+    scratch: &mut Vec<u8>,
+    max: usize,
+    pad: bool,
+    slot: usize,
+) {
     if scratch.len() + 4 > max && n.once.insert((ViolationKind::TxDataLength, q as u32)) {
         core.violate(
             i,
@@ -352,7 +372,7 @@ fn tx_finish(n: &mut Nic, i: usize, q: usize, core: &mut Core, scratch: &mut Vec
             ),
         );
     }
-    if n.r(HLREG0) & HLREG0_TXPADEN != 0 && scratch.len() < 60 {
+    if pad && scratch.len() < 60 {
         scratch.resize(60, 0);
     }
     let flen = scratch.len();
@@ -374,7 +394,6 @@ fn tx_finish(n: &mut Nic, i: usize, q: usize, core: &mut Core, scratch: &mut Vec
             n.acc[st::MPTC] += 1;
         }
     }
-    let slot = n.stat_slot(TQSM, q) as usize;
     n.acc[st::QPTC + slot] += 1;
     n.acc[st::QBTC + slot] += w;
     n.acc[st::TXDGPC] += 1;
@@ -392,6 +411,9 @@ pub(crate) struct TxSetup {
     /// Head write-back address (TDWBAL.Head_WB_En).
     head_wb: Option<u64>,
     max: usize,
+    /// [`tx_pad_and_slot`].
+    pad: bool,
+    slot: usize,
 }
 
 impl TxSetup {
@@ -411,6 +433,7 @@ impl TxSetup {
             return None;
         }
         let wbal = n.r(tx_base(q as u32) + Q_WBAL);
+        let (pad, slot) = tx_pad_and_slot(n, q);
         Some(TxSetup {
             len,
             base: n.ring_base(true, q),
@@ -418,6 +441,8 @@ impl TxSetup {
             head_wb: (wbal & 1 != 0)
                 .then(|| u64::from(n.r(tx_base(q as u32) + Q_WBAH)) << 32 | u64::from(wbal & !3)),
             max: tx_max_packet(n),
+            pad,
+            slot,
         })
     }
 }
@@ -476,7 +501,7 @@ fn tx_fast(
             core.dma_fault(i, &format!("TX queue {q} head write-back"), f);
         }
     }
-    tx_finish(n, i, q, core, scratch, s.max);
+    tx_finish(n, i, q, core, scratch, s.max, s.pad, s.slot);
     Some(Ok(cmd))
 }
 
@@ -525,6 +550,8 @@ mod tests {
         if seed & 4 != 0 {
             n.set(HLREG0, n.r(HLREG0) | HLREG0_TXPADEN);
         }
+        // Queue 0's statistics slot (TQSM bits 3:0).
+        n.set(TQSM, (seed >> 3) as u32 & 0xF);
         (w, bus)
     }
 
