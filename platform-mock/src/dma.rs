@@ -364,6 +364,38 @@ impl DmaSpace {
         Ok((self.read_u64(bus)?, self.read_u64(bus + 8)?))
     }
 
+    /// A receive into one descriptor at `desc`: reads the buffer address (its first word),
+    /// writes `data` there, then writes the descriptor back as `lo`, `hi`; what
+    /// [`Self::read_u64`], [`Self::write`] and [`Self::write_desc`] in that order do, with one
+    /// translation of the descriptor. `Err`: the descriptor read's fault (nothing written);
+    /// `Ok(Some(f))`: the buffer write's fault (the descriptor is still written back).
+    #[inline(always)]
+    pub fn receive_one(
+        &mut self,
+        desc: u64,
+        data: &[u8],
+        lo: u64,
+        hi: u64,
+    ) -> Result<Option<DmaFault>, DmaFault> {
+        let Ok(p) = self.translate(desc, 16) else {
+            let buf = self.read_u64(desc)?;
+            let fault = self.write(buf, data).err();
+            self.write_desc(desc, lo, hi);
+            return Ok(fault);
+        };
+        // SAFETY: 16 valid bytes at `p` (checked by `translate`); nothing below frees or
+        // unmaps memory, so `p` stays valid across the buffer write, which may even land on
+        // the descriptor itself (raw pointer accesses, in the device's order).
+        let buf = unsafe { read_u64_at(p) };
+        let fault = self.write(buf, data).err();
+        // SAFETY: as above.
+        unsafe {
+            write_u64_at(p, lo);
+            write_u64_at(p.add(8), hi);
+        }
+        Ok(fault)
+    }
+
     /// Device write of a 16-byte descriptor at `bus` (`lo` then `hi`, little-endian), with one
     /// translation; where the 16 bytes are not in one chunk, each word as [`Self::write_u64`]
     /// would (a word outside DMA memory is not written).
@@ -422,6 +454,44 @@ impl Drop for DmaSpace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `receive_one` does what a descriptor read, a buffer write and a write-back do, also
+    /// with the buffer on the descriptor, outside DMA memory, or the descriptor at a chunk's
+    /// end.
+    #[test]
+    fn receive_one_equals_read_write_write_back() {
+        let run = |desc_off: u64, buf: Option<u64>, data: &[u8]| {
+            let mut out = Vec::new();
+            for one in [true, false] {
+                let mut dma = DmaSpace::new();
+                let (a, _) = dma.alloc(4096).unwrap();
+                let bus = dma.virt_to_bus(a.as_ptr()).unwrap();
+                let d = bus + desc_off;
+                let target = buf.map_or(0xDEAD_0000_0000, |b| bus + b);
+                let _ = dma.write_u64(d, target);
+                let r = if one {
+                    dma.receive_one(d, data, 0x1111, 0x2222)
+                } else {
+                    dma.read_u64(d).map(|b| {
+                        let f = dma.write(b, data).err();
+                        dma.write_desc(d, 0x1111, 0x2222);
+                        f
+                    })
+                };
+                let mut mem = Vec::new();
+                dma.read_append(bus, 4096, &mut mem).unwrap();
+                out.push((r, mem));
+            }
+            assert!(out[0] == out[1], "desc {desc_off} buf {buf:?}");
+        };
+        let frame: Vec<u8> = (0..60u8).collect();
+        run(0, Some(256), &frame);
+        run(16, Some(8), &frame); // the frame over the descriptor itself
+        run(32, Some(4090), &frame); // the buffer past the end
+        run(48, None, &frame);
+        run(4088, Some(0), &frame); // the descriptor's second word past the end
+        run(4096 - 16, Some(64), &[]);
+    }
 
     /// A descriptor read or write with one translation gives what two word accesses give,
     /// aligned or not, and the same fault where the 16 bytes leave DMA memory.

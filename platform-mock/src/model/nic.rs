@@ -135,8 +135,10 @@ pub(crate) struct Nic {
     /// The register file, one word per 4 bytes of BAR0 (a fixed size, so that the accessors
     /// at constant offsets need no bounds check).
     pub(crate) regs: Box<[u32; REG_WORDS]>,
-    pub(crate) rx: Box<[Queue]>,
-    pub(crate) tx: Box<[Queue]>,
+    /// The 128 RX and TX queues (a fixed size: an index checked against 128 needs no other
+    /// bounds check).
+    pub(crate) rx: Box<[Queue; 128]>,
+    pub(crate) tx: Box<[Queue; 128]>,
     pub(crate) irq: super::interrupts::Irq,
     /// The NVM image (§6), read through EERD.
     pub(crate) eeprom: Vec<u16>,
@@ -249,8 +251,8 @@ impl Nic {
                 .into_boxed_slice()
                 .try_into()
                 .expect("REG_WORDS registers"),
-            rx: vec![Queue::default(); 128].into_boxed_slice(),
-            tx: vec![Queue::default(); 128].into_boxed_slice(),
+            rx: Box::new([Queue::default(); 128]),
+            tx: Box::new([Queue::default(); 128]),
             reset_until: None,
             autord_at: None,
             dmaidone_at: None,

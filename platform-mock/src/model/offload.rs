@@ -72,11 +72,14 @@ pub(crate) fn rx_checksum_bits_parsed(frame: &[u8], p: &rss::Parsed) -> (u32, Op
             // `l4` is `l3 + ihl` (no fragment): the segment is the whole IP payload.
             let seg = &frame[l4..l3 + total];
             let seg_sum = sum16(seg, 0);
-            let pseudo = sum16(
+            // The pseudo header (addresses, protocol, length) summed onto the segment's sum:
+            // `ones_add(seg_sum, pseudo sum)` with one fold less (unit test
+            // `pseudo_header_summed_onto_the_segment_sum_equals_ones_add`).
+            let l4_sum = sum16(
                 &frame[l3 + 12..l3 + 20],
-                u32::from(p.proto) + seg.len() as u32,
+                u32::from(p.proto) + seg.len() as u32 + seg_sum,
             );
-            let bits = bits | l4_bits(p.proto, seg, ones_add(seg_sum, pseudo), true);
+            let bits = bits | l4_bits(p.proto, seg, l4_sum, true);
             let id = be16(frame, l3 + 4) as u32;
             (bits, Some(seg_sum << 16 | id))
         }
@@ -98,7 +101,9 @@ pub(crate) fn rx_checksum_bits_parsed(frame: &[u8], p: &rss::Parsed) -> (u32, Op
 }
 
 /// The ones' complement sum of two folded sums (each at most 0xFFFF): what [`sum16`] gives
-/// over both sums' data (0 only when both are 0).
+/// over both sums' data (0 only when both are 0). The reference for the receive path's
+/// combined pseudo-header sum.
+#[cfg(test)]
 fn ones_add(a: u32, b: u32) -> u32 {
     let s = a + b;
     (s & 0xFFFF) + (s >> 16)
@@ -360,6 +365,49 @@ mod tests {
         assert_eq!(ones_add(sum16(&[0; 6], 0), sum16(&[0; 4], 0)), 0);
         assert_eq!(ones_add(0xFFFF, 0xFFFF), 0xFFFF);
         assert_eq!(ones_add(0xFFFF, 0), 0xFFFF);
+    }
+
+    /// Summing the pseudo header with the segment's folded sum as the start value gives what
+    /// adding the two folded sums gives, the two zeros included.
+    #[test]
+    fn pseudo_header_summed_onto_the_segment_sum_equals_ones_add() {
+        let mut x = 0x1234_5678_9ABC_DEF1u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut cases: Vec<([u8; 8], u32, u32)> = vec![
+            ([0; 8], 0, 0),
+            ([0; 8], 0, 0xFFFF),
+            ([0xFF; 8], 0, 0),
+            ([0xFF; 8], 0xFFFF + 17, 0xFFFF),
+            ([0; 8], 17 + 8, 0),
+        ];
+        for _ in 0..if cfg!(miri) { 2_000 } else { 100_000 } {
+            let r = rnd();
+            let addr = match r % 4 {
+                0 => [0xFF; 8],
+                1 => [0; 8],
+                _ => rnd().to_be_bytes(),
+            };
+            let len = (r >> 8) as u32 & 0xFFFF;
+            let proto = [6, 17][(r >> 40) as usize & 1];
+            let seg_sum = match r >> 41 & 3 {
+                0 => 0,
+                1 => 0xFFFF,
+                _ => 1 + (r >> 44) as u32 % 0xFFFF,
+            };
+            cases.push((addr, proto + len, seg_sum));
+        }
+        for (addr, acc, seg_sum) in cases {
+            assert_eq!(
+                sum16(&addr, acc + seg_sum),
+                ones_add(seg_sum, sum16(&addr, acc)),
+                "{addr:?} {acc:#x} {seg_sum:#x}"
+            );
+        }
     }
 
     #[test]

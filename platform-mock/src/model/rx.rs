@@ -347,7 +347,8 @@ pub(crate) fn deliver(
         rx_scratch.extend_from_slice(&crc32(frame).to_le_bytes());
         &rx_scratch[..]
     };
-    let len = n.ring_len(false, q);
+    // `Nic::ring_len` and `Nic::ring_base` at the block already found.
+    let len = n.r(base + Q_LEN) / 16;
     let (head, tail) = (n.rx[q].head, n.rx[q].tail);
     if len == 0 || head >= len {
         return Deliver::NoDesc;
@@ -357,19 +358,19 @@ pub(crate) fn deliver(
     if free < need {
         return Deliver::NoDesc;
     }
-    let ring = n.ring_base(false, q);
+    let ring = u64::from(n.r(base + Q_BAH)) << 32 | u64::from(n.r(base + Q_BAL) & !0x7F);
     let mut h = head;
     let mut faults: [Option<DmaFault>; 2] = [None, None];
     if need == 1 && n.faults.rx_wb.is_none() {
         // The usual case, what the loop below does for one descriptor without injected
         // write-back corruption: buffer address in, frame out, the EOP write-back.
         let d = ring + 16 * u64::from(h);
-        match dma.read_u64(d) {
-            Ok(buf) => {
-                faults[1] = dma.write(buf, data).err();
-                let status = RX_DESC_DD | RX_DESC_EOP | csum;
-                let hi = u64::from(status) | (data.len() as u64) << 32 | u64::from(tci) << 48;
-                dma.write_desc(d, u64::from(info) | u64::from(hash) << 32, hi);
+        let status = RX_DESC_DD | RX_DESC_EOP | csum;
+        let hi = u64::from(status) | (data.len() as u64) << 32 | u64::from(tci) << 48;
+        let lo = u64::from(info) | u64::from(hash) << 32;
+        match dma.receive_one(d, data, lo, hi) {
+            Ok(buffer_fault) => {
+                faults[1] = buffer_fault;
                 h = (h + 1) % len;
             }
             Err(f) => faults[0] = Some(f),

@@ -72,21 +72,25 @@ impl World {
         let setup = TxSetup::new(&self.nics[i], q);
         #[cfg(test)]
         let setup = setup.filter(|_| !self.no_tx_fast);
+        let World {
+            nics,
+            core,
+            tx_scratch,
+            tx_descs,
+            cables,
+            sinks,
+            ..
+        } = self;
         loop {
-            if !self.nics[i].rate.may_send(q, self.core.now) {
+            // This port, found once per packet (the frame may go to another one below).
+            let n = &mut nics[i];
+            if !n.rate.may_send(q, core.now) {
                 break;
             }
             // The usual packet through `tx_fast`, anything else (or what it declines) through
             // `tx_one`.
             let fast = match &setup {
-                Some(s) => tx_fast(
-                    &mut self.nics[i],
-                    i,
-                    q,
-                    &mut self.core,
-                    &mut self.tx_scratch,
-                    s,
-                ),
+                Some(s) => tx_fast(n, i, q, core, tx_scratch, s),
                 None => None,
             };
             // The first data descriptor's command (its TSTAMP, §7.9.2).
@@ -94,38 +98,29 @@ impl World {
                 Some(Ok(cmd)) => Some(cmd),
                 Some(Err(())) => break,
                 None => {
-                    let step = tx_one(
-                        &mut self.nics[i],
-                        i,
-                        q,
-                        &mut self.core,
-                        &mut self.tx_scratch,
-                        &mut self.tx_descs,
-                    );
-                    match step {
+                    match tx_one(n, i, q, core, tx_scratch, tx_descs) {
                         TxStep::Idle => break,
                         TxStep::Dropped => continue,
                         TxStep::Frame => {}
                     }
-                    self.tx_descs
+                    tx_descs
                         .iter()
                         .find(|d| (d.cmd >> 20) & 0xF == 0b0011)
                         .map(|d| d.cmd)
                 }
             };
-            let frame = &self.tx_scratch[..];
-            self.nics[i].rate.sent(q, frame.len());
+            let frame = &tx_scratch[..];
+            n.rate.sent(q, frame.len());
             if let Some(cmd) = data_cmd {
-                super::timesync::tx_frame(&mut self.nics[i], self.core.now, cmd);
+                super::timesync::tx_frame(n, core.now, cmd);
             }
-            if self.nics[i].r(HLREG0) & HLREG0_LPBK != 0 {
-                rx_frame(&mut self.nics[i], i, &mut self.core, frame);
-            } else if let Some(j) = self.cables[i] {
-                rx_frame(&mut self.nics[j], j, &mut self.core, frame);
-            } else if let Some(s) = self.sinks[i].as_mut() {
-                s.receive(self.core.now, frame);
+            if n.r(HLREG0) & HLREG0_LPBK != 0 {
+                rx_frame(n, i, core, frame);
+            } else if let Some(j) = cables[i] {
+                rx_frame(&mut nics[j], j, core, frame);
+            } else if let Some(s) = sinks[i].as_mut() {
+                s.receive(core.now, frame);
             } else {
-                let n = &mut self.nics[i];
                 let mut buf = if n.transmitted.len() >= MAX_TRANSMITTED {
                     n.transmitted.pop_front().unwrap_or_default()
                 } else {
@@ -340,13 +335,33 @@ pub(crate) fn tx_one(
             }
         }
     }
-    tx_finish(n, i, q, core, scratch, tx_max_packet(n));
+    let (pad, slot) = tx_pad_and_slot(n, q);
+    tx_finish(n, i, q, core, scratch, tx_max_packet(n), pad, slot);
     TxStep::Frame
 }
 
-/// The end of sending a packet: the packet-buffer size check, padding, statistics.
+/// HLREG0.TXPADEN and queue `q`'s statistics slot (TQSM).
+fn tx_pad_and_slot(n: &Nic, q: usize) -> (bool, usize) {
+    (
+        n.r(HLREG0) & HLREG0_TXPADEN != 0,
+        n.stat_slot(TQSM, q) as usize,
+    )
+}
+
+/// The end of sending a packet: the packet-buffer size check, padding (`pad`: TXPADEN),
+/// statistics (`slot`: the queue's, [`tx_pad_and_slot`]).
 #[inline(always)]
-fn tx_finish(n: &mut Nic, i: usize, q: usize, core: &mut Core, scratch: &mut Vec<u8>, max: usize) {
+#[allow(clippy::too_many_arguments)]
+fn tx_finish(
+    n: &mut Nic,
+    i: usize,
+    q: usize,
+    core: &mut Core,
+    scratch: &mut Vec<u8>,
+    max: usize,
+    pad: bool,
+    slot: usize,
+) {
     if scratch.len() + 4 > max && n.once.insert((ViolationKind::TxDataLength, q as u32)) {
         core.violate(
             i,
@@ -357,7 +372,7 @@ fn tx_finish(n: &mut Nic, i: usize, q: usize, core: &mut Core, scratch: &mut Vec
             ),
         );
     }
-    if n.r(HLREG0) & HLREG0_TXPADEN != 0 && scratch.len() < 60 {
+    if pad && scratch.len() < 60 {
         scratch.resize(60, 0);
     }
     let flen = scratch.len();
@@ -379,7 +394,6 @@ fn tx_finish(n: &mut Nic, i: usize, q: usize, core: &mut Core, scratch: &mut Vec
             n.acc[st::MPTC] += 1;
         }
     }
-    let slot = n.stat_slot(TQSM, q) as usize;
     n.acc[st::QPTC + slot] += 1;
     n.acc[st::QBTC + slot] += w;
     n.acc[st::TXDGPC] += 1;
@@ -397,6 +411,9 @@ pub(crate) struct TxSetup {
     /// Head write-back address (TDWBAL.Head_WB_En).
     head_wb: Option<u64>,
     max: usize,
+    /// [`tx_pad_and_slot`].
+    pad: bool,
+    slot: usize,
 }
 
 impl TxSetup {
@@ -416,6 +433,7 @@ impl TxSetup {
             return None;
         }
         let wbal = n.r(tx_base(q as u32) + Q_WBAL);
+        let (pad, slot) = tx_pad_and_slot(n, q);
         Some(TxSetup {
             len,
             base: n.ring_base(true, q),
@@ -423,6 +441,8 @@ impl TxSetup {
             head_wb: (wbal & 1 != 0)
                 .then(|| u64::from(n.r(tx_base(q as u32) + Q_WBAH)) << 32 | u64::from(wbal & !3)),
             max: tx_max_packet(n),
+            pad,
+            slot,
         })
     }
 }
@@ -481,7 +501,7 @@ fn tx_fast(
             core.dma_fault(i, &format!("TX queue {q} head write-back"), f);
         }
     }
-    tx_finish(n, i, q, core, scratch, s.max);
+    tx_finish(n, i, q, core, scratch, s.max, s.pad, s.slot);
     Some(Ok(cmd))
 }
 
@@ -530,6 +550,8 @@ mod tests {
         if seed & 4 != 0 {
             n.set(HLREG0, n.r(HLREG0) | HLREG0_TXPADEN);
         }
+        // Queue 0's statistics slot (TQSM bits 3:0).
+        n.set(TQSM, (seed >> 3) as u32 & 0xF);
         (w, bus)
     }
 
