@@ -15,7 +15,8 @@
 # seconds. With 2 queues each worker thread drives its own lane of the simulator (one model
 # instance per queue, docs/benchmarks.md "Multi-core scaling"). The ratio is 2 queues over 1
 # queue of each consecutive pair; min / median / max of each and of the ratio are printed,
-# with the load average before and after (other work on the machine skews both).
+# with the load average before and after (other work on the machine skews both), and the CPU
+# time per packet (the process's, from its `[cpu]` line), which other work skews far less.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +37,7 @@ while [[ $# -gt 0 ]]; do
     --bin) BIN="$2"; shift 2 ;;  # an ixgbe-fwd built elsewhere (e.g. an older commit)
     --no-queues) QUEUES=""; shift ;;
     --queues-only) BATCHES=""; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "bench-wall: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -62,7 +63,8 @@ timed() {
 }
 
 OUT=$(mktemp)
-trap 'rm -f "$OUT"' EXIT
+ERR=$(mktemp)
+trap 'rm -f "$OUT" "$ERR"' EXIT
 for b in $BATCHES; do
   starts=()
   runs=()
@@ -76,8 +78,10 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 if [[ -n "$QUEUES" ]]; then
   for i in $(seq "$RUNS"); do
     for q in $QUEUES; do
-      json=$("$BIN" sim sim --sim-clock wall --seconds "$SECONDS_Q" --queues "$q" --json 2>/dev/null | tail -n 1)
-      echo "queues $q $i $json" >>"$OUT"
+      json=$("$BIN" sim sim --sim-clock wall --seconds "$SECONDS_Q" --queues "$q" --json 2>"$ERR" | tail -n 1)
+      # The process's CPU time (all threads), from the human summary on stderr.
+      cpu=$(sed -n 's/^\[cpu\] \([0-9.]*\) s CPU.*/\1/p' "$ERR" | tail -n 1)
+      echo "queues $q $i ${cpu:-0} $json" >>"$OUT"
     done
   done
 fi
@@ -87,7 +91,7 @@ python3 - "$OUT" "$PACKETS" "$TSV" "$(nproc)" "$LOAD_BEFORE" "$LOAD_AFTER" "$SEC
 import json, statistics, sys
 path, packets, tsv, cpus = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 load_before, load_after, seconds_q = sys.argv[5], sys.argv[6], sys.argv[7]
-rows, queues, pairs = [], {}, {}
+rows, queues, pairs, cpu_ns = [], {}, {}, {}
 for line in open(path):
     kind, rest = line.split(" ", 1)
     if kind == "batch":
@@ -97,9 +101,11 @@ for line in open(path):
         mpps = sorted((packets - 1000) / (int(x) / 1e9 - start) / 1e6 for x in runs.split())
         rows.append((int(b), mpps[0], statistics.median(mpps), mpps[-1], start))
     else:
-        q, i, js = rest.split(" ", 2)
+        q, i, cpu, js = rest.split(" ", 3)
         d = json.loads(js)
         sent = sum(dev["tx_packets"] for dev in d["devices"])
+        if float(cpu) > 0 and sent > 0:
+            cpu_ns.setdefault(int(q), []).append(float(cpu) / sent * 1e9)
         peer = d.get("peer") or {}
         if peer.get("lost", 0) or peer.get("corrupted", 0):
             print(f"warning: queues {q} run {i}: the peer saw {peer}", file=sys.stderr)
@@ -121,6 +127,15 @@ for q, v in sorted(queues.items()):
 if ratios:
     print(f"  ratio 2/1 (per pair of runs): min {ratios[0]:.2f}  median "
           f"{statistics.median(ratios):.2f}  max {ratios[-1]:.2f}")
+# CPU time per packet does not depend on how much CPU other work leaves: if 2 queues cost
+# what 1 costs, 2 free CPUs give twice the rate (the ratio is what they would give).
+for q, v in sorted(cpu_ns.items()):
+    v.sort()
+    print(f"  {q} queue(s): CPU ns per packet (all threads): min {v[0]:.1f}  median "
+          f"{statistics.median(v):.1f}  max {v[-1]:.1f}")
+if 1 in cpu_ns and 2 in cpu_ns:
+    print(f"  2 x CPU per packet of 1 queue / of 2 queues (the ratio on 2 free CPUs): "
+          f"{2 * statistics.median(cpu_ns[1]) / statistics.median(cpu_ns[2]):.2f}")
 if tsv:
     with open(tsv, "w") as f:
         f.write(f"# Mpps of ixgbe-fwd sim sim on this machine ({cpus} CPUs); scripts/bench-wall.sh\n")

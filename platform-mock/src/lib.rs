@@ -508,7 +508,17 @@ impl Sim {
     }
 
     /// Hands the frames lane `w` received for other lanes' queues to those lanes.
+    #[inline]
     fn route(&self, w: &mut model::World) {
+        if w.has_foreign() {
+            self.route_foreign(w);
+        }
+    }
+
+    /// [`Sim::route`] once there is something to hand over.
+    #[cold]
+    #[inline(never)]
+    fn route_foreign(&self, w: &mut model::World) {
         for (nic, h) in w.take_foreign() {
             let k = self.lane_of_queue(h.meta.queue);
             let lane = &self.inner.lanes[k];

@@ -18,9 +18,9 @@ use ixgbe_tools::sim::wire_time_ps;
 use ixgbe_tools::stats::out;
 use ixgbe_tools::{
     make_pacer, make_pools, max_sim_step, open_devices_lanes, report, request_stop, run_main,
-    start_devices_with, supervise, supervise_every, time_up_after_printing, AppError, CommonArgs,
-    DevSpec, LanePacer, Limits, Opened, Pacer, PeerCounters, RatePrinter, SimClock, SimEnv,
-    CLOCK_CHECK_INTERVAL,
+    start_devices_with, supervise_every, time_up_after_printing, AppError, CommonArgs, DevSpec,
+    LanePacer, Limits, Opened, Pacer, PeerCounters, RatePrinter, SimClock, SimEnv,
+    CLOCK_CHECK_INTERVAL, LANES_SUPERVISE_INTERVAL,
 };
 
 /// Every heap block on cache lines of its own: the simulator's lanes, built by one thread, would
@@ -422,6 +422,7 @@ fn run_threaded<'a, P: Platform, F: Forwarding<'a, P>>(
         groups.push((rx, tx));
     }
     let limited = limits.packets.is_some();
+    let has_lanes = !lane_pacers.is_empty();
     let mut lane_pacers = lane_pacers.into_iter();
     std::thread::scope(|scope| {
         let mut workers = Vec::new();
@@ -457,7 +458,13 @@ fn run_threaded<'a, P: Platform, F: Forwarding<'a, P>>(
                 (rx, tx)
             }));
         }
-        supervise(pacer, &limits, printer, devices, &forwarded);
+        // With lanes and no packet limit nothing needs this thread between two lines.
+        let interval = if has_lanes && !limited {
+            LANES_SUPERVISE_INTERVAL
+        } else {
+            Duration::from_millis(1)
+        };
+        supervise_every(pacer, &limits, printer, devices, &forwarded, interval);
         done.store(true, Ordering::Relaxed);
         workers
             .into_iter()

@@ -390,6 +390,13 @@ pub(crate) fn tail_queue(off: u32) -> Option<u16> {
 }
 
 impl World {
+    /// This lane received frames for other lanes' queues (a look per tail write and pump,
+    /// without building the list [`World::take_foreign`] returns).
+    #[inline]
+    pub(crate) fn has_foreign(&self) -> bool {
+        self.nics.iter().any(|n| !n.foreign.is_empty())
+    }
+
     /// Frames this lane received for other lanes' queues (NIC, frame), oldest first.
     pub(crate) fn take_foreign(&mut self) -> Vec<(usize, Held)> {
         let mut out = Vec::new();
