@@ -10,21 +10,30 @@
 /// bytes (not an RSS input) are hashed bit by bit.
 #[inline(never)]
 pub fn toeplitz_hash(key: &[u8; 40], input: &[u8]) -> u32 {
+    // The hit path alone here (a small frame, few registers to save); building a table and
+    // long inputs out of line.
+    let hit = TABLE.with(|cell| {
+        let cached = cell.try_borrow().ok()?;
+        let table = cached.as_ref().filter(|t| same_key(&t.key, key))?;
+        (input.len() <= TABLE_BYTES).then(|| table.hash(input))
+    });
+    match hit {
+        Some(h) => h,
+        None => toeplitz_miss(key, input),
+    }
+}
+
+/// [`toeplitz_hash`] when this thread's table is for another key (or none yet), or the input
+/// is longer than a table covers.
+#[cold]
+#[inline(never)]
+fn toeplitz_miss(key: &[u8; 40], input: &[u8]) -> u32 {
     if input.len() > TABLE_BYTES {
         return toeplitz_bitwise(key, input);
     }
-    TABLE.with(|cell| {
-        let mut cached = cell.borrow_mut();
-        if cached.as_ref().is_none_or(|t| !same_key(&t.key, key)) {
-            *cached = Some(Table::new(key));
-        }
-        let Some(table) = cached.as_ref() else {
-            return toeplitz_bitwise(key, input);
-        };
-        input
-            .iter()
-            .zip(table.shares.iter())
-            .fold(0, |h, (&b, row)| h ^ row[usize::from(b)])
+    TABLE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut cached) => cached.insert(Table::new(key)).hash(input),
+        Err(_) => toeplitz_bitwise(key, input),
     })
 }
 
@@ -57,6 +66,15 @@ struct Table {
 }
 
 impl Table {
+    /// The hash of `input` (at most [`TABLE_BYTES`] long): the XOR of its bytes' shares.
+    #[inline(always)]
+    fn hash(&self, input: &[u8]) -> u32 {
+        input
+            .iter()
+            .zip(self.shares.iter())
+            .fold(0, |h, (&b, row)| h ^ row[usize::from(b)])
+    }
+
     fn new(key: &[u8; 40]) -> Table {
         let mut shares = Box::new([[0u32; 256]; TABLE_BYTES]);
         for (i, row) in shares.iter_mut().enumerate() {
