@@ -72,7 +72,10 @@ mod tests {
     fn each_anomaly_is_counted_whether_logged_or_not() {
         let mut count = 0;
         for q in 0..5 {
-            count_anomaly(&mut count, format_args!("rx queue {q}: dropped a test frame"));
+            count_anomaly(
+                &mut count,
+                format_args!("rx queue {q}: dropped a test frame"),
+            );
         }
         assert_eq!(count, 5);
     }
