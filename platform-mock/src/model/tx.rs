@@ -81,6 +81,9 @@ impl World {
             sinks,
             ..
         } = self;
+        // Where frames go: nothing a sent frame does writes HLREG0 or moves a cable.
+        let loopback = nics[i].r(HLREG0) & HLREG0_LPBK != 0;
+        let cable = cables[i];
         loop {
             // This port, found once per packet (the frame may go to another one below).
             let n = &mut nics[i];
@@ -114,9 +117,9 @@ impl World {
             if let Some(cmd) = data_cmd {
                 super::timesync::tx_frame(n, core.now, cmd);
             }
-            if n.r(HLREG0) & HLREG0_LPBK != 0 {
+            if loopback {
                 rx_frame(n, i, core, frame);
-            } else if let Some(j) = cables[i] {
+            } else if let Some(j) = cable {
                 rx_frame(&mut nics[j], j, core, frame);
             } else if let Some(s) = sinks[i].as_mut() {
                 s.receive(core.now, frame);
