@@ -24,12 +24,26 @@ pub fn forward_batch<'a, P: Platform>(
         tx.clean();
         return (0, 0);
     }
-    for packet in batch.iter_mut() {
-        if let Some(byte) = packet.get_mut(1) {
-            *byte = byte.wrapping_add(1);
+    // Four packets per step: the loop's own compare and branch once per four.
+    let mut quads = batch.chunks_exact_mut(4);
+    for quad in &mut quads {
+        for packet in quad {
+            touch(packet);
         }
+    }
+    for packet in quads.into_remainder() {
+        touch(packet);
     }
     let sent = tx.tx_batch(batch);
     batch.clear();
     (received, sent)
+}
+
+/// What the forwarder does to each packet: adds 1 to byte 1 (when there is one), so that the
+/// benchmark pays for bringing the frame's first line into the cache, as a real program would.
+#[inline(always)]
+fn touch(packet: &mut Packet<'_>) {
+    if let Some(byte) = packet.get_mut(1) {
+        *byte = byte.wrapping_add(1);
+    }
 }

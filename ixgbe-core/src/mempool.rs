@@ -421,16 +421,20 @@ impl<P: Platform> Drop for Mempool<P> {
 /// A packet buffer owned by the program: derefs to the frame bytes, goes back to its pool on drop.
 ///
 /// It is `Send`: a packet received on one core can be dropped or sent on another.
-#[repr(C)]
+#[repr(C, align(32))]
 pub struct Packet<'a> {
     data: NonNull<u8>,
     pool: &'a PoolCore,
-    /// The buffer index in bits 31:0; in bits 63:32 what the device said about the frame on
-    /// receive ([`crate::offload`]): the flag byte in bits 39:32, the stripped VLAN tag in
-    /// bits 63:48. One word, so that receive writes both (the flags 0 without offloads) with
-    /// one store.
-    meta: u64,
-    len: u32,
+    /// The buffer index in bits 23:0 (pools have at most 2^24 buffers), the receive offload
+    /// flags in bits 31:24 ([`crate::offload`]; 0 without offloads).
+    id: u32,
+    /// The length (buffers are at most 16 KiB). Right after `id`, and `vlan` after it, so that
+    /// receive writes all three with one store (the vector path builds four such words in two
+    /// registers, [`Packet::from_meta`]). 32-byte aligned, so that arrays of packets are
+    /// indexed with a scaled register.
+    len: u16,
+    /// The stripped VLAN tag (0 without offloads).
+    vlan: u16,
 }
 
 // SAFETY: a Packet exclusively owns its buffer (its index was handed out once by the pool), and
@@ -462,6 +466,10 @@ impl<'a> Packet<'a> {
         Self::from_rx(pool, data, index, len as u16, 0, 0)
     }
 
+    /// Where [`Packet::from_meta`]'s word keeps the length field; below it, `id`.
+    pub(crate) const META_LEN_SHIFT: u32 = 32;
+    const INDEX_MASK: u32 = (1 << 24) - 1;
+
     /// As [`Packet::from_parts`] for a received frame of `len` (at most the buffer size) bytes,
     /// with the receive offload flags `flags` ([`crate::offload`]) and the stripped VLAN tag.
     #[inline(always)]
@@ -474,41 +482,64 @@ impl<'a> Packet<'a> {
         vlan: u16,
     ) -> Self {
         debug_assert_eq!(data, pool.layout.buf_ptr(index));
+        debug_assert!(index <= Self::INDEX_MASK);
         Packet {
             data,
             pool,
-            meta: u64::from(index) | u64::from(flags) << 32 | u64::from(vlan) << 48,
-            len: u32::from(len),
+            id: index | u32::from(flags) << 24,
+            len,
+            vlan,
         }
+    }
+
+    /// A packet from its fields in one word, `id | len << 32 | vlan << 48` (the vector receive
+    /// path builds four at once, without flags and VLAN tags); the index in it must be owned, `data` its
+    /// buffer, the length at most its size.
+    #[cfg_attr(
+        not(all(target_arch = "x86_64", target_feature = "sse2", not(miri))),
+        allow(dead_code)
+    )]
+    #[inline(always)]
+    pub(crate) fn from_meta(pool: &'a PoolCore, data: NonNull<u8>, meta: u64) -> Self {
+        let packet = Packet {
+            data,
+            pool,
+            id: meta as u32,
+            len: (meta >> Self::META_LEN_SHIFT) as u16,
+            vlan: (meta >> 48) as u16,
+        };
+        debug_assert_eq!(data, pool.layout.buf_ptr(packet.index()));
+        debug_assert!(packet.len() <= pool.layout.buf_size() as usize);
+        packet
     }
 
     /// The pool, buffer index and length, without giving up ownership.
     #[inline(always)]
     pub(crate) fn raw_parts(&self) -> (&'a PoolCore, u32, u32) {
-        (self.pool, self.index(), self.len)
+        (self.pool, self.index(), self.len() as u32)
     }
 
     /// The receive offload flags and the stripped VLAN tag ([`crate::offload`]).
     #[inline(always)]
     pub(crate) fn rx_parts(&self) -> (u8, u16) {
-        ((self.meta >> 32) as u8, (self.meta >> 48) as u16)
+        ((self.id >> 24) as u8, self.vlan)
     }
 
     /// The buffer index this packet owns.
     #[inline(always)]
     fn index(&self) -> u32 {
-        self.meta as u32
+        self.id & Self::INDEX_MASK
     }
 
     /// Frame length in bytes.
     #[inline(always)]
     pub fn len(&self) -> usize {
-        self.len as usize
+        usize::from(self.len)
     }
 
     /// True for a zero-length packet.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Size of the underlying buffer: the largest length this packet can have.
@@ -521,7 +552,8 @@ impl<'a> Packet<'a> {
         if len > self.capacity() {
             return Err(TooLong);
         }
-        self.len = len as u32;
+        // `len <= capacity <= 16 KiB`: it fits the field's 16 bits.
+        self.len = len as u16;
         Ok(())
     }
 
@@ -722,6 +754,41 @@ mod line_tests {
                     "pool {j} shares a line with pool {i}'s lock"
                 );
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod packet_tests {
+    use super::fake::FakePlatform;
+    use super::*;
+
+    #[test]
+    fn a_packets_fields_survive_every_way_of_building_and_changing_it() {
+        // Arrays of packets are indexed with a scaled register: 32 bytes each.
+        assert_eq!(core::mem::size_of::<Packet<'_>>(), 32);
+        let p = FakePlatform::default();
+        let pool = Mempool::new(&p, 1 << 10, 16384).unwrap();
+        let core = pool.core();
+        let index = (1 << 10) - 1;
+        let data = core.layout.buf_ptr(index);
+        for (len, flags, vlan) in [(1, 0, 0), (16384, 0xFF, 0xFFFF), (60, 0x81, 0x0123)] {
+            let p = Packet::from_rx(core, data, index, len, flags, vlan);
+            assert_eq!(p.raw_parts().1, index);
+            assert_eq!((p.len(), p.rx_parts()), (usize::from(len), (flags, vlan)));
+            let m = Packet::from_meta(core, data, u64::from(index) | u64::from(len) << 32);
+            assert_eq!(
+                (m.raw_parts().1, m.len(), m.rx_parts()),
+                (index, p.len(), (0, 0))
+            );
+            let mut p = p;
+            p.set_len(17).unwrap();
+            assert_eq!(
+                (p.raw_parts().1, p.len(), p.rx_parts()),
+                (index, 17, (flags, vlan))
+            );
+            assert_eq!(p.set_len(16385), Err(TooLong));
+            core::mem::forget((p, m)); // the index was never taken from the pool
         }
     }
 }

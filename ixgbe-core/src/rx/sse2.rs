@@ -9,10 +9,12 @@
 
 use core::arch::x86_64::{
     __m128i, _mm_add_epi32, _mm_and_si128, _mm_castps_si128, _mm_castsi128_ps, _mm_cmpeq_epi32,
-    _mm_cmpgt_epi32, _mm_movemask_ps, _mm_set1_epi32, _mm_set_epi64x, _mm_shuffle_ps,
+    _mm_cmpgt_epi32, _mm_loadu_si128, _mm_movemask_ps, _mm_set1_epi32, _mm_set_epi64x,
+    _mm_setzero_si128, _mm_shuffle_ps, _mm_unpackhi_epi32, _mm_unpacklo_epi32,
 };
 
 use crate::descriptors::{RX_CHECKED, RX_GOOD};
+use crate::mempool::Packet;
 
 /// The sign bit of a 32-bit lane.
 const SIGN: u32 = 1 << 31;
@@ -47,11 +49,33 @@ impl Good4 {
     /// The lengths of four write-backs (their second words, in order) when all four are good
     /// frames: DD and EOP set, RXE clear, `0 < len <= buf_size`.
     #[inline(always)]
+    #[cfg(test)]
     pub(crate) fn lengths(&self, w: [u64; 4]) -> Option<[u16; 4]> {
         let len = self.lengths_x4(w)?;
         // SAFETY: any 16 bytes are a valid [u16; 8]; lane j's length is in its low half.
         let h: [u16; 8] = unsafe { core::mem::transmute(len) };
         Some([h[0], h[2], h[4], h[6]])
+    }
+
+    /// For four write-backs that are all good frames: the words of their four packets (buffer
+    /// index `indices[j]`, the length, no offload flags: [`Packet`]'s layout), built two to a
+    /// register, and the lengths one per 32-bit lane, for [`LenSum`].
+    #[inline(always)]
+    pub(crate) fn metas(&self, w: [u64; 4], indices: [u32; 4]) -> Option<([u64; 4], __m128i)> {
+        const { assert!(Packet::META_LEN_SHIFT == 32) };
+        let len = self.lengths_x4(w)?;
+        // SAFETY: as in `new`: the target has SSE2; the load reads the four indices of a local
+        // array (unaligned load), the rest works on registers; any 32 bytes are valid u64s.
+        unsafe {
+            let idx = _mm_loadu_si128(indices.as_ptr().cast());
+            // Lanes index, len, index, len: little-endian words index | len << 32.
+            let lo = _mm_unpacklo_epi32(idx, len);
+            let hi = _mm_unpackhi_epi32(idx, len);
+            Some((
+                core::mem::transmute::<[__m128i; 2], [u64; 4]>([lo, hi]),
+                len,
+            ))
+        }
     }
 
     /// [`Good4::lengths`], one length per 32-bit lane.
@@ -75,6 +99,36 @@ impl Good4 {
             let ok = _mm_and_si128(status_ok, len_ok);
             (_mm_movemask_ps(_mm_castsi128_ps(ok)) == 0b1111).then_some(len)
         }
+    }
+}
+
+/// Frame lengths added up four lanes at a time ([`Good4::metas`] gives them): one vector add
+/// per four frames instead of four. A lane holds at most a run's lengths, a quarter of a ring
+/// of at most 2^16 descriptors of at most 2^16 bytes each, below 2^32.
+#[derive(Clone, Copy)]
+pub(crate) struct LenSum(__m128i);
+
+impl LenSum {
+    /// Nothing added yet.
+    #[inline(always)]
+    pub(crate) fn new() -> Self {
+        // SAFETY: as in `Good4::new`.
+        LenSum(unsafe { _mm_setzero_si128() })
+    }
+
+    /// Adds four lengths, one per 32-bit lane.
+    #[inline(always)]
+    pub(crate) fn add(&mut self, lens: __m128i) {
+        // SAFETY: as in `Good4::new`.
+        self.0 = unsafe { _mm_add_epi32(self.0, lens) };
+    }
+
+    /// The total.
+    #[inline(always)]
+    pub(crate) fn total(self) -> u64 {
+        // SAFETY: any 16 bytes are four valid u32s.
+        let lanes: [u32; 4] = unsafe { core::mem::transmute(self.0) };
+        lanes.iter().map(|&l| u64::from(l)).sum()
     }
 }
 

@@ -2,7 +2,7 @@
 //! per segment, the packet's length (PAYLEN) in the first, EOP and RS on the last; the device
 //! gathers the buffers until EOP into one frame.
 
-use super::{pad, Slot, TxQueue, CLEAN_BATCH, MIN_PAYLEN, MIN_TX_LEN};
+use super::{pad, Slot, TxQueue, MIN_PAYLEN, MIN_TX_LEN};
 use crate::chain::PacketChain;
 use crate::descriptors::tx_segment_word1;
 use crate::platform::Platform;
@@ -23,7 +23,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     /// (with all after it) for the caller to retry. Chains shorter than an Ethernet header,
     /// longer than the configured maximum frame size, or with an empty segment are dropped
     /// and counted ([`super::TxCounters`]); a one-segment chain of 14..17 bytes is padded, as
-    /// in [`TxQueue::tx_batch`]. Cleans like `tx_batch` (whole steps of 32, and everything
+    /// in [`TxQueue::tx_batch`]. Cleans like `tx_batch` (whole steps, and everything
     /// finished when the ring is short or `chains` is empty); the tail is written once.
     ///
     /// ```
@@ -48,7 +48,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         chains: &mut heapless::Vec<PacketChain<'a>, N>,
     ) -> usize {
         let ring = self.ring;
-        if self.in_flight() >= CLEAN_BATCH || chains.is_empty() {
+        if self.in_flight() >= self.clean_every || chains.is_empty() {
             self.clean_out_of_line();
         }
         let mut free = ring.mask() - self.in_flight();

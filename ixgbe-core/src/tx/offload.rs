@@ -2,7 +2,7 @@
 //! §7.2.3.2.4 data descriptors with IXSM, TXSM, IDX and VLE); the requests are `TxOffload`s
 //! (`crate::offload`).
 
-use super::{pad, Slot, TxQueue, CLEAN_BATCH, MIN_PAYLEN};
+use super::{pad, Slot, TxQueue, MIN_PAYLEN};
 use crate::descriptors::{tx_context, tx_word1, tx_word1_offload};
 use crate::mempool::Packet;
 use crate::offload::{L4Checksum, TxOffload};
@@ -53,7 +53,7 @@ impl<'a, P: Platform> TxQueue<'a, P> {
     ) -> usize {
         let ring = self.ring;
         let in_flight = self.in_flight();
-        if in_flight >= CLEAN_BATCH
+        if in_flight >= self.clean_every
             || 2 * packets.len() > ring.mask() - in_flight
             || packets.is_empty()
         {
