@@ -76,9 +76,19 @@ fn prefetch(p: *const u8) {
 fn refill(run: &DescRun<'_, u32>, fresh: &[u32], layout: BufLayout) {
     let n = fresh.len().min(run.len());
     // An index, not an iterator: with `k < n` the compiler drops both bounds checks (with
-    // `enumerate` it keeps the run's).
+    // `enumerate` it keeps the run's). Four per step: one loop test per four descriptors.
+    let mut k = 0;
+    while k + 4 <= n {
+        #[allow(clippy::needless_range_loop)]
+        for j in k..k + 4 {
+            let index = fresh[j];
+            run.write(j, layout.phys(index), 0);
+            run.set_side(j, index);
+        }
+        k += 4;
+    }
     #[allow(clippy::needless_range_loop)]
-    for k in 0..n {
+    for k in k..n {
         let index = fresh[k];
         run.write(k, layout.phys(index), 0);
         run.set_side(k, index);
