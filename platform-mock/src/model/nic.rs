@@ -182,6 +182,11 @@ pub(crate) struct Nic {
     pub(crate) lane: (u16, u16),
     /// Frames received for another lane's queue, already counted here.
     pub(crate) foreign: Vec<Held>,
+    /// The receive set-up (`rx_setup`), valid while `rxs_valid`; [`Nic::set`] clears it.
+    pub(crate) rxs: super::rx_setup::RxSetup,
+    pub(crate) rxs_valid: bool,
+    /// The set-up of the last queue a frame went to, valid with `rxs`.
+    pub(crate) rxq: super::rx_setup::RxQueueSetup,
 }
 
 /// Shared non-NIC state: clock, DMA space, violation log, scratch buffers.
@@ -277,6 +282,9 @@ impl Nic {
             clock: Default::default(),
             lane: (0, 1),
             foreign: Vec::new(),
+            rxs: Default::default(),
+            rxs_valid: false,
+            rxq: Default::default(),
         };
         n.reset_state();
         // LAN Power Good: the NVM's ESDP (kept across software resets from now on) and MPSAR,
@@ -301,8 +309,8 @@ impl Nic {
         let mode = u32::from(n.cfg.manageability) << FWSM_FW_MODE_SHIFT;
         n.set(FWSM, FWSM_FW_VAL | mode);
         // Power-on: the EEPROM auto-read and DMA init are done, the link trains.
-        n.regs[(EEC / 4) as usize] |= EEC_AUTO_RD | EEC_DONE_BITS;
-        n.regs[(RDRXCTL / 4) as usize] |= RDRXCTL_DMAIDONE;
+        n.set_bits(EEC, EEC_AUTO_RD | EEC_DONE_BITS);
+        n.set_bits(RDRXCTL, RDRXCTL_DMAIDONE);
         n.link_at = Some(now + n.cfg.link_up_delay);
         n
     }
@@ -312,9 +320,17 @@ impl Nic {
         self.regs[(off / 4) as usize]
     }
 
+    /// Writes a register; the receive set-up derived from the registers is derived again.
     #[inline(always)]
     pub(crate) fn set(&mut self, off: u32, v: u32) {
         self.regs[(off / 4) as usize] = v;
+        self.rxs_valid = false;
+    }
+
+    /// Sets bits of a register (as [`Nic::set`]).
+    #[inline(always)]
+    fn set_bits(&mut self, off: u32, bits: u32) {
+        self.set(off, self.r(off) | bits);
     }
 
     /// Power-on values of everything CTRL.RST resets.
@@ -326,6 +342,7 @@ impl Nic {
         let saved: Vec<u32> = keep.iter().map(|&o| self.r(o)).collect();
         let mpsar: Vec<u32> = (0..256).map(|k| self.r(MPSAR + 4 * k)).collect();
         self.regs.fill(0);
+        self.rxs_valid = false;
         self.acc = [0; st::N];
         self.acc_packets = 0;
         *self.rate = Default::default();
@@ -422,13 +439,13 @@ impl Nic {
         if let Some(t) = self.autord_at {
             if t <= now && !self.faults.autord_never {
                 self.autord_at = None;
-                self.regs[(EEC / 4) as usize] |= EEC_AUTO_RD | EEC_DONE_BITS;
+                self.set_bits(EEC, EEC_AUTO_RD | EEC_DONE_BITS);
             }
         }
         if let Some(t) = self.dmaidone_at {
             if t <= now && !self.faults.dmainit_never {
                 self.dmaidone_at = None;
-                self.regs[(RDRXCTL / 4) as usize] |= RDRXCTL_DMAIDONE;
+                self.set_bits(RDRXCTL, RDRXCTL_DMAIDONE);
             }
         }
         if let Some(t) = self.link_at {

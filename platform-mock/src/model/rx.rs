@@ -85,16 +85,14 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
     }
     super::timesync::rx_frame(n, core.now, frame);
     let wlen = frame.len() as u32 + 4;
+    // The registers' say, derived once per register change (`rx_setup`).
+    n.rx_setup();
     // Statistics into the accumulators (`nic::st`), folded before software reads them.
     n.acc_packets += 1;
     n.acc[st::TPR] += 1;
     n.acc[st::TORL] += u64::from(wlen);
     let vlan = frame.len() >= 14 && frame[12] == 0x81 && frame[13] == 0x00;
-    let mut max = if n.r(HLREG0) & HLREG0_JUMBOEN != 0 {
-        n.r(MAXFRS) >> 16
-    } else {
-        1518
-    };
+    let mut max = n.rxs.max;
     if vlan {
         max += 4;
     }
@@ -110,7 +108,8 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
     }
     n.acc[st::RXNFGPC] += 1;
     n.acc[st::RXNFGBCL] += u64::from(wlen);
-    if !l2_accept(n, &frame[..6]) || !vlan_accept(n, frame) {
+    let (fctrl, vlnctrl) = (n.rxs.fctrl, n.rxs.vlnctrl);
+    if !l2_accept(n, fctrl, &frame[..6]) || !vlan_accept(n, vlnctrl, frame) {
         n.wire.rx_filtered += 1;
         return;
     }
@@ -118,7 +117,7 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
     // GORC counts what reaches host memory: without the CRC when it is stripped (DS8 says DA
     // through CRC; DPDK's PMD corrects GORC/QBRC by 4 bytes per packet only when stripping is
     // off, "RX byte count not including CRC bytes when CRC strip is enabled").
-    let stored = if n.r(HLREG0) & HLREG0_RXCRCSTRP != 0 {
+    let stored = if n.rxs.hl_strip {
         frame.len() as u64
     } else {
         u64::from(wlen)
@@ -132,7 +131,7 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
         }
     }
     n.acc[st::PRC64 + size_bucket(wlen) as usize] += 1;
-    if n.r(RXCTRL) & RXCTRL_RXEN == 0 {
+    if !n.rxs.rxen {
         n.wire.rx_disabled += 1;
         return;
     }
@@ -141,7 +140,7 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
     let mut info = p.pkt_type;
     let mut hash = 0;
     let mut queue = 0u16;
-    let mrqc = n.r(MRQC);
+    let mrqc = n.rxs.mrqc;
     if mrqc & 0xF == 1 {
         let mut key = [0u8; 40];
         for k in 0..10 {
@@ -158,7 +157,7 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
     let (csum, fragment) = offload::rx_checksum_bits_parsed(frame, &p);
     // The write-back's RSS field holds the hash with RXCSUM.PCSD = 1, otherwise the fragment
     // checksum and IP identification (§7.1.6.2).
-    if n.r(RXCSUM) & RXCSUM_PCSD == 0 {
+    if !n.rxs.pcsd {
         hash = fragment.unwrap_or_else(|| fragment_field(frame, &p));
     }
     let meta = RxMeta {
@@ -290,8 +289,8 @@ pub(crate) fn deliver(
     if q >= 128 || !n.rx[q].en {
         return Deliver::Disabled;
     }
-    let base = rx_base(q as u32);
-    let srrctl = n.r(base + Q_SRRCTL);
+    n.rx_queue_setup(q);
+    let srrctl = n.rxq.srrctl;
     let desctype = (srrctl >> 25) & 7;
     if desctype != 1 {
         if n.once.insert((ViolationKind::RxDescriptorType, q as u32)) {
@@ -309,8 +308,7 @@ pub(crate) fn deliver(
         n.wire.rx_dropped += 1;
         return Deliver::Invalid;
     }
-    let hl = n.r(HLREG0) & HLREG0_RXCRCSTRP != 0;
-    let rd = n.r(RDRXCTL) & RDRXCTL_CRCSTRIP != 0;
+    let (hl, rd) = (n.rxs.hl_strip, n.rxs.rd_strip);
     if hl != rd && n.once.insert((ViolationKind::CrcStripMismatch, 0)) {
         core.violate(
             i,
@@ -328,8 +326,8 @@ pub(crate) fn deliver(
         ..
     } = core;
     let posted = frame.len();
-    let frame: &[u8] = match vlan_tag(n, frame) {
-        Some(tag) if n.r(base + Q_DCTL) & RXDCTL_VME != 0 => {
+    let frame: &[u8] = match vlan_tag(n.rxs.vet(), frame) {
+        Some(tag) if n.rxq.vme => {
             tci = tag;
             csum |= offload::RX_VP;
             rx_strip.clear();
@@ -347,8 +345,7 @@ pub(crate) fn deliver(
         rx_scratch.extend_from_slice(&crc32(frame).to_le_bytes());
         &rx_scratch[..]
     };
-    // `Nic::ring_len` and `Nic::ring_base` at the block already found.
-    let len = n.r(base + Q_LEN) / 16;
+    let len = n.rxq.len;
     let (head, tail) = (n.rx[q].head, n.rx[q].tail);
     if len == 0 || head >= len {
         return Deliver::NoDesc;
@@ -358,7 +355,7 @@ pub(crate) fn deliver(
     if free < need {
         return Deliver::NoDesc;
     }
-    let ring = u64::from(n.r(base + Q_BAH)) << 32 | u64::from(n.r(base + Q_BAL) & !0x7F);
+    let ring = n.rxq.ring;
     let mut h = head;
     let mut faults: [Option<DmaFault>; 2] = [None, None];
     if need == 1 && n.faults.rx_wb.is_none() {
@@ -422,12 +419,12 @@ pub(crate) fn deliver(
         core.dma_fault(i, &format!("RX queue {q} buffer write"), f);
     }
     n.rx[q].head = h;
-    let slot = n.stat_slot(RQSMR, q);
+    let slot = n.rxq.slot;
     // Also here: another lane's frame (`deliver_foreign`) reaches this lane only here.
     n.acc_packets += 1;
     n.acc[st::QPRC + slot as usize] += 1;
     n.acc[st::QBRC + slot as usize] += dlen as u64;
-    let qsel = n.r(RXDSTATCTRL) & 0x1F;
+    let qsel = n.rxs.qsel;
     if qsel == 0x10 || qsel == slot {
         n.acc[st::RXDGPC] += 1;
         n.acc[st::RXDGBCL] += dlen as u64;
