@@ -205,6 +205,8 @@ pub(crate) struct Nic {
     pub(crate) rxs_valid: bool,
     /// The set-up of the last queue a frame went to, valid with `rxs`.
     pub(crate) rxq: super::rx_setup::RxQueueSetup,
+    /// The filters' verdict and the parse of the last frame (`rx_memo`), valid with `rxs`.
+    pub(crate) rx_memo: super::rx_memo::RxMemo,
 }
 
 /// Shared non-NIC state: clock, DMA space, violation log, scratch buffers.
@@ -303,6 +305,7 @@ impl Nic {
             rxs: Default::default(),
             rxs_valid: false,
             rxq: Default::default(),
+            rx_memo: Default::default(),
         };
         n.reset_state();
         // LAN Power Good: the NVM's ESDP (kept across software resets from now on) and MPSAR,

@@ -1,6 +1,6 @@
 //! Receive: the wire side, the packet buffer, queue selection and descriptor write-back.
 
-use super::filter::{l2_accept, vlan_accept, vlan_tag};
+use super::filter::vlan_tag;
 use super::nic::{st, Held};
 use super::offload;
 use super::tx::size_bucket;
@@ -106,8 +106,10 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
         n.wire.rx_errors += 1;
         return;
     }
-    let (fctrl, vlnctrl) = (n.rxs.fctrl, n.rxs.vlnctrl);
-    if !l2_accept(n, fctrl, &frame[..6]) || !vlan_accept(n, vlnctrl, frame) {
+    // The filters, and the parse for queue selection and checksums below (`rx_memo`: once
+    // per stream of frames that begin alike).
+    let (pass, p) = super::rx_memo::filter_and_parse(n, frame);
+    if !pass {
         rx_count_seen(n, wlen, true);
         n.wire.rx_filtered += 1;
         return;
@@ -137,7 +139,6 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
         return;
     }
     // Queue selection.
-    let p = rss::parse(frame);
     let mut info = p.pkt_type;
     let mut hash = 0;
     let mut queue = 0u16;

@@ -119,6 +119,7 @@ impl Nic {
     fn derive_rx_setup(&mut self) {
         self.rxs = RxSetup::derive(self);
         self.rxq.q = NO_QUEUE;
+        self.rx_memo.valid = false;
         self.rxs_valid = true;
     }
 
