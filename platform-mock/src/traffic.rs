@@ -273,7 +273,7 @@ impl LineRateSource {
     #[inline(always)]
     fn fill(&mut self) {
         let k = self.next_flow;
-        self.next_flow = (self.next_flow + 1) % self.flows;
+        self.next_flow = if k + 1 == self.flows { 0 } else { k + 1 };
         let seq = self.seqs[usize::from(k)];
         self.seqs[usize::from(k)] += 1;
         let flow = self.ids.get(usize::from(k)).copied().unwrap_or(k);
@@ -281,14 +281,18 @@ impl LineRateSource {
         // Source IP 10.0.x.y: bytes 26..30 of the frame; `build` wrote 10.0. Only the word at
         // 28..30 changes, so the header checksum is updated for it (RFC 1624, eqn. 3:
         // HC' = ~(~HC + ~m + m')), which gives exactly what summing the header would: the
-        // complement of a nonzero ones' complement sum.
+        // complement of a nonzero ones' complement sum. The same flow as the last frame (one
+        // flow): the update would give the checksum back (HC is never 0xFFFF, the complement
+        // of a nonzero sum), so the header stays as it is.
         let old = u16::from_be_bytes([f[28], f[29]]);
-        let hc = u16::from_be_bytes([f[24], f[25]]);
-        let mut sum = u32::from(!hc) + u32::from(!old) + u32::from(flow);
-        sum = (sum & 0xFFFF) + (sum >> 16);
-        sum = (sum & 0xFFFF) + (sum >> 16);
-        f[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-        f[28..30].copy_from_slice(&flow.to_be_bytes());
+        if old != flow {
+            let hc = u16::from_be_bytes([f[24], f[25]]);
+            let mut sum = u32::from(!hc) + u32::from(!old) + u32::from(flow);
+            sum = (sum & 0xFFFF) + (sum >> 16);
+            sum = (sum & 0xFFFF) + (sum >> 16);
+            f[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+            f[28..30].copy_from_slice(&flow.to_be_bytes());
+        }
         f[34..36].copy_from_slice(&(1000u16.wrapping_add(flow)).to_be_bytes());
         f[46..48].copy_from_slice(&flow.to_le_bytes());
         f[48..56].copy_from_slice(&seq.to_le_bytes());
@@ -600,15 +604,23 @@ mod tests {
 
     #[test]
     fn every_frame_has_a_valid_ip_header_and_passes_the_sink() {
-        for size in [MIN_FRAME, 61, 1514] {
-            let mut src = LineRateSource::new([2, 0, 0, 0, 0, 1])
-                .with_frame_size(size)
-                .with_flows(300);
+        // 300 flows; one flow, whose header stays; one flow whose address is `build`'s.
+        let cases = [MIN_FRAME, 61, 1514]
+            .into_iter()
+            .flat_map(|size| [(size, &[][..]), (size, &[0][..]), (size, &[257][..])]);
+        for (size, ids) in cases {
+            let src = LineRateSource::new([2, 0, 0, 0, 0, 1]).with_frame_size(size);
+            let mut src = if ids.is_empty() {
+                src.with_flows(300)
+            } else {
+                src.with_flow_ids(ids)
+            };
+            let flows = if ids.is_empty() { 300 } else { 1 };
             let mut sink = CheckingSink::new();
             for k in 0..700u32 {
                 src.fill();
                 let f = src.frame.clone();
-                let flow = (k % 300) as u16;
+                let flow = ids.first().copied().unwrap_or((k % 300) as u16);
                 assert_eq!(f.len(), size);
                 assert_eq!(f[26..30], [10, 0, (flow >> 8) as u8, flow as u8]);
                 assert_eq!(u16::from_be_bytes([f[34], f[35]]), 1000 + flow);
@@ -620,7 +632,7 @@ mod tests {
                 let mut hdr = f[14..34].to_vec();
                 hdr[10..12].fill(0);
                 assert_eq!(f[24..26], ip_checksum(&hdr).to_be_bytes(), "frame {k}");
-                let seq = u64::from(k / 300);
+                let seq = u64::from(k / flows);
                 assert_eq!(f[48..56], seq.to_le_bytes());
                 assert_eq!(f[42..46], payload_hash_words(&f[46..]).to_le_bytes());
                 assert!(sink.check(&f), "frame {k}");
