@@ -89,18 +89,13 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
     n.rx_setup();
     // Statistics into the accumulators (`nic::st`), folded before software reads them.
     n.acc_packets += 1;
-    let vlan = frame.len() >= 14 && frame[12] == 0x81 && frame[13] == 0x00;
-    let mut max = n.rxs.max;
-    if vlan {
-        max += 4;
-    }
     if wlen < 64 {
         rx_count_seen(n, wlen, false);
         n.inc(RUC, 1);
         n.wire.rx_errors += 1;
         return;
     }
-    if wlen > max {
+    if too_long(n.rxs.max, wlen, frame) {
         rx_count_seen(n, wlen, false);
         n.inc(ROC, 1);
         n.wire.rx_errors += 1;
@@ -175,6 +170,14 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
         return;
     }
     rx_to_queue(n, i, core, meta, frame);
+}
+
+/// A frame of `wlen` bytes with CRC (`frame`, at least 14 bytes, without) is longer than
+/// `max` allows (ROC): a VLAN tagged one may be 4 bytes longer; the tag is looked at only for
+/// a frame over `max`.
+#[inline(always)]
+fn too_long(max: u32, wlen: u32, frame: &[u8]) -> bool {
+    wlen > max && !(wlen <= max + 4 && frame[12] == 0x81 && frame[13] == 0x00)
 }
 
 /// Counts a received frame that stopped before GPRC: TPR and TORL, and with `sized` (it
@@ -340,8 +343,14 @@ pub(crate) fn deliver(
         ..
     } = core;
     let posted = frame.len();
-    let frame: &[u8] = match vlan_tag(n.rxs.vet(), frame) {
-        Some(tag) if n.rxq.vme => {
+    // The tag looked for only with VME set (what the match did with its guard last).
+    let tag = if n.rxq.vme {
+        vlan_tag(n.rxs.vet(), frame)
+    } else {
+        None
+    };
+    let frame: &[u8] = match tag {
+        Some(tag) => {
             tci = tag;
             csum |= offload::RX_VP;
             rx_strip.clear();
@@ -451,6 +460,22 @@ pub(crate) fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `too_long` is the old check: the limit raised by 4 for a tagged frame, then compared.
+    #[test]
+    fn too_long_is_the_tag_adjusted_limit() {
+        for tag in [[0x81, 0x00], [0x08, 0x00], [0x81, 0x01], [0x88, 0xA8]] {
+            let mut f = vec![0u8; 14];
+            f[12..14].copy_from_slice(&tag);
+            for max in [1518, 1522, 9728] {
+                for wlen in max - 8..max + 9 {
+                    let vlan = f.len() >= 14 && f[12] == 0x81 && f[13] == 0x00;
+                    let old = wlen > if vlan { max + 4 } else { max };
+                    assert_eq!(too_long(max, wlen, &f), old, "{tag:?} {max} {wlen}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn fragment_field_from_the_checksum_pass_equals_its_own_sum() {
