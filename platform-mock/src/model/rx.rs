@@ -453,7 +453,8 @@ pub(crate) fn deliver(
         n.acc[st::RXDGBCL] += dlen as u64;
     }
     n.wire.rx_delivered += 1;
-    n.queue_cause(false, q);
+    // `Nic::queue_cause`, the bit kept with the queue's set-up.
+    n.irq.qcause |= n.rxq.cause;
     Deliver::Done
 }
 

@@ -47,6 +47,8 @@ pub(crate) struct RxQueueSetup {
     pub(crate) ring: u64,
     /// The queue's statistics slot (RQSMR).
     pub(crate) slot: u32,
+    /// The interrupt cause bit a write-back sets (IVAR, GPIE: `Nic::queue_cause_bit`).
+    pub(crate) cause: u64,
 }
 
 impl Default for RxQueueSetup {
@@ -58,6 +60,7 @@ impl Default for RxQueueSetup {
             len: 0,
             ring: 0,
             slot: 0,
+            cause: 0,
         }
     }
 }
@@ -100,6 +103,7 @@ impl RxQueueSetup {
             len: n.ring_len(false, q),
             ring: n.ring_base(false, q),
             slot: n.stat_slot(RQSMR, q),
+            cause: n.queue_cause_bit(false, q),
         }
     }
 }
@@ -160,6 +164,7 @@ mod tests {
             FCTRL,
             VLNCTRL,
             RXDSTATCTRL,
+            GPIE,
         ];
         for step in 0..2000 {
             let q = (rnd() % 3) as usize * 61;
@@ -171,6 +176,7 @@ mod tests {
                 b + Q_BAL,
                 b + Q_BAH,
                 RQSMR + 4 * (q as u32 / 4),
+                IVAR + 4 * (q as u32 / 2),
             ];
             let all: Vec<u32> = port.iter().chain(regs.iter()).copied().collect();
             let off = all[(rnd() % all.len() as u64) as usize];
@@ -178,6 +184,24 @@ mod tests {
             n.rx_queue_setup(q);
             assert_eq!(n.rxs, RxSetup::derive(&n), "step {step}");
             assert_eq!(n.rxq, RxQueueSetup::derive(&n, q), "step {step}");
+        }
+        // The kept cause bit is what `queue_cause` as it was (OR-ing the bit itself) sets.
+        for step in 0..2000 {
+            let q = (rnd() % 128) as usize;
+            let tx = rnd() % 2 == 0;
+            n.set(IVAR + 4 * (q as u32 / 2), rnd() as u32);
+            n.set(GPIE, rnd() as u32);
+            let ivar = n.r(IVAR + 4 * (q as u32 / 2));
+            let entry = (ivar >> (16 * (q as u32 % 2) + if tx { 8 } else { 0 })) & 0xFF;
+            let mut old = 0u64;
+            if entry & 0x80 != 0 {
+                let multi = n.r(GPIE) & GPIE_MULTIPLE_MSIX != 0;
+                old |= 1 << if multi { entry & 0x3F } else { entry & 0xF };
+            }
+            assert_eq!(n.queue_cause_bit(tx, q), old, "step {step}");
+            n.irq.qcause = 0;
+            n.queue_cause(tx, q);
+            assert_eq!(n.irq.qcause, old, "step {step}");
         }
         // A reset, and the model's own writes (DMA init done) too.
         n.reset_state();
