@@ -617,7 +617,8 @@ mod tests {
             };
             let flows = if ids.is_empty() { 300 } else { 1 };
             let mut sink = CheckingSink::new();
-            for k in 0..700u32 {
+            let frames: u32 = if cfg!(miri) { 20 } else { 700 };
+            for k in 0..frames {
                 src.fill();
                 let f = src.frame.clone();
                 let flow = ids.first().copied().unwrap_or((k % 300) as u16);
@@ -637,7 +638,7 @@ mod tests {
                 assert_eq!(f[42..46], payload_hash_words(&f[46..]).to_le_bytes());
                 assert!(sink.check(&f), "frame {k}");
             }
-            assert_eq!(sink.counters().snapshot(), (0, 700, 0, 0, 0));
+            assert_eq!(sink.counters().snapshot(), (0, u64::from(frames), 0, 0, 0));
         }
     }
 
