@@ -3,8 +3,9 @@
 
 use super::*;
 
-pub(crate) fn l2_accept(n: &mut Nic, da: &[u8]) -> bool {
-    let fctrl = n.r(FCTRL);
+/// Does the L2 filter pass destination address `da`? `fctrl`: FCTRL.
+#[inline(always)]
+pub(crate) fn l2_accept(n: &mut Nic, fctrl: u32, da: &[u8]) -> bool {
     // Broadcast is a multicast address too (bit 0 of the first byte): test that bit first.
     let multicast = da[0] & 1 != 0;
     if multicast && da == [0xFF; 6] {
@@ -32,21 +33,22 @@ pub(crate) fn l2_accept(n: &mut Nic, da: &[u8]) -> bool {
     false
 }
 
-/// The 802.1Q tag of `frame` (its TCI), if its type after the MAC addresses is VLNCTRL.VET.
-pub(crate) fn vlan_tag(n: &Nic, frame: &[u8]) -> Option<u16> {
-    let vet = (n.r(VLNCTRL) & 0xFFFF) as u16;
+/// The 802.1Q tag of `frame` (its TCI), if its type after the MAC addresses is `vet`
+/// (VLNCTRL.VET).
+#[inline(always)]
+pub(crate) fn vlan_tag(vet: u16, frame: &[u8]) -> Option<u16> {
     (frame.len() >= 18 && u16::from_be_bytes([frame[12], frame[13]]) == vet)
         .then(|| u16::from_be_bytes([frame[14], frame[15]]))
 }
 
 /// VLNCTRL (§8.2.3.7.2): with CFIEN, a tagged frame whose CFI bit differs from VLNCTRL.CFI is
 /// discarded; with VFE, a tagged frame passes only if its VLAN ID's bit is set in VFTA
-/// (§8.2.3.7.11). Untagged frames always pass.
-pub(crate) fn vlan_accept(n: &Nic, frame: &[u8]) -> bool {
-    let Some(tci) = vlan_tag(n, frame) else {
+/// (§8.2.3.7.11). Untagged frames always pass. `ctl`: VLNCTRL.
+#[inline(always)]
+pub(crate) fn vlan_accept(n: &Nic, ctl: u32, frame: &[u8]) -> bool {
+    let Some(tci) = vlan_tag((ctl & 0xFFFF) as u16, frame) else {
         return true;
     };
-    let ctl = n.r(VLNCTRL);
     let cfi = tci & (1 << 12) != 0;
     if ctl & VLNCTRL_CFIEN != 0 && cfi != (ctl & VLNCTRL_CFI != 0) {
         return false;

@@ -127,11 +127,18 @@ impl Nic {
     /// per packet on both paths.
     #[inline(always)]
     pub(crate) fn queue_cause(&mut self, tx: bool, q: usize) {
+        self.irq.qcause |= self.queue_cause_bit(tx, q);
+    }
+
+    /// The cause bit [`Nic::queue_cause`] sets for queue `q` (0: IVAR's entry is not valid),
+    /// from IVAR and GPIE (the receive path keeps it with its queue set-up).
+    #[inline(always)]
+    pub(crate) fn queue_cause_bit(&self, tx: bool, q: usize) -> u64 {
         let ivar = self.r(IVAR + 4 * (q as u32 / 2));
         let shift = 16 * (q as u32 % 2) + if tx { 8 } else { 0 };
         let entry = (ivar >> shift) & 0xFF;
         if entry & 0x80 == 0 {
-            return;
+            return 0;
         }
         let alloc = entry & 0x3F;
         let bit = if self.msix_multi() {
@@ -139,7 +146,7 @@ impl Nic {
         } else {
             alloc & 0xF
         };
-        self.irq.qcause |= 1 << bit;
+        1 << bit
     }
 
     /// Reads of the interrupt registers; `None` if `off` is not one.

@@ -19,6 +19,8 @@ mod offload;
 mod ratelimit;
 mod rogue;
 mod rx;
+mod rx_memo;
+mod rx_setup;
 mod spi_eeprom;
 mod timesync;
 mod tx;

@@ -1,6 +1,6 @@
 //! Receive: the wire side, the packet buffer, queue selection and descriptor write-back.
 
-use super::filter::{l2_accept, vlan_accept, vlan_tag};
+use super::filter::vlan_tag;
 use super::nic::{st, Held};
 use super::offload;
 use super::tx::size_bucket;
@@ -85,40 +85,37 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
     }
     super::timesync::rx_frame(n, core.now, frame);
     let wlen = frame.len() as u32 + 4;
+    // The registers' say, derived once per register change (`rx_setup`).
+    n.rx_setup();
     // Statistics into the accumulators (`nic::st`), folded before software reads them.
     n.acc_packets += 1;
-    n.acc[st::TPR] += 1;
-    n.acc[st::TORL] += u64::from(wlen);
-    let vlan = frame.len() >= 14 && frame[12] == 0x81 && frame[13] == 0x00;
-    let mut max = if n.r(HLREG0) & HLREG0_JUMBOEN != 0 {
-        n.r(MAXFRS) >> 16
-    } else {
-        1518
-    };
-    if vlan {
-        max += 4;
-    }
     if wlen < 64 {
+        rx_count_seen(n, wlen, false);
         n.inc(RUC, 1);
         n.wire.rx_errors += 1;
         return;
     }
-    if wlen > max {
+    if too_long(n.rxs.max, wlen, frame) {
+        rx_count_seen(n, wlen, false);
         n.inc(ROC, 1);
         n.wire.rx_errors += 1;
         return;
     }
-    n.acc[st::RXNFGPC] += 1;
-    n.acc[st::RXNFGBCL] += u64::from(wlen);
-    if !l2_accept(n, &frame[..6]) || !vlan_accept(n, frame) {
+    // The filters, and the parse for queue selection and checksums below (`rx_memo`: once
+    // per stream of frames that begin alike).
+    let (pass, p) = super::rx_memo::filter_and_parse(n, frame);
+    if !pass {
+        rx_count_seen(n, wlen, true);
         n.wire.rx_filtered += 1;
         return;
     }
-    n.acc[st::GPRC] += 1;
+    // TPR, TORL, RXNFGPC, RXNFGBCL and GPRC at once (`st::COMBINED`).
+    n.acc[st::RX_GOOD] += 1;
+    n.acc[st::RX_GOOD_BYTES] += u64::from(wlen);
     // GORC counts what reaches host memory: without the CRC when it is stripped (DS8 says DA
     // through CRC; DPDK's PMD corrects GORC/QBRC by 4 bytes per packet only when stripping is
     // off, "RX byte count not including CRC bytes when CRC strip is enabled").
-    let stored = if n.r(HLREG0) & HLREG0_RXCRCSTRP != 0 {
+    let stored = if n.rxs.hl_strip {
         frame.len() as u64
     } else {
         u64::from(wlen)
@@ -132,16 +129,15 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
         }
     }
     n.acc[st::PRC64 + size_bucket(wlen) as usize] += 1;
-    if n.r(RXCTRL) & RXCTRL_RXEN == 0 {
+    if !n.rxs.rxen {
         n.wire.rx_disabled += 1;
         return;
     }
     // Queue selection.
-    let p = rss::parse(frame);
     let mut info = p.pkt_type;
     let mut hash = 0;
     let mut queue = 0u16;
-    let mrqc = n.r(MRQC);
+    let mrqc = n.rxs.mrqc;
     if mrqc & 0xF == 1 {
         let mut key = [0u8; 40];
         for k in 0..10 {
@@ -158,7 +154,7 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
     let (csum, fragment) = offload::rx_checksum_bits_parsed(frame, &p);
     // The write-back's RSS field holds the hash with RXCSUM.PCSD = 1, otherwise the fragment
     // checksum and IP identification (§7.1.6.2).
-    if n.r(RXCSUM) & RXCSUM_PCSD == 0 {
+    if !n.rxs.pcsd {
         hash = fragment.unwrap_or_else(|| fragment_field(frame, &p));
     }
     let meta = RxMeta {
@@ -174,6 +170,26 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
         return;
     }
     rx_to_queue(n, i, core, meta, frame);
+}
+
+/// A frame of `wlen` bytes with CRC (`frame`, at least 14 bytes, without) is longer than
+/// `max` allows (ROC): a VLAN tagged one may be 4 bytes longer; the tag is looked at only for
+/// a frame over `max`.
+#[inline(always)]
+fn too_long(max: u32, wlen: u32, frame: &[u8]) -> bool {
+    wlen > max && !(wlen <= max + 4 && frame[12] == 0x81 && frame[13] == 0x00)
+}
+
+/// Counts a received frame that stopped before GPRC: TPR and TORL, and with `sized` (it
+/// passed the size checks) RXNFGPC and RXNFGBCL.
+#[cold]
+fn rx_count_seen(n: &mut Nic, wlen: u32, sized: bool) {
+    n.acc[st::TPR] += 1;
+    n.acc[st::TORL] += u64::from(wlen);
+    if sized {
+        n.acc[st::RXNFGPC] += 1;
+        n.acc[st::RXNFGBCL] += u64::from(wlen);
+    }
 }
 
 /// With lanes: keeps a frame for the lane that owns its queue, another one. Out of line:
@@ -290,8 +306,8 @@ pub(crate) fn deliver(
     if q >= 128 || !n.rx[q].en {
         return Deliver::Disabled;
     }
-    let base = rx_base(q as u32);
-    let srrctl = n.r(base + Q_SRRCTL);
+    n.rx_queue_setup(q);
+    let srrctl = n.rxq.srrctl;
     let desctype = (srrctl >> 25) & 7;
     if desctype != 1 {
         if n.once.insert((ViolationKind::RxDescriptorType, q as u32)) {
@@ -309,8 +325,7 @@ pub(crate) fn deliver(
         n.wire.rx_dropped += 1;
         return Deliver::Invalid;
     }
-    let hl = n.r(HLREG0) & HLREG0_RXCRCSTRP != 0;
-    let rd = n.r(RDRXCTL) & RDRXCTL_CRCSTRIP != 0;
+    let (hl, rd) = (n.rxs.hl_strip, n.rxs.rd_strip);
     if hl != rd && n.once.insert((ViolationKind::CrcStripMismatch, 0)) {
         core.violate(
             i,
@@ -328,8 +343,14 @@ pub(crate) fn deliver(
         ..
     } = core;
     let posted = frame.len();
-    let frame: &[u8] = match vlan_tag(n, frame) {
-        Some(tag) if n.r(base + Q_DCTL) & RXDCTL_VME != 0 => {
+    // The tag looked for only with VME set (what the match did with its guard last).
+    let tag = if n.rxq.vme {
+        vlan_tag(n.rxs.vet(), frame)
+    } else {
+        None
+    };
+    let frame: &[u8] = match tag {
+        Some(tag) => {
             tci = tag;
             csum |= offload::RX_VP;
             rx_strip.clear();
@@ -347,8 +368,7 @@ pub(crate) fn deliver(
         rx_scratch.extend_from_slice(&crc32(frame).to_le_bytes());
         &rx_scratch[..]
     };
-    // `Nic::ring_len` and `Nic::ring_base` at the block already found.
-    let len = n.r(base + Q_LEN) / 16;
+    let len = n.rxq.len;
     let (head, tail) = (n.rx[q].head, n.rx[q].tail);
     if len == 0 || head >= len {
         return Deliver::NoDesc;
@@ -358,7 +378,7 @@ pub(crate) fn deliver(
     if free < need {
         return Deliver::NoDesc;
     }
-    let ring = u64::from(n.r(base + Q_BAH)) << 32 | u64::from(n.r(base + Q_BAL) & !0x7F);
+    let ring = n.rxq.ring;
     let mut h = head;
     let mut faults: [Option<DmaFault>; 2] = [None, None];
     if need == 1 && n.faults.rx_wb.is_none() {
@@ -422,24 +442,41 @@ pub(crate) fn deliver(
         core.dma_fault(i, &format!("RX queue {q} buffer write"), f);
     }
     n.rx[q].head = h;
-    let slot = n.stat_slot(RQSMR, q);
+    let slot = n.rxq.slot;
     // Also here: another lane's frame (`deliver_foreign`) reaches this lane only here.
     n.acc_packets += 1;
     n.acc[st::QPRC + slot as usize] += 1;
     n.acc[st::QBRC + slot as usize] += dlen as u64;
-    let qsel = n.r(RXDSTATCTRL) & 0x1F;
+    let qsel = n.rxs.qsel;
     if qsel == 0x10 || qsel == slot {
         n.acc[st::RXDGPC] += 1;
         n.acc[st::RXDGBCL] += dlen as u64;
     }
     n.wire.rx_delivered += 1;
-    n.queue_cause(false, q);
+    // `Nic::queue_cause`, the bit kept with the queue's set-up.
+    n.irq.qcause |= n.rxq.cause;
     Deliver::Done
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `too_long` is the old check: the limit raised by 4 for a tagged frame, then compared.
+    #[test]
+    fn too_long_is_the_tag_adjusted_limit() {
+        for tag in [[0x81, 0x00], [0x08, 0x00], [0x81, 0x01], [0x88, 0xA8]] {
+            let mut f = vec![0u8; 14];
+            f[12..14].copy_from_slice(&tag);
+            for max in [1518, 1522, 9728] {
+                for wlen in max - 8..max + 9 {
+                    let vlan = f.len() >= 14 && f[12] == 0x81 && f[13] == 0x00;
+                    let old = wlen > if vlan { max + 4 } else { max };
+                    assert_eq!(too_long(max, wlen, &f), old, "{tag:?} {max} {wlen}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn fragment_field_from_the_checksum_pass_equals_its_own_sum() {

@@ -384,10 +384,14 @@ fn tx_finish(
     let w = u64::from(wlen);
     n.acc_packets += 1;
     if wlen >= 64 {
-        n.acc[st::GPTC] += 1;
-        n.acc[st::GOTCL] += w;
+        // GPTC, TPT, TXDGPC; GOTCL, TXDGBCL at once (`st::COMBINED`).
+        n.acc[st::TX_GOOD] += 1;
+        n.acc[st::TX_GOOD_BYTES] += w;
+    } else {
+        n.acc[st::TPT] += 1;
+        n.acc[st::TXDGPC] += 1;
+        n.acc[st::TXDGBCL] += w;
     }
-    n.acc[st::TPT] += 1;
     n.acc[st::PTC64 + size_bucket(wlen) as usize] += 1;
     // A broadcast address is a multicast one too (bit 0 of its first byte).
     if flen >= 6 && scratch[0] & 1 != 0 {
@@ -399,8 +403,6 @@ fn tx_finish(
     }
     n.acc[st::QPTC + slot] += 1;
     n.acc[st::QBTC + slot] += w;
-    n.acc[st::TXDGPC] += 1;
-    n.acc[st::TXDGBCL] += w;
     n.wire.tx_frames += 1;
     n.wire.tx_bytes += flen as u64;
 }
