@@ -574,6 +574,20 @@ impl<S: Copy> DescRun<'_, S> {
         unsafe { self.side.as_ptr().add(k).cast::<[S; 4]>().read_unaligned() }
     }
 
+    /// [`DescRun::side_x4`] read as four separate loads (volatile, so that the compiler does
+    /// not take them from a 16-byte read of the same values: moving four lanes out of a vector
+    /// register costs seven instructions, four loads cost four).
+    #[inline(always)]
+    #[cfg_attr(
+        not(all(target_arch = "x86_64", target_feature = "sse2", not(miri))),
+        allow(dead_code)
+    )]
+    pub(crate) fn side_x4_apart(&self, k: usize) -> [S; 4] {
+        assert!(k < self.len && self.len - k >= 4);
+        // SAFETY: `k + 3 < len`: inside the side array, as in `side`; aligned elements.
+        [0, 1, 2, 3].map(|j| unsafe { self.side.as_ptr().add(k + j).read_volatile() })
+    }
+
     /// [`DescRing::set_side`] of the run's descriptor `k`.
     #[inline(always)]
     pub(crate) fn set_side(&self, k: usize, value: S) {

@@ -447,7 +447,7 @@ impl<'a, P: Platform> RxQueue<'a, P> {
                 break;
             };
             lens.add(len4);
-            for ((slot, index), meta) in out.iter_mut().zip(indices).zip(metas) {
+            for ((slot, index), meta) in out.iter_mut().zip(run.side_x4_apart(k)).zip(metas) {
                 let data = layout.buf_ptr(index);
                 prefetch(data.as_ptr());
                 slot.write(Packet::from_meta(pool, data, meta));
