@@ -251,76 +251,6 @@ impl HashInput for &Table {
     }
 }
 
-/// The Toeplitz hash by carry-less multiplication (PCLMULQDQ), 64 input bits at a time.
-///
-/// Hash bit `31 - t` is the parity of the input AND the key's 32-bit-shifted window at `t`:
-/// a correlation, which a carry-less product computes when one side is bit-reversed. With
-/// `D` an 8-byte chunk of the input as a big-endian integer (its first bit is bit 63) and
-/// `K'` the 96 key bits from the chunk's position on in reverse order (the first key bit is
-/// bit 0), bit `63 + t` of `D * K'` is the XOR over `j` of input bit `j` and key bit `j + t`:
-/// hash bit `31 - t`. So the hash is bits 63..95 of the XOR of every chunk's product, bit
-/// reversed. Not under Miri (no `std::arch` there); [`Table`] otherwise.
-#[cfg(all(target_arch = "x86_64", not(miri)))]
-mod clmul {
-    use core::arch::x86_64::*;
-
-    /// `K'` per 8-byte chunk of a 36-byte input: (bits 0..64, bits 64..96).
-    pub(super) struct Keys([[u64; 2]; 5]);
-
-    impl Keys {
-        pub(super) fn new(key: &[u8; 40]) -> Keys {
-            let bit = |i: usize| {
-                key.get(i / 8)
-                    .map_or(0, |b| u64::from(b >> (7 - i % 8) & 1))
-            };
-            Keys(core::array::from_fn(|c| {
-                let at = 64 * c;
-                [
-                    (0..64).fold(0, |k, m| k | bit(at + m) << m),
-                    (0..32).fold(0, |k, m| k | bit(at + 64 + m) << m),
-                ]
-            }))
-        }
-    }
-
-    /// The hash of `addrs` then `ports` (`A` a multiple of 8: the ports fill the top half of
-    /// the last chunk).
-    ///
-    /// # Safety
-    ///
-    /// The CPU must have PCLMULQDQ (as [`Keys`] only exist when it does).
-    #[target_feature(enable = "pclmulqdq")]
-    pub(super) unsafe fn hash<const A: usize>(k: &Keys, addrs: &[u8; A], ports: &[u8; 4]) -> u32 {
-        let mul = |d: u64, k: &[u64; 2]| {
-            let d = _mm_cvtsi64_si128(d as i64);
-            let k = _mm_set_epi64x(k[1] as i64, k[0] as i64);
-            // D * K' = D * low + (D * high) << 64.
-            _mm_xor_si128(
-                _mm_clmulepi64_si128::<0x00>(d, k),
-                _mm_slli_si128::<8>(_mm_clmulepi64_si128::<0x10>(d, k)),
-            )
-        };
-        let mut acc = _mm_setzero_si128();
-        for c in 0..A / 8 {
-            let d = u64::from_be_bytes(addrs[8 * c..8 * c + 8].try_into().expect("8 bytes"));
-            acc = _mm_xor_si128(acc, mul(d, &k.0[c]));
-        }
-        let d = u64::from(u32::from_be_bytes(*ports)) << 32;
-        acc = _mm_xor_si128(acc, mul(d, &k.0[A / 8]));
-        let lo = _mm_cvtsi128_si64(acc) as u64;
-        let hi = _mm_cvtsi128_si64(_mm_unpackhi_epi64(acc, acc)) as u64;
-        ((lo >> 63 | hi << 1) as u32).reverse_bits()
-    }
-
-    impl super::HashInput for &Keys {
-        #[inline(always)]
-        fn hash<const A: usize>(self, addrs: &[u8; A], ports: Option<&[u8; 4]>) -> u32 {
-            // SAFETY: `Keys` are made only once PCLMULQDQ was detected (`Rss::refresh`).
-            unsafe { hash(self, addrs, ports.unwrap_or(&[0; 4])) }
-        }
-    }
-}
-
 /// The hash input MRQC's field enables select for a parsed frame (§7.1.2.8): the source and
 /// destination addresses (8 bytes for IPv4, 32 for IPv6) and the source and destination ports
 /// if the frame's L4 type (TCP or UDP) is enabled, else the addresses alone if the IP type
@@ -390,9 +320,6 @@ pub(crate) struct Rss {
     pub(crate) dirty: bool,
     /// The table of RSSRK's key (None before the first refresh).
     table: Option<Table>,
-    /// The key's windows for the carry-less multiplication, when the CPU has PCLMULQDQ.
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    clmul: Option<clmul::Keys>,
     /// RETA entry `e`: its queue (bits 3:0), bit 7 set when another lane owns the queue.
     reta: [u8; 128],
 }
@@ -402,8 +329,6 @@ impl Default for Rss {
         Rss {
             dirty: true,
             table: None,
-            #[cfg(all(target_arch = "x86_64", not(miri)))]
-            clmul: None,
             reta: [0; 128],
         }
     }
@@ -425,11 +350,6 @@ impl Rss {
         }
         if self.table.as_ref().is_none_or(|t| t.key != key) {
             self.table = Some(Table::new(&key));
-            #[cfg(all(target_arch = "x86_64", not(miri)))]
-            {
-                self.clmul = std::arch::is_x86_feature_detected!("pclmulqdq")
-                    .then(|| clmul::Keys::new(&key));
-            }
         }
         for (e, entry) in self.reta.iter_mut().enumerate() {
             let q = ((reg(RETA + 4 * (e as u32 / 4)) >> (8 * (e % 4))) & 0xF) as u16;
@@ -443,10 +363,6 @@ impl Rss {
     /// after [`Rss::refresh`] (`dirty` false).
     #[inline(always)]
     pub(crate) fn hash(&self, mrqc: u32, frame: &[u8], p: &Parsed) -> Option<(u32, u32)> {
-        #[cfg(all(target_arch = "x86_64", not(miri)))]
-        if let Some(k) = &self.clmul {
-            return select(mrqc, frame, p, k);
-        }
         select(mrqc, frame, p, self.table.as_ref()?)
     }
 
@@ -583,18 +499,6 @@ mod tests {
                 let mrqc = 1 | (next() as u32 & 0xF3) << 16;
                 let want = select(mrqc, &f, &p, ByBits(&key));
                 assert_eq!(rss.hash(mrqc, &f, &p), want, "{key:x?} {mrqc:x} {f:x?}");
-                // Both methods, whichever `hash` uses on this CPU.
-                let table = rss.table.as_ref().unwrap();
-                assert_eq!(
-                    select(mrqc, &f, &p, table),
-                    want,
-                    "{key:x?} {mrqc:x} {f:x?}"
-                );
-                #[cfg(all(target_arch = "x86_64", not(miri)))]
-                if std::arch::is_x86_feature_detected!("pclmulqdq") {
-                    let keys = rss.clmul.as_ref().unwrap();
-                    assert_eq!(select(mrqc, &f, &p, keys), want, "{key:x?} {mrqc:x} {f:x?}");
-                }
                 assert_eq!(
                     rss_hash(&key, mrqc, &f, &p),
                     want,
@@ -624,45 +528,6 @@ mod tests {
             t.hash(&[0, 0, 0, 1]),
             toeplitz_bitwise(&t.key, &[0, 0, 0, 1])
         );
-    }
-
-    /// The carry-less multiplication against the definition: random keys, inputs of both
-    /// address sizes with and without ports.
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    #[test]
-    fn the_carry_less_multiplication_gives_the_bitwise_hash_for_any_key_and_input() {
-        if !std::arch::is_x86_feature_detected!("pclmulqdq") {
-            return;
-        }
-        fn check<const A: usize>(
-            key: &[u8; 40],
-            keys: &clmul::Keys,
-            next: &mut impl FnMut() -> u64,
-        ) {
-            let addrs: [u8; A] = core::array::from_fn(|_| next() as u8);
-            let ports: [u8; 4] = core::array::from_fn(|_| next() as u8);
-            let with = [&addrs[..], &ports[..]].concat();
-            assert_eq!(
-                keys.hash(&addrs, Some(&ports)),
-                toeplitz_bitwise(key, &with),
-                "{key:x?} {with:x?}"
-            );
-            assert_eq!(keys.hash(&addrs, None), toeplitz_bitwise(key, &addrs));
-        }
-        let mut next = xorshift(0xD1B5_4A32_D192_ED03);
-        for k in 0..200 {
-            // Some keys all ones or with single bits, the rest random.
-            let key: [u8; 40] = match k {
-                0 => [0xFF; 40],
-                1..=40 => core::array::from_fn(|i| if i == k - 1 { 0x81 } else { 0 }),
-                _ => core::array::from_fn(|_| next() as u8),
-            };
-            let keys = clmul::Keys::new(&key);
-            for _ in 0..50 {
-                check::<8>(&key, &keys, &mut next);
-                check::<32>(&key, &keys, &mut next);
-            }
-        }
     }
 
     /// An Ethernet frame of IP version `v` and protocol `proto` whose addresses are bytes 1..
