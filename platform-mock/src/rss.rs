@@ -66,6 +66,27 @@ struct Table {
 }
 
 impl Table {
+    /// The share of `N` input bytes at positions `at..at + N` (`N` a multiple of 4, `at + N` at
+    /// most [`TABLE_BYTES`]).
+    #[inline(always)]
+    fn hash_at<const N: usize>(&self, bytes: &[u8; N], at: usize) -> u32 {
+        // Four bytes per load, each byte taken from the register as its look-up needs it:
+        // twelve byte loads first, as the compiler scheduled them, made `rx_frame` spill.
+        const { assert!(N.is_multiple_of(4), "whole 4-byte words") };
+        let s = &self.shares;
+        let mut h = 0;
+        let mut k = 0;
+        while k + 4 <= N {
+            let w = u32::from_le_bytes([bytes[k], bytes[k + 1], bytes[k + 2], bytes[k + 3]]);
+            h ^= s[at + k][(w & 0xFF) as usize]
+                ^ s[at + k + 1][(w >> 8 & 0xFF) as usize]
+                ^ s[at + k + 2][(w >> 16 & 0xFF) as usize]
+                ^ s[at + k + 3][(w >> 24) as usize];
+            k += 4;
+        }
+        h
+    }
+
     /// The hash of `input` (at most [`TABLE_BYTES`] long): the XOR of its bytes' shares.
     #[inline(always)]
     fn hash(&self, input: &[u8]) -> u32 {
@@ -197,47 +218,92 @@ pub(crate) fn parse(frame: &[u8]) -> Parsed {
 }
 
 /// Computes (hash, RSS type) for a frame under the MRQC field enables; `None` when no enabled
-/// hash type applies.
-#[inline(always)]
+/// hash type applies. The receive path uses [`Rss::hash`], the same selection over a table
+/// kept with the NIC; this one serves [`crate::Sim::rss_queue`] and the tests.
 pub(crate) fn rss_hash(key: &[u8; 40], mrqc: u32, frame: &[u8], p: &Parsed) -> Option<(u32, u32)> {
+    select(mrqc, frame, p, ByKey(key))
+}
+
+/// A Toeplitz hash of an RSS input: addresses (`A` bytes, source then destination) and, if the
+/// L4 type is used, the ports (source then destination).
+trait HashInput: Copy {
+    fn hash<const A: usize>(self, addrs: &[u8; A], ports: Option<&[u8; 4]>) -> u32;
+}
+
+/// [`toeplitz_hash`] of the input copied together.
+#[derive(Clone, Copy)]
+struct ByKey<'a>(&'a [u8; 40]);
+
+impl HashInput for ByKey<'_> {
+    #[inline(always)]
+    fn hash<const A: usize>(self, addrs: &[u8; A], ports: Option<&[u8; 4]>) -> u32 {
+        let mut input = [0u8; TABLE_BYTES];
+        input[..A].copy_from_slice(addrs);
+        match ports {
+            Some(ports) => {
+                input[A..A + 4].copy_from_slice(ports);
+                toeplitz_hash(self.0, &input[..A + 4])
+            }
+            None => toeplitz_hash(self.0, &input[..A]),
+        }
+    }
+}
+
+impl HashInput for &Table {
+    /// Each byte's share at its position in the input, read from the frame (no copy).
+    #[inline(always)]
+    fn hash<const A: usize>(self, addrs: &[u8; A], ports: Option<&[u8; 4]>) -> u32 {
+        let h = self.hash_at(addrs, 0);
+        match ports {
+            Some(ports) => h ^ self.hash_at(ports, A),
+            None => h,
+        }
+    }
+}
+
+/// The hash input MRQC's field enables select for a parsed frame (§7.1.2.8): the source and
+/// destination addresses (8 bytes for IPv4, 32 for IPv6) and the source and destination ports
+/// if the frame's L4 type (TCP or UDP) is enabled, else the addresses alone if the IP type
+/// is. `None` when no enabled type applies.
+#[inline(always)]
+fn select(mrqc: u32, frame: &[u8], p: &Parsed, h: impl HashInput) -> Option<(u32, u32)> {
     use crate::regs::*;
     use rss_type::*;
-    // Per version, so that the input's copies have a constant length (a variable one was a
-    // call to memmove per frame, 1.7 % of a 2-queue run).
+    // Per version, so that the input has a constant length (a variable one was a call to
+    // memmove per frame, 1.7 % of a 2-queue run, and a loop over the table).
     match p.ip {
-        4 => hash_input::<8>(
-            key,
+        4 => select_in::<8>(
             frame,
             p,
             p.l3 + 12,
             [mrqc & MRQC_TCP_IPV4, mrqc & MRQC_UDP_IPV4, mrqc & MRQC_IPV4].map(|b| b != 0),
             [TCP_IPV4, UDP_IPV4, IPV4],
+            h,
         ),
-        6 => hash_input::<32>(
-            key,
+        6 => select_in::<32>(
             frame,
             p,
             p.l3 + 8,
             [mrqc & MRQC_TCP_IPV6, mrqc & MRQC_UDP_IPV6, mrqc & MRQC_IPV6].map(|b| b != 0),
             [TCP_IPV6, UDP_IPV6, IPV6],
+            h,
         ),
         _ => None,
     }
 }
 
-/// [`rss_hash`] for `A`-byte addresses (source then destination) at `addr_off`: with the
-/// ports if the L4 type is enabled (`en`: TCP, UDP, IP), else the addresses alone if IP is.
+/// [`select`] for `A`-byte addresses at `addr_off`: with the ports if the L4 type is enabled
+/// (`en`: TCP, UDP, IP), else the addresses alone if IP is.
 #[inline(always)]
-fn hash_input<const A: usize>(
-    key: &[u8; 40],
+fn select_in<const A: usize>(
     frame: &[u8],
     p: &Parsed,
     addr_off: usize,
     en: [bool; 3],
     types: [u32; 3],
+    h: impl HashInput,
 ) -> Option<(u32, u32)> {
-    let mut input = [0u8; TABLE_BYTES];
-    input[..A].copy_from_slice(&frame[addr_off..addr_off + A]);
+    let addrs: &[u8; A] = frame[addr_off..addr_off + A].try_into().expect("A bytes");
     if let Some(l4) = p.l4 {
         let use_l4 = match p.proto {
             6 if en[0] => Some(types[0]),
@@ -245,14 +311,76 @@ fn hash_input<const A: usize>(
             _ => None,
         };
         if let Some(t) = use_l4 {
-            input[A..A + 4].copy_from_slice(&frame[l4..l4 + 4]);
-            return Some((toeplitz_hash(key, &input[..A + 4]), t));
+            let ports: &[u8; 4] = frame[l4..l4 + 4].try_into().expect("4 bytes");
+            return Some((h.hash(addrs, Some(ports)), t));
         }
     }
     if en[2] {
-        return Some((toeplitz_hash(key, &input[..A]), types[2]));
+        return Some((h.hash(addrs, None), types[2]));
     }
     None
+}
+
+/// One NIC's RSS set-up as the receive path uses it (each lane's NIC has its own): the key's
+/// table and RETA decoded, rebuilt from the registers on the first frame after software wrote
+/// RSSRK or RETA, a reset or a change of lane ([`Rss::dirty`]). No key is read, copied or
+/// compared per frame.
+pub(crate) struct Rss {
+    /// RSSRK, RETA or the lane changed since [`Rss::refresh`].
+    pub(crate) dirty: bool,
+    /// The table of RSSRK's key (None before the first refresh).
+    table: Option<Table>,
+    /// RETA entry `e`: its queue (bits 3:0), bit 7 set when another lane owns the queue.
+    reta: [u8; 128],
+}
+
+impl Default for Rss {
+    fn default() -> Self {
+        Rss {
+            dirty: true,
+            table: None,
+            reta: [0; 128],
+        }
+    }
+}
+
+/// Bit 7 of a decoded RETA entry ([`Rss::entry`]): another lane owns the entry's queue.
+pub(crate) const RETA_FOREIGN: u8 = 0x80;
+
+impl Rss {
+    /// Rebuilds the table (if the key changed) and the decoded RETA from the registers
+    /// (`reg(offset)`), for lane `lane.0` of `lane.1`.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn refresh(&mut self, reg: impl Fn(u32) -> u32, lane: (u16, u16)) {
+        use crate::regs::{RETA, RSSRK};
+        let mut key = [0u8; 40];
+        for k in 0..10 {
+            key[4 * k..4 * k + 4].copy_from_slice(&reg(RSSRK + 4 * k as u32).to_le_bytes());
+        }
+        if self.table.as_ref().is_none_or(|t| t.key != key) {
+            self.table = Some(Table::new(&key));
+        }
+        for (e, entry) in self.reta.iter_mut().enumerate() {
+            let q = ((reg(RETA + 4 * (e as u32 / 4)) >> (8 * (e % 4))) & 0xF) as u16;
+            let foreign = lane.1 > 1 && q % lane.1 != lane.0;
+            *entry = q as u8 | if foreign { RETA_FOREIGN } else { 0 };
+        }
+        self.dirty = false;
+    }
+
+    /// [`rss_hash`] by this NIC's table, reading the input from the frame (no copy). Only
+    /// after [`Rss::refresh`] (`dirty` false).
+    #[inline(always)]
+    pub(crate) fn hash(&self, mrqc: u32, frame: &[u8], p: &Parsed) -> Option<(u32, u32)> {
+        select(mrqc, frame, p, self.table.as_ref()?)
+    }
+
+    /// RETA entry `h & 0x7F` decoded: the queue (bits 3:0) and [`RETA_FOREIGN`].
+    #[inline(always)]
+    pub(crate) fn entry(&self, h: u32) -> u8 {
+        self.reta[(h & 0x7F) as usize]
+    }
 }
 
 #[cfg(test)]
@@ -283,6 +411,133 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// [`toeplitz_bitwise`] of the input copied together: the definition, for [`select`].
+    #[derive(Clone, Copy)]
+    struct ByBits<'a>(&'a [u8; 40]);
+
+    impl HashInput for ByBits<'_> {
+        fn hash<const A: usize>(self, addrs: &[u8; A], ports: Option<&[u8; 4]>) -> u32 {
+            let mut input = addrs.to_vec();
+            input.extend(ports.into_iter().flatten());
+            toeplitz_bitwise(self.0, &input)
+        }
+    }
+
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
+    /// A random frame for RSS: IPv4 or IPv6 (or ARP), with or without a VLAN tag, TCP, UDP or
+    /// GRE, sometimes an IPv4 fragment or options, sometimes cut short.
+    fn random_frame(next: &mut impl FnMut() -> u64) -> Vec<u8> {
+        let r = next();
+        let vlan = r & 1 != 0;
+        let v6 = r & 2 != 0;
+        let proto = [6u8, 17, 47, 6, 17][(r >> 2) as usize % 5];
+        let l3 = if vlan { 18 } else { 14 };
+        let ihl = if r >> 5 & 7 == 0 { 6 } else { 5 };
+        let hdr = if v6 { 40 } else { 4 * ihl };
+        let mut f: Vec<u8> = (0..l3 + hdr + 30).map(|_| next() as u8).collect();
+        if vlan {
+            f[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
+        }
+        let et: u16 = match r >> 8 & 15 {
+            0 => 0x0806,
+            _ if v6 => 0x86DD,
+            _ => 0x0800,
+        };
+        f[l3 - 2..l3].copy_from_slice(&et.to_be_bytes());
+        if v6 {
+            f[l3] = 0x60;
+            f[l3 + 6] = proto;
+        } else {
+            f[l3] = 0x40 | ihl as u8;
+            f[l3 + 9] = proto;
+            // Mostly not a fragment (offset 0, MF clear), sometimes one.
+            if r >> 12 & 3 != 0 {
+                f[l3 + 6] &= 0xC0;
+                f[l3 + 7] = 0;
+            }
+        }
+        if r >> 14 & 7 == 0 {
+            // Cut short: somewhere in the headers or the ports.
+            let len = (l3 + next() as usize % (hdr + 6)).min(f.len());
+            f.truncate(len);
+        }
+        f
+    }
+
+    #[test]
+    fn the_nic_s_table_selects_and_hashes_as_the_definition_for_random_keys_and_frames() {
+        use crate::regs::{RETA, RSSRK};
+        let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..if cfg!(miri) { 2 } else { 40 } {
+            let mut regs = [0u32; 0x10000 / 4];
+            for k in 0..10 {
+                regs[((RSSRK + 4 * k) / 4) as usize] = next() as u32;
+            }
+            for k in 0..32 {
+                regs[((RETA + 4 * k) / 4) as usize] = next() as u32;
+            }
+            let lanes = 1 + next() as u16 % 4;
+            let lane = next() as u16 % lanes;
+            let mut rss = Rss::default();
+            rss.refresh(|off| regs[(off / 4) as usize], (lane, lanes));
+            assert!(!rss.dirty);
+            let mut key = [0u8; 40];
+            for k in 0..10 {
+                key[4 * k..4 * k + 4]
+                    .copy_from_slice(&regs[((RSSRK + 4 * k as u32) / 4) as usize].to_le_bytes());
+            }
+            for h in 0..128u32 {
+                let q = (regs[((RETA + 4 * (h / 4)) / 4) as usize] >> (8 * (h % 4))) & 0xF;
+                let e = rss.entry(h | (next() as u32) << 7);
+                assert_eq!(u32::from(e & 0xF), q);
+                assert_eq!(e & RETA_FOREIGN != 0, q as u16 % lanes != lane);
+            }
+            for _ in 0..if cfg!(miri) { 20 } else { 500 } {
+                let f = random_frame(&mut next);
+                let p = parse(&f);
+                // The six field enables (bits 16 to 23, 18 and 19 reserved) at random.
+                let mrqc = 1 | (next() as u32 & 0xF3) << 16;
+                let want = select(mrqc, &f, &p, ByBits(&key));
+                assert_eq!(rss.hash(mrqc, &f, &p), want, "{key:x?} {mrqc:x} {f:x?}");
+                assert_eq!(
+                    rss_hash(&key, mrqc, &f, &p),
+                    want,
+                    "{key:x?} {mrqc:x} {f:x?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_refresh_keeps_the_table_of_an_unchanged_key_and_rebuilds_for_a_new_one() {
+        use crate::regs::RSSRK;
+        let mut regs = [0u32; 0x10000 / 4];
+        let mut rss = Rss::default();
+        assert!(rss
+            .hash(1 | crate::regs::MRQC_IPV4, &[], &Parsed::default())
+            .is_none());
+        rss.refresh(|off| regs[(off / 4) as usize], (0, 1));
+        let first = rss.table.as_ref().map(|t| &*t.shares as *const _);
+        rss.refresh(|off| regs[(off / 4) as usize], (0, 1));
+        assert_eq!(rss.table.as_ref().map(|t| &*t.shares as *const _), first);
+        regs[(RSSRK / 4) as usize] = 0x8000_0000;
+        rss.refresh(|off| regs[(off / 4) as usize], (0, 1));
+        let t = rss.table.as_ref().unwrap();
+        assert_eq!(t.key[3], 0x80);
+        assert_eq!(
+            t.hash(&[0, 0, 0, 1]),
+            toeplitz_bitwise(&t.key, &[0, 0, 0, 1])
+        );
     }
 
     /// An Ethernet frame of IP version `v` and protocol `proto` whose addresses are bytes 1..

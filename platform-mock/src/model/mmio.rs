@@ -470,6 +470,10 @@ impl World {
                 if (RAL..MPSAR + 0x400).contains(&x) {
                     n.rar_dirty = true;
                 }
+                // RETA and RSSRK are side by side (0xEB00..0xEBA8).
+                if (RETA..RSSRK + 40).contains(&x) {
+                    n.rss.dirty = true;
+                }
                 n.set(x, v);
             }
             x => core.violate(

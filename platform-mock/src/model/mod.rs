@@ -111,6 +111,7 @@ impl World {
     pub fn add_nic(&mut self, cfg: NicConfig) -> usize {
         let mut nic = Nic::new(cfg, self.core.now);
         nic.lane = self.lane;
+        nic.rss.dirty = true;
         self.nics.push(nic);
         self.cables.push(None);
         self.sources.push(None);
@@ -302,6 +303,7 @@ impl World {
         n.wire = old.wire;
         n.transmitted = std::mem::take(&mut old.transmitted);
         n.lane = old.lane;
+        n.rss.dirty = true;
         let eec = n.r(EEC) & !(EEC_AUTO_RD | EEC_DONE_BITS);
         n.set(EEC, eec);
         let rd = n.r(RDRXCTL) & !RDRXCTL_DMAIDONE;

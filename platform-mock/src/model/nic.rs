@@ -191,6 +191,8 @@ pub(crate) struct Nic {
     pub(crate) once: HashSet<(ViolationKind, u32)>,
     pub(crate) rar_cache: Vec<[u8; 6]>,
     pub(crate) rar_dirty: bool,
+    /// RSSRK's table and RETA decoded, for the receive path (rebuilt when dirty).
+    pub(crate) rss: crate::rss::Rss,
     /// The transmit rate scheduler (§7.7.2.2).
     pub(crate) rate: Box<super::ratelimit::RateScheduler>,
     /// The IEEE 1588 clock and time stamps (§7.9).
@@ -298,6 +300,7 @@ impl Nic {
             once: HashSet::new(),
             rar_cache: Vec::new(),
             rar_dirty: true,
+            rss: Default::default(),
             rate: Box::default(),
             clock: Default::default(),
             lane: (0, 1),
@@ -418,6 +421,7 @@ impl Nic {
         self.set(RAL, u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
         self.set(RAL + 4, u32::from(m[4]) | u32::from(m[5]) << 8 | RAH_AV);
         self.rar_dirty = true;
+        self.rss.dirty = true;
         self.rx.fill(Queue::default());
         self.tx.fill(Queue::default());
         self.tx_enabled = [0; 2];

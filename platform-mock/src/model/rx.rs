@@ -137,17 +137,21 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
     let mut info = p.pkt_type;
     let mut hash = 0;
     let mut queue = 0u16;
+    // Another lane's queue (`crate::Sim::with_lanes`): queue 0 is lane 0's.
+    let mut elsewhere = n.lane.0 != 0;
     let mrqc = n.rxs.mrqc;
     if mrqc & 0xF == 1 {
-        let mut key = [0u8; 40];
-        for k in 0..10 {
-            key[4 * k..4 * k + 4].copy_from_slice(&n.r(RSSRK + 4 * k as u32).to_le_bytes());
+        if n.rss.dirty {
+            let lane = n.lane;
+            let regs = &n.regs;
+            n.rss.refresh(|off| regs[(off / 4) as usize], lane);
         }
-        if let Some((h, t)) = rss::rss_hash(&key, mrqc, frame, &p) {
+        if let Some((h, t)) = n.rss.hash(mrqc, frame, &p) {
             hash = h;
             info |= t;
-            let e = h & 0x7F;
-            queue = ((n.r(RETA + 4 * (e / 4)) >> (8 * (e % 4))) & 0xF) as u16;
+            let e = n.rss.entry(h);
+            queue = u16::from(e & 0xF);
+            elsewhere = e & rss::RETA_FOREIGN != 0;
         }
     }
     // §7.1.11: checksums over the frame as it arrived; reported in the EOP descriptor.
@@ -165,7 +169,7 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
     };
     // Another lane's queue (`crate::Sim::with_lanes`): that lane delivers it. The test inline
     // (a call per frame cost 1.2 % of a 2-lane run), the hand-over out of line.
-    if n.lane.1 > 1 && meta.queue % n.lane.1 != n.lane.0 {
+    if elsewhere {
         foreign(n, meta, frame);
         return;
     }
