@@ -19,7 +19,7 @@ mod offload;
 /// Most descriptors checked and freed per step of cleaning: one DD read and one pool lock per
 /// step. A queue cleans once a step's worth is in flight ([`clean_step`]). 128 rather than 64
 /// saves 2.9 / 1.9 instructions per forwarded packet at batch 8 / 32 for 0.05 more L1 misses;
-/// 256 would save 1.4 / 1.0 more but cost 0.25 / 0.12 more L1 misses (more buffers in flight,
+/// 256 would save 1.4 / 1.0 more but cost 0.09 / 0.11 more L1 misses (more buffers in flight,
 /// and their bus addresses looked up in more lines of the pool's table; docs/benchmarks.md).
 const CLEAN_BATCH: usize = 128;
 
