@@ -77,6 +77,26 @@ fn fragment_field(frame: &[u8], p: &rss::Parsed) -> u32 {
 /// A frame (without FCS) arrives on NIC `n`'s wire.
 #[inline(never)]
 pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
+    rx_frame_inline(n, i, core, frame);
+}
+
+/// Frames of `len` bytes each, back to back in `frames`, arrive on NIC `n`'s wire, in order:
+/// [`rx_frame`] for each, with one call for the burst (a source's [`TrafficSource::poll_bursts`]).
+/// `frames` no longer than `len` (or `len` 0): one frame.
+#[inline(never)]
+pub(crate) fn rx_burst(n: &mut Nic, i: usize, core: &mut Core, frames: &[u8], len: usize) {
+    if len == 0 || frames.len() <= len {
+        rx_frame_inline(n, i, core, frames);
+        return;
+    }
+    for frame in frames.chunks_exact(len) {
+        rx_frame_inline(n, i, core, frame);
+    }
+}
+
+/// [`rx_frame`]'s body.
+#[inline(always)]
+fn rx_frame_inline(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
     n.wire.rx_frames += 1;
     n.wire.rx_bytes += frame.len() as u64;
     if !n.link_is_up() {
