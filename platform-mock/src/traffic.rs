@@ -287,12 +287,7 @@ impl LineRateSource {
     /// The next frame's flow number and sequence number; advances to the one after.
     #[inline(always)]
     fn next(&mut self) -> (u16, u64) {
-        let k = self.next_flow;
-        self.next_flow = if k + 1 == self.flows { 0 } else { k + 1 };
-        let seq = self.seqs[usize::from(k)];
-        self.seqs[usize::from(k)] += 1;
-        let flow = self.ids.get(usize::from(k)).copied().unwrap_or(k);
-        (flow, seq)
+        next_of(&mut self.next_flow, self.flows, &mut self.seqs, &self.ids)
     }
 
     /// How many frames are due at `now_ps` (at most a burst and what is left to send);
@@ -326,6 +321,18 @@ impl LineRateSource {
             self.next_ps = now_ps + self.interval_ps;
         }
     }
+}
+
+/// [`LineRateSource`]'s next flow number and sequence number, from its flow state; advances
+/// the state to the frame after.
+#[inline(always)]
+fn next_of(next_flow: &mut u16, flows: u16, seqs: &mut [u64], ids: &[u16]) -> (u16, u64) {
+    let k = *next_flow;
+    *next_flow = if k + 1 == flows { 0 } else { k + 1 };
+    let seq = seqs[usize::from(k)];
+    seqs[usize::from(k)] += 1;
+    let flow = ids.get(usize::from(k)).copied().unwrap_or(k);
+    (flow, seq)
 }
 
 /// Frames per call of `out` in [`LineRateSource`]'s [`TrafficSource::poll_bursts`].
@@ -391,9 +398,19 @@ impl TrafficSource for LineRateSource {
         let mut left = count as usize;
         while left > 0 {
             let k = left.min(BURST);
-            for slot in 0..k {
-                let (flow, seq) = self.next();
-                write_frame(&mut self.slots[slot * len..(slot + 1) * len], flow, seq);
+            // The slots borrowed apart from the flow state (not through `self.next()`): the
+            // compiler then keeps the state in registers across the frames' writes.
+            let Self {
+                slots,
+                next_flow,
+                flows,
+                seqs,
+                ids,
+                ..
+            } = self;
+            for f in slots[..k * len].chunks_exact_mut(len) {
+                let (flow, seq) = next_of(next_flow, *flows, seqs, ids);
+                write_frame(f, flow, seq);
             }
             out(&self.slots[..k * len], len);
             left -= k;
