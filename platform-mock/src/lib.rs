@@ -158,6 +158,14 @@ pub trait TrafficSource: Send {
     ///
     /// Called with the simulator locked: must not call back into the [`Sim`].
     fn poll(&mut self, now: Duration, out: &mut dyn FnMut(&[u8]));
+
+    /// As [`TrafficSource::poll`], the frames handed over in bursts: each call of `out` gets
+    /// `(frames, len)`, frames of `len` bytes each back to back, in order; `frames` no longer
+    /// than `len` (or `len` 0) is one frame. The same frames as `poll` would emit. The
+    /// default hands each frame of `poll` over alone.
+    fn poll_bursts(&mut self, now: Duration, out: &mut dyn FnMut(&[u8], usize)) {
+        self.poll(now, &mut |f| out(f, f.len()));
+    }
 }
 
 /// Receives what a NIC transmits.

@@ -109,6 +109,10 @@ fn ip_checksum(hdr: &[u8]) -> u16 {
 pub struct LineRateSource {
     /// The last frame sent (or the template `build` made), its IPv4 header checksum valid.
     frame: Vec<u8>,
+    /// [`BURST`] frames back to back for [`TrafficSource::poll_bursts`], each a copy of
+    /// `frame` as `build` (or `with_src_mac`) left it, then the last frame sent from that
+    /// place: its IPv4 header checksum valid for its flow. Empty until the first burst.
+    slots: Vec<u8>,
     flows: u16,
     next_flow: u16,
     seqs: Vec<u64>,
@@ -128,6 +132,7 @@ impl LineRateSource {
     pub fn new(dst_mac: [u8; 6]) -> Self {
         let mut s = LineRateSource {
             frame: Vec::new(),
+            slots: Vec::new(),
             flows: 1,
             next_flow: 0,
             seqs: vec![0],
@@ -165,6 +170,7 @@ impl LineRateSource {
         let c = ip_checksum(&f[14..34]);
         f[24..26].copy_from_slice(&c.to_be_bytes());
         self.frame = f;
+        self.slots.clear();
     }
 
     /// Frame size without FCS (clamped to 60..=9724). Keeps the rate in bits per second.
@@ -180,6 +186,7 @@ impl LineRateSource {
     /// Source MAC address.
     pub fn with_src_mac(mut self, mac: [u8; 6]) -> Self {
         self.frame[6..12].copy_from_slice(&mac);
+        self.slots.clear();
         self
     }
 
@@ -204,6 +211,7 @@ impl LineRateSource {
     pub fn first_frame_of_flow(&self, flow: u16) -> Vec<u8> {
         let mut probe = LineRateSource {
             frame: self.frame.clone(),
+            slots: Vec::new(),
             flows: 1,
             next_flow: 0,
             seqs: vec![0],
@@ -272,46 +280,20 @@ impl LineRateSource {
     /// Writes the next frame into the internal buffer (inlined: the per-frame path of `poll`).
     #[inline(always)]
     fn fill(&mut self) {
-        let k = self.next_flow;
-        self.next_flow = if k + 1 == self.flows { 0 } else { k + 1 };
-        let seq = self.seqs[usize::from(k)];
-        self.seqs[usize::from(k)] += 1;
-        let flow = self.ids.get(usize::from(k)).copied().unwrap_or(k);
-        let f = &mut self.frame;
-        // Source IP 10.0.x.y: bytes 26..30 of the frame; `build` wrote 10.0. Only the word at
-        // 28..30 changes, so the header checksum is updated for it (RFC 1624, eqn. 3:
-        // HC' = ~(~HC + ~m + m')), which gives exactly what summing the header would: the
-        // complement of a nonzero ones' complement sum. The same flow as the last frame (one
-        // flow): the update would give the checksum back (HC is never 0xFFFF, the complement
-        // of a nonzero sum), so the header stays as it is.
-        let old = u16::from_be_bytes([f[28], f[29]]);
-        if old != flow {
-            let hc = u16::from_be_bytes([f[24], f[25]]);
-            let mut sum = u32::from(!hc) + u32::from(!old) + u32::from(flow);
-            sum = (sum & 0xFFFF) + (sum >> 16);
-            sum = (sum & 0xFFFF) + (sum >> 16);
-            f[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-            f[28..30].copy_from_slice(&flow.to_be_bytes());
-        }
-        f[34..36].copy_from_slice(&(1000u16.wrapping_add(flow)).to_be_bytes());
-        f[46..48].copy_from_slice(&flow.to_le_bytes());
-        f[48..56].copy_from_slice(&seq.to_le_bytes());
-        let mut x = seq as u8;
-        for b in &mut f[56..] {
-            *b = x;
-            x = x.wrapping_add(7);
-        }
-        let sum = payload_hash(&f[46..]);
-        f[PAYLOAD..PAYLOAD + 4].copy_from_slice(&sum.to_le_bytes());
+        let (flow, seq) = self.next();
+        write_frame(&mut self.frame, flow, seq);
     }
-}
 
-impl TrafficSource for LineRateSource {
-    fn poll(&mut self, now: Duration, out: &mut dyn FnMut(&[u8])) {
-        let now_ps = now.as_nanos() * 1000;
-        if self.next_ps > now_ps {
-            return;
-        }
+    /// The next frame's flow number and sequence number; advances to the one after.
+    #[inline(always)]
+    fn next(&mut self) -> (u16, u64) {
+        next_of(&mut self.next_flow, self.flows, &mut self.seqs, &self.ids)
+    }
+
+    /// How many frames are due at `now_ps` (at most a burst and what is left to send);
+    /// counts them as sent from `remaining`.
+    #[inline(always)]
+    fn due(&mut self, now_ps: u128) -> u64 {
         // The frames due at `next_ps`, `next_ps + interval`, ... up to `now_ps`, at most a
         // burst and what is left to send: counted once per poll, not compared per frame.
         let due = match self.interval_ps {
@@ -323,10 +305,12 @@ impl TrafficSource for LineRateSource {
             count = count.min(*r);
             *r -= count;
         }
-        for _ in 0..count {
-            self.fill();
-            out(&self.frame);
-        }
+        count
+    }
+
+    /// After `count` frames sent at `now_ps`: the counter and the next due time.
+    #[inline(always)]
+    fn sent(&mut self, count: u64, now_ps: u128) {
         self.counters.sent.fetch_add(count, Ordering::Relaxed);
         self.next_ps += u128::from(count) * self.interval_ps;
         if self.next_ps <= now_ps && count < self.max_burst {
@@ -336,6 +320,102 @@ impl TrafficSource for LineRateSource {
             // Catch-up limit reached: skip the backlog instead of flooding.
             self.next_ps = now_ps + self.interval_ps;
         }
+    }
+}
+
+/// [`LineRateSource`]'s next flow number and sequence number, from its flow state; advances
+/// the state to the frame after.
+#[inline(always)]
+fn next_of(next_flow: &mut u16, flows: u16, seqs: &mut [u64], ids: &[u16]) -> (u16, u64) {
+    let k = *next_flow;
+    *next_flow = if k + 1 == flows { 0 } else { k + 1 };
+    let seq = seqs[usize::from(k)];
+    seqs[usize::from(k)] += 1;
+    let flow = ids.get(usize::from(k)).copied().unwrap_or(k);
+    (flow, seq)
+}
+
+/// Frames per call of `out` in [`LineRateSource`]'s [`TrafficSource::poll_bursts`].
+const BURST: usize = 32;
+
+/// Writes frame `seq` of flow `flow` over `f`, the last frame sent from this buffer (or the
+/// template), whose IPv4 header checksum is valid.
+#[inline(always)]
+fn write_frame(f: &mut [u8], flow: u16, seq: u64) {
+    // Source IP 10.0.x.y: bytes 26..30 of the frame; `build` wrote 10.0. Only the word at
+    // 28..30 changes, so the header checksum is updated for it (RFC 1624, eqn. 3:
+    // HC' = ~(~HC + ~m + m')), which gives exactly what summing the header would: the
+    // complement of a nonzero ones' complement sum. The same flow as the last frame (one
+    // flow): the update would give the checksum back (HC is never 0xFFFF, the complement
+    // of a nonzero sum), so the header stays as it is.
+    let old = u16::from_be_bytes([f[28], f[29]]);
+    if old != flow {
+        let hc = u16::from_be_bytes([f[24], f[25]]);
+        let mut sum = u32::from(!hc) + u32::from(!old) + u32::from(flow);
+        sum = (sum & 0xFFFF) + (sum >> 16);
+        sum = (sum & 0xFFFF) + (sum >> 16);
+        f[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        f[28..30].copy_from_slice(&flow.to_be_bytes());
+    }
+    f[34..36].copy_from_slice(&(1000u16.wrapping_add(flow)).to_be_bytes());
+    f[46..48].copy_from_slice(&flow.to_le_bytes());
+    f[48..56].copy_from_slice(&seq.to_le_bytes());
+    let mut x = seq as u8;
+    for b in &mut f[56..] {
+        *b = x;
+        x = x.wrapping_add(7);
+    }
+    let sum = payload_hash(&f[46..]);
+    f[PAYLOAD..PAYLOAD + 4].copy_from_slice(&sum.to_le_bytes());
+}
+
+impl TrafficSource for LineRateSource {
+    fn poll(&mut self, now: Duration, out: &mut dyn FnMut(&[u8])) {
+        let now_ps = now.as_nanos() * 1000;
+        if self.next_ps > now_ps {
+            return;
+        }
+        let count = self.due(now_ps);
+        for _ in 0..count {
+            self.fill();
+            out(&self.frame);
+        }
+        self.sent(count, now_ps);
+    }
+
+    /// Up to [`BURST`] frames a call, written in place in `slots` (each slot keeps the last
+    /// frame written there, as `frame` does for `poll`): the same bytes as `poll`'s frames.
+    fn poll_bursts(&mut self, now: Duration, out: &mut dyn FnMut(&[u8], usize)) {
+        let now_ps = now.as_nanos() * 1000;
+        if self.next_ps > now_ps {
+            return;
+        }
+        let count = self.due(now_ps);
+        let len = self.frame.len();
+        if self.slots.is_empty() {
+            self.slots = self.frame.repeat(BURST);
+        }
+        let mut left = count as usize;
+        while left > 0 {
+            let k = left.min(BURST);
+            // The slots borrowed apart from the flow state (not through `self.next()`): the
+            // compiler then keeps the state in registers across the frames' writes.
+            let Self {
+                slots,
+                next_flow,
+                flows,
+                seqs,
+                ids,
+                ..
+            } = self;
+            for f in slots[..k * len].chunks_exact_mut(len) {
+                let (flow, seq) = next_of(next_flow, *flows, seqs, ids);
+                write_frame(f, flow, seq);
+            }
+            out(&self.slots[..k * len], len);
+            left -= k;
+        }
+        self.sent(count, now_ps);
     }
 }
 
@@ -547,6 +627,87 @@ mod tests {
         }
     }
 
+    /// `poll_bursts` hands over the frames `poll` sends, byte for byte and in order, in bursts
+    /// of at most [`BURST`] frames of the frame size, with the same state after each poll:
+    /// random flows (numbered and by `with_flow_ids`, so the header checksum's update runs
+    /// in every slot), frame sizes, rates, burst limits, counts and poll times.
+    #[test]
+    fn bursts_are_the_frames_poll_sends() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut rnd = move |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        let runs = if cfg!(miri) { 4 } else { 200 };
+        let mut bursts = 0;
+        for run in 0..runs {
+            let mut a = LineRateSource::new([2, 0, 0, 0, 0, 1]);
+            a = match rnd(3) {
+                0 => a.with_flows(1 + rnd(70) as u16),
+                1 => a.with_flow_ids(&[7, 300, 7, 65000, 1]),
+                _ => a,
+            };
+            if rnd(3) == 0 {
+                a = a.with_frame_size(MIN_FRAME + rnd(200) as usize);
+            }
+            if rnd(2) == 0 {
+                a = a.with_src_mac([2, 0, 0, 0, 9, rnd(256) as u8]);
+            }
+            if rnd(2) == 0 {
+                a = a.with_rate_pps(1 + rnd(40_000_000));
+            }
+            a = a.with_max_burst(1 + rnd(if cfg!(miri) { 40 } else { 100 }));
+            if rnd(2) == 0 {
+                a = a.with_count(rnd(300));
+            }
+            let mut b = LineRateSource {
+                frame: a.frame.clone(),
+                slots: Vec::new(),
+                flows: a.flows,
+                next_flow: 0,
+                seqs: a.seqs.clone(),
+                ids: a.ids.clone(),
+                interval_ps: a.interval_ps,
+                next_ps: 0,
+                max_burst: a.max_burst,
+                remaining: a.remaining,
+                counters: PeerCounters::new(),
+            };
+            let mut now = Duration::ZERO;
+            for step in 0..if cfg!(miri) { 4 } else { 12 } {
+                now += Duration::from_nanos(rnd(5_000));
+                let (mut fa, mut fb) = (Vec::new(), Vec::new());
+                a.poll(now, &mut |f| fa.push(f.to_vec()));
+                let flen = a.frame.len();
+                b.poll_bursts(now, &mut |f, len| {
+                    assert_eq!(len, flen);
+                    assert!(f.len() <= BURST * len && f.len() % len == 0);
+                    bursts += 1;
+                    fb.extend(f.chunks_exact(len).map(<[u8]>::to_vec));
+                });
+                assert_eq!(fa, fb, "run {run} step {step}");
+                assert_eq!(
+                    (a.next_ps, a.remaining, a.next_flow, &a.seqs),
+                    (b.next_ps, b.remaining, b.next_flow, &b.seqs),
+                    "run {run} step {step}"
+                );
+                assert_eq!(a.counters.snapshot(), b.counters.snapshot());
+            }
+        }
+        assert!(bursts > runs, "{bursts} bursts");
+        // Every frame is one the sink accepts.
+        let mut src = LineRateSource::new([2, 0, 0, 0, 0, 1]).with_flows(5);
+        let mut sink = CheckingSink::new();
+        src.poll_bursts(Duration::from_micros(10), &mut |f, len| {
+            for g in f.chunks_exact(len) {
+                assert!(sink.check(g));
+            }
+        });
+        assert_eq!(sink.counters().snapshot().2, 0);
+    }
+
     /// `poll` sends what the per-frame loop sent, with the same state after each poll, for
     /// random poll times, bursts, counts and rates (a zero interval included).
     #[test]
@@ -575,6 +736,7 @@ mod tests {
             }
             let mut b = LineRateSource {
                 frame: a.frame.clone(),
+                slots: Vec::new(),
                 flows: a.flows,
                 next_flow: 0,
                 seqs: a.seqs.clone(),

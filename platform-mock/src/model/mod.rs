@@ -27,7 +27,7 @@ mod tx;
 
 use nic::{bit_get, bit_set, Faults};
 pub(crate) use nic::{Core, Held, Nic};
-use rx::{drain_held, rx_frame};
+use rx::{drain_held, rx_burst, rx_frame};
 use tx::TxDesc;
 
 /// Size of the modelled register file (everything a minimal driver touches lies below 128 KiB).
@@ -237,7 +237,7 @@ impl World {
             if let Some(src) = self.sources[i].as_mut() {
                 let nic = &mut self.nics[i];
                 let core = &mut self.core;
-                src.poll(now, &mut |f| rx_frame(nic, i, core, f));
+                src.poll_bursts(now, &mut |f, len| rx_burst(nic, i, core, f, len));
             }
         }
         for i in 0..self.nics.len() {

@@ -45,8 +45,15 @@ pub(crate) fn rx_checksum_bits(frame: &[u8]) -> u32 {
 /// write-back's fragment field (`rx::fragment_field`: the sum, [`sum16`] from 0, of the IPv4
 /// payload `frame[l3 + IHL × 4..l3 + total length]` in bits 31:16, the IP identification in
 /// 15:0) when this pass computed that sum (an IPv4 frame that is not a fragment and fits its
-/// lengths).
-pub(crate) fn rx_checksum_bits_parsed(frame: &[u8], p: &rss::Parsed) -> (u32, Option<u32>) {
+/// lengths), folded only when asked for ([`Fragment::field`]).
+///
+/// The sums run over little-endian words and are compared or byte-swapped once at the end
+/// (RFC 1071 §2(B): a ones' complement sum is byte-order independent); the IPv4 addresses are
+/// summed once for both the header and the pseudo header. Unit test
+/// `le_checksum_pass_equals_the_big_endian_one` compares it with the big-endian three-sum
+/// form it replaced (`tests::rx_checksum_bits_parsed_be`).
+#[inline(always)]
+pub(crate) fn rx_checksum_bits_parsed(frame: &[u8], p: &rss::Parsed) -> (u32, Option<Fragment>) {
     let l3 = p.l3;
     match p.ip {
         4 => {
@@ -55,14 +62,15 @@ pub(crate) fn rx_checksum_bits_parsed(frame: &[u8], p: &rss::Parsed) -> (u32, Op
                 return (0, None);
             }
             let mut bits = RX_IPCS;
-            // The usual header without options as a slice of constant length: the sum's loop
-            // unrolled by the compiler (the same function, the same sum).
-            let header = if ihl == 20 {
-                sum16(&frame[l3..l3 + 20], 0)
-            } else {
-                sum16(&frame[l3..l3 + ihl], 0)
-            };
-            if header != 0xFFFF {
+            // `rss::parse` gave IPv4 only for IHL ≥ 5 and 20 header bytes in the frame. The
+            // header's first 12 bytes, its options, and the addresses (shared with the pseudo
+            // header), each of constant length but the options.
+            let addrs = sum_le(&frame[l3 + 12..l3 + 20], 0);
+            let mut head = sum_le(&frame[l3..l3 + 12], addrs);
+            if ihl > 20 {
+                head = sum_le(&frame[l3 + 20..l3 + ihl], head);
+            }
+            if !sums_to_ffff(head) {
                 bits |= RX_IPE;
             }
             let total = be16(frame, l3 + 2);
@@ -71,17 +79,18 @@ pub(crate) fn rx_checksum_bits_parsed(frame: &[u8], p: &rss::Parsed) -> (u32, Op
             };
             // `l4` is `l3 + ihl` (no fragment): the segment is the whole IP payload.
             let seg = &frame[l4..l3 + total];
-            let seg_sum = sum16(seg, 0);
-            // The pseudo header (addresses, protocol, length) summed onto the segment's sum:
-            // `ones_add(seg_sum, pseudo sum)` with one fold less (unit test
-            // `pseudo_header_summed_onto_the_segment_sum_equals_ones_add`).
-            let l4_sum = sum16(
-                &frame[l3 + 12..l3 + 20],
-                u32::from(p.proto) + seg.len() as u32 + seg_sum,
+            let seg_sum = sum_le(seg, 0);
+            // The pseudo header: the addresses, protocol and length, as little-endian words
+            // (each 16-bit value byte-swapped).
+            let len = seg.len() as u16;
+            let pseudo = add_c(
+                addrs,
+                (u64::from(p.proto) << 8) + u64::from(len.swap_bytes()),
             );
-            let bits = bits | l4_bits(p.proto, seg, l4_sum, true);
+            let l4_ok = sums_to_ffff(add_c(pseudo, seg_sum));
+            let bits = bits | l4_bits_ok(p.proto, seg, l4_ok, true);
             let id = be16(frame, l3 + 4) as u32;
-            (bits, Some(seg_sum << 16 | id))
+            (bits, Some(Fragment { sum: seg_sum, id }))
         }
         6 => {
             let Some(l4) = p.l4 else { return (0, None) };
@@ -100,6 +109,73 @@ pub(crate) fn rx_checksum_bits_parsed(frame: &[u8], p: &rss::Parsed) -> (u32, Op
     }
 }
 
+/// The IPv4 payload's sum the checksum pass computed, unfolded, and the IP identification:
+/// the write-back's fragment field when RXCSUM.PCSD = 0.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fragment {
+    /// [`sum_le`] of the payload from 0.
+    sum: u64,
+    id: u32,
+}
+
+impl Fragment {
+    /// Bits 31:16 the payload's [`sum16`] from 0, bits 15:0 the IP identification.
+    pub(crate) fn field(self) -> u32 {
+        u32::from(fold_le(self.sum).swap_bytes()) << 16 | self.id
+    }
+}
+
+/// `a + b` with the end-around carry of a ones' complement sum mod 2^64 − 1.
+#[inline(always)]
+fn add_c(a: u64, b: u64) -> u64 {
+    let (s, carry) = a.overflowing_add(b);
+    s + u64::from(carry)
+}
+
+/// The ones' complement sum of `data` as little-endian 16-bit words (odd byte padded), added
+/// to `acc`, not folded: mod 2^64 − 1, so congruent mod 0xFFFF to the word-by-word sum, and 0
+/// only when `acc` and every word are 0. [`fold_le`] folds it; byte-swapped, that is
+/// [`sum16`] of the same data (RFC 1071 §2(B)).
+#[inline(always)]
+fn sum_le(data: &[u8], acc: u64) -> u64 {
+    let mut sum = acc;
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        sum = add_c(sum, u64::from_le_bytes(c.try_into().expect("8 bytes")));
+    }
+    let mut rest = chunks.remainder();
+    let mut tail = 0u64;
+    if let Some((w, r)) = rest.split_first_chunk::<4>() {
+        tail += u64::from(u32::from_le_bytes(*w));
+        rest = r;
+    }
+    if let Some((w, r)) = rest.split_first_chunk::<2>() {
+        tail += u64::from(u16::from_le_bytes(*w));
+        rest = r;
+    }
+    if let [b] = rest {
+        tail += u64::from(*b);
+    }
+    add_c(sum, tail)
+}
+
+/// Folds a [`sum_le`] to 16 bits: 0 only for 0, otherwise 1..=0xFFFF.
+#[inline(always)]
+fn fold_le(sum: u64) -> u16 {
+    if sum == 0 {
+        0
+    } else {
+        ((sum - 1) % 0xFFFF + 1) as u16
+    }
+}
+
+/// Whether a [`sum_le`] folds to 0xFFFF (a checksum that verifies), in either byte order
+/// (0xFFFF is its own byte swap): a nonzero multiple of 0xFFFF.
+#[inline(always)]
+fn sums_to_ffff(sum: u64) -> bool {
+    sum != 0 && sum.is_multiple_of(0xFFFF)
+}
+
 /// The ones' complement sum of two folded sums (each at most 0xFFFF): what [`sum16`] gives
 /// over both sums' data (0 only when both are 0). The reference for the receive path's
 /// combined pseudo-header sum.
@@ -112,6 +188,12 @@ fn ones_add(a: u32, b: u32) -> u32 {
 /// L4CS, UDPCS and L4E for a TCP or UDP segment `seg` whose sum with the pseudo header is
 /// `sum`.
 fn l4_bits(proto: u8, seg: &[u8], sum: u32, ipv4: bool) -> u32 {
+    l4_bits_ok(proto, seg, sum == 0xFFFF, ipv4)
+}
+
+/// [`l4_bits`] given whether the sum with the pseudo header is 0xFFFF (`ok`).
+#[inline(always)]
+fn l4_bits_ok(proto: u8, seg: &[u8], ok: bool, ipv4: bool) -> u32 {
     let (min, udp) = match proto {
         6 => (20, false),
         17 => (8, true),
@@ -122,7 +204,7 @@ fn l4_bits(proto: u8, seg: &[u8], sum: u32, ipv4: bool) -> u32 {
     }
     let mut bits = RX_L4CS | if udp { RX_UDPCS } else { 0 };
     let no_checksum = udp && ipv4 && seg[6..8] == [0, 0];
-    if no_checksum || sum != 0xFFFF {
+    if no_checksum || !ok {
         bits |= RX_L4E;
     }
     bits
@@ -290,8 +372,69 @@ pub(crate) fn insert_vlan(frame: &mut Vec<u8>, ctx: &TxContext, vt: u16) -> Resu
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The receive checksum pass as it was before `simspeed4`: big-endian words, three sums
+    /// (header, segment, pseudo header on the segment's folded sum), the fragment sum folded.
+    /// [`rx_checksum_bits`] for a frame `rss::parse` has already parsed into `p`; with the
+    /// write-back's fragment field (`rx::fragment_field`: the sum, [`sum16`] from 0, of the IPv4
+    /// payload `frame[l3 + IHL × 4..l3 + total length]` in bits 31:16, the IP identification in
+    /// 15:0) when this pass computed that sum (an IPv4 frame that is not a fragment and fits its
+    /// lengths).
+    pub(crate) fn rx_checksum_bits_parsed_be(frame: &[u8], p: &rss::Parsed) -> (u32, Option<u32>) {
+        let l3 = p.l3;
+        match p.ip {
+            4 => {
+                let ihl = usize::from(frame[l3] & 0xF) * 4;
+                if frame.len() < l3 + ihl {
+                    return (0, None);
+                }
+                let mut bits = RX_IPCS;
+                // The usual header without options as a slice of constant length: the sum's loop
+                // unrolled by the compiler (the same function, the same sum).
+                let header = if ihl == 20 {
+                    sum16(&frame[l3..l3 + 20], 0)
+                } else {
+                    sum16(&frame[l3..l3 + ihl], 0)
+                };
+                if header != 0xFFFF {
+                    bits |= RX_IPE;
+                }
+                let total = be16(frame, l3 + 2);
+                let (Some(l4), true) = (p.l4, total >= ihl && l3 + total <= frame.len()) else {
+                    return (bits, None); // a fragment, or lengths that do not fit: no L4 check
+                };
+                // `l4` is `l3 + ihl` (no fragment): the segment is the whole IP payload.
+                let seg = &frame[l4..l3 + total];
+                let seg_sum = sum16(seg, 0);
+                // The pseudo header (addresses, protocol, length) summed onto the segment's sum:
+                // `ones_add(seg_sum, pseudo sum)` with one fold less (unit test
+                // `pseudo_header_summed_onto_the_segment_sum_equals_ones_add`).
+                let l4_sum = sum16(
+                    &frame[l3 + 12..l3 + 20],
+                    u32::from(p.proto) + seg.len() as u32 + seg_sum,
+                );
+                let bits = bits | l4_bits(p.proto, seg, l4_sum, true);
+                let id = be16(frame, l3 + 4) as u32;
+                (bits, Some(seg_sum << 16 | id))
+            }
+            6 => {
+                let Some(l4) = p.l4 else { return (0, None) };
+                let end = l4 + be16(frame, l3 + 4);
+                if end > frame.len() {
+                    return (0, None);
+                }
+                let seg = &frame[l4..end];
+                let pseudo = sum16(
+                    &frame[l3 + 8..l3 + 40],
+                    u32::from(p.proto) + seg.len() as u32,
+                );
+                (l4_bits(p.proto, seg, sum16(seg, pseudo), false), None)
+            }
+            _ => (0, None),
+        }
+    }
 
     /// An IPv4/UDP frame whose UDP checksum field holds the pseudo-header sum, as Linux leaves it
     /// with CHECKSUM_PARTIAL.
@@ -365,6 +508,109 @@ mod tests {
         assert_eq!(ones_add(sum16(&[0; 6], 0), sum16(&[0; 4], 0)), 0);
         assert_eq!(ones_add(0xFFFF, 0xFFFF), 0xFFFF);
         assert_eq!(ones_add(0xFFFF, 0), 0xFFFF);
+    }
+
+    /// The little-endian checksum pass gives the big-endian one's bits and fragment field on
+    /// random IPv4 (and IPv6) frames: TCP, UDP and other protocols, header options, fragments,
+    /// lengths that fit, that do not and cut frames, checksums that verify (so both zeros of
+    /// ones' complement and 0xFFFF sums occur) and single corrupted bytes, all-zero and
+    /// all-ones payloads.
+    #[test]
+    fn le_checksum_pass_equals_the_big_endian_one() {
+        let mut x = 0x5DEE_CE66_D1CE_4E5Bu64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut checked = [0usize; 3]; // frames with a verifying IP header, L4 checksum, field
+        for _ in 0..if cfg!(miri) { 300 } else { 60_000 } {
+            let r = rnd();
+            let tagged = r & 1 != 0;
+            let v6 = r % 7 == 0;
+            let ihl = if r >> 3 & 3 == 0 {
+                5 + (r >> 5) as usize % 11
+            } else {
+                5
+            };
+            let proto = [6u8, 17, 17, 1][(r >> 9) as usize & 3];
+            let fill = r >> 11 & 7;
+            let plen = (r >> 14) as usize % 90;
+            let l3 = if tagged { 18 } else { 14 };
+            let hlen = if v6 { 40 } else { 4 * ihl };
+            let l4min = if proto == 6 { 20 } else { 8 };
+            let seg_len = l4min + plen;
+            let mut f = vec![0u8; l3 + hlen + seg_len];
+            for b in f.iter_mut() {
+                *b = match fill {
+                    0 => 0,
+                    1 => 0xFF,
+                    _ => rnd() as u8,
+                };
+            }
+            if tagged {
+                f[12..14].copy_from_slice(&[0x81, 0x00]);
+                f[16..18].copy_from_slice(&if v6 { [0x86, 0xDD] } else { [0x08, 0x00] });
+            } else {
+                f[12..14].copy_from_slice(&if v6 { [0x86, 0xDD] } else { [0x08, 0x00] });
+            }
+            let l4 = l3 + hlen;
+            let csum_at = l4 + if proto == 6 { 16 } else { 6 };
+            if v6 {
+                f[l3] = 0x60 | (f[l3] & 0xF);
+                f[l3 + 4..l3 + 6].copy_from_slice(&(seg_len as u16).to_be_bytes());
+                f[l3 + 6] = proto;
+            } else {
+                f[l3] = 0x40 | ihl as u8;
+                f[l3 + 2..l3 + 4].copy_from_slice(&((hlen + seg_len) as u16).to_be_bytes());
+                if r >> 20 & 3 != 0 {
+                    f[l3 + 6] &= 0x80; // no fragment (most frames)
+                    f[l3 + 7] = 0;
+                }
+                f[l3 + 9] = proto;
+                if r >> 22 & 3 != 0 {
+                    // A verifying header checksum.
+                    f[l3 + 10..l3 + 12].fill(0);
+                    let c = !(sum16(&f[l3..l4], 0) as u16);
+                    f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+                }
+            }
+            if r >> 24 & 3 != 0 && csum_at + 2 <= f.len() {
+                // A verifying L4 checksum (or UDP's zero, then the erratum's L4E).
+                f[csum_at..csum_at + 2].fill(0);
+                let pseudo = if v6 {
+                    sum16(&f[l3 + 8..l3 + 40], u32::from(proto) + seg_len as u32)
+                } else {
+                    sum16(&f[l3 + 12..l3 + 20], u32::from(proto) + seg_len as u32)
+                };
+                let c = !(sum16(&f[l4..], pseudo) as u16);
+                f[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
+            }
+            match r >> 26 & 7 {
+                0 => {
+                    let k = (r >> 30) as usize % f.len();
+                    f[k] ^= 1 << (r >> 40 & 7); // one corrupted bit anywhere
+                }
+                1 => f.truncate((r >> 30) as usize % (f.len() + 1)), // cut short
+                2 => f.extend((0..(r >> 30) % 9).map(|_| rnd() as u8)), // padded
+                3 if !v6 => {
+                    // An IP length that does not fit, or is below the header's.
+                    let bad = (r >> 30) as u16 % 200;
+                    f[l3 + 2..l3 + 4].copy_from_slice(&bad.to_be_bytes());
+                }
+                _ => {}
+            }
+            let p = rss::parse(&f);
+            let (bits, frag) = rx_checksum_bits_parsed(&f, &p);
+            let (bits_be, frag_be) = tests::rx_checksum_bits_parsed_be(&f, &p);
+            assert_eq!(bits, bits_be, "{f:02x?}");
+            assert_eq!(frag.map(Fragment::field), frag_be, "{f:02x?}");
+            checked[0] += usize::from(bits & (RX_IPCS | RX_IPE) == RX_IPCS);
+            checked[1] += usize::from(bits & (RX_L4CS | RX_L4E) == RX_L4CS);
+            checked[2] += usize::from(frag.is_some());
+        }
+        assert!(checked.iter().all(|&c| c > 30), "{checked:?}");
     }
 
     /// Summing the pseudo header with the segment's folded sum as the start value gives what

@@ -77,6 +77,26 @@ fn fragment_field(frame: &[u8], p: &rss::Parsed) -> u32 {
 /// A frame (without FCS) arrives on NIC `n`'s wire.
 #[inline(never)]
 pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
+    rx_frame_inline(n, i, core, frame);
+}
+
+/// Frames of `len` bytes each, back to back in `frames`, arrive on NIC `n`'s wire, in order:
+/// [`rx_frame`] for each, with one call for the burst (a source's [`TrafficSource::poll_bursts`]).
+/// `frames` no longer than `len` (or `len` 0): one frame.
+#[inline(never)]
+pub(crate) fn rx_burst(n: &mut Nic, i: usize, core: &mut Core, frames: &[u8], len: usize) {
+    if len == 0 || frames.len() <= len {
+        rx_frame_inline(n, i, core, frames);
+        return;
+    }
+    for frame in frames.chunks_exact(len) {
+        rx_frame_inline(n, i, core, frame);
+    }
+}
+
+/// [`rx_frame`]'s body.
+#[inline(always)]
+fn rx_frame_inline(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
     n.wire.rx_frames += 1;
     n.wire.rx_bytes += frame.len() as u64;
     if !n.link_is_up() {
@@ -159,7 +179,7 @@ pub(crate) fn rx_frame(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
     // The write-back's RSS field holds the hash with RXCSUM.PCSD = 1, otherwise the fragment
     // checksum and IP identification (§7.1.6.2).
     if !n.rxs.pcsd {
-        hash = fragment.unwrap_or_else(|| fragment_field(frame, &p));
+        hash = fragment.map_or_else(|| fragment_field(frame, &p), offload::Fragment::field);
     }
     let meta = RxMeta {
         queue,
@@ -495,7 +515,9 @@ mod tests {
         f.extend_from_slice(&payload);
         f.extend_from_slice(&[0xEE; 7]); // padding after the IP length: not summed
         let p = rss::parse(&f);
-        let (_, field) = offload::rx_checksum_bits_parsed(&f, &p);
+        let field = offload::rx_checksum_bits_parsed(&f, &p)
+            .1
+            .map(offload::Fragment::field);
         let own = fragment_field(&f, &p);
         assert_eq!(field, Some(own));
         assert_eq!(own, offload::sum16(&payload, 0) << 16 | 0x1234);
@@ -503,7 +525,7 @@ mod tests {
         let mut frag = f.clone();
         frag[20] = 0x20; // MF
         let pf = rss::parse(&frag);
-        assert_eq!(offload::rx_checksum_bits_parsed(&frag, &pf).1, None);
+        assert!(offload::rx_checksum_bits_parsed(&frag, &pf).1.is_none());
         assert_eq!(fragment_field(&frag, &pf), own);
         // Whenever the checksum pass gives the field, it is `fragment_field`'s: every length
         // and header length of a UDP/IPv4 frame, padded or cut short.
@@ -519,7 +541,7 @@ mod tests {
                     let pg = rss::parse(&g);
                     if let (_, Some(field)) = offload::rx_checksum_bits_parsed(&g, &pg) {
                         assert_eq!(
-                            field,
+                            field.field(),
                             fragment_field(&g, &pg),
                             "cut {cut} ihl {ihl} total {total}"
                         );
