@@ -604,6 +604,24 @@ mod tests {
     }
 
     impl LineRateSource {
+        /// A source configured as this one, in its starting state (no frame sent, no slots
+        /// written), with counters of its own: the other side of a comparison.
+        fn twin(&self) -> LineRateSource {
+            LineRateSource {
+                frame: self.frame.clone(),
+                slots: Vec::new(),
+                flows: self.flows,
+                next_flow: 0,
+                seqs: self.seqs.clone(),
+                ids: self.ids.clone(),
+                interval_ps: self.interval_ps,
+                next_ps: 0,
+                max_burst: self.max_burst,
+                remaining: self.remaining,
+                counters: PeerCounters::new(),
+            }
+        }
+
         /// `poll` as it was, one comparison per frame: the reference for the counted burst.
         fn poll_per_frame(&mut self, now: Duration, out: &mut dyn FnMut(&[u8])) {
             let now_ps = now.as_nanos() * 1000;
@@ -662,19 +680,7 @@ mod tests {
             if rnd(2) == 0 {
                 a = a.with_count(rnd(300));
             }
-            let mut b = LineRateSource {
-                frame: a.frame.clone(),
-                slots: Vec::new(),
-                flows: a.flows,
-                next_flow: 0,
-                seqs: a.seqs.clone(),
-                ids: a.ids.clone(),
-                interval_ps: a.interval_ps,
-                next_ps: 0,
-                max_burst: a.max_burst,
-                remaining: a.remaining,
-                counters: PeerCounters::new(),
-            };
+            let mut b = a.twin();
             let mut now = Duration::ZERO;
             for step in 0..if cfg!(miri) { 4 } else { 12 } {
                 now += Duration::from_nanos(rnd(5_000));
@@ -734,19 +740,7 @@ mod tests {
             if rnd(2) == 0 {
                 a = a.with_count(rnd(100));
             }
-            let mut b = LineRateSource {
-                frame: a.frame.clone(),
-                slots: Vec::new(),
-                flows: a.flows,
-                next_flow: 0,
-                seqs: a.seqs.clone(),
-                ids: a.ids.clone(),
-                interval_ps: a.interval_ps,
-                next_ps: 0,
-                max_burst: a.max_burst,
-                remaining: a.remaining,
-                counters: PeerCounters::new(),
-            };
+            let mut b = a.twin();
             let mut now = Duration::ZERO;
             for step in 0..20 {
                 now += Duration::from_nanos(rnd(3_000));
