@@ -95,7 +95,7 @@ fuzz_target!(|data: &[u8]| {
             }
             _ => held.clear(),
         }
-        let total = pools[0].free_count() + held.len() + tx[0].in_flight() + rx[0].ring_size();
+        let total = pools[0].free_count() + held.len() + tx[0].in_flight() + rx[0].buffers_held();
         assert_eq!(total, POOL as usize, "a buffer was lost or duplicated");
     }
     drop(held);

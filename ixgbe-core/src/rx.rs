@@ -38,7 +38,9 @@ pub struct RxCounters {
     pub errors: u64,
     /// Write-backs with a length of zero or beyond the buffer: dropped.
     pub bad_length: u64,
-    /// Times a frame had to wait because the pool had no buffer to refill its descriptor.
+    /// Times the pool had fewer fresh buffers than descriptors to rearm (the rest stay unarmed,
+    /// and the device owns fewer, until a later call), or than a frame of
+    /// [`RxQueue::rx_chains`] needed (it waits).
     pub pool_empty: u64,
     /// Frames [`RxQueue::rx_chains`] dropped because no EOP came within
     /// [`crate::MAX_SEGMENTS`] descriptors (or within the ring): the rest of the frame, up to
@@ -70,9 +72,10 @@ fn prefetch(p: *const u8) {
 }
 
 /// Gives the first descriptors of `run` the buffers `fresh` (one each) in read format: buffer
-/// address, header address 0 (which clears DD). Out of line: inside `rx_batch` the loop would
-/// share registers with everything else live there and reload from the stack.
-#[inline(never)]
+/// address, header address 0 (which clears DD). Inlined into [`RxQueue::rearm`], which is out
+/// of line: inside `rx_batch` the loop would share registers with everything else live there
+/// and reload from the stack.
+#[inline(always)]
 fn refill(run: &DescRun<'_, u32>, fresh: &[u32], layout: BufLayout) {
     let n = fresh.len().min(run.len());
     // An index, not an iterator: with `k < n` the compiler drops both bounds checks (with
@@ -95,6 +98,15 @@ fn refill(run: &DescRun<'_, u32>, fresh: &[u32], layout: BufLayout) {
     }
 }
 
+/// Where a dropped write-back's buffer goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Recycle {
+    /// Back into its descriptor, in read format (the frame-chain path, with nothing unarmed).
+    InPlace,
+    /// To the pool, the descriptor joining the unarmed ones (`rx_batch`).
+    ToPool,
+}
+
 /// One receive queue. Owns its ring; borrows the pool its buffers come from.
 pub struct RxQueue<'a, P: Platform> {
     regs: Regs<P>,
@@ -104,10 +116,19 @@ pub struct RxQueue<'a, P: Platform> {
     pool: &'a PoolCore,
     /// Next descriptor the driver looks at.
     next: u16,
-    /// Descriptors given fresh buffers since the tail register was last written.
+    /// Descriptors given buffers (fresh or recycled) since the tail register was last written:
+    /// the `held` just before the unarmed ones.
     held: usize,
-    /// Write the tail once this many are held (DPDK's `rx_free_thresh`): a trapped MMIO write
-    /// costs tens of µs under a hypervisor, and a sleeping queue receives one frame per call.
+    /// Descriptors just before `next` that were received into (their buffer handed out, or
+    /// given back to the pool when the write-back was dropped) and hold no buffer yet:
+    /// `next - unarmed .. next`. [`RxQueue::rx_batch`] gives them fresh buffers in one go once
+    /// there are `tail_every` of them (DPDK's rearm), one pool lock per `tail_every` frames
+    /// rather than one per call. Their side slots still name the old buffers: the read never
+    /// goes that far (at most `ring.mask() - unarmed` descriptors from `next`).
+    unarmed: usize,
+    /// Rearm and write the tail once this many are unarmed or held (DPDK's `rx_free_thresh`):
+    /// a trapped MMIO write costs tens of µs under a hypervisor, and a sleeping queue receives
+    /// one frame per call.
     tail_every: usize,
     counters: RxCounters,
     /// Longest frame handed out, in bytes without CRC (see [`RxQueue::set_max_frame`]).
@@ -128,10 +149,12 @@ pub struct RxQueue<'a, P: Platform> {
 // the platform handle is Send + Sync by the Platform contract.
 unsafe impl<P: Platform> Send for RxQueue<'_, P> {}
 
-/// How many refilled descriptors [`RxQueue::rx_batch`] holds back before writing the tail: a
-/// quarter of the ring, at most 32, so the device always owns at least three quarters of it.
+/// How many descriptors [`RxQueue::rx_batch`] leaves unarmed (or holds back) before rearming
+/// them and writing the tail: a quarter of the ring, at most 64, so that the device always
+/// owns at least three quarters of it less one batch (a 512-descriptor ring: one lock and
+/// one tail write per 64 frames, the device never below 415 descriptors with batches of 32).
 fn tail_every(ring_len: usize) -> usize {
-    (ring_len / 4).clamp(1, 32)
+    (ring_len / 4).clamp(1, 64)
 }
 
 impl<'a, P: Platform> RxQueue<'a, P> {
@@ -168,6 +191,7 @@ impl<'a, P: Platform> RxQueue<'a, P> {
             pool,
             next: 0,
             held: 0,
+            unarmed: 0,
             tail_every: tail_every(n),
             counters: RxCounters::default(),
             max_frame: u32::from(crate::config::DEFAULT_MAX_FRAME_SIZE),
@@ -245,10 +269,11 @@ impl<'a, P: Platform> RxQueue<'a, P> {
     /// many were added.
     ///
     /// Write-backs the driver cannot trust (no EOP, an error bit, a bad length) are counted and
-    /// their buffer goes straight back to the device. The pool is locked once per call that
-    /// finds a frame (its free stack gives one fresh buffer per frame received); the tail
-    /// register is written after a release fence, once a quarter of the ring (at most 32
-    /// descriptors) has been refilled since the last write.
+    /// their buffer goes back to the pool. The descriptors received into wait unarmed until a
+    /// quarter of the ring (at most 64) has: then one pool lock gives them all fresh buffers
+    /// (as many as the pool has) and one tail write, after a release fence, hands them to the
+    /// device (DPDK's rearm). The read never reaches an unarmed descriptor, so a device that
+    /// writes DD anywhere cannot make a buffer come out twice.
     ///
     /// ```
     /// # use ixgbe_core::{Config, Device, Mempool, Packet, DEFAULT_BUF_SIZE};
@@ -306,15 +331,20 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         // would otherwise make the compiler reload these fields every time.
         let ring = self.ring;
         let pool = self.pool;
-        let layout = pool.layout();
-        let buf_size = layout.buf_size();
+        let buf_size = pool.layout().buf_size();
         let old_len = out.len();
         let spare = out.spare_capacity_mut();
-        // At most the ring's length - 1 frames per call: those are all the descriptors the
-        // device can own ([RDH, RDT) never covers `next - 1`), so a device that sets DD on every
-        // descriptor cannot make one call walk past the ring and hand a buffer out twice.
-        let want = max.min(spare.len()).min(ring.mask());
+        // At most the ring's length - 1 frames per call, less the unarmed descriptors: those
+        // are all the descriptors the device can own ([RDH, RDT) never covers `next - 1`, nor
+        // an unarmed one), so a device that sets DD on every descriptor cannot make one call
+        // walk past the ring or into the unarmed ones and hand a buffer out twice.
+        let want = max.min(spare.len()).min(ring.mask() - self.unarmed);
         if want == 0 || !rx_done(ring.read_word1(usize::from(self.next))) {
+            if want == 0 && self.unarmed > 0 {
+                // Every descriptor the device could own is unarmed (the pool ran short):
+                // nothing can arrive until some get buffers.
+                self.rearm();
+            }
             return 0; // nothing received: no lock, no tail write
         }
         if self.discarding && !self.finish_discarding() {
@@ -322,23 +352,19 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         }
         let start = usize::from(self.next);
         let ring_len = ring.mask() + 1;
-        let mut free = pool.lock_free();
         let mut i = start;
         let mut received = 0;
         let mut bytes = 0u64;
-        // Two tight loops per round rather than one with everything live at once: the first
-        // hands out good frames (as many as there is room for and fresh buffers to replace
-        // them), the second gives those descriptors their fresh buffers. Each round covers
-        // descriptors up to the ring's end at most, so both walk a run without masking. A
-        // round ends at the first descriptor that is not a good frame; only a bad write-back
-        // or the ring's end starts another.
+        // Hands out good frames, each round up to the ring's end at most (so the loop walks a
+        // run without masking); the descriptors stay unarmed, for `rearm`. A round ends at the
+        // first descriptor that is not a good frame; only a bad write-back or the ring's end
+        // starts another.
         loop {
             let pos = i & ring.mask();
-            let room = (want - received).min(free.len());
+            let room = want - received;
             let run = ring.run(pos, room.min(ring_len - pos));
             let dst = &mut spare[received..received + run.len()];
             let got = Self::receive_run::<OFFLOADS>(&run, dst, pool, offload_mask, &mut bytes);
-            refill(&run, free.take(got), layout);
             received += got;
             i = i.wrapping_add(got);
             if got == run.len() && run.len() < room {
@@ -348,12 +374,8 @@ impl<'a, P: Platform> RxQueue<'a, P> {
                 break;
             }
             match decode_rx(ring.read_word1(i), buf_size) {
-                RxWriteback::NotDone => break,
-                RxWriteback::Frame(_) => {
-                    // A frame, but no buffer to put in its place: it waits.
-                    self.counters.pool_empty += 1;
-                    break;
-                }
+                // (A good frame cannot stop the run: `receive_run` takes every one.)
+                RxWriteback::NotDone | RxWriteback::Frame(_) => break,
                 bad => {
                     let (next, stop) = self.drop_bad(bad, i, start);
                     i = next;
@@ -363,13 +385,12 @@ impl<'a, P: Platform> RxQueue<'a, P> {
                 }
             }
         }
-        drop(free);
-        // SAFETY: `received <= want <= spare.len()`, and the first loop wrote each of the
-        // first `received` elements of the spare capacity (it writes one element per
+        // SAFETY: `received <= want <= spare.len()`, and the loop wrote each of the first
+        // `received` elements of the spare capacity (`receive_run` writes one element per
         // descriptor it consumes, in order, and `received` adds up what it consumed), so
         // elements `old_len..old_len + received` are initialised Packets nobody else owns.
         unsafe { out.set_len(old_len + received) };
-        self.advance(start, i);
+        self.consumed(start, i);
         self.counters.packets = self.counters.packets.wrapping_add(received as u64);
         self.counters.bytes = self.counters.bytes.wrapping_add(bytes);
         received
@@ -463,61 +484,125 @@ impl<'a, P: Platform> RxQueue<'a, P> {
     #[cold]
     #[inline(never)]
     fn finish_discarding(&mut self) -> bool {
-        self.skip_rest_of_frame()
+        self.skip_rest_of_frame(Recycle::ToPool)
             .is_some_and(|next| rx_done(self.ring.read_word1(next)))
     }
 
     /// Drops the write-back at `i` that is not a good frame (counted), `rx_batch` having
-    /// started at `start`; returns where to go on and whether to stop. The first descriptor of
-    /// a frame spanning several is dropped with the rest of that frame, up to its EOP
-    /// descriptor (or, when that is not written yet, in a later call: then stop).
+    /// started at `start`; returns where to go on and whether to stop. Its buffer goes back to
+    /// the pool and the descriptor joins the unarmed ones (the rearm gives it a fresh one), so
+    /// that those stay one stretch. The first descriptor of a frame spanning several is
+    /// dropped with the rest of that frame, up to its EOP descriptor (or, when that is not
+    /// written yet, in a later call: then stop).
     #[cold]
     #[inline(never)]
     fn drop_bad(&mut self, bad: RxWriteback, i: usize, start: usize) -> (usize, bool) {
         self.count_bad(bad);
         if bad == RxWriteback::NoEop {
             self.discarding = true;
-            let budget = self.ring.mask().saturating_sub(i.wrapping_sub(start));
-            let next = self.discard_from(i, budget);
+            let budget = self.readable().saturating_sub(i.wrapping_sub(start));
+            let next = self.discard_from(i, budget, Recycle::ToPool);
             return (next, self.discarding);
         }
-        // Recycle: same buffer, read format again.
-        self.ring.write(i, self.pool.phys(self.ring.side(i)), 0);
+        self.pool.free_indices(&[self.ring.side(i)]);
         (i.wrapping_add(1), false)
     }
 
+    /// How many descriptors from `next` on the driver may read: all but the one before `next`
+    /// (which the device never owns) and the unarmed ones.
+    #[inline(always)]
+    fn readable(&self) -> usize {
+        self.ring.mask() - self.unarmed
+    }
+
+    /// Moves `next` from `start` to `i` (free-running), the descriptors in between received
+    /// into and left unarmed; rearms once `tail_every` are.
+    #[inline(always)]
+    fn consumed(&mut self, start: usize, i: usize) {
+        let n = i.wrapping_sub(start);
+        self.next = (i & self.ring.mask()) as u16;
+        self.unarmed += n;
+        if self.unarmed >= self.tail_every {
+            self.rearm();
+        }
+    }
+
+    /// Gives every unarmed descriptor a fresh buffer (as many as the pool has; a shortfall is
+    /// counted in `pool_empty` and waits for a later call), one lock for all, and hands them to
+    /// the device with one tail write.
+    #[inline(never)]
+    fn rearm(&mut self) {
+        let ring = self.ring;
+        let layout = self.pool.layout();
+        let ring_len = ring.mask() + 1;
+        let first = usize::from(self.next).wrapping_sub(self.unarmed) & ring.mask();
+        let mut free = self.pool.lock_free();
+        let n = self.unarmed.min(free.len());
+        if n < self.unarmed {
+            self.counters.pool_empty += 1;
+        }
+        let fresh = free.take(n);
+        // Up to the ring's end, then from descriptor 0.
+        let (a, b) = fresh.split_at(n.min(ring_len - first));
+        refill(&ring.run(first, a.len()), a, layout);
+        if !b.is_empty() {
+            refill(&ring.run(0, b.len()), b, layout);
+        }
+        drop(free);
+        self.unarmed -= n;
+        self.held += n;
+        if n > 0 {
+            self.write_tail();
+        }
+    }
+
+    /// Hands the held descriptors to the device: the tail goes one past the last armed
+    /// descriptor but one (the device owns [RDH, RDT), so it stops one short of what is
+    /// armed), after a release fence so the descriptors are visible first.
+    #[inline(always)]
+    fn write_tail(&mut self) {
+        self.held = 0;
+        let ring = self.ring;
+        core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+        let tail = usize::from(self.next).wrapping_sub(self.unarmed + 1) & ring.mask();
+        self.regs.write(regs::rdt(u32::from(self.id)), tail as u32);
+    }
+
     /// Moves `next` from `start` to `i` (free-running), the descriptors in between given back
-    /// with fresh (or recycled) buffers, and writes the tail once enough are held.
+    /// with fresh (or recycled) buffers in place, and writes the tail once enough are held.
+    /// Only with nothing unarmed (the armed ones would follow unarmed ones).
     #[inline(always)]
     fn advance(&mut self, start: usize, i: usize) {
+        debug_assert_eq!(self.unarmed, 0);
         if i != start {
-            let ring = self.ring;
-            self.next = (i & ring.mask()) as u16;
+            self.next = (i & self.ring.mask()) as u16;
             self.held = self.held.saturating_add(i.wrapping_sub(start));
             if self.held >= self.tail_every {
-                self.held = 0;
-                // Tail = one past the last descriptor handed back = the descriptor just before
-                // `next`: the device owns [RDH, RDT), so it stops one short of what we read.
-                core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
-                let tail = i.wrapping_sub(1) & ring.mask();
-                self.regs.write(regs::rdt(u32::from(self.id)), tail as u32);
+                self.write_tail();
             }
         }
     }
 
-    /// Recycles descriptors from `i` on (at most `budget`) that the device wrote back, up to and
-    /// including the first with EOP, which ends [`RxQueue::discarding`]; returns the position
-    /// after the last one recycled. Stops early at a descriptor the device still owns.
+    /// Drops the descriptors from `i` on (at most `budget`) that the device wrote back, up to
+    /// and including the first with EOP, which ends [`RxQueue::discarding`]; returns the
+    /// position after the last one dropped. Stops early at a descriptor the device still owns.
+    /// Each one's buffer goes back into it (`InPlace`) or to the pool (`ToPool`).
     #[cold]
     #[inline(never)]
-    fn discard_from(&mut self, mut i: usize, budget: usize) -> usize {
+    fn discard_from(&mut self, mut i: usize, budget: usize, how: Recycle) -> usize {
         let ring = self.ring;
+        let pool = self.pool;
+        // (In place: the caller may hold the pool's lock.)
+        let mut free = (how == Recycle::ToPool).then(|| pool.lock_free());
         for _ in 0..budget {
             let w = ring.read_word1(i);
             if !rx_done(w) {
                 break;
             }
-            ring.write(i, self.pool.phys(ring.side(i)), 0);
+            match free.as_mut() {
+                None => ring.write(i, pool.phys(ring.side(i)), 0),
+                Some(free) => free.push(ring.side(i)),
+            }
             i = i.wrapping_add(1);
             if crate::descriptors::rx_eop(w) {
                 self.discarding = false;
@@ -531,10 +616,13 @@ impl<'a, P: Platform> RxQueue<'a, P> {
     /// [`RxQueue::discarding`]); `Some(next position)` once its end was found.
     #[cold]
     #[inline(never)]
-    fn skip_rest_of_frame(&mut self) -> Option<usize> {
+    fn skip_rest_of_frame(&mut self, how: Recycle) -> Option<usize> {
         let start = usize::from(self.next);
-        let i = self.discard_from(start, self.ring.mask());
-        self.advance(start, i);
+        let i = self.discard_from(start, self.readable(), how);
+        match how {
+            Recycle::InPlace => self.advance(start, i),
+            Recycle::ToPool => self.consumed(start, i),
+        }
         (!self.discarding).then_some(i)
     }
 
@@ -588,12 +676,23 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         self.counters
     }
 
-    /// Gives the first `n` descriptors' buffers back to the pool.
+    /// Gives the first `n` descriptors' buffers back to the pool, but none of an unarmed one
+    /// (its buffer was handed out or already given back).
     fn release_buffers(&mut self, n: usize) {
+        let unarmed_from = usize::from(self.next).wrapping_sub(self.unarmed) & self.ring.mask();
         for i in 0..n {
-            let index = self.ring.side(i);
-            self.pool.free_indices(&[index]);
+            let k = i.wrapping_sub(unarmed_from) & self.ring.mask();
+            if k >= self.unarmed {
+                self.pool.free_indices(&[self.ring.side(i)]);
+            }
         }
+    }
+
+    /// How many buffers the ring holds: one per descriptor but those received into and not
+    /// given fresh buffers yet (fewer than a quarter of the ring, at most 32, after a call
+    /// that received; more only while the pool runs short).
+    pub fn buffers_held(&self) -> usize {
+        self.ring_size() - self.unarmed
     }
 }
 
@@ -746,9 +845,9 @@ mod tests {
     }
 
     #[test]
-    fn rx_batch_appends_skips_bad_write_backs_and_waits_for_buffers() {
+    fn rx_batch_appends_skips_bad_write_backs_and_rearms_what_the_pool_has() {
         let p = FakePlatform::default();
-        // A ring of 8 and 2 spare buffers.
+        // A ring of 8 (rearm every 2) and 2 spare buffers.
         let pool = Mempool::new(&p, 10, 2048).unwrap();
         let regs = Regs::new(p.clone());
         let mut q = RxQueue::setup(&regs, 0, 8, pool.core(), true).unwrap();
@@ -760,34 +859,129 @@ mod tests {
         write_back(&q, 3, GOOD, 63);
         write_back(&q, 4, GOOD, 64);
         let mut out = heapless::Vec::<Packet<'_>, 3>::new();
-        // The last spare buffer goes into `out`. Then there is room for 2 but only one fresh
-        // buffer: descriptor 0 is received, 1 is dropped and recycled, 2 waits for a buffer.
+        // The last spare buffer goes into `out`, which then has room for 2: descriptor 0 is
+        // received, 1 dropped (its buffer back to the pool), 2 received. The rearm finds 2
+        // buffers for the 3 descriptors: 0 and 1 get them, 2 waits, and the tail goes to 1
+        // (one short of the last armed descriptor).
         out.push(pool.alloc().unwrap()).unwrap();
-        assert_eq!(q.rx_batch(&mut out, 32), 1);
-        assert_eq!(out.len(), 2);
-        assert_eq!((out[1].len(), out[1][0]), (60, 0xA0));
+        assert_eq!(q.rx_batch(&mut out, 32), 2);
+        let got: heapless::Vec<(usize, u8), 3> = out[1..].iter().map(|p| (p.len(), p[0])).collect();
+        assert_eq!(&got[..], &[(60, 0xA0), (62, 0xA2)]);
         let c = q.counters();
         assert_eq!(
             (c.packets, c.bytes, c.bad_length, c.pool_empty),
-            (1, 60, 1, 1)
+            (2, 122, 1, 1)
         );
         assert_eq!(p.writes().last(), Some(&(regs::rdt(0).offset(), 1)));
-        assert_eq!(pool.free_count(), 0);
+        assert_eq!((pool.free_count(), q.buffers_held()), (0, 7));
         drop(out);
         let mut out = heapless::Vec::<Packet<'_>, 3>::new();
         assert_eq!(q.rx_batch(&mut out, 32), 2);
         let got: heapless::Vec<(usize, u8), 3> = out.iter().map(|p| (p.len(), p[0])).collect();
-        assert_eq!(&got[..], &[(62, 0xA2), (63, 0xA3)]);
-        assert_eq!(q.counters().pool_empty, 2);
-        assert_eq!(p.writes().last(), Some(&(regs::rdt(0).offset(), 3)));
+        assert_eq!(&got[..], &[(63, 0xA3), (64, 0xA4)]);
+        // Three unarmed (2, 3, 4), three buffers free: all armed, the tail at 4.
+        assert_eq!(q.counters().pool_empty, 1);
+        assert_eq!(p.writes().last(), Some(&(regs::rdt(0).offset(), 4)));
+        assert_eq!((pool.free_count(), q.buffers_held()), (0, 8));
         drop(out);
-        // `max` limits too, and the recycled descriptor 1 comes back as not done.
+        // `max` limits too, and the dropped descriptor 1 came back armed (not done).
+        write_back(&q, 5, GOOD, 65);
+        write_back(&q, 6, GOOD, 66);
         let mut out = heapless::Vec::<Packet<'_>, 3>::new();
         assert_eq!(q.rx_batch(&mut out, 1), 1);
-        assert_eq!((out[0].len(), out[0][0]), (64, 0xA4));
+        assert_eq!((out[0].len(), out[0][0]), (65, 0xA5));
+        assert_eq!(q.rx_batch(&mut out, 3), 1);
         assert_eq!(q.rx_batch(&mut out, 3), 0);
+        assert!(!rx_done(q.ring.read_word1(1)));
         drop(out);
         drop(q);
         assert_eq!(pool.free_count(), 10);
+    }
+
+    /// Descriptors received into wait unarmed until `tail_every` of them can be rearmed under
+    /// one lock and one tail write; the read never reaches them, whatever DD bits the device
+    /// writes, so no buffer is handed out twice.
+    #[test]
+    fn rx_batch_rearms_in_batches_and_never_reads_unarmed_descriptors() {
+        let p = FakePlatform::default();
+        // A ring of 64 (rearm every 16) and 8 spare buffers.
+        let pool = Mempool::new(&p, 72, 2048).unwrap();
+        let regs = Regs::new(p.clone());
+        let mut q = RxQueue::setup(&regs, 0, 64, pool.core(), true).unwrap();
+        q.enable().unwrap();
+        let tail_writes = || {
+            p.writes()
+                .iter()
+                .filter(|w| w.0 == regs::rdt(0).offset())
+                .count()
+        };
+        assert_eq!(tail_writes(), 1);
+        for i in 0..10 {
+            write_back(&q, i, GOOD, 60 + i as u16);
+        }
+        let mut out = heapless::Vec::<Packet<'_>, 64>::new();
+        assert_eq!(q.rx_batch(&mut out, 64), 10);
+        // Ten unarmed: no lock taken for them yet, no tail write.
+        assert_eq!(
+            (pool.free_count(), q.buffers_held(), tail_writes()),
+            (8, 54, 1)
+        );
+        // A device that writes DD into every descriptor: the read stops before the unarmed
+        // ones (63 - 10 = 53 more, descriptors 10..=62), every buffer handed out once.
+        for i in 0..64 {
+            q.ring.write(i, 0, GOOD | 100 << 32);
+        }
+        assert_eq!(q.rx_batch(&mut out, 64), 53);
+        let mut indices: heapless::Vec<u32, 64> = out.iter().map(|p| p.raw_parts().1).collect();
+        indices.sort_unstable();
+        assert!(
+            indices.windows(2).all(|w| w[0] != w[1]),
+            "a buffer handed out twice"
+        );
+        // 63 unarmed, 8 fresh buffers: descriptors 0..8 armed, the tail at 7.
+        assert_eq!(q.counters().pool_empty, 1);
+        assert_eq!(p.writes().last(), Some(&(regs::rdt(0).offset(), 7)));
+        assert_eq!((pool.free_count(), q.buffers_held()), (0, 9));
+        drop(out);
+        // 63 buffers back. Descriptor 63 (never read: the one before `next`) still holds its
+        // buffer and DD: it is received; descriptor 0 was rearmed (not done) and ends the
+        // read. The 56 unarmed get buffers now, and the tail goes to 63.
+        let mut out = heapless::Vec::<Packet<'_>, 64>::new();
+        assert_eq!(q.rx_batch(&mut out, 64), 1);
+        assert_eq!(out[0].len(), 100);
+        assert_eq!(p.writes().last(), Some(&(regs::rdt(0).offset(), 63)));
+        assert_eq!((pool.free_count(), q.buffers_held()), (7, 64));
+        drop(out);
+        drop(q);
+        assert_eq!(pool.free_count(), 72);
+    }
+
+    /// With the pool empty, every descriptor can end up unarmed; the queue then rearms on the
+    /// next call even though nothing can have arrived, so it never stalls.
+    #[test]
+    fn a_queue_whose_every_descriptor_is_unarmed_rearms_when_buffers_come_back() {
+        let p = FakePlatform::default();
+        let pool = Mempool::new(&p, 8, 2048).unwrap();
+        let regs = Regs::new(p.clone());
+        let mut q = RxQueue::setup(&regs, 0, 8, pool.core(), true).unwrap();
+        q.enable().unwrap();
+        for i in 0..7 {
+            write_back(&q, i, GOOD, 60);
+        }
+        let mut out = heapless::Vec::<Packet<'_>, 8>::new();
+        assert_eq!(q.rx_batch(&mut out, 8), 7);
+        assert_eq!((q.buffers_held(), q.counters().pool_empty), (1, 1));
+        assert_eq!(q.rx_batch(&mut out, 8), 0);
+        assert_eq!(q.counters().pool_empty, 2);
+        out.clear();
+        assert_eq!(q.rx_batch(&mut out, 8), 0);
+        assert_eq!(q.buffers_held(), 8);
+        assert_eq!(p.writes().last(), Some(&(regs::rdt(0).offset(), 6)));
+        write_back(&q, 7, GOOD, 61);
+        assert_eq!(q.rx_batch(&mut out, 8), 1);
+        assert_eq!(out[0].len(), 61);
+        drop(out);
+        drop(q);
+        assert_eq!(pool.free_count(), 8);
     }
 }

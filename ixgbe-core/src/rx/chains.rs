@@ -3,7 +3,7 @@
 //! the bytes in its buffer, EOP and the error bits only on the last. Such frames come with
 //! jumbo frames (HLREG0.JUMBOEN, MAXFRS.MFS), [`crate::Config::max_frame_size`].
 
-use super::RxQueue;
+use super::{Recycle, RxQueue};
 use crate::chain::{PacketChain, MAX_SEGMENTS};
 use crate::descriptors::{rx_done, rx_eop, rx_error, DescRing};
 use crate::mempool::Packet;
@@ -140,11 +140,19 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         let pool = self.pool;
         let layout = pool.layout();
         let buf_size = layout.buf_size();
+        // This path gives descriptors their buffers in place: first the ones `rx_batch` left
+        // unarmed, so that none is left behind the ones armed here.
+        if self.unarmed > 0 {
+            self.rearm();
+            if self.unarmed > 0 {
+                return 0; // the pool ran short: the frames wait
+            }
+        }
         let want = max.min(N - out.len()).min(ring.mask());
         if want == 0 || !rx_done(ring.read_word1(usize::from(self.next))) {
             return 0;
         }
-        if self.discarding && self.skip_rest_of_frame().is_none() {
+        if self.discarding && self.skip_rest_of_frame(Recycle::InPlace).is_none() {
             return 0;
         }
         let start = usize::from(self.next);
@@ -209,7 +217,7 @@ impl<'a, P: Platform> RxQueue<'a, P> {
                     if !eop {
                         self.discarding = true;
                         let budget = ring.mask().saturating_sub(i.wrapping_sub(start));
-                        i = self.discard_from(i, budget);
+                        i = self.discard_from(i, budget, Recycle::InPlace);
                         if self.discarding {
                             break;
                         }
