@@ -49,7 +49,10 @@ enum Kind {
         /// Virtual time since the pacer was made, in ns (plain integers: a tick is on the
         /// forwarder's path, and `Duration` arithmetic normalises on every add).
         elapsed_ns: u64,
-        step_ps: u64,
+        /// A tick's step split into whole nanoseconds and the picoseconds left over (under
+        /// 1000), so that a tick adds and compares instead of dividing.
+        step_ns: u64,
+        step_rem_ps: u64,
         carry_ps: u64,
     },
 }
@@ -83,7 +86,8 @@ impl Pacer {
             SimClock::Virtual => Kind::SimVirtual {
                 sim,
                 elapsed_ns: 0,
-                step_ps,
+                step_ns: step_ps / 1000,
+                step_rem_ps: step_ps % 1000,
                 carry_ps: 0,
             },
         };
@@ -114,12 +118,18 @@ impl Pacer {
             Kind::SimVirtual {
                 sim,
                 elapsed_ns,
-                step_ps,
+                step_ns,
+                step_rem_ps,
                 carry_ps,
             } => {
-                let total = *carry_ps + *step_ps;
-                let ns = total / 1000;
-                *carry_ps = total - ns * 1000;
+                // The same nanoseconds as (carry + step) / 1000, the remainder carried.
+                let mut ns = *step_ns;
+                let mut carry = *carry_ps + *step_rem_ps;
+                if carry >= 1000 {
+                    carry -= 1000;
+                    ns += 1;
+                }
+                *carry_ps = carry;
                 *elapsed_ns += ns;
                 // A step is one batch's wire time (under 1 s): no normalisation needed.
                 let dt = match u32::try_from(ns) {
