@@ -358,7 +358,10 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         // Hands out good frames, each round up to the ring's end at most (so the loop walks a
         // run without masking); the descriptors stay unarmed, for `rearm`. A round ends at the
         // first descriptor that is not a good frame; only a bad write-back or the ring's end
-        // starts another.
+        // starts another. `want` bounds the descriptors read as well as the frames: after a
+        // drop it shrinks to what is left of the readable ones, so the read never goes past
+        // them however many descriptors the device spoils.
+        let mut want = want;
         loop {
             let pos = i & ring.mask();
             let room = want - received;
@@ -379,7 +382,9 @@ impl<'a, P: Platform> RxQueue<'a, P> {
                 bad => {
                     let (next, stop) = self.drop_bad(bad, i, start);
                     i = next;
-                    if stop {
+                    // (`drop_bad` reads no further than the readable ones.)
+                    want = want.min(received + self.readable() - i.wrapping_sub(start));
+                    if stop || received == want {
                         break;
                     }
                 }
@@ -954,6 +959,33 @@ mod tests {
         drop(out);
         drop(q);
         assert_eq!(pool.free_count(), 72);
+    }
+
+    /// Descriptors dropped in the middle of a call count against what it may read, not only
+    /// the frames handed out: with DD on every descriptor and a frame in two descriptors
+    /// dropped, the read still stops at the one before `next` and never wraps around into
+    /// descriptors already read (the fuzzer's hostile device found this).
+    #[test]
+    fn dropped_descriptors_count_against_the_read_bound() {
+        let p = FakePlatform::default();
+        let pool = Mempool::new(&p, 16, 2048).unwrap();
+        let regs = Regs::new(p.clone());
+        let mut q = RxQueue::setup(&regs, 0, 8, pool.core(), true).unwrap();
+        q.enable().unwrap();
+        for i in 0..8 {
+            write_back(&q, i, GOOD, 60 + i as u16);
+        }
+        // Descriptors 2 and 3: one frame without EOP in its first descriptor, dropped whole.
+        write_back(&q, 2, 0b01, 60);
+        let mut out = heapless::Vec::<Packet<'_>, 32>::new();
+        // Descriptors 0..=6 are all the device could own: 0, 1, 4, 5 and 6 are frames.
+        assert_eq!(q.rx_batch(&mut out, 32), 5);
+        let lens: heapless::Vec<usize, 32> = out.iter().map(|p| p.len()).collect();
+        assert_eq!(&lens[..], &[60, 61, 64, 65, 66]);
+        assert_eq!(q.counters().no_eop, 1);
+        drop(out);
+        drop(q);
+        assert_eq!(pool.free_count(), 16);
     }
 
     /// With the pool empty, every descriptor can end up unarmed; the queue then rearms on the
