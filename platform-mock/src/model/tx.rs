@@ -684,7 +684,6 @@ fn tx_run(
         if head == s.len {
             head = 0;
         }
-        n.tx[q].head = head;
         if s.head_wb.is_some() || s.wthresh > 0 || rs {
             n.queue_cause(true, q);
         }
@@ -702,7 +701,6 @@ fn tx_run(
         }
         let flen = burst.data.len() - start;
         let w = flen as u64 + 4;
-        t.packets += 1;
         t.bytes += w;
         if w < 64 {
             t.short += 1;
@@ -729,6 +727,10 @@ fn tx_run(
         burst.frames += 1;
         sent += 1;
     };
+    // TDH: nothing in the loop reads it (the interrupt cause, the scheduler, the time stamp,
+    // the sink), so it is stored once.
+    n.tx[q].head = head;
+    t.packets = sent as u64;
     t.add_to(n, s.slot);
     end
 }
