@@ -334,6 +334,16 @@ impl DmaSpace {
         Ok(())
     }
 
+    /// The host address of `[bus, bus + len)` where it lies in one chunk (or window), as a
+    /// device access translates it: for the model reading a range (a descriptor ring) many
+    /// times within one register write with one look-up. `None` where a device access of
+    /// the whole range would fault. The address stays valid until a region is freed or a
+    /// window unmapped, which no device access does.
+    #[inline(always)]
+    pub fn map_range(&mut self, bus: u64, len: usize) -> Option<*mut u8> {
+        self.translate(bus, len).ok()
+    }
+
     /// Device write of `src` at `bus`.
     #[inline(always)]
     pub fn write(&mut self, bus: u64, src: &[u8]) -> Result<(), DmaFault> {

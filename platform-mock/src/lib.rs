@@ -174,7 +174,24 @@ pub trait TrafficSink: Send {
     ///
     /// Called with the simulator locked: must not call back into the [`Sim`].
     fn receive(&mut self, now: Duration, frame: &[u8]);
+
+    /// Frames that left the NIC one after another at virtual time `now`, as
+    /// [`TrafficSink::receive`] would get them in that order: `frames` holds them back to
+    /// back, `lens` their lengths. The model hands a sink every frame of a tail write this
+    /// way (up to [`SINK_BURST`] a call); the default passes each one to `receive`.
+    ///
+    /// Called with the simulator locked: must not call back into the [`Sim`].
+    fn receive_burst(&mut self, now: Duration, frames: &[u8], lens: &[usize]) {
+        let mut at = 0;
+        for &len in lens {
+            self.receive(now, &frames[at..at + len]);
+            at += len;
+        }
+    }
 }
+
+/// Most frames in one [`TrafficSink::receive_burst`] call.
+pub const SINK_BURST: usize = 32;
 
 /// Where a simulated function's interrupt messages go (the vfio-user front end's eventfds).
 ///

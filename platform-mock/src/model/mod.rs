@@ -61,6 +61,8 @@ pub(crate) struct World {
     pub slice: Duration,
     pub(crate) tx_scratch: Vec<u8>,
     pub(crate) tx_descs: Vec<TxDesc>,
+    /// Frames sent to a sink, handed over in bursts (`tx::TxBurst`).
+    pub(crate) tx_burst: tx::TxBurst,
     /// This instance is lane `lane` of `lanes` (`crate::Sim::with_lanes`): it delivers frames
     /// only to queues `q` with `q % lanes == lane`.
     pub(crate) lane: (u16, u16),
@@ -103,6 +105,7 @@ impl World {
             slice: Duration::from_micros(100),
             tx_scratch: Vec::with_capacity(16 * 1024),
             tx_descs: Vec::with_capacity(64),
+            tx_burst: tx::TxBurst::default(),
             #[cfg(test)]
             no_tx_fast: false,
         }

@@ -90,6 +90,13 @@ impl RateScheduler {
         (v & RS_ENA != 0).then_some(u64::from(v & RF_MASK))
     }
 
+    /// Is queue `q`'s scheduler on? If not, [`Self::may_send`] is always true and
+    /// [`Self::sent`] does nothing.
+    #[inline]
+    pub(crate) fn limited(&self, q: usize) -> bool {
+        self.rc[q] & RS_ENA != 0
+    }
+
     /// May queue `q` send a frame at `now`?
     #[inline]
     pub(crate) fn may_send(&mut self, q: usize, now: Duration) -> bool {

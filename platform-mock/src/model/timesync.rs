@@ -129,6 +129,12 @@ impl Clock {
     }
 }
 
+/// Is transmit time stamping on (TSYNCTXCTL.EN)? If not, [`tx_frame`] does nothing.
+#[inline(always)]
+pub(crate) fn tx_stamping(n: &Nic) -> bool {
+    n.clock.tx_ctl & EN != 0
+}
+
 /// A frame left NIC `n` at `now`; `cmd` is its first descriptor's `cmd_type_len`.
 pub(crate) fn tx_frame(n: &mut Nic, now: Duration, cmd: u32) {
     let c = &mut n.clock;

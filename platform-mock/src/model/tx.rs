@@ -2,6 +2,7 @@
 
 use super::nic::st;
 use super::*;
+use crate::SINK_BURST;
 
 /// The smallest packet the transmit path takes (Linux's `ixgbe_xmit_frame_ring` pads to it).
 const TX_MIN_PAYLEN: usize = 17;
@@ -66,6 +67,95 @@ pub(crate) enum TxStep {
     Dropped,
 }
 
+/// Frames sent by [`tx_run`], back to back: for a sink, the frames of one tail write handed
+/// over in bursts of up to [`SINK_BURST`] ([`TrafficSink::receive_burst`]). A sink cannot
+/// reach the model (it is called with the simulator locked), so handing a frame over later in
+/// the same tail write, at the same virtual time and in the same order, is what handing it
+/// over at once would be. Frames for a port (loopback, a cable) go one at a time.
+pub(crate) struct TxBurst {
+    data: Vec<u8>,
+    lens: [usize; SINK_BURST],
+    frames: usize,
+}
+
+/// A burst is handed over once it holds this many bytes (or [`SINK_BURST`] frames); its
+/// buffer has room for one more frame of the fast path's largest (16 KiB and padding).
+const TX_BURST_BYTES: usize = 64 * 1024;
+
+impl Default for TxBurst {
+    fn default() -> Self {
+        TxBurst {
+            data: Vec::with_capacity(TX_BURST_BYTES + 16 * 1024 + 64),
+            lens: [0; SINK_BURST],
+            frames: 0,
+        }
+    }
+}
+
+impl TxBurst {
+    /// Hands the frames kept to `sink`; the burst is empty after.
+    fn flush(&mut self, sink: &mut dyn TrafficSink, now: Duration) {
+        if self.frames > 0 {
+            sink.receive_burst(now, &self.data, &self.lens[..self.frames]);
+        }
+        self.clear();
+    }
+
+    fn clear(&mut self) {
+        self.data.clear();
+        self.frames = 0;
+    }
+}
+
+/// Why [`tx_run`] stopped.
+enum RunEnd {
+    /// The queue is empty (head = tail).
+    Empty,
+    /// The rate scheduler holds the queue back.
+    Held,
+    /// `max` frames sent (the queue may hold more).
+    Full,
+    /// The next packet is not the usual one: for `tx_one` (the rate scheduler let it go).
+    Declined,
+}
+
+/// Statistics of the packets [`tx_run`] sent, added to the accumulators once per run: the
+/// sums of what [`tx_finish`] adds per packet.
+#[derive(Default)]
+struct TxTally {
+    packets: u64,
+    /// Bytes with CRC.
+    bytes: u64,
+    /// Packets of fewer than 64 bytes with CRC, and their bytes.
+    short: u64,
+    short_bytes: u64,
+    buckets: [u64; 6],
+    broadcast: u64,
+    multicast: u64,
+}
+
+impl TxTally {
+    #[inline(always)]
+    fn add_to(&self, n: &mut Nic, slot: usize) {
+        let (good, good_bytes) = (self.packets - self.short, self.bytes - self.short_bytes);
+        n.acc_packets += self.packets;
+        n.acc[st::TX_GOOD] += good;
+        n.acc[st::TX_GOOD_BYTES] += good_bytes;
+        n.acc[st::TPT] += self.short;
+        n.acc[st::TXDGPC] += self.short;
+        n.acc[st::TXDGBCL] += self.short_bytes;
+        for (k, &b) in self.buckets.iter().enumerate() {
+            n.acc[st::PTC64 + k] += b;
+        }
+        n.acc[st::BPTC] += self.broadcast;
+        n.acc[st::MPTC] += self.multicast;
+        n.acc[st::QPTC + slot] += self.packets;
+        n.acc[st::QBTC + slot] += self.bytes;
+        n.wire.tx_frames += self.packets;
+        n.wire.tx_bytes += self.bytes - 4 * self.packets;
+    }
+}
+
 impl World {
     #[inline(never)]
     pub fn tx_process(&mut self, i: usize, q: usize) {
@@ -77,6 +167,7 @@ impl World {
             core,
             tx_scratch,
             tx_descs,
+            tx_burst,
             cables,
             sinks,
             ..
@@ -84,55 +175,65 @@ impl World {
         // Where frames go: nothing a sent frame does writes HLREG0 or moves a cable.
         let loopback = nics[i].r(HLREG0) & HLREG0_LPBK != 0;
         let cable = cables[i];
+        // A sink gets the frames in bursts ([`TxBurst`]); a frame for a port (loopback or a
+        // cable) is received as it is sent, before the next packet's fetch.
+        let mut sink = match (loopback, cable) {
+            (false, None) => sinks[i].as_deref_mut(),
+            _ => None,
+        };
+        debug_assert!(tx_burst.frames == 0 && tx_burst.data.is_empty());
         loop {
             // This port, found once per packet (the frame may go to another one below).
             let n = &mut nics[i];
-            if !n.rate.may_send(q, core.now) {
+            // The usual packets through `tx_run`, anything else (or what it declines) through
+            // `tx_one`.
+            let mut may_send = false;
+            if let Some(s) = &setup {
+                let end = match sink.as_deref_mut() {
+                    Some(sink) => tx_run(n, i, q, core, tx_burst, s, Some(sink), usize::MAX),
+                    None => tx_run(n, i, q, core, tx_burst, s, None, 1),
+                };
+                if sink.is_none() && tx_burst.frames > 0 {
+                    let frame = &tx_burst.data[..];
+                    deliver(nics, i, cable, loopback, core, frame);
+                    tx_burst.clear();
+                }
+                match end {
+                    RunEnd::Empty | RunEnd::Held => break,
+                    RunEnd::Full => continue,
+                    RunEnd::Declined => may_send = true,
+                }
+            }
+            let n = &mut nics[i];
+            if !may_send && !n.rate.may_send(q, core.now) {
                 break;
             }
-            // The usual packet through `tx_fast`, anything else (or what it declines) through
-            // `tx_one`.
-            let fast = match &setup {
-                Some(s) => tx_fast(n, i, q, core, tx_scratch, s),
-                None => None,
-            };
+            // The burst so far goes first.
+            if let Some(s) = sink.as_deref_mut() {
+                tx_burst.flush(s, core.now);
+            }
+            match tx_one(n, i, q, core, tx_scratch, tx_descs) {
+                TxStep::Idle => break,
+                TxStep::Dropped => continue,
+                TxStep::Frame => {}
+            }
             // The first data descriptor's command (its TSTAMP, §7.9.2).
-            let data_cmd = match fast {
-                Some(Ok(cmd)) => Some(cmd),
-                Some(Err(())) => break,
-                None => {
-                    match tx_one(n, i, q, core, tx_scratch, tx_descs) {
-                        TxStep::Idle => break,
-                        TxStep::Dropped => continue,
-                        TxStep::Frame => {}
-                    }
-                    tx_descs
-                        .iter()
-                        .find(|d| (d.cmd >> 20) & 0xF == 0b0011)
-                        .map(|d| d.cmd)
-                }
-            };
+            let data_cmd = tx_descs
+                .iter()
+                .find(|d| (d.cmd >> 20) & 0xF == 0b0011)
+                .map(|d| d.cmd);
             let frame = &tx_scratch[..];
             n.rate.sent(q, frame.len());
             if let Some(cmd) = data_cmd {
                 super::timesync::tx_frame(n, core.now, cmd);
             }
-            if loopback {
-                rx_frame(n, i, core, frame);
-            } else if let Some(j) = cable {
-                rx_frame(&mut nics[j], j, core, frame);
-            } else if let Some(s) = sinks[i].as_mut() {
-                s.receive(core.now, frame);
-            } else {
-                let mut buf = if n.transmitted.len() >= MAX_TRANSMITTED {
-                    n.transmitted.pop_front().unwrap_or_default()
-                } else {
-                    Vec::with_capacity(frame.len())
-                };
-                buf.clear();
-                buf.extend_from_slice(frame);
-                n.transmitted.push_back(buf);
+            match sink.as_deref_mut() {
+                Some(s) => s.receive(core.now, frame),
+                None => deliver(nics, i, cable, loopback, core, frame),
             }
+        }
+        if let Some(s) = sink {
+            tx_burst.flush(s, core.now);
         }
         let n = &mut self.nics[i];
         if bit_get(&n.faults.spurious_tx, q) && n.tx[q].en {
@@ -365,15 +466,8 @@ fn tx_finish(
     pad: bool,
     slot: usize,
 ) {
-    if scratch.len() + 4 > max && n.once.insert((ViolationKind::TxDataLength, q as u32)) {
-        core.violate(
-            i,
-            ViolationKind::TxDataLength,
-            format!(
-                "TX queue {q}: packet of {} bytes with CRC; the packet buffer leaves room for {max} (TXPBSIZE − TXPBTHRESH)",
-                scratch.len() + 4
-            ),
-        );
+    if scratch.len() + 4 > max {
+        too_long(n, i, q, core, scratch.len(), max);
     }
     if pad && scratch.len() < 60 {
         scratch.resize(60, 0);
@@ -452,62 +546,193 @@ impl TxSetup {
     }
 }
 
-/// [`tx_one`] for the usual packet: one advanced data descriptor with EOP, of 17..=16384
-/// bytes, without checksum or VLAN offload, its buffer readable. The same write-back, head,
-/// interrupt cause, checks and statistics as `tx_one`, without collecting descriptors.
-/// `None` (before any effect) for anything else: `tx_one` handles it. `Some(Err(()))`: the
-/// queue is empty. `Some(Ok(cmd))`: sent, the frame in `scratch`; `cmd` the descriptor's.
+/// A packet of `flen` bytes (without CRC) that does not fit the packet buffer (`max` bytes
+/// with CRC, [`tx_max_packet`]): reported once per queue.
+#[cold]
+fn too_long(n: &mut Nic, i: usize, q: usize, core: &mut Core, flen: usize, max: usize) {
+    if n.once.insert((ViolationKind::TxDataLength, q as u32)) {
+        core.violate(
+            i,
+            ViolationKind::TxDataLength,
+            format!(
+                "TX queue {q}: packet of {} bytes with CRC; the packet buffer leaves room for {max} (TXPBSIZE − TXPBTHRESH)",
+                flen + 4
+            ),
+        );
+    }
+}
+
+/// A sent frame to where it goes when not to a sink: received by this port (loopback), by
+/// the port at the cable's other end, or kept in the port's `transmitted` list.
 #[inline(always)]
-fn tx_fast(
+fn deliver(
+    nics: &mut [Nic],
+    i: usize,
+    cable: Option<usize>,
+    loopback: bool,
+    core: &mut Core,
+    frame: &[u8],
+) {
+    if loopback {
+        rx_frame(&mut nics[i], i, core, frame);
+    } else if let Some(j) = cable {
+        rx_frame(&mut nics[j], j, core, frame);
+    } else {
+        let n = &mut nics[i];
+        let mut buf = if n.transmitted.len() >= MAX_TRANSMITTED {
+            n.transmitted.pop_front().unwrap_or_default()
+        } else {
+            Vec::with_capacity(frame.len())
+        };
+        buf.clear();
+        buf.extend_from_slice(frame);
+        n.transmitted.push_back(buf);
+    }
+}
+
+/// [`tx_one`] for the usual packets, up to `max` of them, appended to `burst` (and handed to
+/// `sink` whenever the burst is full): each one advanced data descriptor with EOP, of
+/// 17..=16384 bytes, without checksum or VLAN offload, its buffer readable. The same
+/// write-back, head, interrupt cause, checks, statistics, rate scheduling and time stamps as
+/// `tx_one` and [`World::tx_process`] give each, without collecting descriptors; the set-up
+/// (`s`, the rate scheduler's and the time stamp's enables) read once, the statistics added
+/// up once ([`TxTally`]). Stops before any effect of a packet it declines (`tx_one` takes it).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn tx_run(
     n: &mut Nic,
     i: usize,
     q: usize,
     core: &mut Core,
-    scratch: &mut Vec<u8>,
+    burst: &mut TxBurst,
     s: &TxSetup,
-) -> Option<Result<u32, ()>> {
-    let (head, tail) = (n.tx[q].head, n.tx[q].tail);
-    if head == tail {
-        return Some(Err(()));
-    }
-    if head >= s.len {
-        return None;
-    }
-    let a = s.base + 16 * u64::from(head);
-    let Ok((addr, hi)) = core.dma.read_desc(a) else {
-        return None;
+    mut sink: Option<&mut dyn TrafficSink>,
+    max: usize,
+) -> RunEnd {
+    let now = core.now;
+    // Nothing a sent packet does writes RTTBCNRC or TSYNCTXCTL.
+    let limited = n.rate.limited(q);
+    let stamping = super::timesync::tx_stamping(n);
+    let tail = n.tx[q].tail;
+    let mut head = n.tx[q].head;
+    // The ring translated once (where it lies in one chunk): each descriptor read is then two
+    // loads. Nothing in the loop frees DMA memory.
+    let ring = core
+        .dma
+        .map_range(s.base, 16 * s.len as usize)
+        .filter(|p| p.cast::<u64>().is_aligned());
+    let mut t = TxTally::default();
+    let mut sent = 0;
+    let end = loop {
+        // `tx_process`'s order: the scheduler asked before each packet, an empty queue's too.
+        if sent == max {
+            break RunEnd::Full;
+        }
+        if limited && !n.rate.may_send(q, now) {
+            break RunEnd::Held;
+        }
+        if head == tail {
+            break RunEnd::Empty;
+        }
+        if head >= s.len {
+            break RunEnd::Declined;
+        }
+        let a = s.base + 16 * u64::from(head);
+        let (addr, hi) = match ring {
+            // SAFETY: `head < s.len`, so the descriptor's 16 bytes lie in the ring `map_range`
+            // found valid (and still is: no region is freed here), 8-byte aligned (the ring's
+            // start is, and descriptors are 16 bytes); volatile, as `DmaSpace::read_desc`.
+            Some(p) => unsafe {
+                let d = p.add(16 * head as usize).cast::<u64>();
+                (
+                    u64::from_le(std::ptr::read_volatile(d)),
+                    u64::from_le(std::ptr::read_volatile(d.add(1))),
+                )
+            },
+            None => match core.dma.read_desc(a) {
+                Ok(d) => d,
+                Err(_) => break RunEnd::Declined,
+            },
+        };
+        let (cmd, sta) = (hi as u32, (hi >> 32) as u32);
+        // DTYP (23:20) 0011 and DEXT, EOP, no VLE; POPTS without IXSM and TXSM.
+        const MASK: u32 = 0xF << 20 | 1 << 29 | 1 << 24 | 1 << 30;
+        const DATA_EOP: u32 = 0b0011 << 20 | 1 << 29 | 1 << 24;
+        let dlen = (cmd & 0xFFFF) as usize;
+        if cmd & MASK != DATA_EOP
+            || sta & (3 << 8) != 0
+            || !(TX_MIN_PAYLEN..=16 * 1024).contains(&dlen)
+        {
+            break RunEnd::Declined;
+        }
+        if burst.frames == SINK_BURST || burst.data.len() >= TX_BURST_BYTES {
+            if let Some(sink) = sink.as_deref_mut() {
+                burst.flush(sink, now);
+            }
+        }
+        let start = burst.data.len();
+        if core.dma.read_append(addr, dlen, &mut burst.data).is_err() {
+            break RunEnd::Declined; // `tx_one` reads it again and reports the fault
+        }
+        let rs = cmd & TX_CMD_RS != 0;
+        if s.head_wb.is_none() && (rs || s.wthresh > 0) {
+            if let Err(f) = core.dma.write_u32(a + 12, 1) {
+                core.dma_fault(i, &format!("TX queue {q} write-back"), f);
+            }
+        }
+        head += 1;
+        if head == s.len {
+            head = 0;
+        }
+        if s.head_wb.is_some() || s.wthresh > 0 || rs {
+            n.queue_cause(true, q);
+        }
+        if let Some(wb) = s.head_wb {
+            if let Err(f) = core.dma.write_u32(wb, head) {
+                core.dma_fault(i, &format!("TX queue {q} head write-back"), f);
+            }
+        }
+        // `tx_finish`, the statistics into `t`.
+        if dlen + 4 > s.max {
+            too_long(n, i, q, core, dlen, s.max);
+        }
+        if s.pad && dlen < 60 {
+            burst.data.resize(start + 60, 0);
+        }
+        let flen = burst.data.len() - start;
+        let w = flen as u64 + 4;
+        t.bytes += w;
+        if w < 64 {
+            t.short += 1;
+            t.short_bytes += w;
+        }
+        t.buckets[size_bucket(w as u32) as usize] += 1;
+        // A broadcast address is a multicast one too (bit 0 of its first byte).
+        let f = &burst.data[start..];
+        if f[0] & 1 != 0 {
+            if f[..6] == [0xFF; 6] {
+                t.broadcast += 1;
+            } else {
+                t.multicast += 1;
+            }
+        }
+        // What `tx_process` does with each sent frame.
+        if limited {
+            n.rate.sent(q, flen);
+        }
+        if stamping {
+            super::timesync::tx_frame(n, now, cmd);
+        }
+        burst.lens[burst.frames] = flen;
+        burst.frames += 1;
+        sent += 1;
     };
-    let (cmd, sta) = (hi as u32, (hi >> 32) as u32);
-    // DTYP (23:20) 0011 and DEXT, EOP, no VLE; POPTS without IXSM and TXSM.
-    const MASK: u32 = 0xF << 20 | 1 << 29 | 1 << 24 | 1 << 30;
-    const DATA_EOP: u32 = 0b0011 << 20 | 1 << 29 | 1 << 24;
-    let dlen = (cmd & 0xFFFF) as usize;
-    if cmd & MASK != DATA_EOP || sta & (3 << 8) != 0 || !(TX_MIN_PAYLEN..=16 * 1024).contains(&dlen)
-    {
-        return None;
-    }
-    scratch.clear();
-    if core.dma.read_append(addr, dlen, scratch).is_err() {
-        return None; // `tx_one` reads it again and reports the fault
-    }
-    let rs = cmd & TX_CMD_RS != 0;
-    if s.head_wb.is_none() && (rs || s.wthresh > 0) {
-        if let Err(f) = core.dma.write_u32(a + 12, 1) {
-            core.dma_fault(i, &format!("TX queue {q} write-back"), f);
-        }
-    }
-    let idx = (head + 1) % s.len;
-    n.tx[q].head = idx;
-    if s.head_wb.is_some() || s.wthresh > 0 || rs {
-        n.queue_cause(true, q);
-    }
-    if let Some(wb) = s.head_wb {
-        if let Err(f) = core.dma.write_u32(wb, idx) {
-            core.dma_fault(i, &format!("TX queue {q} head write-back"), f);
-        }
-    }
-    tx_finish(n, i, q, core, scratch, s.max, s.pad, s.slot);
-    Some(Ok(cmd))
+    // TDH: nothing in the loop reads it (the interrupt cause, the scheduler, the time stamp,
+    // the sink), so it is stored once.
+    n.tx[q].head = head;
+    t.packets = sent as u64;
+    t.add_to(n, s.slot);
+    end
 }
 
 pub(crate) fn size_bucket(wlen: u32) -> u32 {
@@ -523,10 +748,21 @@ pub(crate) fn size_bucket(wlen: u32) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::timesync::{TIMINCA, TXSTMPH, TXSTMPL};
     use super::*;
 
     /// A world with one NIC whose TX queue 0 has a ring of `RING` descriptors and buffers.
     const RING: u32 = 64;
+
+    /// The ring's bus address: at the start of DMA memory, or for some seeds with its second
+    /// half past the end (those descriptors' fetches fault; the ring is not in one chunk).
+    fn ring_base(seed: u64, bus: u64) -> u64 {
+        if seed % 7 == 3 {
+            bus + (1 << 18) - 8 * u64::from(RING)
+        } else {
+            bus
+        }
+    }
 
     fn world(seed: u64, reference: bool) -> (World, u64) {
         let mut w = World::new();
@@ -538,8 +774,9 @@ mod tests {
         n.link_up = true;
         let tb = tx_base(0);
         n.set(DMATXCTL, n.r(DMATXCTL) | DMATXCTL_TE);
-        n.set(tb + Q_BAL, bus as u32);
-        n.set(tb + Q_BAH, (bus >> 32) as u32);
+        let ring = ring_base(seed, bus);
+        n.set(tb + Q_BAL, ring as u32);
+        n.set(tb + Q_BAH, (ring >> 32) as u32);
         n.set(tb + Q_LEN, 16 * RING);
         n.tx[0].en = true;
         n.tx_enabled[0] |= 1;
@@ -552,23 +789,78 @@ mod tests {
             3 => n.set(TXPBTHRESH, n.r(TXPBSIZE) >> 10 & 0x3FF),
             _ => {}
         }
+        // TXPADEN is on after reset: off for half the seeds (frames under 64 bytes go out).
         if seed & 4 != 0 {
             n.set(HLREG0, n.r(HLREG0) | HLREG0_TXPADEN);
+        } else {
+            n.set(HLREG0, n.r(HLREG0) & !HLREG0_TXPADEN);
         }
         // Queue 0's statistics slot (TQSM bits 3:0).
         n.set(TQSM, (seed >> 3) as u32 & 0xF);
+        // The rate scheduler at two thirds of link speed (RF 1.5), and transmit time stamps.
+        if seed % 3 == 1 {
+            w.mmio_write(0, RTTDQSEL, 0);
+            w.mmio_write(0, RTTBCNRC, 1 << 31 | 0x6000);
+        }
+        if seed % 5 == 2 {
+            w.mmio_write(0, TIMINCA, 1 << 24 | 7);
+            w.mmio_write(0, TSYNCTXCTL, 1 << 4);
+        }
         (w, bus)
+    }
+
+    /// What a sink got: each frame with its time, and the most frames of one call.
+    #[derive(Default)]
+    struct Received {
+        frames: Vec<(Duration, Vec<u8>)>,
+        largest_burst: usize,
+    }
+
+    /// A sink recording what it gets; `bursts`: through `receive_burst`, otherwise through
+    /// the trait's default (each frame alone through `receive`).
+    struct Recorder(std::sync::Arc<std::sync::Mutex<Received>>, bool);
+
+    impl TrafficSink for Recorder {
+        fn receive(&mut self, now: Duration, frame: &[u8]) {
+            let mut r = self.0.lock().unwrap();
+            r.frames.push((now, frame.to_vec()));
+            r.largest_burst = r.largest_burst.max(1);
+        }
+
+        fn receive_burst(&mut self, now: Duration, frames: &[u8], lens: &[usize]) {
+            if !self.1 {
+                let mut at = 0;
+                for &len in lens {
+                    self.receive(now, &frames[at..at + len]);
+                    at += len;
+                }
+                return;
+            }
+            assert_eq!(lens.iter().sum::<usize>(), frames.len());
+            let mut r = self.0.lock().unwrap();
+            r.largest_burst = r.largest_burst.max(lens.len());
+            let mut at = 0;
+            for &len in lens {
+                r.frames.push((now, frames[at..at + len].to_vec()));
+                at += len;
+            }
+        }
     }
 
     /// `tx_fast` and `tx_one` give the same frames, descriptor and head write-backs,
     /// violations, statistics, interrupt causes and wire counters, for random descriptors:
     /// the usual packet, and everything `tx_fast` must leave to `tx_one` (other types, no
     /// EOP, offloads, lengths out of range, buffers outside DMA memory, context descriptors).
+    /// With a sink attached, the sink gets the same frames at the same times in bursts
+    /// (`TxBurst`, fast and `tx_one` frames mixed) as a sink given each frame alone.
     #[test]
     fn tx_fast_sends_what_tx_one_sends() {
         let seeds: u64 = if cfg!(miri) { 4 } else { 64 };
         let (mut sent, mut violations, mut causes) = (0, 0, 0);
-        for seed in 0..seeds {
+        let (mut largest_burst, mut stamps) = (0, 0);
+        for seed in 0..2 * seeds {
+            let sink = seed >= seeds;
+            let seed = seed % seeds;
             let mut x = 0x2545_F491_4F6C_DD1D ^ seed.wrapping_mul(0x9E37_79B9);
             let mut rnd = move || {
                 x ^= x << 13;
@@ -577,6 +869,12 @@ mod tests {
                 x
             };
             let mut worlds = [world(seed, true), world(seed, false)];
+            let received: [std::sync::Arc<std::sync::Mutex<Received>>; 2] = Default::default();
+            if sink {
+                for (k, (w, _)) in worlds.iter_mut().enumerate() {
+                    w.sinks[0] = Some(Box::new(Recorder(received[k].clone(), k == 1)));
+                }
+            }
             let bus = worlds[0].1;
             assert_eq!(bus, worlds[1].1);
             let payload: Vec<u8> = (0..0x3_F000u32)
@@ -586,11 +884,20 @@ mod tests {
                 w.core.dma.write(bus + 0x1000, &payload).unwrap();
             }
             let mut tail = 0u32;
-            for _round in 0..8 {
-                let count = 1 + rnd() % 20;
+            for round in 0..8 {
+                // One tail write of more than a sink burst.
+                let count = if round == 5 {
+                    SINK_BURST as u64 + 1 + rnd() % 20
+                } else {
+                    1 + rnd() % 20
+                };
                 let mut descs = Vec::new();
                 for _ in 0..count {
-                    let r = rnd();
+                    let mut r = rnd();
+                    if round == 5 {
+                        // The usual packet (RS at random): a whole burst's worth in a row.
+                        r = r & !7 | 2 | 0xF << 20 | 1 << 26 | 1 << 28;
+                    }
                     let dlen: u64 = match r % 8 {
                         0 => r >> 8 & 0x3F,            // 0..63: below the minimum too
                         1 => 16 * 1024 + (r >> 8 & 1), // the maximum and one more
@@ -622,12 +929,14 @@ mod tests {
                 for (w, _) in worlds.iter_mut() {
                     let mut t = tail;
                     for &(a, hi) in &descs {
-                        let d = bus + 16 * u64::from(t);
-                        w.core.dma.write_u64(d, a).unwrap();
-                        w.core.dma.write_u64(d + 8, hi).unwrap();
+                        // Outside DMA memory (the second half of a ring at its end): lost.
+                        let d = ring_base(seed, bus) + 16 * u64::from(t);
+                        let _ = w.core.dma.write_u64(d, a);
+                        let _ = w.core.dma.write_u64(d + 8, hi);
                         t = (t + 1) % RING;
                     }
                     w.nics[0].tx[0].tail = t;
+                    w.core.now += Duration::from_nanos(100);
                     w.tx_process(0, 0);
                 }
                 tail = (tail + count as u32) % RING;
@@ -635,20 +944,36 @@ mod tests {
                 let (na, nb) = (&a.nics[0], &b.nics[0]);
                 assert_eq!(na.tx[0].head, nb.tx[0].head, "seed {seed}");
                 assert!(na.transmitted == nb.transmitted, "seed {seed}: frames");
+                let (ra, rb) = (received[0].lock().unwrap(), received[1].lock().unwrap());
+                assert!(ra.frames == rb.frames, "seed {seed}: frames to the sink");
+                assert!(!sink || na.transmitted.is_empty());
+                assert!(rb.largest_burst <= SINK_BURST);
+                largest_burst = largest_burst.max(rb.largest_burst);
+                drop((ra, rb));
                 assert_eq!(na.acc, nb.acc, "seed {seed}");
                 assert_eq!(na.wire, nb.wire, "seed {seed}");
                 assert_eq!(na.irq.qcause, nb.irq.qcause, "seed {seed}");
+                // The time stamp latched (read high last: it frees the registers).
+                for (off, what) in [(TXSTMPL, "TXSTMPL"), (TXSTMPH, "TXSTMPH")] {
+                    let (va, vb) = (a.mmio_read(0, off), b.mmio_read(0, off));
+                    assert_eq!(va, vb, "seed {seed}: {what}");
+                    stamps += u32::from(va != 0);
+                }
                 assert_eq!(a.core.violations, b.core.violations, "seed {seed}");
                 let (mut ra, mut rb) = (Vec::new(), Vec::new());
+                let (ring, half) = (ring_base(seed, bus), 8 * RING as usize);
                 a.core.dma.read_append(bus, 0x1000, &mut ra).unwrap();
                 b.core.dma.read_append(bus, 0x1000, &mut rb).unwrap();
+                a.core.dma.read_append(ring, half, &mut ra).unwrap();
+                b.core.dma.read_append(ring, half, &mut rb).unwrap();
                 assert!(ra == rb, "seed {seed}: ring and head write-back");
                 // Causes anew each round.
                 causes += u32::from(a.nics[0].irq.qcause != 0);
                 a.nics[0].irq.qcause = 0;
                 b.nics[0].irq.qcause = 0;
             }
-            sent += worlds[0].0.nics[0].transmitted.len();
+            sent +=
+                worlds[0].0.nics[0].transmitted.len() + received[0].lock().unwrap().frames.len();
             violations += worlds[0].0.core.violations.len();
         }
         // The sequences send frames and break rules.
@@ -657,5 +982,8 @@ mod tests {
             "{sent} {violations}"
         );
         assert!(causes > 0);
+        // Some tail write filled a whole burst (the flush inside the loop ran).
+        assert_eq!(largest_burst, SINK_BURST);
+        assert!(stamps > 0);
     }
 }
