@@ -429,6 +429,43 @@ impl DmaSpace {
         Ok(fault)
     }
 
+    /// The host address of `[bus, bus + len)` when it lies in one chunk or window (what
+    /// [`Self::translate`] gives, so `translate(bus + k, m)` is this pointer plus `k` for every
+    /// `k + m <= len`); `None` otherwise. The pointer stays valid until a region is freed or
+    /// a window unmapped (nothing the device side does).
+    #[inline(always)]
+    pub(crate) fn host_range(&mut self, bus: u64, len: usize) -> Option<*mut u8> {
+        self.translate(bus, len).ok()
+    }
+
+    /// [`Self::receive_one`] for a descriptor whose host address is known (`desc`, from
+    /// [`Self::host_range`]): reads the buffer address, writes `data` there, writes the
+    /// descriptor back as `lo`, `hi`; the buffer write's fault, if any (the descriptor is
+    /// still written back).
+    ///
+    /// # Safety
+    /// `desc` must be valid for reading and writing 16 bytes (a pointer [`Self::host_range`]
+    /// gave for a range covering the descriptor, no region freed or window unmapped since).
+    #[inline(always)]
+    pub(crate) unsafe fn receive_at(
+        &mut self,
+        desc: *mut u8,
+        data: &[u8],
+        lo: u64,
+        hi: u64,
+    ) -> Option<DmaFault> {
+        // SAFETY: 16 valid bytes at `desc` (the caller's promise); the buffer write between
+        // the accesses goes through raw pointers too and frees nothing.
+        let buf = unsafe { read_u64_at(desc) };
+        let fault = self.write(buf, data).err();
+        // SAFETY: as above.
+        unsafe {
+            write_u64_at(desc, lo);
+            write_u64_at(desc.add(8), hi);
+        }
+        fault
+    }
+
     /// Device write of a 16-byte descriptor at `bus` (`lo` then `hi`, little-endian), with one
     /// translation; where the 16 bytes are not in one chunk, each word as [`Self::write_u64`]
     /// would (a word outside DMA memory is not written).

@@ -154,6 +154,13 @@ pub(crate) fn rx_frame(n: &mut Nic, now: Duration, frame: &[u8]) {
     rx_stamp(n, now, frame);
 }
 
+/// Whether [`rx_frame`] does nothing for every frame until software reads a register:
+/// receive time stamping is off, or RXSTMPH holds a stamp (only a register read frees it).
+#[inline(always)]
+pub(crate) fn rx_stamps_idle(n: &Nic) -> bool {
+    n.clock.rx_ctl & EN == 0 || n.clock.rx_stamp.is_some()
+}
+
 /// [`rx_frame`] with receive time stamping enabled and RXSTMPL/H free: stamps a PTP message
 /// that TSYNCRXCTL.Type and RXMTRL select.
 #[inline(never)]
