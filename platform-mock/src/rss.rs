@@ -325,6 +325,13 @@ fn select_in<const A: usize>(
 /// table and RETA decoded, rebuilt from the registers on the first frame after software wrote
 /// RSSRK or RETA, a reset or a change of lane ([`Rss::dirty`]). No key is read, copied or
 /// compared per frame.
+///
+/// Two memos on top ([`Rss::select`]), both keyed on everything their result depends on:
+/// - the hash input MRQC's field enables choose for each packet type (`plans`, for the
+///   enables in `plans_for`; rebuilt when MRQC's enables differ from those);
+/// - the hash of recent IPv4 inputs (`memo`: the 12 input bytes, addresses and ports, and
+///   their hash, direct-mapped by the input), cleared whenever the table is rebuilt for a new
+///   key. A hit costs a 12-byte compare instead of twelve look-ups: a source sends few flows.
 pub(crate) struct Rss {
     /// RSSRK, RETA or the lane changed since [`Rss::refresh`].
     pub(crate) dirty: bool,
@@ -332,7 +339,41 @@ pub(crate) struct Rss {
     table: Option<Table>,
     /// RETA entry `e`: its queue (bits 3:0), bit 7 set when another lane owns the queue.
     reta: [u8; 128],
+    /// MRQC's field enables (`& MRQC_FIELDS`) that `plans` were made for; `u32::MAX`: none.
+    plans_for: u32,
+    /// Per packet type (descriptor bits 9:4 of [`Parsed::pkt_type`]): the RSS type (bits 3:0,
+    /// 0 = no hash), [`PLAN_PORTS`] and [`PLAN_V6`].
+    plans: [u8; 64],
+    /// Recent IPv4 hash inputs and their hash under `table`'s key.
+    memo: Box<[Memo; MEMO_ENTRIES]>,
 }
+
+/// One input of [`Rss::memo`]: the IPv4 addresses (frame bytes in order, as a little-endian
+/// word), the ports (0 when the input has none: zero bytes add nothing to a Toeplitz hash, so
+/// the hash of the addresses alone is that of the addresses and four zero bytes) and the
+/// hash. All zero is a true entry for every key (the hash of zeros is 0), so a cleared memo
+/// needs no valid bit.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(16))]
+struct Memo {
+    addrs: u64,
+    ports: u32,
+    hash: u32,
+}
+
+/// log2 of the entries in [`Rss::memo`].
+const MEMO_BITS: u32 = 8;
+const MEMO_ENTRIES: usize = 1 << MEMO_BITS;
+
+/// The MRQC bits that choose an RSS input: the six field enables.
+const MRQC_FIELDS: u32 = {
+    use crate::regs::*;
+    MRQC_TCP_IPV4 | MRQC_IPV4 | MRQC_IPV6 | MRQC_TCP_IPV6 | MRQC_UDP_IPV4 | MRQC_UDP_IPV6
+};
+/// A plan's input has the ports after the addresses.
+const PLAN_PORTS: u8 = 0x10;
+/// A plan's input has IPv6 addresses.
+const PLAN_V6: u8 = 0x20;
 
 impl Default for Rss {
     fn default() -> Self {
@@ -340,6 +381,9 @@ impl Default for Rss {
             dirty: true,
             table: None,
             reta: [0; 128],
+            plans_for: u32::MAX,
+            plans: [0; 64],
+            memo: Box::new([Memo::default(); MEMO_ENTRIES]),
         }
     }
 }
@@ -360,6 +404,8 @@ impl Rss {
         }
         if self.table.as_ref().is_none_or(|t| t.key != key) {
             self.table = Some(Table::new(&key));
+            // The memo's hashes were for the old key.
+            self.memo.fill(Memo::default());
         }
         for (e, entry) in self.reta.iter_mut().enumerate() {
             let q = ((reg(RETA + 4 * (e as u32 / 4)) >> (8 * (e % 4))) & 0xF) as u16;
@@ -370,8 +416,8 @@ impl Rss {
     }
 
     /// [`rss_hash`] by this NIC's table, reading the input from the frame (no copy). Only
-    /// after [`Rss::refresh`] (`dirty` false).
-    #[inline(always)]
+    /// after [`Rss::refresh`] (`dirty` false). The definition [`Rss::select`] is held to.
+    #[cfg(any(debug_assertions, test))]
     pub(crate) fn hash(&self, mrqc: u32, frame: &[u8], p: &Parsed) -> Option<(u32, u32)> {
         select(mrqc, frame, p, self.table.as_ref()?)
     }
@@ -381,6 +427,122 @@ impl Rss {
     pub(crate) fn entry(&self, h: u32) -> u8 {
         self.reta[(h & 0x7F) as usize]
     }
+
+    /// Queue selection for a frame: (hash, RSS type, [`Rss::entry`] of the hash), or `None`
+    /// when no enabled hash type applies; what [`Rss::hash`] and [`Rss::entry`] give, by the
+    /// memos. Only after [`Rss::refresh`] (`dirty` false). Debug builds compare every
+    /// result with theirs.
+    #[inline(always)]
+    pub(crate) fn select(&mut self, mrqc: u32, frame: &[u8], p: &Parsed) -> Option<(u32, u32, u8)> {
+        if self.plans_for != mrqc & MRQC_FIELDS {
+            self.plan(mrqc);
+        }
+        let got = self.select_planned(frame, p);
+        #[cfg(debug_assertions)]
+        {
+            let want = self
+                .hash(mrqc, frame, p)
+                .map(|(h, t)| (h, t, self.entry(h)));
+            assert!(got == want, "memoised RSS selection {got:x?} != {want:x?}");
+        }
+        got
+    }
+
+    /// [`Rss::select`] once `plans` are for MRQC's enables.
+    #[inline(always)]
+    fn select_planned(&mut self, frame: &[u8], p: &Parsed) -> Option<(u32, u32, u8)> {
+        let plan = self.plans[(p.pkt_type >> 4 & 0x3F) as usize];
+        let t = u32::from(plan & 0xF);
+        if t == 0 {
+            return None;
+        }
+        let h = if plan & PLAN_V6 == 0 {
+            // The parser saw 20 header bytes; the ports only for an L4 offset.
+            let at = p.l3 + 12;
+            let addrs = u64::from_le_bytes(frame.get(at..at + 8)?.try_into().ok()?);
+            let ports = if plan & PLAN_PORTS != 0 {
+                let l4 = p.l4?;
+                u32::from_le_bytes(frame.get(l4..l4 + 4)?.try_into().ok()?)
+            } else {
+                0
+            };
+            self.hash_v4(addrs, ports)
+        } else {
+            let table = self.table.as_ref()?;
+            let at = p.l3 + 8;
+            let addrs: &[u8; 32] = frame.get(at..at + 32)?.try_into().ok()?;
+            let h = table.hash_at(addrs, 0);
+            if plan & PLAN_PORTS != 0 {
+                let l4 = p.l4?;
+                let ports: &[u8; 4] = frame.get(l4..l4 + 4)?.try_into().ok()?;
+                h ^ table.hash_at(ports, 32)
+            } else {
+                h
+            }
+        };
+        Some((h, t, self.entry(h)))
+    }
+
+    /// The hash of an IPv4 input (addresses and ports as [`Memo`] keeps them), from the memo.
+    #[inline(always)]
+    fn hash_v4(&mut self, addrs: u64, ports: u32) -> u32 {
+        let i = memo_index(addrs, ports);
+        let m = &self.memo[i];
+        if m.addrs == addrs && m.ports == ports {
+            return m.hash;
+        }
+        self.memo_miss(i, addrs, ports)
+    }
+
+    /// [`Rss::hash_v4`] for an input the memo does not hold: by the table, then kept.
+    #[inline(never)]
+    fn memo_miss(&mut self, i: usize, addrs: u64, ports: u32) -> u32 {
+        let Some(table) = self.table.as_ref() else {
+            return 0;
+        };
+        let hash = table.hash_at(&addrs.to_le_bytes(), 0) ^ table.hash_at(&ports.to_le_bytes(), 8);
+        self.memo[i] = Memo { addrs, ports, hash };
+        hash
+    }
+
+    /// The plans for MRQC's field enables in `mrqc`: for each packet type, what [`select`]
+    /// chooses for a frame of that type.
+    #[cold]
+    #[inline(never)]
+    fn plan(&mut self, mrqc: u32) {
+        use crate::regs::*;
+        use rss_type::*;
+        for (i, plan) in self.plans.iter_mut().enumerate() {
+            let pkt_type = (i as u32) << 4;
+            // The parser's type bits: IPv4 (4), IPv6 (6), TCP (8) and UDP (9), the last two
+            // only with an L4 header.
+            let (v4, v6) = (pkt_type & 1 << 4 != 0, pkt_type & 1 << 6 != 0);
+            let (tcp, udp) = (pkt_type & 1 << 8 != 0, pkt_type & 1 << 9 != 0);
+            let en = |bit: u32| mrqc & bit != 0;
+            *plan = match (v4, v6) {
+                (true, false) if tcp && !udp && en(MRQC_TCP_IPV4) => TCP_IPV4 as u8 | PLAN_PORTS,
+                (true, false) if udp && !tcp && en(MRQC_UDP_IPV4) => UDP_IPV4 as u8 | PLAN_PORTS,
+                (true, false) if en(MRQC_IPV4) => IPV4 as u8,
+                (false, true) if tcp && !udp && en(MRQC_TCP_IPV6) => {
+                    TCP_IPV6 as u8 | PLAN_PORTS | PLAN_V6
+                }
+                (false, true) if udp && !tcp && en(MRQC_UDP_IPV6) => {
+                    UDP_IPV6 as u8 | PLAN_PORTS | PLAN_V6
+                }
+                (false, true) if en(MRQC_IPV6) => IPV6 as u8 | PLAN_V6,
+                _ => 0,
+            };
+        }
+        self.plans_for = mrqc & MRQC_FIELDS;
+    }
+}
+
+/// The [`Rss::memo`] entry of an IPv4 input: a multiplicative hash of its bits (the flows of
+/// a source differ in a few address and port bits, which the product carries to the top).
+#[inline(always)]
+fn memo_index(addrs: u64, ports: u32) -> usize {
+    ((addrs ^ u64::from(ports) << 24).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - MEMO_BITS))
+        as usize
 }
 
 #[cfg(test)]
@@ -516,6 +678,92 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The memoised selection ([`Rss::select`]: the plans per packet type and the memo of
+    /// recent IPv4 inputs) against [`select`] over the bit-by-bit definition and the RETA
+    /// registers, for random keys, RETAs, lanes and MRQC enables written between frames (as
+    /// the register path does: RSSRK or RETA marks the set-up dirty, MRQC not), the frames
+    /// drawn from a pool of random flows small or large enough for the memo to hit or collide.
+    #[test]
+    fn the_memoised_selection_is_the_definition_with_key_reta_and_mrqc_written_between_frames() {
+        use crate::regs::{RETA, RSSRK};
+        let mut next = xorshift(0xD1B5_4A32_D192_ED03);
+        let (mut hits, mut frames) = (0usize, 0usize);
+        for _ in 0..if cfg!(miri) { 2 } else { 12 } {
+            let mut regs = [0u32; 0x10000 / 4];
+            let write_random = |regs: &mut [u32], next: &mut dyn FnMut() -> u64| {
+                // A key word (sometimes the value it had), or a RETA word.
+                let off = if next() & 1 == 0 {
+                    RSSRK + 4 * (next() % 10) as u32
+                } else {
+                    RETA + 4 * (next() % 32) as u32
+                };
+                if !next().is_multiple_of(4) {
+                    regs[(off / 4) as usize] = next() as u32;
+                }
+            };
+            for _ in 0..64 {
+                write_random(&mut regs, &mut next);
+            }
+            let lanes = 1 + next() as u16 % 4;
+            let lane = next() as u16 % lanes;
+            let mut rss = Rss::default();
+            // Every enable at first (most frames hashed), then at random.
+            let mut mrqc = 1 | 0xF3 << 16;
+            // A pool of flows: few (the memo keeps them all) or more than its entries (not
+            // under Miri: its few frames would hardly repeat).
+            let sizes = [1, 8, 40, 600];
+            let pool: Vec<Vec<u8>> = (0..sizes[next() as usize % if cfg!(miri) { 2 } else { 4 }])
+                .map(|_| random_frame(&mut next))
+                .collect();
+            for _ in 0..if cfg!(miri) { 150 } else { 3000 } {
+                match next() % 64 {
+                    0 => {
+                        write_random(&mut regs, &mut next);
+                        rss.dirty = true;
+                    }
+                    1 => mrqc = 1 | (next() as u32 & 0xF3) << 16,
+                    // Every enable, so that most frames are hashed.
+                    2 => mrqc = 1 | 0xF3 << 16,
+                    _ => {}
+                }
+                if rss.dirty {
+                    rss.refresh(|off| regs[(off / 4) as usize], (lane, lanes));
+                }
+                let f = &pool[next() as usize % pool.len()];
+                let p = parse(f);
+                let mut key = [0u8; 40];
+                for k in 0..10 {
+                    key[4 * k..4 * k + 4].copy_from_slice(
+                        &regs[((RSSRK + 4 * k as u32) / 4) as usize].to_le_bytes(),
+                    );
+                }
+                let want = select(mrqc, f, &p, ByBits(&key)).map(|(h, t)| {
+                    let e = h & 0x7F;
+                    let q = (regs[((RETA + 4 * (e / 4)) / 4) as usize] >> (8 * (e % 4))) & 0xF;
+                    let foreign = q as u16 % lanes != lane;
+                    (h, t, q as u8 | if foreign { RETA_FOREIGN } else { 0 })
+                });
+                // Whether the memo holds this frame's IPv4 input already.
+                let held = want.is_some() && p.ip == 4 && {
+                    let at = p.l3 + 12;
+                    let addrs = u64::from_le_bytes(f[at..at + 8].try_into().unwrap());
+                    let ports = match (want.unwrap().1, p.l4) {
+                        (rss_type::TCP_IPV4 | rss_type::UDP_IPV4, Some(l4)) => {
+                            u32::from_le_bytes(f[l4..l4 + 4].try_into().unwrap())
+                        }
+                        _ => 0,
+                    };
+                    let m = &rss.memo[memo_index(addrs, ports)];
+                    (m.addrs, m.ports) == (addrs, ports)
+                };
+                assert_eq!(rss.select(mrqc, f, &p), want, "{key:x?} {mrqc:x} {f:x?}");
+                hits += usize::from(held);
+                frames += 1;
+            }
+        }
+        assert!(hits > frames / 4, "{hits} memo hits of {frames} frames");
     }
 
     #[test]

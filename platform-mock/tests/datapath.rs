@@ -406,27 +406,38 @@ fn rss_follows_key_and_reta_written_between_frames() {
         .collect();
     let mut other = KEY;
     other.reverse();
-    // (key, RETA word, whether entry e's queue is 3 - e % 4 rather than e % 4)
+    const UDP: u32 = 1 | (1 << 17) | (1 << 22);
+    const IP_ONLY: u32 = 1 | (1 << 17);
+    // (key, RETA word, whether entry e's queue is 3 - e % 4 rather than e % 4, MRQC)
     let steps = [
-        (&KEY, 0x0302_0100, false),
-        (&other, 0x0302_0100, false),
-        (&other, 0x0001_0203, true),
+        (&KEY, 0x0302_0100, false, UDP),
+        (&other, 0x0302_0100, false, UDP),
+        (&other, 0x0001_0203, true, UDP),
+        // The field enables change: the addresses alone, the same flows (the model keeps
+        // recent inputs' hashes: they must follow the key, RETA and MRQC written since).
+        (&other, 0x0001_0203, true, IP_ONLY),
+        (&KEY, 0x0001_0203, true, IP_ONLY),
+        (&KEY, 0x0302_0100, false, UDP),
     ];
     let mut seen = [0usize; 4];
-    for (step, (key, reta, reversed)) in steps.into_iter().enumerate() {
+    for (step, (key, reta, reversed, mrqc)) in steps.into_iter().enumerate() {
         if step > 0 {
             write_key(0x5C80, key);
             for n in 0..32 {
                 wr(&p, 0x5C00 + 4 * n, reta);
             }
+            wr(&p, MRQC, mrqc);
         }
-        for (src, sport, dst, dport, _, _) in VECTORS {
-            sim.inject(nic, &udp_frame(MAC, src, dst, sport, dport, 80));
+        // Each flow twice: the second frame's hash from what the model kept of the first.
+        for (src, sport, dst, dport, _, _) in VECTORS.iter().chain(VECTORS.iter()) {
+            sim.inject(nic, &udp_frame(MAC, *src, *dst, *sport, *dport, 80));
             let mut input = Vec::new();
             input.extend(src);
             input.extend(dst);
-            input.extend(sport.to_be_bytes());
-            input.extend(dport.to_be_bytes());
+            if mrqc == UDP {
+                input.extend(sport.to_be_bytes());
+                input.extend(dport.to_be_bytes());
+            }
             let h = toeplitz_hash(key, &input);
             let q = if reversed {
                 3 - h as usize % 4
@@ -445,6 +456,9 @@ fn rss_follows_key_and_reta_written_between_frames() {
                 h,
                 "step {step}: the hash in the write-back"
             );
+            // RSS type: UDP/IPv4 (7) or IPv4 (2).
+            let t = if mrqc == UDP { 7 } else { 2 };
+            assert_eq!(lo & 0xF, t, "step {step}: the RSS type");
         }
     }
     assert_no_violations(&sim);

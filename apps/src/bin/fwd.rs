@@ -431,7 +431,7 @@ fn run_threaded<'a, P: Platform, F: Forwarding<'a, P>>(
             let mut lane = lane_pacers.next();
             workers.push(scope.spawn(move || {
                 let mut fwd = F::new();
-                while !done.load(Ordering::Relaxed) {
+                'run: while !done.load(Ordering::Relaxed) {
                     if let Some(p) = lane.as_mut() {
                         p.tick();
                     }
@@ -447,7 +447,10 @@ fn run_threaded<'a, P: Platform, F: Forwarding<'a, P>>(
                                 (b > 0).then(|| b - b.min(batch_size as u64))
                             })
                         else {
-                            break;
+                            // The budget is spent (or held by a worker that will send it or
+                            // give it back): stop pumping this lane, whose frames would only
+                            // be dropped until the main thread sees the end.
+                            break 'run;
                         };
                         let reserved = before.min(batch_size as u64);
                         let sent = fwd.forward(rx, tx, reserved as usize).1 as u64;

@@ -314,10 +314,9 @@ fn rx_frame_inline(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
             let regs = &n.regs;
             n.rss.refresh(|off| regs[(off / 4) as usize], lane);
         }
-        if let Some((h, t)) = n.rss.hash(mrqc, frame, &p) {
+        if let Some((h, t, e)) = n.rss.select(mrqc, frame, &p) {
             hash = h;
             info |= t;
-            let e = n.rss.entry(h);
             queue = u16::from(e & 0xF);
             elsewhere = e & rss::RETA_FOREIGN != 0;
         }
