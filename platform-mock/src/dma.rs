@@ -335,8 +335,9 @@ impl DmaSpace {
     }
 
     /// The host address of `[bus, bus + len)` where it lies in one chunk (or window), as a
-    /// device access translates it: for the model reading a range (a descriptor ring) many
-    /// times within one register write with one look-up. `None` where a device access of
+    /// device access translates it (so `translate(bus + k, m)` is this pointer plus `k` for
+    /// every `k + m <= len`): for the model reading a range (a descriptor ring) many times
+    /// within one register write with one look-up. `None` where a device access of
     /// the whole range would fault. The address stays valid until a region is freed or a
     /// window unmapped, which no device access does.
     #[inline(always)]
@@ -429,22 +430,13 @@ impl DmaSpace {
         Ok(fault)
     }
 
-    /// The host address of `[bus, bus + len)` when it lies in one chunk or window (what
-    /// [`Self::translate`] gives, so `translate(bus + k, m)` is this pointer plus `k` for every
-    /// `k + m <= len`); `None` otherwise. The pointer stays valid until a region is freed or
-    /// a window unmapped (nothing the device side does).
-    #[inline(always)]
-    pub(crate) fn host_range(&mut self, bus: u64, len: usize) -> Option<*mut u8> {
-        self.translate(bus, len).ok()
-    }
-
     /// [`Self::receive_one`] for a descriptor whose host address is known (`desc`, from
-    /// [`Self::host_range`]): reads the buffer address, writes `data` there, writes the
+    /// [`Self::map_range`]): reads the buffer address, writes `data` there, writes the
     /// descriptor back as `lo`, `hi`; the buffer write's fault, if any (the descriptor is
     /// still written back).
     ///
     /// # Safety
-    /// `desc` must be valid for reading and writing 16 bytes (a pointer [`Self::host_range`]
+    /// `desc` must be valid for reading and writing 16 bytes (a pointer [`Self::map_range`]
     /// gave for a range covering the descriptor, no region freed or window unmapped since).
     #[inline(always)]
     pub(crate) unsafe fn receive_at(

@@ -160,7 +160,7 @@ fn rx_fast(n: &mut Nic, i: usize, core: &mut Core, frames: &[u8], len: usize) ->
     if count == 0 {
         return 0;
     }
-    let Some(ring) = core.dma.host_range(qs.ring, 16 * ring_len as usize) else {
+    let Some(ring) = core.dma.map_range(qs.ring, 16 * ring_len as usize) else {
         return 0;
     };
     let pcsd = s.pcsd;
@@ -188,7 +188,7 @@ fn rx_fast(n: &mut Nic, i: usize, core: &mut Core, frames: &[u8], len: usize) ->
         let hi = u64::from(status) | (len as u64) << 32;
         let lo = u64::from(p.pkt_type) | u64::from(hash) << 32;
         // SAFETY: `h < ring_len`: the descriptor's 16 bytes lie in the ring's
-        // `16 * ring_len` bytes `host_range` translated; nothing here frees a region or
+        // `16 * ring_len` bytes `map_range` translated; nothing here frees a region or
         // unmaps a window.
         let fault = unsafe {
             core.dma
