@@ -125,9 +125,13 @@ fn ip_checksum(hdr: &[u8]) -> u16 {
 pub struct LineRateSource {
     /// The last frame sent (or the template `build` made), its IPv4 header checksum valid.
     frame: Vec<u8>,
-    /// [`BURST`] frames back to back for [`TrafficSource::poll_bursts`], each a copy of
-    /// `frame` as `build` (or `with_src_mac`) left it, then the last frame sent from that
-    /// place: its IPv4 header checksum valid for its flow. Empty until the first burst.
+    /// Frames back to back for [`TrafficSource::poll_bursts`], each a copy of `frame` as
+    /// `build` (or `with_src_mac`) left it, then the last frame sent from that place: its
+    /// IPv4 header checksum valid for its flow. Empty until the first burst. With at most
+    /// [`WINDOW_FLOWS`] flows a window ([`LineRateSource::window_slots`]): slot `j` always
+    /// holds flow `j % flows`, so that a burst from flow `s` on is slots `s..`, and only
+    /// each frame's sequence number, payload and hash are written; otherwise [`BURST`]
+    /// slots, each frame written whole.
     slots: Vec<u8>,
     flows: u16,
     next_flow: u16,
@@ -211,6 +215,7 @@ impl LineRateSource {
     pub fn with_flows(mut self, flows: u16) -> Self {
         self.flows = flows.max(1);
         self.seqs = vec![0; usize::from(self.flows)];
+        self.slots.clear();
         self
     }
 
@@ -220,6 +225,7 @@ impl LineRateSource {
         self.flows = (ids.len().clamp(1, 65535)) as u16;
         self.seqs = vec![0; usize::from(self.flows)];
         self.ids = ids.to_vec();
+        self.slots.clear();
         self
     }
 
@@ -354,6 +360,21 @@ fn next_of(next_flow: &mut u16, flows: u16, seqs: &mut [u64], ids: &[u16]) -> (u
 /// Frames per call of `out` in [`LineRateSource`]'s [`TrafficSource::poll_bursts`].
 const BURST: usize = 32;
 
+/// Most flows for which [`LineRateSource`]'s burst slots are a window, one slot per flow
+/// and position (at most `2 * 64` frames: 1.2 MiB of 9724-byte frames).
+const WINDOW_FLOWS: usize = 64;
+
+/// The next frame's sequence number of flow state `next_flow` (of `flows`); advances to the
+/// frame after ([`next_of`] without the flow number).
+#[inline(always)]
+fn next_seq(next_flow: &mut u16, flows: u16, seqs: &mut [u64]) -> u64 {
+    let k = *next_flow;
+    *next_flow = if k + 1 == flows { 0 } else { k + 1 };
+    let seq = seqs[usize::from(k)];
+    seqs[usize::from(k)] += 1;
+    seq
+}
+
 /// Writes frame `seq` of flow `flow` over `f`, the last frame sent from this buffer (or the
 /// template), whose IPv4 header checksum is valid.
 #[inline(always)]
@@ -375,6 +396,13 @@ fn write_frame(f: &mut [u8], flow: u16, seq: u64) {
     }
     f[34..36].copy_from_slice(&(1000u16.wrapping_add(flow)).to_be_bytes());
     f[46..48].copy_from_slice(&flow.to_le_bytes());
+    write_seq(f, seq);
+}
+
+/// Writes sequence number `seq` over `f`, a frame [`write_frame`] wrote for its flow: the
+/// number, the payload that follows from it and the hash.
+#[inline(always)]
+fn write_seq(f: &mut [u8], seq: u64) {
     f[48..56].copy_from_slice(&seq.to_le_bytes());
     let mut x = seq as u8;
     for b in &mut f[56..] {
@@ -408,8 +436,13 @@ impl TrafficSource for LineRateSource {
         }
         let count = self.due(now_ps);
         let len = self.frame.len();
+        let window = usize::from(self.flows) <= WINDOW_FLOWS;
         if self.slots.is_empty() {
-            self.slots = self.frame.repeat(BURST);
+            self.slots = if window {
+                self.window_slots()
+            } else {
+                self.frame.repeat(BURST)
+            };
         }
         let mut left = count as usize;
         while left > 0 {
@@ -424,14 +457,42 @@ impl TrafficSource for LineRateSource {
                 ids,
                 ..
             } = self;
-            for f in slots[..k * len].chunks_exact_mut(len) {
-                let (flow, seq) = next_of(next_flow, *flows, seqs, ids);
-                write_frame(f, flow, seq);
-            }
-            out(&self.slots[..k * len], len);
+            let burst = if window {
+                // From the next flow's slot on: each slot already holds its flow's frame.
+                let at = usize::from(*next_flow) * len;
+                let burst = &mut slots[at..at + k * len];
+                for f in burst.chunks_exact_mut(len) {
+                    write_seq(f, next_seq(next_flow, *flows, seqs));
+                }
+                &*burst
+            } else {
+                for f in slots[..k * len].chunks_exact_mut(len) {
+                    let (flow, seq) = next_of(next_flow, *flows, seqs, ids);
+                    write_frame(f, flow, seq);
+                }
+                &slots[..k * len]
+            };
+            out(burst, len);
             left -= k;
         }
         self.sent(count, now_ps);
+    }
+}
+
+impl LineRateSource {
+    /// The window of burst slots ([`LineRateSource::slots`]) for at most [`WINDOW_FLOWS`]
+    /// flows: `flows * (BURST / flows rounded up, + 1)` frames, slot `j` written for flow
+    /// `j % flows` (so a burst of up to [`BURST`] frames from any flow on fits).
+    fn window_slots(&self) -> Vec<u8> {
+        let flows = usize::from(self.flows);
+        let n = flows * (BURST.div_ceil(flows) + 1);
+        let mut slots = self.frame.repeat(n);
+        for (j, f) in slots.chunks_exact_mut(self.frame.len()).enumerate() {
+            let k = j % flows;
+            let flow = self.ids.get(k).copied().unwrap_or(k as u16);
+            write_frame(f, flow, 0);
+        }
+        slots
     }
 }
 
