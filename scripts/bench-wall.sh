@@ -5,6 +5,7 @@
 #
 # Usage: scripts/bench-wall.sh [--batches "1 2 4 ..."] [--runs R] [--packets N] [--seconds S]
 #                              [--tsv FILE] [--bin PATH] [--no-queues] [--queues-only]
+#                              [--peer-gbps G]
 #
 # Batch sweep: `--sim-clock virtual --packets N` (deterministic work: the peer offers one batch
 # per port per loop iteration), timed from outside; start-up (pool and ring set-up, the virtual
@@ -12,7 +13,9 @@
 # Mpps = (N - 1000) / (t_run - median t_startup); min / median / max are printed.
 # Queues: `--sim-clock wall --seconds S --queues Q --json` for Q = 1 and 2, interleaved (1, 2,
 # 1, 2, ...: the machine's speed drifts), R runs each; Mpps = packets sent by both ports /
-# seconds. With 2 queues each worker thread drives its own lane of the simulator (one model
+# seconds, the peer offering G Gbit/s per port (`--sim-peer-gbps`, default 40: at 10, the
+# wire's rate, both ports carry at most 29.8 Mpps of 64-byte frames, which caps the 2-queue run
+# below twice the 1-queue one). With 2 queues each worker thread drives its own lane of the simulator (one model
 # instance per queue, docs/benchmarks.md "Multi-core scaling"). The ratio is 2 queues over 1
 # queue of each consecutive pair; min / median / max of each and of the ratio are printed,
 # with the load average before and after (other work on the machine skews both), and the CPU
@@ -27,6 +30,7 @@ SECONDS_Q=2
 TSV=""
 BIN=""
 QUEUES="1 2"
+PEER_GBPS=40
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --batches) BATCHES="$2"; shift 2 ;;
@@ -37,7 +41,8 @@ while [[ $# -gt 0 ]]; do
     --bin) BIN="$2"; shift 2 ;;  # an ixgbe-fwd built elsewhere (e.g. an older commit)
     --no-queues) QUEUES=""; shift ;;
     --queues-only) BATCHES=""; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --peer-gbps) PEER_GBPS="$2"; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "bench-wall: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -78,7 +83,8 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 if [[ -n "$QUEUES" ]]; then
   for i in $(seq "$RUNS"); do
     for q in $QUEUES; do
-      json=$("$BIN" sim sim --sim-clock wall --seconds "$SECONDS_Q" --queues "$q" --json 2>"$ERR" | tail -n 1)
+      json=$("$BIN" sim sim --sim-clock wall --seconds "$SECONDS_Q" --queues "$q" \
+        --sim-peer-gbps "$PEER_GBPS" --json 2>"$ERR" | tail -n 1)
       # The process's CPU time (all threads), from the human summary on stderr.
       cpu=$(sed -n 's/^\[cpu\] \([0-9.]*\) s CPU.*/\1/p' "$ERR" | tail -n 1)
       echo "queues $q $i ${cpu:-0} $json" >>"$OUT"
@@ -86,6 +92,7 @@ if [[ -n "$QUEUES" ]]; then
   done
 fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+[[ -n "$QUEUES" ]] && echo "queues: the peer offers $PEER_GBPS Gbit/s per port (--sim-peer-gbps)"
 
 python3 - "$OUT" "$PACKETS" "$TSV" "$(nproc)" "$LOAD_BEFORE" "$LOAD_AFTER" "$SECONDS_Q" <<'PY'
 import json, statistics, sys

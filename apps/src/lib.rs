@@ -138,6 +138,9 @@ pub struct SimEnv {
     pub macs: Vec<[u8; 6]>,
 }
 
+/// 10 GbE: the wire rate of the simulated peers unless told otherwise, in bit/s.
+pub const LINE_RATE_BPS: u64 = 10_000_000_000;
+
 impl SimEnv {
     /// Logs (at info level) what each simulated wire saw and any protocol violations (warn).
     pub fn log_diagnostics(&self, names: &[String]) {
@@ -154,22 +157,31 @@ impl SimEnv {
     /// sends. At most `max_burst` frames are offered per pump: a backlog beyond that (the
     /// program was slower than line rate) is skipped, not offered late.
     pub fn attach_forwarding_peer(&self, flows: u16, max_burst: u64) -> Arc<PeerCounters> {
-        self.attach_forwarding_peer_sized(flows, max_burst, platform_mock::traffic::MIN_FRAME)
+        self.attach_forwarding_peer_sized(
+            flows,
+            max_burst,
+            platform_mock::traffic::MIN_FRAME,
+            LINE_RATE_BPS,
+        )
     }
 
     /// [`SimEnv::attach_forwarding_peer`] with frames of `frame_size` bytes without FCS
-    /// (60..=9724; beyond 1514 only for ports with jumbo frames on, the others drop them).
+    /// (60..=9724; beyond 1514 only for ports with jumbo frames on, the others drop them),
+    /// offered at `rate_bps` per port on the wire ([`LINE_RATE_BPS`]: 10 GbE; more only to
+    /// measure without the wire's limit).
     pub fn attach_forwarding_peer_sized(
         &self,
         flows: u16,
         max_burst: u64,
         frame_size: usize,
+        rate_bps: u64,
     ) -> Arc<PeerCounters> {
         let counters = PeerCounters::new();
         for (&nic, &mac) in self.nics.iter().zip(&self.macs) {
             let source = LineRateSource::new(mac)
                 .with_frame_size(frame_size)
                 .with_flows(flows)
+                .with_rate_bps(rate_bps)
                 .with_max_burst(max_burst)
                 .with_counters(counters.clone());
             self.sim.attach_source(nic, Box::new(source));
@@ -181,7 +193,7 @@ impl SimEnv {
 
     /// [`SimEnv::attach_forwarding_peer_sized`] for a simulator with lanes: on every port and
     /// in every lane, a source offering the flows (of `flows`) that the port's RSS set-up
-    /// sends to that lane's queues, at that share of line rate, and a checking sink, so each
+    /// sends to that lane's queues, at that share of `rate_bps`, and a checking sink, so each
     /// lane's thread produces and checks its own queues' traffic. Call it once the devices
     /// are started (RSS programmed). One set of counters per lane (sum them for totals: a
     /// shared one would be written by every lane's thread for every frame).
@@ -190,6 +202,7 @@ impl SimEnv {
         flows: u16,
         max_burst: u64,
         frame_size: usize,
+        rate_bps: u64,
     ) -> Vec<Arc<PeerCounters>> {
         let lanes = self.sim.lanes();
         let counters: Vec<_> = (0..lanes).map(|_| PeerCounters::new()).collect();
@@ -206,7 +219,7 @@ impl SimEnv {
                 if ids.is_empty() {
                     continue;
                 }
-                let share = 10_000_000_000 * ids.len() as u64 / u64::from(flows.max(1));
+                let share = rate_bps * ids.len() as u64 / u64::from(flows.max(1));
                 let source = LineRateSource::new(mac)
                     .with_frame_size(frame_size)
                     .with_flow_ids(ids)

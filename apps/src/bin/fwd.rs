@@ -50,6 +50,12 @@ struct Args {
     #[arg(long, default_value_t = 60,
           value_parser = clap::value_parser!(u16).range(60..=9724))]
     frame_size: u16,
+    /// The simulated peer's offered rate per port in Gbit/s (`sim` only; default 10, the
+    /// 82599's line rate). More than 10 is more than a real wire carries: for measuring how
+    /// the forwarder scales over cores without the wire's limit (scripts/bench-wall.sh).
+    #[arg(long, default_value_t = 10,
+          value_parser = clap::value_parser!(u16).range(1..=400))]
+    sim_peer_gbps: u16,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -215,9 +221,10 @@ fn forward<P: InterruptPlatform>(
     let lanes = env.as_ref().map_or(1, |e| e.sim.lanes());
     // With lanes: each worker pumps its own lane, whose sources offer one batch per port per
     // pump, as the single thread does; the main thread only prints and watches the time.
+    let peer_bps = u64::from(all.sim_peer_gbps) * 1_000_000_000;
     let lane_peer = (lanes > 1).then(|| {
         let e = env.as_ref().expect("lanes only in sim mode");
-        e.attach_lane_peer(64, args.batch as u64, usize::from(all.frame_size))
+        e.attach_lane_peer(64, args.batch as u64, usize::from(all.frame_size), peer_bps)
     });
     let peer = env.as_ref().filter(|_| lanes == 1).map(|e| {
         // Single thread: at most one batch per port per pump, so a loop that keeps up loses
@@ -226,7 +233,7 @@ fn forward<P: InterruptPlatform>(
         // simulator busy generating frames that get dropped, holding its lock.
         let flows = if queues > 1 { 64 } else { 1 };
         let burst = args.batch as u64 * u64::from(queues);
-        e.attach_forwarding_peer_sized(flows, burst, usize::from(all.frame_size))
+        e.attach_forwarding_peer_sized(flows, burst, usize::from(all.frame_size), peer_bps)
     });
     let mut pacer = if lanes > 1 {
         Pacer::real()

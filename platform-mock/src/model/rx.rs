@@ -782,8 +782,8 @@ mod tests {
         (w, bus)
     }
 
-    /// Everything a received frame can change, of `w`'s NIC 0 (the DMA memory compared
-    /// apart), by name.
+    /// Everything a received frame can change, of `w`'s NIC 0 (the DMA memory, the
+    /// registers and the accumulators compared apart: [`same_registers`]), by name.
     fn rx_state(w: &World) -> Vec<(&'static str, String)> {
         let n = &w.nics[0];
         let held: Vec<_> = n
@@ -795,16 +795,7 @@ mod tests {
                 (m.queue, m.hash, m.info, m.csum, h.buf[..h.len].to_vec())
             })
             .collect();
-        let regs: Vec<(usize, u32)> = n
-            .regs
-            .iter()
-            .enumerate()
-            .filter(|r| *r.1 != 0)
-            .map(|(k, &v)| (4 * k, v))
-            .collect();
         vec![
-            ("registers", format!("{regs:x?}")),
-            ("accumulators", format!("{:?} {}", n.acc, n.acc_packets)),
             ("wire", format!("{:?}", n.wire)),
             (
                 "queues",
@@ -822,6 +813,31 @@ mod tests {
                 once.join(" ")
             }),
         ]
+    }
+
+    /// The registers and accumulators of NIC 0 of `a` and `b` are the same; otherwise the
+    /// first that differ (compared whole first: formatting the register file is slow under
+    /// Miri).
+    fn same_registers(a: &World, b: &World) -> Result<(), String> {
+        let (x, y) = (&a.nics[0], &b.nics[0]);
+        if x.regs[..] != y.regs[..] {
+            let k = (0..x.regs.len())
+                .find(|&k| x.regs[k] != y.regs[k])
+                .unwrap_or(0);
+            return Err(format!(
+                "register {:#x}: {:#x} against {:#x}",
+                4 * k,
+                x.regs[k],
+                y.regs[k]
+            ));
+        }
+        if x.acc[..] != y.acc[..] || x.acc_packets != y.acc_packets {
+            return Err(format!(
+                "accumulators\n{:?} {}\n{:?} {}",
+                x.acc, x.acc_packets, y.acc, y.acc_packets
+            ));
+        }
+        Ok(())
     }
 
     /// `rx_burst` (its fast runs, and `rx_frame` for what they decline) receives what
@@ -963,15 +979,16 @@ mod tests {
                     2 => 1020 + rnd(8) as usize,
                     _ => 60 + rnd(8) as usize,
                 };
-                let count = 1 + rnd(40) as usize;
+                let count = 1 + rnd(if cfg!(miri) { 12 } else { 40 }) as usize;
                 let mut frames = vec![0u8; len * count];
                 let kind = rnd(8);
                 let flows: Vec<Vec<u8>> = (0..1 + rnd(3))
                     .map(|_| (0..36).map(|_| rnd(256) as u8).collect())
                     .collect();
                 for f in frames.chunks_exact_mut(len) {
-                    for byte in f.iter_mut() {
-                        *byte = rnd(256) as u8;
+                    for bytes in f.chunks_mut(8) {
+                        let r = rnd(u64::MAX).to_le_bytes();
+                        bytes.copy_from_slice(&r[..bytes.len()]);
                     }
                     let da: [u8; 6] = match rnd(8) {
                         0 => [0xFF; 6],
@@ -1108,13 +1125,19 @@ mod tests {
                     n.clock.write(core, 0, now, TSYNCRXCTL, 0);
                 }
                 let [(a, _), (b, _)] = &mut worlds;
+                if let Err(e) = same_registers(a, b) {
+                    panic!("seed {seed} round {round}: {e}");
+                }
                 for ((name, x), (_, y)) in rx_state(a).into_iter().zip(rx_state(b)) {
                     assert!(x == y, "seed {seed} round {round}: {name}\n{x}\n{y}");
                 }
-                let (mut ma, mut mb) = (Vec::new(), Vec::new());
-                a.core.dma.read_append(bus, 1 << 18, &mut ma).unwrap();
-                b.core.dma.read_append(bus, 1 << 18, &mut mb).unwrap();
-                assert!(ma == mb, "seed {seed} round {round}: DMA memory");
+                // The DMA memory (under Miri, slow to compare, after the last round only).
+                if !cfg!(miri) || round + 1 == rounds {
+                    let (mut ma, mut mb) = (Vec::new(), Vec::new());
+                    a.core.dma.read_append(bus, 1 << 18, &mut ma).unwrap();
+                    b.core.dma.read_append(bus, 1 << 18, &mut mb).unwrap();
+                    assert!(ma == mb, "seed {seed} round {round}: DMA memory");
+                }
                 by_mode[mode].1 += count as u64;
             }
             by_mode[mode].0 += FAST_FRAMES.with(|c| c.take());
