@@ -448,6 +448,29 @@ impl Rss {
         got
     }
 
+    /// [`Rss::select`] for a frame of a run whose first frame went through it with `mrqc`
+    /// (no register written since: the set-up is fresh and the plans are for `mrqc`'s
+    /// enables), without checking either again. Debug builds check both, and compare the
+    /// result with the definition's.
+    #[inline(always)]
+    pub(crate) fn select_in_run(
+        &mut self,
+        mrqc: u32,
+        frame: &[u8],
+        p: &Parsed,
+    ) -> Option<(u32, u32, u8)> {
+        debug_assert!(!self.dirty && self.plans_for == mrqc & MRQC_FIELDS);
+        let got = self.select_planned(frame, p);
+        #[cfg(debug_assertions)]
+        {
+            let want = self
+                .hash(mrqc, frame, p)
+                .map(|(h, t)| (h, t, self.entry(h)));
+            assert!(got == want, "memoised RSS selection {got:x?} != {want:x?}");
+        }
+        got
+    }
+
     /// [`Rss::select`] once `plans` are for MRQC's enables.
     #[inline(always)]
     fn select_planned(&mut self, frame: &[u8], p: &Parsed) -> Option<(u32, u32, u8)> {

@@ -191,6 +191,7 @@ fn rx_fast(n: &mut Nic, i: usize, core: &mut Core, frames: &[u8], len: usize) ->
         ring_len,
         head,
         pcsd: s.pcsd,
+        mrqc: s.mrqc,
     };
     // Two loops: without RSS none of queue selection's work per frame.
     let (done, h) = if rss {
@@ -237,6 +238,8 @@ struct Run<'f> {
     ring_len: u32,
     head: u32,
     pcsd: bool,
+    /// MRQC, as the run's first frame was routed with.
+    mrqc: u32,
 }
 
 /// [`rx_fast`]'s frames into queue `run.q` while each one passes the filters and (`RSS`) RSS
@@ -251,6 +254,7 @@ fn rx_run<const RSS: bool>(n: &mut Nic, i: usize, core: &mut Core, run: Run) -> 
         ring_len,
         head,
         pcsd,
+        mrqc,
     } = run;
     let mut h = head;
     let mut done = 0usize;
@@ -260,11 +264,19 @@ fn rx_run<const RSS: bool>(n: &mut Nic, i: usize, core: &mut Core, run: Run) -> 
             break;
         }
         let (info, rss_hash) = if RSS {
-            let r = route(n, frame, &p);
-            if usize::from(r.queue) != q || r.elsewhere {
-                break;
+            // `route` without its per-run checks: the run's first frame went through it.
+            match n.rss.select_in_run(mrqc, frame, &p) {
+                Some((h, t, e)) if e == q as u8 => (p.pkt_type | t, h),
+                // Another queue, another lane's, or no hash (queue 0, which the first
+                // frame's route would have given the run: `route` decides again).
+                _ => {
+                    let r = route(n, frame, &p);
+                    if usize::from(r.queue) != q || r.elsewhere {
+                        break;
+                    }
+                    (r.info, r.hash)
+                }
             }
-            (r.info, r.hash)
         } else {
             (p.pkt_type, 0)
         };
