@@ -606,6 +606,31 @@ pub fn time_up_after_printing<P: Platform>(
 mod tests {
     use super::*;
 
+    /// The forwarding peer offers what its rate says: over 1 ms of virtual time, 14 881 frames
+    /// of 64 bytes (with FCS) per port at 10 Gbit/s, four times as many at 40 (the source
+    /// counts what it offers, taken or not).
+    #[test]
+    fn the_forwarding_peer_offers_its_rate() {
+        let offered = |bps: u64| {
+            let Opened::Sim { env, .. } =
+                open_devices_lanes(&[DevSpec::Sim, DevSpec::Sim], 1).expect("two sim ports")
+            else {
+                panic!("sim devices opened as Linux ones");
+            };
+            let c = env.attach_forwarding_peer_sized(1, u64::MAX, 60, bps);
+            env.sim.advance(std::time::Duration::from_millis(1));
+            c.snapshot().0
+        };
+        let (line, fast) = (offered(LINE_RATE_BPS), offered(4 * LINE_RATE_BPS));
+        // 10 Gbit/s over 84 bytes a frame (preamble, gap, FCS) is 14.88 Mpps; the first frame
+        // is due at time 0.
+        assert!((2 * 14_880..=2 * 14_882).contains(&line), "{line}");
+        assert!(
+            (4 * line - 8..=4 * line + 8).contains(&fast),
+            "{fast} against {line}"
+        );
+    }
+
     #[test]
     fn a_panic_in_any_thread_stops_every_loop() {
         stop_on_panic();
