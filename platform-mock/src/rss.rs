@@ -606,8 +606,9 @@ mod tests {
     }
 
     /// Every entry of a key's table is the definition's hash of its byte alone at its
-    /// position: all 36 positions and 256 values (under Miri three positions), for random
-    /// keys and the Microsoft verification key of §7.1.2.8.3.
+    /// position: all 36 positions and 256 values, for random keys and the Microsoft
+    /// verification key of §7.1.2.8.3 (under Miri the last position of that key: the shares
+    /// take one definition hash each).
     #[test]
     fn every_share_is_the_hash_of_its_byte_alone() {
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;
@@ -617,7 +618,7 @@ mod tests {
             0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
             0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
         ]];
-        for _ in 0..if cfg!(miri) { 1 } else { 4 } {
+        for _ in 0..if cfg!(miri) { 0 } else { 4 } {
             let mut key = [0u8; 40];
             for k in key.iter_mut() {
                 seed ^= seed << 13;
@@ -628,7 +629,7 @@ mod tests {
             keys.push(key);
         }
         let positions: Vec<usize> = if cfg!(miri) {
-            vec![0, 17, TABLE_BYTES - 1]
+            vec![TABLE_BYTES - 1]
         } else {
             (0..TABLE_BYTES).collect()
         };
@@ -640,7 +641,7 @@ mod tests {
                     input[i] = b as u8;
                     assert_eq!(
                         table.shares[i][b],
-                        toeplitz_bitwise(key, &input),
+                        toeplitz_bitwise(key, &input[..=i]),
                         "{key:x?} byte {i} = {b:#x}"
                     );
                 }
