@@ -362,6 +362,10 @@ fn identify(p: &SimPlatform) -> Result<u16, ()> {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "slow under Miri (1-2 min): bit-banged I2C, each access advancing the model"
+)]
 fn sfp_module_identifies_as_passive_da_core0() {
     let (sim, _nic, p) = one_nic();
     assert_eq!(identify(&p), Ok(3), "ixgbe_sfp_type_da_cu_core0");
@@ -397,6 +401,10 @@ fn sfp_id_page_check_codes() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "slow under Miri (1-2 min): bit-banged I2C, each access advancing the model"
+)]
 fn second_port_identifies_as_core1() {
     let sim = Sim::new();
     let nic = sim.add_nic(NicConfig {
@@ -424,6 +432,10 @@ fn empty_cage_does_not_answer() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "slow under Miri (1-2 min): bit-banged I2C, each access advancing the model"
+)]
 fn sr_module_identifies_as_srlr_under_intels_oui() {
     let sim = Sim::new();
     let nic = sim.add_nic(NicConfig::for_board(platform_mock::Board::X520Sr));
