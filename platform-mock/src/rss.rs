@@ -444,15 +444,7 @@ impl Rss {
         if self.plans_for != mrqc & MRQC_FIELDS {
             self.plan(mrqc);
         }
-        let got = self.select_planned(frame, p);
-        #[cfg(debug_assertions)]
-        {
-            let want = self
-                .hash(mrqc, frame, p)
-                .map(|(h, t)| (h, t, self.entry(h)));
-            assert!(got == want, "memoised RSS selection {got:x?} != {want:x?}");
-        }
-        got
+        self.select_in_run(mrqc, frame, p)
     }
 
     /// [`Rss::select`] for a frame of a run whose first frame went through it with `mrqc`
