@@ -14,9 +14,9 @@
 # Queues: `--sim-clock wall --seconds S --queues Q --json` for Q = 1 and 2, interleaved (1, 2,
 # 1, 2, ...: the machine's speed drifts), R runs each; Mpps = packets sent by both ports /
 # seconds, the peer offering G Gbit/s per port (`--sim-peer-gbps`, default 40: at 10, the
-# wire's rate, both ports carry at most 29.8 Mpps of 64-byte frames, which caps the 2-queue run
-# below twice the 1-queue one). With 2 queues each worker thread drives its own lane of the simulator (one model
-# instance per queue, docs/benchmarks.md "Multi-core scaling"). The ratio is 2 queues over 1
+# wire's rate, both ports carry at most 29.8 Mpps of 64-byte frames, which caps the 2-queue
+# run below twice the 1-queue one). With 2 queues each worker thread drives its own lane of
+# the simulator (one model instance per queue, docs/benchmarks.md "Multi-core scaling"). The ratio is 2 queues over 1
 # queue of each consecutive pair; min / median / max of each and of the ratio are printed,
 # with the load average before and after (other work on the machine skews both), and the CPU
 # time per packet (the process's, from its `[cpu]` line), which other work skews far less.

@@ -139,7 +139,7 @@ pub struct SimEnv {
 }
 
 /// 10 GbE: the wire rate of the simulated peers unless told otherwise, in bit/s.
-pub const LINE_RATE_BPS: u64 = 10_000_000_000;
+pub use platform_mock::traffic::LINE_RATE_BPS;
 
 impl SimEnv {
     /// Logs (at info level) what each simulated wire saw and any protocol violations (warn).

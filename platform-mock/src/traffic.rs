@@ -17,6 +17,8 @@ use crate::{TrafficSink, TrafficSource};
 const PAYLOAD: usize = 42;
 /// Smallest frame a [`LineRateSource`] can generate (without FCS).
 pub const MIN_FRAME: usize = 60;
+/// 10 GbE, in bit/s: the rate a [`LineRateSource`] offers unless told otherwise.
+pub const LINE_RATE_BPS: u64 = 10_000_000_000;
 /// Largest frame a [`LineRateSource`] can generate (without FCS): the largest a jumbo-enabled
 /// 82599 takes, MAXFRS.MFS 9728 with CRC (an MTU of 9710). Beyond 1514 the receiving NIC must
 /// have HLREG0.JUMBOEN set, or it drops the frames (ROC).
@@ -164,7 +166,7 @@ impl LineRateSource {
             counters: PeerCounters::new(),
         };
         s.build(dst_mac, [0x02, 0, 0, 0, 0, 0xFE], MIN_FRAME);
-        s.set_rate_bps(10_000_000_000);
+        s.set_rate_bps(LINE_RATE_BPS);
         s
     }
 
@@ -350,11 +352,14 @@ impl LineRateSource {
 #[inline(always)]
 fn next_of(next_flow: &mut u16, flows: u16, seqs: &mut [u64], ids: &[u16]) -> (u16, u64) {
     let k = *next_flow;
-    *next_flow = if k + 1 == flows { 0 } else { k + 1 };
-    let seq = seqs[usize::from(k)];
-    seqs[usize::from(k)] += 1;
-    let flow = ids.get(usize::from(k)).copied().unwrap_or(k);
-    (flow, seq)
+    let seq = next_seq(next_flow, flows, seqs);
+    (flow_id(ids, k), seq)
+}
+
+/// The flow number of flow state `k` ([`LineRateSource::with_flow_ids`]'s list, or `k`).
+#[inline(always)]
+fn flow_id(ids: &[u16], k: u16) -> u16 {
+    ids.get(usize::from(k)).copied().unwrap_or(k)
 }
 
 /// Frames per call of `out` in [`LineRateSource`]'s [`TrafficSource::poll_bursts`].
@@ -488,9 +493,7 @@ impl LineRateSource {
         let n = flows * (BURST.div_ceil(flows) + 1);
         let mut slots = self.frame.repeat(n);
         for (j, f) in slots.chunks_exact_mut(self.frame.len()).enumerate() {
-            let k = j % flows;
-            let flow = self.ids.get(k).copied().unwrap_or(k as u16);
-            write_frame(f, flow, 0);
+            write_frame(f, flow_id(&self.ids, (j % flows) as u16), 0);
         }
         slots
     }

@@ -416,7 +416,7 @@ fn rx_frame_inline(n: &mut Nic, i: usize, core: &mut Core, frame: &[u8]) {
 
 /// Where queue selection sends a frame (§7.1.2): with RSS (MRQC.MRQE = 0001b) the RETA entry
 /// of its hash, otherwise queue 0.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 struct Route {
     queue: u16,
     /// The RSS hash (0 without one).
