@@ -115,14 +115,20 @@ pub(crate) const RX_GOOD: u32 = RX_STATUS::DD::SET.value | RX_STATUS::EOP::SET.v
 /// unsigned compare of the length; everything else is decided out of line.
 #[inline(always)]
 pub(crate) fn decode_rx(word1: u64, buf_size: u32) -> RxWriteback {
+    match good_frame_len(word1, buf_size) {
+        Some(len) => RxWriteback::Frame(len),
+        None => decode_rx_slow(word1, buf_size),
+    }
+}
+
+/// [`decode_rx`]'s common case alone: the length of a complete good frame, `None` for any
+/// other write-back (for a loop that stops at the first one whatever it is, without a call).
+#[inline(always)]
+pub(crate) fn good_frame_len(word1: u64, buf_size: u32) -> Option<u16> {
     let status = word1 as u32;
     let len = (word1 >> 32) as u16;
     // `len - 1 < buf_size` is `0 < len <= buf_size` (len 0 wraps to u32::MAX).
-    if status & RX_CHECKED == RX_GOOD && u32::from(len).wrapping_sub(1) < buf_size {
-        RxWriteback::Frame(len)
-    } else {
-        decode_rx_slow(word1, buf_size)
-    }
+    (status & RX_CHECKED == RX_GOOD && u32::from(len).wrapping_sub(1) < buf_size).then_some(len)
 }
 
 /// Everything but a good frame: not done yet, or a write-back the driver rejects.

@@ -5,7 +5,9 @@ use core::time::Duration;
 
 use core::mem::MaybeUninit;
 
-use crate::descriptors::{decode_rx, rx_done, DescRing, DescRun, RxWriteback, DESC_SIZE};
+use crate::descriptors::{
+    decode_rx, good_frame_len, rx_done, DescRing, DescRun, RxWriteback, DESC_SIZE,
+};
 use crate::error::Error;
 use crate::mempool::{BufLayout, Packet, PoolCore};
 use crate::offload;
@@ -331,7 +333,6 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         // would otherwise make the compiler reload these fields every time.
         let ring = self.ring;
         let pool = self.pool;
-        let buf_size = pool.layout().buf_size();
         let old_len = out.len();
         let spare = out.spare_capacity_mut();
         // At most the ring's length - 1 frames per call, less the unarmed descriptors: those
@@ -351,11 +352,47 @@ impl<'a, P: Platform> RxQueue<'a, P> {
             return 0;
         }
         let start = usize::from(self.next);
+        // The common case in one run: up to `want` frames or the ring's end. Only when the
+        // run stopped at a written-back descriptor (the ring's end with more to come, or a
+        // write-back that is not a good frame) does the general loop go on.
+        let first = want.min(ring.mask() + 1 - start);
+        let run = ring.run(start, first);
+        let (mut received, mut bytes) =
+            Self::receive_run::<OFFLOADS>(&run, &mut spare[..first], pool, offload_mask);
+        let mut i = start + received;
+        if received < want && rx_done(ring.read_word1(i)) {
+            (received, i, bytes) =
+                self.receive_rest::<OFFLOADS>(spare, want, start, received, i, bytes);
+        }
+        // SAFETY: `received <= want <= spare.len()`, and the loop wrote each of the first
+        // `received` elements of the spare capacity (`receive_run` writes one element per
+        // descriptor it consumes, in order, and `received` adds up what it consumed), so
+        // elements `old_len..old_len + received` are initialised Packets nobody else owns.
+        unsafe { out.set_len(old_len + received) };
+        self.consumed(start, i);
+        self.counters.packets = self.counters.packets.wrapping_add(received as u64);
+        self.counters.bytes = self.counters.bytes.wrapping_add(bytes);
+        received
+    }
+
+    /// [`RxQueue::receive`] after its first run, which stopped at the written-back descriptor
+    /// `i` (free-running) with `received` of `want` frames (of `bytes`) taken since `start`:
+    /// goes on from descriptor 0 at the ring's end and drops the write-backs that are not good
+    /// frames. Returns the frames received, where the next call starts, and the bytes.
+    #[inline(never)]
+    fn receive_rest<const OFFLOADS: bool>(
+        &mut self,
+        spare: &mut [MaybeUninit<Packet<'a>>],
+        want: usize,
+        start: usize,
+        mut received: usize,
+        mut i: usize,
+        mut bytes: u64,
+    ) -> (usize, usize, u64) {
+        let (ring, pool, offload_mask) = (self.ring, self.pool, self.offload_mask);
+        let buf_size = pool.layout().buf_size();
         let ring_len = ring.mask() + 1;
-        let mut i = start;
-        let mut received = 0;
-        let mut bytes = 0u64;
-        // Hands out good frames, each round up to the ring's end at most (so the loop walks a
+        // Each round hands out good frames up to the ring's end at most (so the loop walks a
         // run without masking); the descriptors stay unarmed, for `rearm`. A round ends at the
         // first descriptor that is not a good frame; only a bad write-back or the ring's end
         // starts another. `want` bounds the descriptors read as well as the frames: after a
@@ -367,8 +404,9 @@ impl<'a, P: Platform> RxQueue<'a, P> {
             let room = want - received;
             let run = ring.run(pos, room.min(ring_len - pos));
             let dst = &mut spare[received..received + run.len()];
-            let got = Self::receive_run::<OFFLOADS>(&run, dst, pool, offload_mask, &mut bytes);
+            let (got, b) = Self::receive_run::<OFFLOADS>(&run, dst, pool, offload_mask);
             received += got;
+            bytes += b;
             i = i.wrapping_add(got);
             if got == run.len() && run.len() < room {
                 continue; // the ring's end: go on from descriptor 0
@@ -390,19 +428,11 @@ impl<'a, P: Platform> RxQueue<'a, P> {
                 }
             }
         }
-        // SAFETY: `received <= want <= spare.len()`, and the loop wrote each of the first
-        // `received` elements of the spare capacity (`receive_run` writes one element per
-        // descriptor it consumes, in order, and `received` adds up what it consumed), so
-        // elements `old_len..old_len + received` are initialised Packets nobody else owns.
-        unsafe { out.set_len(old_len + received) };
-        self.consumed(start, i);
-        self.counters.packets = self.counters.packets.wrapping_add(received as u64);
-        self.counters.bytes = self.counters.bytes.wrapping_add(bytes);
-        received
+        (received, i, bytes)
     }
 
     /// Hands out the good frames at the start of `run` (at most `dst.len()`), one packet each
-    /// into `dst`, adding their lengths to `bytes`; returns how many. Stops at the first
+    /// into `dst`; returns how many and their bytes. Stops at the first
     /// descriptor that is not a good frame. Out of line and without calls, so that its loop
     /// keeps everything in registers.
     #[inline(never)]
@@ -411,8 +441,7 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         dst: &mut [MaybeUninit<Packet<'a>>],
         pool: &'a PoolCore,
         offload_mask: u32,
-        bytes: &mut u64,
-    ) -> usize {
+    ) -> (usize, u64) {
         let layout = pool.layout();
         let buf_size = layout.buf_size();
         let n = dst.len().min(run.len());
@@ -431,9 +460,8 @@ impl<'a, P: Platform> RxQueue<'a, P> {
         #[allow(clippy::needless_range_loop)]
         for k in k..n {
             let word1 = run.read_word1(k);
-            let RxWriteback::Frame(len) = decode_rx(word1, buf_size) else {
-                *bytes += sum;
-                return k;
+            let Some(len) = good_frame_len(word1, buf_size) else {
+                return (k, sum);
             };
             let index = run.side(k);
             let data = layout.buf_ptr(index);
@@ -446,8 +474,7 @@ impl<'a, P: Platform> RxQueue<'a, P> {
             dst[k].write(Packet::from_rx(pool, data, index, len, flags, vlan));
             sum += u64::from(len);
         }
-        *bytes += sum;
-        n
+        (n, sum)
     }
 
     /// [`RxQueue::receive_run`]'s vector part: hands out the frames at the start of `run` four
@@ -776,27 +803,17 @@ mod tests {
             let run = q.ring.run(first, len);
             let mut a = [const { MaybeUninit::uninit() }; 64];
             let mut b = [const { MaybeUninit::uninit() }; 64];
-            let (mut bytes_a, mut bytes_b) = (0, 0);
-            let na = RxQueue::<FakePlatform>::receive_run::<false>(
-                &run,
-                &mut a[..len],
-                q.pool,
-                0,
-                &mut bytes_a,
-            );
-            let nb = RxQueue::<FakePlatform>::receive_run::<true>(
-                &run,
-                &mut b[..len],
-                q.pool,
-                0,
-                &mut bytes_b,
-            );
+            let (na, bytes_a) =
+                RxQueue::<FakePlatform>::receive_run::<false>(&run, &mut a[..len], q.pool, 0);
+            let (nb, bytes_b) =
+                RxQueue::<FakePlatform>::receive_run::<true>(&run, &mut b[..len], q.pool, 0);
             // Both stop where the reference decode first says anything but a good frame.
             let expect = (0..len)
                 .find(|&k| !matches!(decode_rx(run.read_word1(k), 2048), RxWriteback::Frame(_)))
                 .unwrap_or(len);
             assert_eq!((na, nb), (expect, expect), "case {case}");
-            assert_eq!(bytes_a, bytes_b, "case {case}");
+            let lengths: u64 = (0..na).map(|k| (run.read_word1(k) >> 32) & 0xFFFF).sum();
+            assert_eq!((bytes_a, bytes_b), (lengths, lengths), "case {case}");
             for k in 0..na {
                 // SAFETY: receive_run wrote the first `na` (= `nb`) elements of both.
                 let (x, y) = unsafe { (a[k].assume_init_ref(), b[k].assume_init_ref()) };

@@ -442,27 +442,18 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             return 0;
         }
         let start = usize::from(self.tail);
-        let ring_len = ring.mask() + 1;
-        let mut sent = 0;
-        let mut bytes = 0u64;
+        // Each run of descriptors is at most 32, up to the ring's end (then from descriptor 0),
+        // cut short by a packet that needs padding, which is padded and goes in the next run.
+        // Each run ends with RS: one per 32 descriptors, one per call, and rarely one more (at
+        // the ring's end, before a padded packet). The common case is one run.
+        let first = n.min(ring.mask() + 1 - start).min(RS_EVERY);
+        let (mut sent, mut bytes) = self.send_run(start, &mut packets[..first]);
         let mut runt = false;
-        while sent < n {
-            // A run of at most 32, up to the ring's end (then from descriptor 0), cut short by
-            // a packet that needs padding, which is padded here and goes in the next run. Each
-            // run ends with RS: one per 32 descriptors, one per call, and rarely one more (at
-            // the ring's end, before a padded packet).
-            let pos = (start + sent) & ring.mask();
-            let end = n.min(sent + ring_len - pos).min(sent + RS_EVERY);
-            let (k, b) = self.send_run(pos, &mut packets[sent..end]);
-            sent += k;
-            bytes += b;
-            if sent < end && pad(&mut packets[sent]).is_none() {
-                runt = true;
-                break;
-            }
+        if sent < n {
+            (sent, bytes, runt) = self.send_rest(&mut packets[..n], start, first, sent, bytes);
         }
         // SAFETY: `sent <= packets.len()`, and packets 0..sent gave their buffers to the ring
-        // (their slots hold pool and index). Nothing between the loop above and this can panic.
+        // (their slots hold pool and index). Nothing between the runs above and this can panic.
         unsafe { Self::forget_sent(packets, sent) };
         if sent > 0 {
             self.write_tail(start + sent);
@@ -473,6 +464,38 @@ impl<'a, P: Platform> TxQueue<'a, P> {
             self.drop_runt(packets);
         }
         sent
+    }
+
+    /// [`TxQueue::tx_batch`] after its first run, which ended at `end` with `sent` packets
+    /// (of `bytes`) written from `start` on: pads the packet that cut it short, if any, and
+    /// writes the rest of `packets` in more runs. Returns the packets written, their bytes, and
+    /// whether the packet at `sent` is a runt that cannot be padded.
+    #[inline(never)]
+    fn send_rest(
+        &mut self,
+        packets: &mut [Packet<'a>],
+        start: usize,
+        mut end: usize,
+        mut sent: usize,
+        mut bytes: u64,
+    ) -> (usize, u64, bool) {
+        let ring_len = self.ring.mask() + 1;
+        loop {
+            if sent < end && pad(&mut packets[sent]).is_none() {
+                return (sent, bytes, true);
+            }
+            if sent >= packets.len() {
+                return (sent, bytes, false);
+            }
+            let pos = (start + sent) & self.ring.mask();
+            end = packets
+                .len()
+                .min(sent + ring_len - pos)
+                .min(sent + RS_EVERY);
+            let (k, b) = self.send_run(pos, &mut packets[sent..end]);
+            sent += k;
+            bytes += b;
+        }
     }
 
     /// Writes one descriptor per packet of `packets` into the ring from position `pos` on (no
