@@ -513,16 +513,18 @@ impl<'a, P: Platform> TxQueue<'a, P> {
         let (packets, owners) = (&packets[..n], &mut owners[..n]);
         let mut bytes = 0u64;
         let mut k = 0;
-        // Two at a time while both are long enough: one loop test per two packets.
-        for (pair, own) in packets.chunks_exact(2).zip(owners.chunks_exact_mut(2)) {
-            if pair[0].len() < MIN_PAYLEN as usize || pair[1].len() < MIN_PAYLEN as usize {
+        // Two at a time while both are long enough: one loop test per two packets. Indices,
+        // not chunks: with `k + 1 < n` the compiler sees every access in bounds.
+        while k + 1 < n {
+            if packets[k].len() < MIN_PAYLEN as usize || packets[k + 1].len() < MIN_PAYLEN as usize
+            {
                 break;
             }
-            for ((packet, owner), j) in pair.iter().zip(own).zip(0..2) {
-                let (pool, index, len) = packet.raw_parts();
-                run.write(k + j, pool.phys(index), tx_word1_without_rs(len));
-                run.set_side(k + j, index);
-                *owner = pool;
+            for j in k..k + 2 {
+                let (pool, index, len) = packets[j].raw_parts();
+                run.write(j, pool.phys(index), tx_word1_without_rs(len));
+                run.set_side(j, index);
+                owners[j] = pool;
                 bytes += u64::from(len);
             }
             k += 2;
