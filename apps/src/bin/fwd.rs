@@ -365,11 +365,19 @@ fn run_single<'a, P: Platform, F: Forwarding<'a, P>>(
     // Device d forwards to device d + 1: rotate the Tx queues once so that pairs line up and
     // the loop needs no division per batch (rotated back below).
     tx.rotate_left(1);
+    // A round of full batches cannot pass the packet limit: no per-batch check needed.
+    let full_round = (batch_size as u64).saturating_mul(rx.len() as u64);
     loop {
         pacer.tick();
-        for (rx, tx) in rx.iter_mut().zip(tx.iter_mut()) {
-            let max = (batch_size as u64).min(limits.remaining(forwarded)) as usize;
-            forwarded += fwd.forward(rx, tx, max).1 as u64;
+        if limits.remaining(forwarded) >= full_round {
+            for (rx, tx) in rx.iter_mut().zip(tx.iter_mut()) {
+                forwarded += fwd.forward(rx, tx, batch_size).1 as u64;
+            }
+        } else {
+            for (rx, tx) in rx.iter_mut().zip(tx.iter_mut()) {
+                let max = (batch_size as u64).min(limits.remaining(forwarded)) as usize;
+                forwarded += fwd.forward(rx, tx, max).1 as u64;
+            }
         }
         iteration += 1;
         if limits.remaining(forwarded) == 0 {
