@@ -73,7 +73,8 @@ pub(crate) fn filter_and_parse(n: &mut Nic, frame: &[u8]) -> (bool, rss::Parsed)
 /// Two parses are the same.
 #[cfg(any(debug_assertions, test))]
 fn same(a: &rss::Parsed, b: &rss::Parsed) -> bool {
-    (a.pkt_type, a.ip, a.l3, a.l4, a.proto) == (b.pkt_type, b.ip, b.l3, b.l4, b.proto)
+    (a.pkt_type, a.ip, a.l3, a.l4, a.proto, a.v4_plain)
+        == (b.pkt_type, b.ip, b.l3, b.l4, b.proto, b.v4_plain)
 }
 
 #[cfg(test)]
