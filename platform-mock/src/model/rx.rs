@@ -270,7 +270,7 @@ fn rx_run<const RSS: bool>(n: &mut Nic, i: usize, core: &mut Core, run: Run) -> 
                 // Another queue, another lane's, or no hash (queue 0, which the first
                 // frame's route would have given the run: `route` decides again).
                 _ => {
-                    let r = route(n, frame, &p);
+                    let r = route_again(n, frame, &p);
                     if usize::from(r.queue) != q || r.elsewhere {
                         break;
                     }
@@ -451,6 +451,16 @@ fn route(n: &mut Nic, frame: &[u8], p: &rss::Parsed) -> Route {
         }
     }
     r
+}
+
+/// [`route`] out of line, for a frame of a receive run that the run's selection did not send
+/// to the run's queue: one RSS sends elsewhere (it ends the run) or one without a hash (it
+/// joins a run of queue 0). The run's loop keeps its registers for the frames RSS sends to
+/// its queue.
+#[cold]
+#[inline(never)]
+fn route_again(n: &mut Nic, frame: &[u8], p: &rss::Parsed) -> Route {
+    route(n, frame, p)
 }
 
 /// A frame of `wlen` bytes with CRC (`frame`, at least 14 bytes, without) is longer than
