@@ -364,10 +364,11 @@ impl<'a, P: Platform> RxQueue<'a, P> {
             (received, i, bytes) =
                 self.receive_rest::<OFFLOADS>(spare, want, start, received, i, bytes);
         }
-        // SAFETY: `received <= want <= spare.len()`, and the loop wrote each of the first
+        // SAFETY: `received <= want <= spare.len()`, and the runs wrote each of the first
         // `received` elements of the spare capacity (`receive_run` writes one element per
-        // descriptor it consumes, in order, and `received` adds up what it consumed), so
-        // elements `old_len..old_len + received` are initialised Packets nobody else owns.
+        // descriptor it consumes, in order, from the element at `received` on, here and in
+        // `receive_rest`, and `received` adds up what it consumed), so elements
+        // `old_len..old_len + received` are initialised Packets nobody else owns.
         unsafe { out.set_len(old_len + received) };
         self.consumed(start, i);
         self.counters.packets = self.counters.packets.wrapping_add(received as u64);
