@@ -176,7 +176,9 @@ pub(crate) struct Parsed {
     /// IP protocol / next header.
     pub proto: u8,
     /// An untagged IPv4 frame without options and with an L4 header: the IPv4 RSS input
-    /// (addresses, then ports) is bytes 26..38, all inside the frame.
+    /// (addresses, then ports) is bytes 26..38, all inside the frame. The same as `ip == 4 &&
+    /// l3 == 14 && l4 == Some(34)`, kept as one flag because testing that per frame cost the
+    /// 2-queue receive loop 5 instructions more.
     pub v4_plain: bool,
 }
 
@@ -483,23 +485,24 @@ impl Rss {
             return None;
         }
         let h = if plan & PLAN_V6 == 0 {
-            if p.v4_plain && plan & PLAN_PORTS != 0 {
+            let (addrs, ports) = if p.v4_plain && plan & PLAN_PORTS != 0 {
                 // The common layout (no VLAN tag, no IP options): addresses and ports are
                 // bytes 26..38, read with one bounds check.
                 let input: &[u8; 12] = frame.get(26..38)?.try_into().ok()?;
                 let (addrs, ports) = input.split_first_chunk::<8>()?;
                 let ports: &[u8; 4] = ports.try_into().ok()?;
-                let h = self.hash_v4(u64::from_le_bytes(*addrs), u32::from_le_bytes(*ports));
-                return self.selected(h, t);
-            }
-            // The parser saw 20 header bytes; the ports only for an L4 offset.
-            let at = p.l3 + 12;
-            let addrs = u64::from_le_bytes(frame.get(at..at + 8)?.try_into().ok()?);
-            let ports = if plan & PLAN_PORTS != 0 {
-                let l4 = p.l4?;
-                u32::from_le_bytes(frame.get(l4..l4 + 4)?.try_into().ok()?)
+                (u64::from_le_bytes(*addrs), u32::from_le_bytes(*ports))
             } else {
-                0
+                // The parser saw 20 header bytes; the ports only for an L4 offset.
+                let at = p.l3 + 12;
+                let addrs = u64::from_le_bytes(frame.get(at..at + 8)?.try_into().ok()?);
+                let ports = if plan & PLAN_PORTS != 0 {
+                    let l4 = p.l4?;
+                    u32::from_le_bytes(frame.get(l4..l4 + 4)?.try_into().ok()?)
+                } else {
+                    0
+                };
+                (addrs, ports)
             };
             self.hash_v4(addrs, ports)
         } else {
@@ -515,12 +518,6 @@ impl Rss {
                 h
             }
         };
-        self.selected(h, t)
-    }
-
-    /// [`Rss::select_planned`]'s result for hash `h` of RSS type `t`.
-    #[inline(always)]
-    fn selected(&self, h: u32, t: u32) -> Option<(u32, u32, u8)> {
         Some((h, t, self.entry(h)))
     }
 
