@@ -369,15 +369,14 @@ fn run_single<'a, P: Platform, F: Forwarding<'a, P>>(
     let full_round = (batch_size as u64).saturating_mul(rx.len() as u64);
     loop {
         pacer.tick();
-        if limits.remaining(forwarded) >= full_round {
-            for (rx, tx) in rx.iter_mut().zip(tx.iter_mut()) {
-                forwarded += fwd.forward(rx, tx, batch_size).1 as u64;
-            }
-        } else {
-            for (rx, tx) in rx.iter_mut().zip(tx.iter_mut()) {
-                let max = (batch_size as u64).min(limits.remaining(forwarded)) as usize;
-                forwarded += fwd.forward(rx, tx, max).1 as u64;
-            }
+        let full = limits.remaining(forwarded) >= full_round;
+        for (rx, tx) in rx.iter_mut().zip(tx.iter_mut()) {
+            let max = if full {
+                batch_size
+            } else {
+                (batch_size as u64).min(limits.remaining(forwarded)) as usize
+            };
+            forwarded += fwd.forward(rx, tx, max).1 as u64;
         }
         iteration += 1;
         if limits.remaining(forwarded) == 0 {
